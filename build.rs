@@ -1,0 +1,57 @@
+//! Build facts for `functiongraph_exporter_build_info` and `--version`
+//! (git revision, rustc version), and whether `promtool` is installed, so
+//! the tests that need it are reported as ignored, not passed, without it.
+
+use std::path::Path;
+use std::process::Command;
+
+fn main() {
+    println!("cargo::rerun-if-changed=.git/HEAD");
+    println!("cargo::rerun-if-changed=.git/refs/heads");
+    println!("cargo::rerun-if-env-changed=FGE_REVISION");
+    println!("cargo::rerun-if-env-changed=PATH");
+    println!("cargo::rerun-if-env-changed=FGE_REQUIRE_PROMTOOL");
+
+    let revision = std::env::var("FGE_REVISION")
+        .ok()
+        .or_else(|| output("git", &["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo::rustc-env=FGE_REVISION={revision}");
+
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let rustc_version = output(&rustc, &["--version"])
+        .and_then(|v| v.split_whitespace().nth(1).map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo::rustc-env=FGE_RUSTC_VERSION={rustc_version}");
+
+    println!("cargo::rustc-check-cfg=cfg(has_promtool)");
+    match find("promtool") {
+        Some(path) => {
+            println!("cargo::rustc-cfg=has_promtool");
+            println!("cargo::rustc-env=FGE_PROMTOOL={path}");
+        }
+        None if std::env::var_os("FGE_REQUIRE_PROMTOOL").is_some() => {
+            panic!("FGE_REQUIRE_PROMTOOL is set but promtool is not on PATH");
+        }
+        None => {
+            println!("cargo::warning=promtool not found: the tests that need it will be ignored");
+        }
+    }
+}
+
+fn output(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn find(binary: &str) -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(binary))
+        .find(|p| p.is_file())
+        .and_then(|p| p.to_str().map(str::to_owned))
+        .filter(|p| Path::new(p).is_absolute())
+}

@@ -1,0 +1,419 @@
+//! The FunctionGraph API client: one per project, typed endpoints, typed
+//! errors.
+//!
+//! Every request goes through [`Client::get`]: it waits for a slot of the
+//! global concurrency bound, builds the URL from an already encoded path and
+//! a canonical query string (so what is sent is exactly what AK/SK signing
+//! covers), applies credentials, enforces the per-request timeout and body
+//! size cap, reports the outcome to an [`ApiObserver`] and decodes the body
+//! tolerantly. The client knows nothing of Prometheus: the observer is how
+//! request counts and durations leave it.
+
+pub mod auth;
+pub mod error;
+pub mod model;
+pub mod paginate;
+pub mod query;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+
+pub use auth::Credentials;
+pub use error::{ApiError, ApiErrorKind};
+pub use paginate::{Page, Paged, paginate};
+pub use query::Query;
+
+use crate::timefmt::format_query_time;
+use crate::urn::{FunctionUrn, encode_component};
+use model::{AsyncInvocation, CodeBody, FunctionRecord, SnapshotBody, VersionRecord};
+
+/// The API endpoints the exporter calls, named as they appear in the
+/// `endpoint` label of its own metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Endpoint {
+    ListFunctions,
+    AsyncInvocations,
+    Versions,
+    Code,
+    SnapshotState,
+    SnapshotEnable,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 6] = [
+        Endpoint::ListFunctions,
+        Endpoint::AsyncInvocations,
+        Endpoint::Versions,
+        Endpoint::Code,
+        Endpoint::SnapshotState,
+        Endpoint::SnapshotEnable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::ListFunctions => "list_functions",
+            Endpoint::AsyncInvocations => "async_invocations",
+            Endpoint::Versions => "versions",
+            Endpoint::Code => "code",
+            Endpoint::SnapshotState => "snapshot_state",
+            Endpoint::SnapshotEnable => "snapshot_enable",
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The two actions of the snapshot endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotAction {
+    /// Snapshot creation status.
+    State,
+    /// Whether snapshot-based cold start is switched on.
+    EnableSnapshot,
+}
+
+impl SnapshotAction {
+    fn path(self) -> &'static str {
+        match self {
+            SnapshotAction::State => "state",
+            SnapshotAction::EnableSnapshot => "enableSnapshot",
+        }
+    }
+
+    fn endpoint(self) -> Endpoint {
+        match self {
+            SnapshotAction::State => Endpoint::SnapshotState,
+            SnapshotAction::EnableSnapshot => Endpoint::SnapshotEnable,
+        }
+    }
+}
+
+/// Receives the outcome of every request: how the exporter counts its API
+/// cost without the client knowing about metrics.
+pub trait ApiObserver: Send + Sync + 'static {
+    /// `outcome` is the HTTP status code as text, or `timeout` / `error`
+    /// when no status arrived.
+    fn observe(&self, endpoint: Endpoint, outcome: &str, elapsed: Duration);
+}
+
+/// An observer that drops everything.
+pub struct NoopObserver;
+
+impl ApiObserver for NoopObserver {
+    fn observe(&self, _: Endpoint, _: &str, _: Duration) {}
+}
+
+/// How to reach one project's API.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// `scheme://host[:port]`, without a trailing slash.
+    pub endpoint: String,
+    pub project_id: String,
+    /// Per request, from the first byte sent to the last byte read.
+    pub timeout: Duration,
+    /// Responses larger than this are refused.
+    pub max_body_bytes: usize,
+}
+
+/// Parameters of one async-invocations page request.
+#[derive(Debug, Clone, Default)]
+pub struct AsyncQuery<'a> {
+    pub marker: u64,
+    pub limit: u32,
+    pub status: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    /// Unix seconds, sent as `YYYY-MM-DDTHH:MM:SS` UTC.
+    pub begin: Option<i64>,
+    pub end: Option<i64>,
+}
+
+/// A client for one project.
+pub struct Client {
+    http: reqwest::Client,
+    options: ClientOptions,
+    credentials: Credentials,
+    /// The global bound on API requests in flight, shared by all clients.
+    permits: Arc<Semaphore>,
+    observer: Arc<dyn ApiObserver>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("options", &self.options)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("building the http client: {0}")]
+pub struct BuildError(#[from] reqwest::Error);
+
+impl Client {
+    pub fn new(
+        options: ClientOptions,
+        credentials: Credentials,
+        permits: Arc<Semaphore>,
+        observer: Arc<dyn ApiObserver>,
+    ) -> Result<Self, BuildError> {
+        let mut headers = HeaderMap::new();
+        // The API documents Content-Type as mandatory, even on GET.
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Ok(v) = HeaderValue::from_str(&options.project_id) {
+            headers.insert("x-project-id", v);
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!(
+                "functiongraph_exporter/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .default_headers(headers)
+            .gzip(true)
+            .connect_timeout(options.timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()?;
+        Ok(Self {
+            http,
+            options,
+            credentials,
+            permits,
+            observer,
+        })
+    }
+
+    pub fn project_id(&self) -> &str {
+        &self.options.project_id
+    }
+
+    fn function_path(&self, urn: &FunctionUrn, rest: &str) -> String {
+        format!(
+            "/v2/{}/fgs/functions/{}/{rest}",
+            encode_component(&self.options.project_id),
+            urn.path_segment()
+        )
+    }
+
+    /// `GET .../async-invocations`: one page.
+    pub async fn async_invocations(
+        &self,
+        urn: &FunctionUrn,
+        q: &AsyncQuery<'_>,
+    ) -> Result<Page<AsyncInvocation>, ApiError> {
+        let query = Query::new()
+            .with("marker", q.marker.to_string())
+            .with("limit", q.limit.to_string())
+            .with_opt("status", q.status)
+            .with_opt("request_id", q.request_id)
+            .with_opt("query_begin_time", q.begin.map(format_query_time))
+            .with_opt("query_end_time", q.end.map(format_query_time));
+        let path = self.function_path(urn, "async-invocations");
+        let body: model::AsyncInvocationsBody =
+            self.get(Endpoint::AsyncInvocations, &path, &query).await?;
+        Ok(body.into())
+    }
+
+    /// `GET .../versions`: one page.
+    pub async fn versions(
+        &self,
+        urn: &FunctionUrn,
+        marker: u64,
+        maxitems: u32,
+    ) -> Result<Page<VersionRecord>, ApiError> {
+        let query = Query::new()
+            .with("marker", marker.to_string())
+            .with("maxitems", maxitems.to_string());
+        let path = self.function_path(urn, "versions");
+        let body: model::VersionsBody = self.get(Endpoint::Versions, &path, &query).await?;
+        Ok(body.into())
+    }
+
+    /// `GET .../code`.
+    pub async fn code(&self, urn: &FunctionUrn) -> Result<CodeBody, ApiError> {
+        let path = self.function_path(urn, "code");
+        self.get(Endpoint::Code, &path, &Query::new()).await
+    }
+
+    /// `GET .../snapshots/{action}`.
+    pub async fn snapshot(
+        &self,
+        urn: &FunctionUrn,
+        action: SnapshotAction,
+    ) -> Result<SnapshotBody, ApiError> {
+        let path = self.function_path(urn, &format!("snapshots/{}", action.path()));
+        self.get(action.endpoint(), &path, &Query::new()).await
+    }
+
+    /// `GET /v2/{project_id}/fgs/functions`: one page.
+    pub async fn functions(
+        &self,
+        marker: u64,
+        maxitems: u32,
+        package: Option<&str>,
+    ) -> Result<Page<FunctionRecord>, ApiError> {
+        let query = Query::new()
+            .with("marker", marker.to_string())
+            .with("maxitems", maxitems.to_string())
+            .with_opt("package_name", package);
+        let path = format!(
+            "/v2/{}/fgs/functions",
+            encode_component(&self.options.project_id)
+        );
+        let body: model::FunctionsBody = self.get(Endpoint::ListFunctions, &path, &query).await?;
+        Ok(body.into())
+    }
+
+    /// Sends one GET and decodes a success body as `T`.
+    ///
+    /// `path` must already be percent-encoded; `query` is sent in canonical
+    /// form. Errors carry the endpoint, status, `error_code` and request id.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        path: &str,
+        query: &Query,
+    ) -> Result<T, ApiError> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ApiError::new(endpoint, ApiErrorKind::Cancelled))?;
+        let started = Instant::now();
+        let exchanged =
+            tokio::time::timeout(self.options.timeout, self.exchange(endpoint, path, query)).await;
+        drop(permit);
+        let elapsed = started.elapsed();
+        let exchanged = match exchanged {
+            Ok(r) => r,
+            Err(_) => Err(Exchange {
+                status: None,
+                request_id: None,
+                kind: ApiErrorKind::Timeout(self.options.timeout),
+            }),
+        };
+        match exchanged {
+            Ok((status, request_id, body)) => {
+                self.observer.observe(endpoint, status.as_str(), elapsed);
+                decode(endpoint, request_id, &body)
+            }
+            Err(e) => {
+                let outcome = match (&e.status, &e.kind) {
+                    (Some(s), _) => s.as_str().to_owned(),
+                    (None, ApiErrorKind::Timeout(_)) => "timeout".to_owned(),
+                    (None, _) => "error".to_owned(),
+                };
+                self.observer.observe(endpoint, &outcome, elapsed);
+                Err(ApiError {
+                    endpoint,
+                    request_id: e.request_id,
+                    kind: e.kind,
+                })
+            }
+        }
+    }
+
+    async fn exchange(
+        &self,
+        endpoint: Endpoint,
+        path: &str,
+        query: &Query,
+    ) -> Result<(reqwest::StatusCode, Option<String>, Bytes), Exchange> {
+        let canonical = query.canonical();
+        let url = if canonical.is_empty() {
+            format!("{}{path}", self.options.endpoint)
+        } else {
+            format!("{}{path}?{canonical}", self.options.endpoint)
+        };
+        let request = self.credentials.apply(self.http.get(&url));
+        let mut response = request.send().await.map_err(|e| Exchange {
+            status: None,
+            request_id: None,
+            kind: ApiErrorKind::Transport(error_chain(&e)),
+        })?;
+        let status = response.status();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(error::shorten);
+        let fail = |kind| Exchange {
+            status: Some(status),
+            request_id: request_id.clone(),
+            kind,
+        };
+        let limit = self.options.max_body_bytes;
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(fail(ApiErrorKind::TooLarge { limit }));
+        }
+        let mut body = BytesMut::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > limit {
+                        return Err(fail(ApiErrorKind::TooLarge { limit }));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(fail(ApiErrorKind::Transport(error_chain(&e)))),
+            }
+        }
+        if !status.is_success() {
+            let (code, message) = error::parse_error_body(&body);
+            return Err(fail(ApiErrorKind::Status {
+                status: status.as_u16(),
+                code,
+                message,
+            }));
+        }
+        tracing::trace!(%endpoint, %url, status = status.as_u16(), bytes = body.len(), "api response");
+        Ok((status, request_id, body.freeze()))
+    }
+}
+
+/// A failed exchange before it is attributed to an endpoint.
+struct Exchange {
+    status: Option<reqwest::StatusCode>,
+    request_id: Option<String>,
+    kind: ApiErrorKind,
+}
+
+fn decode<T: DeserializeOwned>(
+    endpoint: Endpoint,
+    request_id: Option<String>,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| ApiError {
+        endpoint,
+        request_id,
+        kind: ApiErrorKind::Decode(e.to_string()),
+    })
+}
+
+/// An error and its causes on one line: reqwest's top-level message alone
+/// ("error sending request") does not say what happened.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,280 @@
+//! Response bodies as the API sends them, decoded tolerantly.
+//!
+//! Only the fields the exporter uses are declared: a field it does not read
+//! cannot break decoding. Every declared field is optional (example bodies
+//! in the docs omit fields the schema lists), `null` counts as absent, and
+//! `next_marker` is accepted as a number or a string (reference, section 8,
+//! gotcha 1). A field that is present with the wrong type is an error that
+//! names the field, because a silently wrong value is worse than a failed
+//! collector.
+
+use serde::{Deserialize, Deserializer};
+
+use crate::timefmt::parse_api_time;
+
+use super::paginate::Page;
+
+/// `GET .../async-invocations`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AsyncInvocationsBody {
+    #[serde(deserialize_with = "null_as_default")]
+    pub invocations: Vec<AsyncInvocation>,
+    #[serde(deserialize_with = "lenient_marker")]
+    pub next_marker: Option<u64>,
+    #[serde(deserialize_with = "lenient_marker")]
+    pub count: Option<u64>,
+}
+
+/// One asynchronous invocation record.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct AsyncInvocation {
+    pub request_id: Option<String>,
+    pub status: Option<String>,
+    /// `YYYY-MM-DDTHH:mm:ss`, UTC.
+    pub start_time: Option<String>,
+    /// Same format; empty while the invocation has not finished.
+    pub end_time: Option<String>,
+}
+
+/// `GET .../versions`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct VersionsBody {
+    #[serde(deserialize_with = "null_as_default")]
+    pub versions: Vec<VersionRecord>,
+    #[serde(deserialize_with = "lenient_marker")]
+    pub next_marker: Option<u64>,
+    #[serde(deserialize_with = "lenient_marker")]
+    pub count: Option<u64>,
+}
+
+/// One version of a function.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct VersionRecord {
+    pub version: Option<String>,
+    pub runtime: Option<String>,
+    pub code_type: Option<String>,
+    pub code_size: Option<u64>,
+    #[serde(deserialize_with = "lenient_time")]
+    pub last_modified: Option<i64>,
+}
+
+/// `GET .../code`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CodeBody {
+    pub func_name: Option<String>,
+    pub runtime: Option<String>,
+    pub code_type: Option<String>,
+    pub code_size: Option<u64>,
+    /// SHA-512 hex of the code package.
+    pub digest: Option<String>,
+    #[serde(deserialize_with = "lenient_time")]
+    pub last_modified: Option<i64>,
+    pub strategy_config: Option<StrategyConfig>,
+}
+
+/// Scaling policy of a function.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct StrategyConfig {
+    /// Maximum instances: −1 unlimited, 0 function disabled.
+    pub concurrency: Option<i64>,
+}
+
+/// `GET .../snapshots/{action}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SnapshotBody {
+    pub state: Option<String>,
+    pub code: Option<String>,
+}
+
+/// `GET /v2/{project_id}/fgs/functions`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct FunctionsBody {
+    #[serde(deserialize_with = "null_as_default")]
+    pub functions: Vec<FunctionRecord>,
+    #[serde(deserialize_with = "lenient_marker")]
+    pub next_marker: Option<u64>,
+    #[serde(deserialize_with = "lenient_marker")]
+    pub count: Option<u64>,
+}
+
+/// One function in a list.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FunctionRecord {
+    pub func_urn: Option<String>,
+    pub func_name: Option<String>,
+    pub package: Option<String>,
+    pub runtime: Option<String>,
+}
+
+impl From<AsyncInvocationsBody> for Page<AsyncInvocation> {
+    fn from(b: AsyncInvocationsBody) -> Self {
+        Page {
+            items: b.invocations,
+            next_marker: b.next_marker,
+            count: b.count,
+        }
+    }
+}
+
+impl From<VersionsBody> for Page<VersionRecord> {
+    fn from(b: VersionsBody) -> Self {
+        Page {
+            items: b.versions,
+            next_marker: b.next_marker,
+            count: b.count,
+        }
+    }
+}
+
+impl From<FunctionsBody> for Page<FunctionRecord> {
+    fn from(b: FunctionsBody) -> Self {
+        Page {
+            items: b.functions,
+            next_marker: b.next_marker,
+            count: b.count,
+        }
+    }
+}
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrString {
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Text(String),
+}
+
+/// A pagination number: integer, or a string of digits. Negative, empty or
+/// non-numeric values mean "absent" (which stops pagination).
+fn lenient_marker<'de, D>(d: D) -> Result<Option<u64>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(
+        match Option::<NumberOrString>::deserialize(d).ok().flatten() {
+            Some(NumberOrString::Unsigned(n)) => Some(n),
+            Some(NumberOrString::Signed(_)) => None,
+            Some(NumberOrString::Float(f)) if f >= 0.0 && f.fract() == 0.0 && f < 1e18 => {
+                Some(f as u64)
+            }
+            Some(NumberOrString::Float(_)) => None,
+            Some(NumberOrString::Text(s)) => s.trim().parse().ok(),
+            None => None,
+        },
+    )
+}
+
+/// A time given as a string in any of the API's formats, or as a number of
+/// Unix seconds (or milliseconds, when implausibly large for seconds).
+fn lenient_time<'de, D>(d: D) -> Result<Option<i64>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    const MS_THRESHOLD: i64 = 100_000_000_000; // year 5138 in seconds
+    Ok(
+        match Option::<NumberOrString>::deserialize(d).ok().flatten() {
+            Some(NumberOrString::Text(s)) => parse_api_time(&s),
+            Some(NumberOrString::Unsigned(n)) => i64::try_from(n).ok(),
+            Some(NumberOrString::Signed(n)) => Some(n),
+            Some(NumberOrString::Float(f)) if f.is_finite() => Some(f as i64),
+            Some(NumberOrString::Float(_)) | None => None,
+        }
+        .map(|t| if t > MS_THRESHOLD { t / 1000 } else { t }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+        let de = &mut serde_json::Deserializer::from_str(s);
+        serde_path_to_error::deserialize(de).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn documented_async_example_decodes_without_count_or_marker() {
+        let body: AsyncInvocationsBody = decode(
+            r#"{"invocations":[{"request_id":"403f","status":"SUCCESS","error_message":"",
+                "start_time":"2019-10-25T15:37:27","end_time":"2019-10-25T15:37:27","error_code":0}]}"#,
+        )
+        .unwrap();
+        assert_eq!(body.invocations.len(), 1);
+        assert_eq!(body.invocations[0].status.as_deref(), Some("SUCCESS"));
+        assert_eq!(body.next_marker, None);
+        assert_eq!(body.count, None);
+    }
+
+    #[test]
+    fn next_marker_accepts_number_or_string() {
+        for (json, expected) in [
+            (r#"{"next_marker":5}"#, Some(5)),
+            (r#"{"next_marker":"5"}"#, Some(5)),
+            (r#"{"next_marker":5.0}"#, Some(5)),
+            (r#"{"next_marker":null}"#, None),
+            (r#"{"next_marker":-1}"#, None),
+            (r#"{"next_marker":""}"#, None),
+            (r#"{"next_marker":true}"#, None),
+            (r#"{}"#, None),
+        ] {
+            let body: VersionsBody = decode(json).unwrap();
+            assert_eq!(body.next_marker, expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_nulls_are_ignored() {
+        let body: CodeBody = decode(
+            r#"{"code_size":245,"digest":"ab","new_field":{"x":[1,2]},"runtime":null,
+                "last_modified":"2019-10-31 11:37:58","strategy_config":{"concurrency":-1}}"#,
+        )
+        .unwrap();
+        assert_eq!(body.code_size, Some(245));
+        assert_eq!(body.runtime, None);
+        assert_eq!(body.last_modified, Some(1_572_521_878));
+        assert_eq!(body.strategy_config.unwrap().concurrency, Some(-1));
+        let body: VersionsBody = decode(r#"{"versions":null}"#).unwrap();
+        assert!(body.versions.is_empty());
+    }
+
+    #[test]
+    fn last_modified_accepts_epoch_seconds_and_milliseconds() {
+        let body: CodeBody = decode(r#"{"last_modified":1660029887}"#).unwrap();
+        assert_eq!(body.last_modified, Some(1_660_029_887));
+        let body: CodeBody = decode(r#"{"last_modified":1660029887000}"#).unwrap();
+        assert_eq!(body.last_modified, Some(1_660_029_887));
+        let body: CodeBody = decode(r#"{"last_modified":"not a time"}"#).unwrap();
+        assert_eq!(body.last_modified, None);
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_an_error_naming_it() {
+        let err = decode::<CodeBody>(r#"{"code_size":"big"}"#).unwrap_err();
+        assert!(err.starts_with("code_size: invalid type"), "{err}");
+        let err =
+            decode::<AsyncInvocationsBody>(r#"{"invocations":[{"status":"WAIT"},{"status":7}]}"#)
+                .unwrap_err();
+        assert!(
+            err.starts_with("invocations[1].status: invalid type"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! Wiring: builds clients, the poller, the store and the HTTP server from a
+//! [`Config`], starts them, and stops them in order.
+//!
+//! [`start`] takes an already bound listener and a cancellation token, so
+//! the binary, the demo and the tests all run the exporter the same way
+//! (the tests on `127.0.0.1:0`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::api::{ApiObserver, Client, ClientOptions, Credentials};
+use crate::collector::{ExporterMetrics, Renderer};
+use crate::config::{AuthConfig, Config};
+use crate::poller::{Poller, PollerHandle, Target};
+use crate::server::{self, ServerState};
+use crate::state::Store;
+
+/// A running exporter.
+pub struct Running {
+    local_addr: SocketAddr,
+    poller: PollerHandle,
+    store: Arc<Store>,
+    shutdown: CancellationToken,
+    server: JoinHandle<()>,
+    polling: JoinHandle<()>,
+}
+
+impl Running {
+    /// Where `/metrics` is served.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn poller(&self) -> &PollerHandle {
+        &self.poller
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Stops polling and serving (in-flight responses finish) and waits.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+
+    /// Waits until the shutdown token given to [`start`] is cancelled and
+    /// everything has stopped.
+    pub async fn wait(self) {
+        let _ = self.polling.await;
+        let _ = self.server.await;
+    }
+}
+
+/// Starts the exporter: every secret is read and every client built before
+/// anything runs, so a bad credential source fails start-up, not the first
+/// poll.
+pub async fn start(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<Running, Error> {
+    let local_addr = listener.local_addr().map_err(Error::Io)?;
+    let exporter = Arc::new(ExporterMetrics::new());
+    let observer: Arc<dyn ApiObserver> = exporter.clone();
+    let permits = Arc::new(Semaphore::new(config.polling.concurrency));
+    let mut targets = Vec::new();
+    for project in &config.projects {
+        let credentials = match &project.auth {
+            AuthConfig::Token(source) => {
+                let token = source.resolve().map_err(|source| Error::Secret {
+                    project_id: project.project_id.clone(),
+                    source,
+                })?;
+                Credentials::Token(token)
+            }
+        };
+        let client = Client::new(
+            ClientOptions {
+                endpoint: project.endpoint.clone(),
+                project_id: project.project_id.clone(),
+                timeout: config.polling.timeout,
+                max_body_bytes: config.polling.max_response_bytes,
+            },
+            credentials,
+            Arc::clone(&permits),
+            Arc::clone(&observer),
+        )?;
+        let client = Arc::new(client);
+        tracing::info!(
+            project_id = %project.project_id,
+            endpoint = %project.endpoint,
+            auth = %project.auth.describe(),
+            functions = project.functions.len(),
+            "project configured"
+        );
+        targets.extend(project.functions.iter().map(|urn| Target {
+            urn: urn.clone(),
+            client: Arc::clone(&client),
+        }));
+    }
+
+    let store = Arc::new(Store::new());
+    let (poller, handle) = Poller::new(
+        targets,
+        Arc::clone(&store),
+        config.polling.interval,
+        config.polling.async_lookback,
+    );
+    let polling = tokio::spawn(poller.run(shutdown.clone()));
+    let state = Arc::new(ServerState {
+        renderer: Renderer::new(Arc::clone(&store), exporter, config.polling.interval),
+        store: Arc::clone(&store),
+        poller: handle.clone(),
+        interval: config.polling.interval,
+    });
+    let server = tokio::spawn(server::serve(listener, state, shutdown.clone()));
+    tracing::info!(address = %local_addr, "serving metrics on http://{local_addr}/metrics");
+    Ok(Running {
+        local_addr,
+        poller: handle,
+        store,
+        shutdown,
+        server,
+        polling,
+    })
+}
+
+/// Binds the listen address with an error that names it.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}

@@ -1,0 +1,163 @@
+//! The command line: flags, exit codes, and what each mode does.
+//!
+//! Exit codes: 0 after a clean shutdown or a valid `--check-config`; 2 for
+//! a configuration problem (including usage errors, as clap reports them);
+//! 1 for anything else that stops the exporter from starting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AuthConfig, Config, DEFAULT_CONFIG_PATH};
+use crate::telemetry::{self, LogFormat, LogLevel};
+use crate::{Error, app, demo, shutdown};
+
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("FGE_REVISION"),
+    ", ",
+    env!("FGE_RUSTC_VERSION"),
+    ")"
+);
+
+/// Prometheus exporter for Huawei Cloud FunctionGraph.
+///
+/// Polls asynchronous invocation records, versions, code information and
+/// snapshot state of the configured functions in the background and serves
+/// them on /metrics.
+#[derive(Debug, Parser)]
+#[command(name = "functiongraph_exporter", version = LONG_VERSION)]
+pub struct Cli {
+    /// Configuration file (TOML) [default: config/functiongraph_exporter.toml, if it exists]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Run against the built-in FunctionGraph simulator: no configuration file or cloud account needed
+    #[arg(long, conflicts_with = "config")]
+    pub demo: bool,
+
+    /// Validate the configuration, print a summary (never secrets) and exit: 0 if valid, 2 if not
+    #[arg(long = "check-config")]
+    pub check_config: bool,
+
+    /// Address to serve metrics on; overrides [web] listen_address (demo default: 127.0.0.1:10050)
+    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
+    pub listen_address: Option<SocketAddr>,
+
+    /// Lowest level of log events written to standard error
+    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+
+    /// Format of log events
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
+    pub log_format: LogFormat,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_level, cli.log_format);
+    if cli.check_config {
+        return check_config(&cli);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "starting the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "exporter stopped");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Error> {
+    let token = CancellationToken::new();
+    tokio::spawn(shutdown::cancel_on_signal(token.clone()));
+    let config = if cli.demo {
+        let listen = cli.listen_address.unwrap_or(demo::DEMO_LISTEN_ADDRESS);
+        demo::start_simulator(listen, token.clone()).await?
+    } else {
+        let mut config = Config::load(&config_path(&cli)?)?;
+        if let Some(addr) = cli.listen_address {
+            config.web.listen_address = addr;
+        }
+        config
+    };
+    let listener = app::bind(config.web.listen_address).await?;
+    let running = app::start(&config, listener, token).await?;
+    if cli.demo {
+        tracing::info!(
+            "demo: open http://{}/metrics (landing page at /)",
+            running.local_addr()
+        );
+    }
+    running.wait().await;
+    Ok(())
+}
+
+/// `--config`, or the default path when that file exists.
+fn config_path(cli: &Cli) -> Result<PathBuf, Error> {
+    if let Some(p) = &cli.config {
+        return Ok(p.clone());
+    }
+    let default = Path::new(DEFAULT_CONFIG_PATH);
+    if default.exists() {
+        Ok(default.to_owned())
+    } else {
+        Err(Error::NoConfig)
+    }
+}
+
+fn check_config(cli: &Cli) -> ExitCode {
+    let (origin, config) = if cli.demo {
+        let listen = cli.listen_address.unwrap_or(demo::DEMO_LISTEN_ADDRESS);
+        (
+            "--demo".to_owned(),
+            demo::config("http://127.0.0.1:0", listen),
+        )
+    } else {
+        let loaded = config_path(cli).and_then(|p| {
+            let c = Config::load(&p)?;
+            Ok((p.display().to_string(), c))
+        });
+        match loaded {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let mut problems = Vec::new();
+    for (i, project) in config.projects.iter().enumerate() {
+        match &project.auth {
+            AuthConfig::Token(source) => {
+                if let Err(e) = source.resolve() {
+                    problems.push(format!("{origin}: projects[{i}].auth: {e}"));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        for p in problems {
+            eprintln!("{p}");
+        }
+        return ExitCode::from(2);
+    }
+    println!("{origin}: configuration is valid");
+    print!("{}", config.summary());
+    ExitCode::SUCCESS
+}

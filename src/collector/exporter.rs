@@ -1,0 +1,119 @@
+//! The exporter's own metrics: API cost, poll timing, build and process.
+//!
+//! These are directly instrumented (counters the API client bumps through
+//! [`ApiObserver`]) in a registry of their own, apart from the function
+//! families that are rebuilt from snapshots.
+
+use std::time::Duration;
+
+use prometheus::{Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+use crate::api::{ApiObserver, Endpoint};
+use crate::state::CycleStats;
+
+/// Buckets for API request durations, in seconds.
+const REQUEST_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Version facts baked in at build time (see `build.rs`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const REVISION: &str = env!("FGE_REVISION");
+pub const RUSTC: &str = env!("FGE_RUSTC_VERSION");
+
+/// The exporter's own metrics.
+pub struct ExporterMetrics {
+    registry: Registry,
+    api_requests: IntCounterVec,
+    api_duration: HistogramVec,
+    poll_duration: Gauge,
+}
+
+impl ExporterMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let api_requests = IntCounterVec::new(
+            Opts::new(
+                "functiongraph_exporter_api_requests_total",
+                "FunctionGraph API requests made, by endpoint and HTTP status code (timeout or error when no status arrived).",
+            ),
+            &["endpoint", "code"],
+        )
+        .expect("valid metric definition");
+        let api_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "functiongraph_exporter_api_request_duration_seconds",
+                "Duration of FunctionGraph API requests, by endpoint, body read included.",
+            )
+            .buckets(REQUEST_BUCKETS.to_vec()),
+            &["endpoint"],
+        )
+        .expect("valid metric definition");
+        let poll_duration = Gauge::new(
+            "functiongraph_exporter_poll_duration_seconds",
+            "Wall time of the last complete poll cycle over all functions; after the first cycle, polls are spread over the first half of polling.interval.",
+        )
+        .expect("valid metric definition");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "functiongraph_exporter_build_info",
+                "Build of the running exporter, always 1.",
+            ),
+            &["version", "revision", "rustc"],
+        )
+        .expect("valid metric definition");
+        build_info
+            .with_label_values(&[VERSION, REVISION, RUSTC])
+            .set(1);
+
+        for c in [
+            Box::new(api_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(api_duration.clone()),
+            Box::new(poll_duration.clone()),
+            Box::new(build_info),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process metrics register once");
+        Self {
+            registry,
+            api_requests,
+            api_duration,
+            poll_duration,
+        }
+    }
+
+    /// Encodes the exporter's metrics in text format 0.0.4 onto `out`.
+    pub fn encode(&self, cycles: &CycleStats, out: &mut String) {
+        match cycles.last_duration {
+            Some(d) => self.poll_duration.set(d.as_secs_f64()),
+            None => self.poll_duration.set(0.0),
+        }
+        let families = self.registry.gather();
+        if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, out) {
+            tracing::error!(error = %e, "encoding the exporter's own metrics");
+        }
+    }
+}
+
+impl Default for ExporterMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ApiObserver for ExporterMetrics {
+    fn observe(&self, endpoint: Endpoint, outcome: &str, elapsed: Duration) {
+        self.api_requests
+            .with_label_values(&[endpoint.as_str(), outcome])
+            .inc();
+        self.api_duration
+            .with_label_values(&[endpoint.as_str()])
+            .observe(elapsed.as_secs_f64());
+    }
+}

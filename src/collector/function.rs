@@ -1,0 +1,221 @@
+//! Per-function metric families, built from the store's snapshots.
+//!
+//! Every series carries the function's identity labels: `function`,
+//! `package`, `qualifier` (version or `!alias` polled) and `project_id`.
+//! Nothing free-form from the API (request ids, error messages) ever
+//! becomes a label.
+
+use prometheus::proto::{LabelPair, MetricFamily};
+
+use crate::state::{FunctionSnapshot, InvocationStatus, SNAPSHOT_STATES, SnapshotInfo};
+
+use super::family::{Family, label};
+
+/// Label value of a snapshot state the API reported but the exporter does
+/// not know (and of a missing state).
+const UNKNOWN_STATE: &str = "unknown";
+
+/// Builds the per-function families. `refresh` is appended to every HELP
+/// text ("Refreshed by background polling every 60 seconds.").
+pub fn families(snapshots: &[impl AsRef<FunctionSnapshot>], refresh: &str) -> Vec<MetricFamily> {
+    let help = |text: &str| format!("{text} {refresh}");
+    let mut up = Family::gauge(
+        "functiongraph_up",
+        &help(
+            "1 if the latest poll of the function succeeded on every collector that applies to it, else 0.",
+        ),
+    );
+    let mut success = Family::gauge(
+        "functiongraph_collector_success",
+        &help("1 if the collector's latest poll of the function succeeded, else 0."),
+    );
+    let mut window = Family::gauge(
+        "functiongraph_async_invocations",
+        &help(
+            "Asynchronous invocation records in the lookback window (polling.async_lookback), by status.",
+        ),
+    );
+    let mut totals = Family::counter(
+        "functiongraph_async_invocations_total",
+        &help(
+            "Asynchronous invocations seen reaching a terminal status (SUCCESS, FAIL, DISCARD) since the exporter started; each request counted once. Records already terminal at the first poll are not counted.",
+        ),
+    );
+    let mut durations = Family::histogram(
+        "functiongraph_async_invocation_duration_seconds",
+        &help(
+            "end_time - start_time of the asynchronous invocations counted in functiongraph_async_invocations_total (one-second resolution).",
+        ),
+    );
+    let mut last_failure = Family::gauge(
+        "functiongraph_async_invocation_last_failure_timestamp_seconds",
+        &help("Start time (Unix seconds) of the newest FAIL asynchronous invocation record seen."),
+    );
+    let mut code_size = Family::gauge(
+        "functiongraph_code_size_bytes",
+        &help("Size of the function's code package (code API, code_size)."),
+    );
+    let mut code_modified = Family::gauge(
+        "functiongraph_code_last_modified_timestamp_seconds",
+        &help(
+            "When the function's code was last modified (code API, last_modified, read as UTC), Unix seconds.",
+        ),
+    );
+    let mut code_changes = Family::counter(
+        "functiongraph_code_changes_total",
+        &help("Changes of the code digest (code API, digest) observed since the exporter started."),
+    );
+    let mut info = Family::gauge(
+        "functiongraph_function_info",
+        &help("Function metadata from the code API, always 1; join with group_left."),
+    );
+    let mut max_instances = Family::gauge(
+        "functiongraph_max_instances",
+        &help(
+            "Maximum instances of the function (strategy_config.concurrency): -1 means unlimited, 0 means the function is disabled.",
+        ),
+    );
+    let mut versions = Family::gauge(
+        "functiongraph_versions",
+        &help(
+            "Number of versions of the function, latest included, across all pages of the versions API.",
+        ),
+    );
+    let mut version_info = Family::gauge(
+        "functiongraph_version_info",
+        &help("One series per version of the function, always 1 (versions API)."),
+    );
+    let mut snapshot_state = Family::gauge(
+        "functiongraph_snapshot_state",
+        &help(
+            "Snapshot state of the function (snapshots/state): 1 for the current state, 0 for the others; unknown for a state the exporter does not know. Absent for functions snapshots do not apply to (only published versions of Java functions have them).",
+        ),
+    );
+    let mut snapshot_enabled = Family::gauge(
+        "functiongraph_snapshot_enabled",
+        &help("1 if snapshot-based cold start is switched on (snapshots/enableSnapshot), else 0."),
+    );
+    let mut last_poll = Family::gauge(
+        "functiongraph_exporter_last_poll_success_timestamp_seconds",
+        &help("When a poll of the function last succeeded on every collector, Unix seconds."),
+    );
+
+    for snap in snapshots {
+        let snap = snap.as_ref();
+        if snap.polls == 0 {
+            continue;
+        }
+        let base = [
+            label("function", snap.urn.name()),
+            label("package", snap.urn.package()),
+            label("qualifier", snap.urn.qualifier()),
+            label("project_id", snap.urn.project_id()),
+        ];
+        let with = |extra: &[(&str, &str)]| -> Vec<LabelPair> {
+            let mut v = base.to_vec();
+            v.extend(extra.iter().map(|(k, val)| label(k, val)));
+            v
+        };
+
+        up.sample(with(&[]), if snap.up() { 1.0 } else { 0.0 });
+        for (kind, ok) in snap.successes() {
+            success.sample(
+                with(&[("collector", kind.as_str())]),
+                f64::from(u8::from(ok)),
+            );
+        }
+        if let Some(t) = snap.last_success {
+            last_poll.sample(with(&[]), t.floor());
+        }
+
+        if let Some(w) = &snap.async_invocations.value {
+            for status in InvocationStatus::ALL {
+                window.sample(
+                    with(&[("status", status.as_str())]),
+                    w.by_status[status.index()] as f64,
+                );
+            }
+            if let Some(t) = w.last_failure {
+                last_failure.sample(with(&[]), t as f64);
+            }
+        }
+        // Counters exist from the first poll, at 0, whatever its outcome:
+        // a failure-ratio query must never divide by "no data".
+        for (i, status) in InvocationStatus::TERMINAL.iter().enumerate() {
+            totals.sample(
+                with(&[("status", status.as_str())]),
+                snap.async_counters.terminal[i] as f64,
+            );
+        }
+        durations.histogram_sample(with(&[]), &snap.async_counters.durations);
+        code_changes.sample(with(&[]), snap.code_changes as f64);
+
+        if let Some(code) = &snap.code.value {
+            if let Some(size) = code.size_bytes {
+                code_size.sample(with(&[]), size as f64);
+            }
+            if let Some(t) = code.last_modified {
+                code_modified.sample(with(&[]), t as f64);
+            }
+            if let Some(n) = code.max_instances {
+                max_instances.sample(with(&[]), n as f64);
+            }
+            info.sample(
+                with(&[("runtime", &code.runtime), ("code_type", &code.code_type)]),
+                1.0,
+            );
+        }
+
+        if let Some(vs) = &snap.versions.value {
+            versions.sample(with(&[]), vs.len() as f64);
+            for v in vs {
+                version_info.sample(
+                    with(&[
+                        ("version", &v.version),
+                        ("runtime", &v.runtime),
+                        ("code_type", &v.code_type),
+                    ]),
+                    1.0,
+                );
+            }
+        }
+
+        if let Some(SnapshotInfo::Known { state, enabled }) = &snap.snapshot.value {
+            for (i, name) in SNAPSHOT_STATES.iter().enumerate() {
+                snapshot_state.sample(
+                    with(&[("state", name)]),
+                    f64::from(u8::from(*state == Some(i))),
+                );
+            }
+            snapshot_state.sample(
+                with(&[("state", UNKNOWN_STATE)]),
+                f64::from(u8::from(state.is_none())),
+            );
+            if let Some(e) = enabled {
+                snapshot_enabled.sample(with(&[]), f64::from(u8::from(*e)));
+            }
+        }
+    }
+
+    [
+        up,
+        success,
+        window,
+        totals,
+        durations,
+        last_failure,
+        code_size,
+        code_modified,
+        code_changes,
+        info,
+        max_instances,
+        versions,
+        version_info,
+        snapshot_state,
+        snapshot_enabled,
+        last_poll,
+    ]
+    .into_iter()
+    .filter_map(Family::finish)
+    .collect()
+}

@@ -1,0 +1,83 @@
+//! A Prometheus exporter for Huawei Cloud FunctionGraph.
+//!
+//! It polls, for every monitored function, four FunctionGraph APIs
+//! (asynchronous invocation records, versions, code information, snapshot
+//! state) in the background, and serves what it found on `/metrics` from
+//! memory, however often it is scraped.
+//!
+//! # Layout
+//!
+//! - [`cli`]: flags, modes (`--demo`, `--check-config`) and exit codes.
+//! - [`config`]: the TOML file, parsed and validated into [`config::Config`].
+//! - [`app`]: wiring; starts the poller and the server from a config.
+//! - [`api`]: the FunctionGraph client (requests, pagination, errors,
+//!   tolerant decoding). Knows nothing of Prometheus.
+//! - [`poller`]: the schedule and the per-function collectors' polling
+//!   logic; publishes snapshots to the [`state::Store`].
+//! - [`state`]: the plain-data snapshots that connect poller and collectors.
+//! - [`collector`]: snapshots and self-metrics to the Prometheus exposition.
+//!   Knows nothing of HTTP.
+//! - [`server`]: `/metrics`, `/`, `/-/healthy`, `/-/ready`; graceful shutdown.
+//! - [`simulator`]: a FunctionGraph API simulator for `--demo` and tests.
+//! - [`demo`], [`telemetry`], [`shutdown`], [`secret`], [`urn`], [`timefmt`]:
+//!   the demo set-up, logging, signals, redacted secrets, function URNs and
+//!   the API's time formats.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod collector;
+pub mod config;
+pub mod demo;
+pub mod poller;
+pub mod secret;
+pub mod server;
+pub mod shutdown;
+pub mod simulator;
+pub mod state;
+pub mod telemetry;
+pub mod timefmt;
+pub mod urn;
+
+use std::net::SocketAddr;
+
+/// Why the exporter could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(
+        "no configuration: pass --config FILE, create {}, or try --demo",
+        config::DEFAULT_CONFIG_PATH
+    )]
+    NoConfig,
+    #[error("project {project_id}: reading credentials: {source}")]
+    Secret {
+        project_id: String,
+        #[source]
+        source: secret::SecretError,
+    },
+    #[error(transparent)]
+    Client(#[from] api::BuildError),
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(std::io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error: 2 for configuration problems,
+    /// 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::NoConfig | Error::Secret { .. } => 2,
+            Error::Client(_) | Error::Bind { .. } | Error::Io(_) => 1,
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Secrets: a value that never prints, and where it is read from.
+//!
+//! [`Secret`] redacts itself in `Debug` and `Display`, so a config or a
+//! client can be logged at any level without leaking a token. The only way
+//! to the bytes is [`Secret::expose`], which call sites use right where the
+//! value goes on the wire.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A credential that must not reach logs, metrics, pages or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Where a secret comes from. Resolved when a client is built, so that a
+/// missing variable or unreadable file is reported before polling starts.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable, by name.
+    Env(String),
+    /// A file whose content, trimmed of surrounding whitespace, is the secret.
+    File(PathBuf),
+    /// A value given directly (the demo and the tests; never from a file).
+    Inline(Secret),
+}
+
+/// Why a secret could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {0} is not set")]
+    EnvMissing(String),
+    #[error("environment variable {0} is empty")]
+    EnvEmpty(String),
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: file is empty", .0.display())]
+    FileEmpty(PathBuf),
+}
+
+impl SecretSource {
+    /// Reads the secret now.
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
+        match self {
+            SecretSource::Env(name) => match std::env::var(name) {
+                Ok(v) if v.trim().is_empty() => Err(SecretError::EnvEmpty(name.clone())),
+                Ok(v) => Ok(Secret::new(v.trim())),
+                Err(_) => Err(SecretError::EnvMissing(name.clone())),
+            },
+            SecretSource::File(path) => read_file(path),
+            SecretSource::Inline(s) => Ok(s.clone()),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<Secret, SecretError> {
+    let content = std::fs::read_to_string(path).map_err(|source| SecretError::File {
+        path: path.to_owned(),
+        source,
+    })?;
+    let value = content.trim();
+    if value.is_empty() {
+        return Err(SecretError::FileEmpty(path.to_owned()));
+    }
+    Ok(Secret::new(value))
+}
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Env(name) => write!(f, "env {name}"),
+            SecretSource::File(path) => write!(f, "file {}", path.display()),
+            SecretSource::Inline(_) => f.write_str("inline <redacted>"),
+        }
+    }
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let s = Secret::new("hunter2-token");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(!format!("{s}").contains("hunter2"));
+        let src = SecretSource::Inline(s.clone());
+        assert!(!format!("{src:?} {src}").contains("hunter2"));
+        assert_eq!(s.expose(), "hunter2-token");
+    }
+
+    #[test]
+    fn file_secrets_are_trimmed_and_empty_files_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  abc\n").unwrap();
+        assert_eq!(
+            SecretSource::File(path.clone()).resolve().unwrap().expose(),
+            "abc"
+        );
+        std::fs::write(&path, "\n").unwrap();
+        let err = SecretSource::File(path.clone()).resolve().unwrap_err();
+        assert!(err.to_string().ends_with("file is empty"), "{err}");
+        let missing = dir.path().join("missing");
+        let err = SecretSource::File(missing).resolve().unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn missing_env_var_names_the_variable() {
+        let err = SecretSource::Env("FGE_TEST_SURELY_UNSET_VARIABLE".into())
+            .resolve()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable FGE_TEST_SURELY_UNSET_VARIABLE is not set"
+        );
+    }
+}

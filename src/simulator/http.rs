@@ -1,0 +1,420 @@
+//! The simulator's HTTP side: routes, parameter checks, pagination and the
+//! JSON the real API sends, field names and time formats included
+//! (reference, sections 3 and 7).
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use percent_encoding::percent_decode_str;
+use serde_json::{Value, json};
+
+use crate::api::Endpoint;
+use crate::server::HttpResponse;
+use crate::timefmt::{format_last_modified, format_query_time, parse_query_time};
+use crate::urn::FunctionUrn;
+
+use super::Simulator;
+use super::world::{Fault, Function, Invocation, SimStatus};
+
+/// Largest async-invocations page the API serves.
+const ASYNC_MAX_LIMIT: u64 = 500;
+const ASYNC_DEFAULT_LIMIT: u64 = 100;
+/// Largest (and default) functions page.
+const FUNCTIONS_MAX_ITEMS: u64 = 400;
+
+/// An error answer: status, `error_code`, `error_msg`.
+struct ApiFailure(StatusCode, &'static str, String);
+
+type Answer = Result<Value, ApiFailure>;
+
+pub(super) fn handle(sim: &Simulator, req: &Request<Incoming>) -> HttpResponse {
+    let request_id = sim.next_request_id();
+    let (endpoint, answer) = route(sim, req);
+    if let Some(e) = endpoint {
+        sim.count(e);
+    }
+    let mut response = match answer {
+        Ok(Reply::Json(v)) => json_response(StatusCode::OK, &v),
+        Ok(Reply::Fault(Fault::Body(body))) => raw(StatusCode::OK, body),
+        Ok(Reply::Fault(Fault::Status { status, body })) => raw(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body,
+        ),
+        Err(ApiFailure(status, code, msg)) => json_response(
+            status,
+            &json!({"error_code": code, "error_msg": msg, "request_id": request_id}),
+        ),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+enum Reply {
+    Json(Value),
+    Fault(Fault),
+}
+
+fn route(
+    sim: &Simulator,
+    req: &Request<Incoming>,
+) -> (Option<Endpoint>, Result<Reply, ApiFailure>) {
+    let segments: Vec<&str> = req.uri().path().split('/').collect();
+    // ["", "v2", project, "fgs", "functions", urn?, resource?, action?]
+    let (project, rest) = match segments.as_slice() {
+        ["", "v2", project, "fgs", "functions", rest @ ..] => (*project, rest),
+        _ => return (None, Err(no_such_api())),
+    };
+    let endpoint = match rest {
+        [] => Endpoint::ListFunctions,
+        [_, "code"] => Endpoint::Code,
+        [_, "versions"] => Endpoint::Versions,
+        [_, "async-invocations"] => Endpoint::AsyncInvocations,
+        [_, "snapshots", "state"] => Endpoint::SnapshotState,
+        [_, "snapshots", "enableSnapshot"] => Endpoint::SnapshotEnable,
+        _ => return (None, Err(no_such_api())),
+    };
+    if req.method() != Method::GET {
+        return (Some(endpoint), Err(no_such_api()));
+    }
+    let answer = check_token(sim, req)
+        .and_then(|()| answer(sim, req, endpoint, project, rest.first().copied()));
+    (Some(endpoint), answer)
+}
+
+fn no_such_api() -> ApiFailure {
+    ApiFailure(
+        StatusCode::NOT_FOUND,
+        "APIGW.0101",
+        "The API does not exist or has not been published in the environment".to_owned(),
+    )
+}
+
+fn check_token(sim: &Simulator, req: &Request<Incoming>) -> Result<(), ApiFailure> {
+    let token = req
+        .headers()
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok());
+    match token {
+        Some(t) if t == sim.token() => Ok(()),
+        Some(_) => Err(ApiFailure(
+            StatusCode::UNAUTHORIZED,
+            "APIGW.0301",
+            "Incorrect IAM authentication information: decrypt token fail".to_owned(),
+        )),
+        None => Err(ApiFailure(
+            StatusCode::UNAUTHORIZED,
+            "APIGW.0301",
+            "Incorrect IAM authentication information: x-auth-token not found".to_owned(),
+        )),
+    }
+}
+
+fn answer(
+    sim: &Simulator,
+    req: &Request<Incoming>,
+    endpoint: Endpoint,
+    project: &str,
+    urn_segment: Option<&str>,
+) -> Result<Reply, ApiFailure> {
+    let query = parse_query(req.uri().query().unwrap_or(""));
+    let now = sim.now();
+    let world = sim.world();
+    let Some(p) = world.projects.get(project) else {
+        return Err(ApiFailure(
+            StatusCode::FORBIDDEN,
+            "FSS.0403",
+            format!("the token is not valid for project {project}"),
+        ));
+    };
+    let Some(segment) = urn_segment else {
+        return list_functions(project, &p.region, p.functions.values(), &query).map(Reply::Json);
+    };
+    let raw = percent_decode_str(segment).decode_utf8_lossy();
+    let urn = FunctionUrn::parse_in(&raw, &p.region, project).map_err(|e| {
+        ApiFailure(
+            StatusCode::BAD_REQUEST,
+            "FSS.1309",
+            format!("invalid function urn: {e}"),
+        )
+    })?;
+    let key = (urn.package().to_owned(), urn.name().to_owned());
+    let Some(f) = p.functions.get(&key) else {
+        return Err(ApiFailure(
+            StatusCode::NOT_FOUND,
+            "FSS.1051",
+            "Not found the function".to_owned(),
+        ));
+    };
+    let fault_key = (project.to_owned(), key.0.clone(), key.1.clone(), endpoint);
+    if let Some(fault) = world.faults.get(&fault_key) {
+        return Ok(Reply::Fault(fault.clone()));
+    }
+    let Some(version) = f.resolve(urn.qualifier()) else {
+        return Err(if urn.is_alias() {
+            ApiFailure(
+                StatusCode::NOT_FOUND,
+                "FSS.1053",
+                "Not found the function alias".to_owned(),
+            )
+        } else {
+            ApiFailure(
+                StatusCode::NOT_FOUND,
+                "FSS.1052",
+                "Not found the function version".to_owned(),
+            )
+        });
+    };
+    let value = match endpoint {
+        Endpoint::AsyncInvocations => async_invocations(f, urn.qualifier(), &query, now)?,
+        Endpoint::Versions => versions(project, &p.region, f, &query)?,
+        Endpoint::Code => code(project, &p.region, f, &version),
+        Endpoint::SnapshotState | Endpoint::SnapshotEnable => {
+            snapshot(f, &version, endpoint == Endpoint::SnapshotEnable)?
+        }
+        Endpoint::ListFunctions => unreachable!("routed above"),
+    };
+    Ok(Reply::Json(value))
+}
+
+fn parse_query(q: &str) -> HashMap<String, String> {
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (
+                percent_decode_str(k).decode_utf8_lossy().into_owned(),
+                percent_decode_str(v).decode_utf8_lossy().into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn bad_param(name: &str, value: &str) -> ApiFailure {
+    ApiFailure(
+        StatusCode::BAD_REQUEST,
+        "FSS.1001",
+        format!("invalid query parameter {name}: {value:?}"),
+    )
+}
+
+fn number(query: &HashMap<String, String>, name: &str, default: u64) -> Result<u64, ApiFailure> {
+    match query.get(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| bad_param(name, v)),
+    }
+}
+
+/// Slices one page out of `items` and adds `next_marker` and `count`.
+fn page<T>(items: Vec<T>, marker: u64, limit: u64) -> (Vec<T>, u64, u64) {
+    let count = items.len() as u64;
+    let start = marker.min(count) as usize;
+    let end = (marker.saturating_add(limit)).min(count) as usize;
+    let next = end as u64;
+    let page = items.into_iter().skip(start).take(end - start).collect();
+    (page, next, count)
+}
+
+fn async_invocations(
+    f: &Function,
+    qualifier: &str,
+    query: &HashMap<String, String>,
+    now: i64,
+) -> Answer {
+    let marker = number(query, "marker", 0)?;
+    let limit = number(query, "limit", ASYNC_DEFAULT_LIMIT)?;
+    if limit > ASYNC_MAX_LIMIT {
+        return Err(bad_param("limit", &limit.to_string()));
+    }
+    let status = match query.get("status") {
+        Some(s) => Some(SimStatus::parse(s).ok_or_else(|| bad_param("status", s))?),
+        None => None,
+    };
+    let time = |name: &str, default: i64| match query.get(name) {
+        Some(v) => parse_query_time(v).ok_or_else(|| bad_param(name, v)),
+        None => Ok(default),
+    };
+    let begin = time("query_begin_time", now - 3600)?;
+    let end = time("query_end_time", now)?;
+    let request_id = query.get("request_id");
+    let mut matching: Vec<&Invocation> = f
+        .invocations
+        .iter()
+        .filter(|i| i.qualifier == qualifier)
+        .filter(|i| i.start >= begin && i.start <= end)
+        .filter(|i| status.is_none_or(|s| i.status == s))
+        .filter(|i| request_id.is_none_or(|r| i.request_id == *r))
+        .collect();
+    // Newest first, as the console shows them.
+    matching.sort_by(|a, b| b.start.cmp(&a.start).then(a.request_id.cmp(&b.request_id)));
+    let (items, next_marker, count) = page(matching, marker, limit);
+    let invocations: Vec<Value> = items
+        .iter()
+        .map(|i| {
+            json!({
+                "request_id": i.request_id,
+                "status": i.status.as_str(),
+                "error_message": i.error_message,
+                "error_code": i.error_code,
+                "start_time": format_query_time(i.start),
+                "end_time": i.end.map(format_query_time).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Ok(json!({"invocations": invocations, "count": count, "next_marker": next_marker}))
+}
+
+fn function_urn(project: &str, region: &str, f: &Function, version: Option<&str>) -> String {
+    let base = format!(
+        "urn:fss:{region}:{project}:function:{}:{}",
+        f.spec.package, f.spec.name
+    );
+    match version {
+        Some(v) => format!("{base}:{v}"),
+        None => base,
+    }
+}
+
+fn versions(project: &str, region: &str, f: &Function, query: &HashMap<String, String>) -> Answer {
+    let marker = number(query, "marker", 0)?;
+    let maxitems = match number(query, "maxitems", 0)? {
+        0 => u64::MAX,
+        n => n,
+    };
+    let names: Vec<&str> = std::iter::once("latest")
+        .chain(f.spec.versions.iter().map(String::as_str))
+        .collect();
+    let (items, next_marker, count) = page(names, marker, maxitems);
+    let versions: Vec<Value> = items
+        .iter()
+        .map(|v| {
+            json!({
+                "func_urn": function_urn(project, region, f, Some(v)),
+                "func_name": f.spec.name,
+                "namespace": project,
+                "package": f.spec.package,
+                "runtime": f.spec.runtime,
+                "handler": "index.handler",
+                "memory_size": 256,
+                "timeout": 30,
+                "code_type": f.spec.code_type,
+                "code_size": f.spec.code_size,
+                "digest": f.digest,
+                "version": v,
+                "image_name": format!("{v}-{}", f.created),
+                "last_modified": format_last_modified(f.last_modified),
+                "strategy_config": {"concurrency": f.spec.max_instances},
+                "type": "v2",
+            })
+        })
+        .collect();
+    Ok(json!({"versions": versions, "next_marker": next_marker, "count": count}))
+}
+
+fn code(project: &str, region: &str, f: &Function, version: &str) -> Value {
+    json!({
+        "func_urn": function_urn(project, region, f, Some(version)),
+        "func_name": f.spec.name,
+        "domain_id": "14ee2e3501124efcbca7998baa240000",
+        "runtime": f.spec.runtime,
+        "code_type": f.spec.code_type,
+        "code_url": "",
+        "code_filename": if f.spec.code_type == "jar" { "app.jar" } else { "index.zip" },
+        "code_size": f.spec.code_size,
+        "digest": f.digest,
+        "last_modified": format_last_modified(f.last_modified),
+        "func_code": {"file": "", "link": ""},
+        "depend_list": [],
+        "depend_version_list": [],
+        "strategy_config": {"concurrency": f.spec.max_instances, "concurrent_num": 1},
+        "dependencies": [],
+    })
+}
+
+/// Snapshots exist for published versions of Java functions only; for
+/// anything else this simulator answers 400 (the real API's answer is not
+/// documented; the exporter treats 400 and 404 as "not applicable").
+fn snapshot(f: &Function, version: &str, enable_action: bool) -> Answer {
+    if !f.spec.runtime.starts_with("Java") || version == "latest" {
+        return Err(ApiFailure(
+            StatusCode::BAD_REQUEST,
+            "FSS.0400",
+            "snapshots are only supported for published versions of Java functions".to_owned(),
+        ));
+    }
+    if enable_action {
+        let state = if f.spec.snapshot_enabled {
+            "enable"
+        } else {
+            "disable"
+        };
+        Ok(json!({"state": state, "code": ""}))
+    } else {
+        Ok(json!({"state": f.spec.snapshot_state, "code": ""}))
+    }
+}
+
+fn list_functions<'a>(
+    project: &str,
+    region: &str,
+    functions: impl Iterator<Item = &'a Function>,
+    query: &HashMap<String, String>,
+) -> Answer {
+    let marker = number(query, "marker", 0)?;
+    let maxitems = match query.get("maxitems") {
+        None => FUNCTIONS_MAX_ITEMS,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n < 0 => return Err(bad_param("maxitems", v)),
+            Ok(n) if n == 0 || n as u64 > FUNCTIONS_MAX_ITEMS => FUNCTIONS_MAX_ITEMS,
+            Ok(n) => n as u64,
+            Err(_) => return Err(bad_param("maxitems", v)),
+        },
+    };
+    let package = query.get("package_name");
+    let name = query.get("func_name");
+    let matching: Vec<&Function> = functions
+        .filter(|f| package.is_none_or(|p| f.spec.package == *p))
+        .filter(|f| name.is_none_or(|n| f.spec.name.contains(n.as_str())))
+        .collect();
+    let (items, next_marker, count) = page(matching, marker, maxitems);
+    let functions: Vec<Value> = items
+        .iter()
+        .map(|f| {
+            json!({
+                "func_urn": function_urn(project, region, f, None),
+                "func_name": f.spec.name,
+                "namespace": project,
+                "package": f.spec.package,
+                "runtime": f.spec.runtime,
+                "code_type": f.spec.code_type,
+                "code_size": f.spec.code_size,
+                "digest": f.digest,
+                "version": "latest",
+                "last_modified": format_last_modified(f.last_modified),
+                "strategy_config": {"concurrency": f.spec.max_instances},
+                "type": "v2",
+            })
+        })
+        .collect();
+    Ok(json!({"functions": functions, "next_marker": next_marker, "count": count}))
+}
+
+fn json_response(status: StatusCode, v: &Value) -> HttpResponse {
+    let mut r = raw(status, v.to_string());
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    r
+}
+
+fn raw(status: StatusCode, body: String) -> HttpResponse {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r
+}

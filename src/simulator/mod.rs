@@ -1,0 +1,292 @@
+//! A FunctionGraph API simulator, for `--demo` and for the tests.
+//!
+//! It serves list functions and the four endpoints the exporter polls, as
+//! the reference describes them: field names, time formats, pagination
+//! (`marker`, `limit`/`maxitems`, `next_marker`, `count`), status and time
+//! window filters, `X-Auth-Token` checking with the gateway's 401 body, 404
+//! `FSS.1051` for unknown functions and 400 for bad parameters. Functions can
+//! generate traffic over time (the demo), or be driven step by step by a
+//! test through this handle, which also injects faults and counts requests.
+//!
+//! The simulator is its own implementation of the server side: it shares
+//! URN parsing and time formatting with the exporter, but builds its JSON
+//! independently of the client's decoding types.
+
+mod http;
+mod world;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use world::{Activity, Fault, FunctionSpec, Invocation, SimStatus};
+
+use crate::api::Endpoint;
+use crate::server::serve_connections;
+use world::{Project, World};
+
+/// The project of the demo account.
+pub const DEMO_PROJECT_ID: &str = "demo0123456789abcdef0123456789ab";
+/// The region of the demo account.
+pub const DEMO_REGION: &str = "ap-southeast-1";
+
+/// A handle on a simulated account; clones share it.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    world: Mutex<World>,
+    token: String,
+    requests: Mutex<BTreeMap<Endpoint, u64>>,
+    request_ids: AtomicU64,
+}
+
+impl Simulator {
+    /// An empty account accepting `token`.
+    pub fn new(token: &str) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                world: Mutex::new(World::new(0x5eed)),
+                token: token.to_owned(),
+                requests: Mutex::new(BTreeMap::new()),
+                request_ids: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The demo account, with an hour of traffic history already generated.
+    pub fn demo(token: &str) -> Self {
+        let sim = Self::new(token);
+        sim.add_project(DEMO_PROJECT_ID, DEMO_REGION);
+        for spec in world::demo_functions() {
+            sim.add_function(DEMO_PROJECT_ID, spec);
+        }
+        let now = sim.now();
+        let mut w = sim.world();
+        let mut t = now - 3600;
+        while t < now {
+            t += 10;
+            w.step(t.min(now), 10.0);
+        }
+        drop(w);
+        sim
+    }
+
+    /// The monitored references of the demo account, as a user would write
+    /// them in `functions = [...]`.
+    pub fn demo_function_refs() -> Vec<String> {
+        vec![
+            "default:image-resize".to_owned(),
+            "default:payment-webhook".to_owned(),
+            format!("{DEMO_PROJECT_ID}:orders:order-processor:v2"),
+            "etl:nightly-report".to_owned(),
+            format!("urn:fss:{DEMO_REGION}:{DEMO_PROJECT_ID}:function:default:thumbnail:!prod"),
+        ]
+    }
+
+    pub fn add_project(&self, project_id: &str, region: &str) {
+        self.world().projects.insert(
+            project_id.to_owned(),
+            Project {
+                region: region.to_owned(),
+                functions: BTreeMap::new(),
+            },
+        );
+    }
+
+    pub fn add_function(&self, project_id: &str, spec: FunctionSpec) {
+        let now = self.now();
+        self.world().add_function(project_id, spec, now);
+    }
+
+    pub fn remove_function(&self, project_id: &str, package: &str, name: &str) -> bool {
+        self.world()
+            .projects
+            .get_mut(project_id)
+            .and_then(|p| p.functions.remove(&(package.to_owned(), name.to_owned())))
+            .is_some()
+    }
+
+    /// Adds an invocation record; false when the function does not exist.
+    pub fn add_invocation(
+        &self,
+        project_id: &str,
+        package: &str,
+        name: &str,
+        inv: Invocation,
+    ) -> bool {
+        self.with_function(project_id, package, name, |f| f.invocations.push(inv))
+            .is_some()
+    }
+
+    /// Changes a record's status (and end time); false when not found.
+    pub fn set_invocation_status(
+        &self,
+        project_id: &str,
+        package: &str,
+        name: &str,
+        request_id: &str,
+        status: SimStatus,
+        end: Option<i64>,
+    ) -> bool {
+        self.with_function(project_id, package, name, |f| {
+            let inv = f
+                .invocations
+                .iter_mut()
+                .find(|i| i.request_id == request_id)?;
+            let updated = Invocation::new(request_id, status, inv.start, end);
+            inv.status = updated.status;
+            inv.error_code = updated.error_code;
+            inv.error_message = updated.error_message;
+            inv.end = updated.end;
+            Some(())
+        })
+        .flatten()
+        .is_some()
+    }
+
+    /// Deploys new code: digest, size and last_modified change.
+    pub fn set_code(
+        &self,
+        project_id: &str,
+        package: &str,
+        name: &str,
+        digest: &str,
+        size: u64,
+        last_modified: i64,
+    ) -> bool {
+        self.with_function(project_id, package, name, |f| {
+            f.digest = digest.to_owned();
+            f.spec.code_size = size;
+            f.last_modified = last_modified;
+        })
+        .is_some()
+    }
+
+    /// Sets the snapshot state and switch of a function.
+    pub fn set_snapshot(
+        &self,
+        project_id: &str,
+        package: &str,
+        name: &str,
+        state: &str,
+        enabled: bool,
+    ) -> bool {
+        self.with_function(project_id, package, name, |f| {
+            f.spec.snapshot_state = state.to_owned();
+            f.spec.snapshot_enabled = enabled;
+        })
+        .is_some()
+    }
+
+    /// Makes one endpoint of one function misbehave (`None` heals it).
+    pub fn set_fault(
+        &self,
+        project_id: &str,
+        package: &str,
+        name: &str,
+        endpoint: Endpoint,
+        fault: Option<Fault>,
+    ) {
+        let key = (
+            project_id.to_owned(),
+            package.to_owned(),
+            name.to_owned(),
+            endpoint,
+        );
+        let mut w = self.world();
+        match fault {
+            Some(f) => {
+                w.faults.insert(key, f);
+            }
+            None => {
+                w.faults.remove(&key);
+            }
+        }
+    }
+
+    /// Requests received so far, all endpoints.
+    pub fn requests(&self) -> u64 {
+        self.lock_requests().values().sum()
+    }
+
+    /// Requests received so far by one endpoint.
+    pub fn requests_to(&self, endpoint: Endpoint) -> u64 {
+        self.lock_requests().get(&endpoint).copied().unwrap_or(0)
+    }
+
+    /// Advances generated traffic to now.
+    pub fn step(&self, elapsed: Duration) {
+        let now = self.now();
+        let mut w = self.world();
+        w.step(now, elapsed.as_secs_f64());
+        // About one deploy per ten minutes across the account.
+        w.maybe_deploy(now, elapsed.as_secs_f64() / 600.0);
+    }
+
+    /// Generates traffic every `tick` until `shutdown`.
+    pub async fn run_activity(&self, tick: Duration, shutdown: CancellationToken) {
+        let mut interval = tokio::time::interval(tick);
+        interval.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = interval.tick() => self.step(tick),
+            }
+        }
+    }
+
+    /// Serves the API on `listener` until `shutdown`.
+    pub async fn serve(&self, listener: TcpListener, shutdown: CancellationToken) {
+        let sim = self.clone();
+        serve_connections(listener, shutdown, move |req| {
+            let response = http::handle(&sim, &req);
+            std::future::ready(response)
+        })
+        .await
+    }
+
+    fn with_function<T>(
+        &self,
+        project_id: &str,
+        package: &str,
+        name: &str,
+        f: impl FnOnce(&mut world::Function) -> T,
+    ) -> Option<T> {
+        self.world().function_mut(project_id, package, name).map(f)
+    }
+
+    fn world(&self) -> MutexGuard<'_, World> {
+        self.inner.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_requests(&self) -> MutexGuard<'_, BTreeMap<Endpoint, u64>> {
+        self.inner
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count(&self, endpoint: Endpoint) {
+        *self.lock_requests().entry(endpoint).or_insert(0) += 1;
+    }
+
+    fn token(&self) -> &str {
+        &self.inner.token
+    }
+
+    fn now(&self) -> i64 {
+        world::now()
+    }
+
+    fn next_request_id(&self) -> String {
+        let n = self.inner.request_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("sim-{n:016x}")
+    }
+}

@@ -1,0 +1,423 @@
+//! What the poller found, as plain data: the seam between the poller (which
+//! knows HTTP and nothing of Prometheus) and the collectors (which know
+//! Prometheus and nothing of HTTP).
+//!
+//! Each function poll publishes an immutable [`FunctionSnapshot`] into the
+//! [`Store`]. Readers (the `/metrics` renderer, the landing page) take
+//! `Arc`s of the current snapshots under a short read lock and never wait
+//! for a poll. A generation number changes whenever anything is published,
+//! so a renderer can reuse its last output while nothing changed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use crate::urn::FunctionUrn;
+
+/// The four per-function collectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CollectorKind {
+    AsyncInvocations,
+    Versions,
+    Code,
+    Snapshot,
+}
+
+impl CollectorKind {
+    pub const ALL: [CollectorKind; 4] = [
+        CollectorKind::AsyncInvocations,
+        CollectorKind::Versions,
+        CollectorKind::Code,
+        CollectorKind::Snapshot,
+    ];
+
+    /// The value of the `collector` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollectorKind::AsyncInvocations => "async_invocations",
+            CollectorKind::Versions => "versions",
+            CollectorKind::Code => "code",
+            CollectorKind::Snapshot => "snapshot",
+        }
+    }
+}
+
+impl fmt::Display for CollectorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Status of an asynchronous invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum InvocationStatus {
+    Wait,
+    Running,
+    Success,
+    Fail,
+    Discard,
+}
+
+impl InvocationStatus {
+    pub const ALL: [InvocationStatus; 5] = [
+        InvocationStatus::Wait,
+        InvocationStatus::Running,
+        InvocationStatus::Success,
+        InvocationStatus::Fail,
+        InvocationStatus::Discard,
+    ];
+    /// The statuses an invocation ends in, in the order of
+    /// [`AsyncCounters::terminal`].
+    pub const TERMINAL: [InvocationStatus; 3] = [
+        InvocationStatus::Success,
+        InvocationStatus::Fail,
+        InvocationStatus::Discard,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvocationStatus::Wait => "WAIT",
+            InvocationStatus::Running => "RUNNING",
+            InvocationStatus::Success => "SUCCESS",
+            InvocationStatus::Fail => "FAIL",
+            InvocationStatus::Discard => "DISCARD",
+        }
+    }
+
+    /// Parses the API's status; unknown values are `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    pub fn is_terminal(self) -> bool {
+        Self::TERMINAL.contains(&self)
+    }
+
+    /// Index into [`InvocationStatus::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Index into [`InvocationStatus::TERMINAL`], for terminal statuses.
+    pub fn terminal_index(self) -> Option<usize> {
+        Self::TERMINAL.iter().position(|s| *s == self)
+    }
+}
+
+/// Upper bounds (seconds) of the async duration histogram. Times in the API
+/// have one-second resolution; async functions may run for up to 72 hours.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 43200.0,
+    259200.0,
+];
+
+/// A cumulative distribution of durations: counts per bucket of
+/// [`DURATION_BUCKETS`] (not cumulative; the last slot is `+Inf`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DurationHistogram {
+    pub counts: [u64; DURATION_BUCKETS.len() + 1],
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Default for DurationHistogram {
+    fn default() -> Self {
+        Self {
+            counts: [0; DURATION_BUCKETS.len() + 1],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
+impl DurationHistogram {
+    pub fn observe(&mut self, seconds: f64) {
+        let slot = DURATION_BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(DURATION_BUCKETS.len());
+        self.counts[slot] += 1;
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+/// Counts that only grow while the process lives.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AsyncCounters {
+    /// Terminal invocations first seen terminal after the baseline, by
+    /// [`InvocationStatus::TERMINAL`] index.
+    pub terminal: [u64; 3],
+    /// `end_time − start_time` of each of them.
+    pub durations: DurationHistogram,
+}
+
+/// The async invocation records in the lookback window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AsyncWindow {
+    /// By [`InvocationStatus::ALL`] index.
+    pub by_status: [u64; 5],
+    /// Start time (Unix seconds) of the newest `FAIL` record seen.
+    pub last_failure: Option<i64>,
+}
+
+/// One version of a function.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub version: String,
+    pub runtime: String,
+    pub code_type: String,
+    pub last_modified: Option<i64>,
+}
+
+/// From the code API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeInfo {
+    pub runtime: String,
+    pub code_type: String,
+    pub size_bytes: Option<u64>,
+    pub last_modified: Option<i64>,
+    /// `strategy_config.concurrency`: −1 unlimited, 0 disabled.
+    pub max_instances: Option<i64>,
+}
+
+/// Snapshot states the API documents; anything else is `Unknown`.
+pub const SNAPSHOT_STATES: [&str; 6] = [
+    "enable",
+    "disable",
+    "creating",
+    "create_fail",
+    "expire",
+    "circuit_breaking",
+];
+
+/// From the snapshot API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotInfo {
+    /// The API said snapshots do not apply to this function (see
+    /// `poller::snapshot` for how that is recognised).
+    NotApplicable,
+    Known {
+        /// Index into [`SNAPSHOT_STATES`], or `None` for a state not listed.
+        state: Option<usize>,
+        /// From `enableSnapshot`, when its answer could be read.
+        enabled: Option<bool>,
+    },
+}
+
+/// The outcome of one collector in the latest poll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Collected<T> {
+    pub success: bool,
+    /// The latest value read successfully; kept when a later poll fails.
+    pub value: Option<T>,
+    /// Why the latest poll failed (for logs and the landing page only;
+    /// never a label).
+    pub error: Option<String>,
+}
+
+impl<T> Default for Collected<T> {
+    fn default() -> Self {
+        Self {
+            success: false,
+            value: None,
+            error: None,
+        }
+    }
+}
+
+/// Everything known about one function after its latest poll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionSnapshot {
+    pub urn: FunctionUrn,
+    /// Completed polls since start.
+    pub polls: u64,
+    /// Unix time (seconds) of the last poll in which every applicable
+    /// collector succeeded.
+    pub last_success: Option<f64>,
+    pub async_invocations: Collected<AsyncWindow>,
+    pub async_counters: AsyncCounters,
+    pub versions: Collected<Vec<VersionInfo>>,
+    pub code: Collected<CodeInfo>,
+    /// Digest changes observed since start.
+    pub code_changes: u64,
+    pub snapshot: Collected<SnapshotInfo>,
+}
+
+impl FunctionSnapshot {
+    /// A function that has not been polled yet.
+    pub fn new(urn: FunctionUrn) -> Self {
+        Self {
+            urn,
+            polls: 0,
+            last_success: None,
+            async_invocations: Collected::default(),
+            async_counters: AsyncCounters::default(),
+            versions: Collected::default(),
+            code: Collected::default(),
+            code_changes: 0,
+            snapshot: Collected::default(),
+        }
+    }
+
+    /// Success of each collector in the latest poll.
+    pub fn successes(&self) -> [(CollectorKind, bool); 4] {
+        [
+            (
+                CollectorKind::AsyncInvocations,
+                self.async_invocations.success,
+            ),
+            (CollectorKind::Versions, self.versions.success),
+            (CollectorKind::Code, self.code.success),
+            (CollectorKind::Snapshot, self.snapshot.success),
+        ]
+    }
+
+    /// True when the latest poll succeeded on every collector.
+    pub fn up(&self) -> bool {
+        self.polls > 0 && self.successes().iter().all(|(_, ok)| *ok)
+    }
+
+    /// The errors of the latest poll, by collector.
+    pub fn errors(&self) -> Vec<(CollectorKind, &str)> {
+        [
+            (
+                CollectorKind::AsyncInvocations,
+                &self.async_invocations.error,
+            ),
+            (CollectorKind::Versions, &self.versions.error),
+            (CollectorKind::Code, &self.code.error),
+            (CollectorKind::Snapshot, &self.snapshot.error),
+        ]
+        .into_iter()
+        .filter_map(|(k, e)| e.as_deref().map(|e| (k, e)))
+        .collect()
+    }
+}
+
+/// Facts about the poll cycles as a whole.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CycleStats {
+    /// Completed cycles since start.
+    pub completed: u64,
+    /// Wall time of the last completed cycle.
+    pub last_duration: Option<Duration>,
+}
+
+/// The latest snapshot of every monitored function.
+#[derive(Debug, Default)]
+pub struct Store {
+    functions: RwLock<BTreeMap<FunctionUrn, Arc<FunctionSnapshot>>>,
+    cycles: Mutex<CycleStats>,
+    generation: AtomicU64,
+}
+
+impl Store {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces a function's snapshot.
+    pub fn publish(&self, snapshot: FunctionSnapshot) {
+        let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(snapshot.urn.clone(), Arc::new(snapshot));
+        drop(map);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Forgets a function (it is no longer monitored).
+    pub fn remove(&self, urn: &FunctionUrn) {
+        let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        if map.remove(urn).is_some() {
+            drop(map);
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Records a completed poll cycle.
+    pub fn record_cycle(&self, duration: Duration) {
+        let mut c = self.cycles.lock().unwrap_or_else(|e| e.into_inner());
+        c.completed += 1;
+        c.last_duration = Some(duration);
+        drop(c);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current snapshots, ordered by URN.
+    pub fn functions(&self) -> Vec<Arc<FunctionSnapshot>> {
+        let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
+        map.values().cloned().collect()
+    }
+
+    /// One function's current snapshot.
+    pub fn function(&self, urn: &FunctionUrn) -> Option<Arc<FunctionSnapshot>> {
+        let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
+        map.get(urn).cloned()
+    }
+
+    pub fn cycles(&self) -> CycleStats {
+        self.cycles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes whenever anything in the store changes.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_by_upper_bound() {
+        let mut h = DurationHistogram::default();
+        for s in [0.0, 1.0, 1.5, 60.0, 1e9] {
+            h.observe(s);
+        }
+        assert_eq!(h.counts[0], 2); // 0 and 1 are <= 1
+        assert_eq!(h.counts[1], 1); // 1.5 <= 2
+        assert_eq!(h.counts[5], 1); // 60 <= 60
+        assert_eq!(h.counts[DURATION_BUCKETS.len()], 1); // +Inf
+        assert_eq!(h.count, 5);
+    }
+
+    #[test]
+    fn statuses_parse_case_insensitively_and_unknown_is_none() {
+        assert_eq!(
+            InvocationStatus::parse("FAIL"),
+            Some(InvocationStatus::Fail)
+        );
+        assert_eq!(
+            InvocationStatus::parse("running"),
+            Some(InvocationStatus::Running)
+        );
+        assert_eq!(InvocationStatus::parse("PAUSED"), None);
+        assert_eq!(InvocationStatus::Discard.terminal_index(), Some(2));
+        assert_eq!(InvocationStatus::Wait.terminal_index(), None);
+    }
+
+    #[test]
+    fn publishing_changes_the_generation() {
+        let store = Store::new();
+        let urn = FunctionUrn::parse_full(
+            "urn:fss:r:0123456789abcdef0123456789abcdef:function:default:f",
+        )
+        .unwrap();
+        let g0 = store.generation();
+        store.publish(FunctionSnapshot::new(urn.clone()));
+        assert_ne!(store.generation(), g0);
+        assert_eq!(store.functions().len(), 1);
+        let g1 = store.generation();
+        store.remove(&urn);
+        assert_ne!(store.generation(), g1);
+        assert!(store.functions().is_empty());
+    }
+}
