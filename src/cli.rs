@@ -19,7 +19,7 @@ const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (revision ",
     env!("FGE_REVISION"),
-    ", ",
+    ", rustc ",
     env!("FGE_RUSTC_VERSION"),
     ")"
 );

@@ -1,1 +1,12 @@
-//! Integration tests: one binary, modules per area.
+//! Integration tests, one binary with a module per area (it links once).
+//!
+//! - `config`: configuration fixtures and the documented example.
+//! - `exporter`: the simulator and the exporter end to end over loopback HTTP.
+//! - `cli`: the built binary: `--check-config`, `--demo`, signals, promtool.
+//! - `golden`: a fixed scenario's exposition against a checked-in file.
+
+mod cli;
+mod config;
+mod exporter;
+mod golden;
+mod util;

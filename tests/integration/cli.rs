@@ -1,0 +1,289 @@
+//! The built binary: `--check-config`, `--version`, `--demo`, signals, and
+//! `promtool check metrics` on the demo's live output.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::util::{DEADLINE, Exposition};
+
+const BIN: &str = env!("CARGO_BIN_EXE_functiongraph_exporter");
+
+fn manifest(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .display()
+        .to_string()
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("FUNCTIONGRAPH_TOKEN")
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A valid configuration: exit 0 and a summary, with no secret in it.
+#[test]
+fn check_config_summarises_without_secrets() {
+    let secret = "sup3r-s3cret-token-value";
+    let out = run(
+        &[
+            "--config",
+            &manifest("config/example.toml"),
+            "--check-config",
+        ],
+        &[("FUNCTIONGRAPH_TOKEN", secret)],
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(stdout.contains("configuration is valid"), "{stdout}");
+    assert!(stdout.contains("projects: 1, functions: 3"), "{stdout}");
+    assert!(stdout.contains("interval 1m"), "{stdout}");
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+}
+
+/// Invalid configurations and unreadable secrets exit 2 with the reason.
+#[test]
+fn check_config_rejects_problems_with_exit_2() {
+    let bad = manifest("tests/fixtures/config/unknown-key.bad.toml");
+    let out = run(&["--config", &bad, "--check-config"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("polling.intervall (line 3): unknown field `intervall`"));
+
+    let out = run(
+        &[
+            "--config",
+            &manifest("config/example.toml"),
+            "--check-config",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("projects[0].auth: environment variable FUNCTIONGRAPH_TOKEN is not set"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Starting (not just checking) with a bad file also exits 2 before anything runs.
+    let out = run(&["--config", &bad], &[]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // No --config and no default file.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no configuration: pass --config FILE"));
+
+    // Usage errors too.
+    let out = run(&["--demo", "--config", "x.toml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn version_names_the_build() {
+    let out = run(&["--version"], &[]);
+    assert!(out.status.success());
+    let v = text(&out.stdout);
+    assert!(
+        v.starts_with(&format!(
+            "functiongraph_exporter {}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{v}"
+    );
+    assert!(v.contains("revision") && v.contains("rustc"), "{v}");
+}
+
+/// The demo, started as a user would, on an ephemeral port.
+struct Demo {
+    child: Child,
+    addr: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Demo {
+    fn start() -> Demo {
+        let mut child = Command::new(BIN)
+            .args(["--demo", "--web.listen-address", "127.0.0.1:0"])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Reads the log until the exporter says where it listens, then keeps
+        // draining it so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("serving metrics on http://").nth(1) {
+                    let addr = rest.split("/metrics").next().unwrap_or_default().to_owned();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(DEADLINE)
+            .expect("the demo logs its address");
+        let demo = Demo {
+            child,
+            addr,
+            http: reqwest::blocking::Client::new(),
+        };
+        demo.wait_ready();
+        demo
+    }
+
+    fn get(&self, path: &str) -> reqwest::blocking::Response {
+        self.http
+            .get(format!("http://{}{path}", self.addr))
+            .send()
+            .unwrap()
+    }
+
+    /// Polls /-/ready: readiness is what the demo promises, not a time.
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + DEADLINE;
+        let mut backoff = Duration::from_millis(20);
+        while self.get("/-/ready").status() != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "demo not ready within {DEADLINE:?}"
+            );
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let r = self.get("/metrics");
+        assert_eq!(r.status(), 200);
+        r.text().unwrap()
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit within {DEADLINE:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every metric of the contract has live values in the demo.
+#[test]
+fn demo_serves_every_metric() {
+    let demo = Demo::start();
+    let m = Exposition::parse(&demo.metrics());
+    let names = m.names();
+    for name in [
+        "functiongraph_up",
+        "functiongraph_collector_success",
+        "functiongraph_async_invocations",
+        "functiongraph_async_invocations_total",
+        "functiongraph_async_invocation_duration_seconds_bucket",
+        "functiongraph_async_invocation_last_failure_timestamp_seconds",
+        "functiongraph_code_size_bytes",
+        "functiongraph_code_last_modified_timestamp_seconds",
+        "functiongraph_code_changes_total",
+        "functiongraph_function_info",
+        "functiongraph_max_instances",
+        "functiongraph_versions",
+        "functiongraph_version_info",
+        "functiongraph_snapshot_state",
+        "functiongraph_snapshot_enabled",
+        "functiongraph_exporter_api_requests_total",
+        "functiongraph_exporter_api_request_duration_seconds_bucket",
+        "functiongraph_exporter_poll_duration_seconds",
+        "functiongraph_exporter_last_poll_success_timestamp_seconds",
+        "functiongraph_exporter_build_info",
+    ] {
+        assert!(names.contains(name), "{name} missing from the demo");
+    }
+    for (_, labels, v) in m.matching("functiongraph_up", &[]) {
+        assert_eq!(*v, 1.0, "{labels:?} is down in the demo");
+    }
+    assert_eq!(m.matching("functiongraph_up", &[]).count(), 5);
+    let status = demo.terminate();
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+}
+
+/// `promtool check metrics` has nothing to say about the live demo output.
+#[test]
+#[cfg_attr(
+    not(has_promtool),
+    ignore = "promtool is not installed (apt-get install prometheus)"
+)]
+fn demo_metrics_pass_promtool() {
+    let demo = Demo::start();
+    let body = demo.metrics();
+    promtool_check_metrics(&body);
+}
+
+/// Runs `promtool check metrics` on `body` and requires silence and success.
+pub fn promtool_check_metrics(body: &str) {
+    use std::io::Write;
+    let promtool = option_env!("FGE_PROMTOOL").unwrap_or("promtool");
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool: {report}"
+    );
+}
