@@ -1,6 +1,7 @@
 //! Build facts for `functiongraph_exporter_build_info` and `--version`
-//! (git revision, rustc version), and whether `promtool` is installed, so
-//! the tests that need it are reported as ignored, not passed, without it.
+//! (git revision, rustc version), and whether `promtool` and `prometheus`
+//! are installed, so the tests that need them are reported as ignored, not
+//! passed, without them.
 
 use std::path::Path;
 use std::process::Command;
@@ -24,17 +25,25 @@ fn main() {
         .unwrap_or_else(|| "unknown".to_owned());
     println!("cargo::rustc-env=FGE_RUSTC_VERSION={rustc_version}");
 
-    println!("cargo::rustc-check-cfg=cfg(has_promtool)");
-    match find("promtool") {
-        Some(path) => {
-            println!("cargo::rustc-cfg=has_promtool");
-            println!("cargo::rustc-env=FGE_PROMTOOL={path}");
-        }
-        None if std::env::var_os("FGE_REQUIRE_PROMTOOL").is_some() => {
-            panic!("FGE_REQUIRE_PROMTOOL is set but promtool is not on PATH");
-        }
-        None => {
-            println!("cargo::warning=promtool not found: the tests that need it will be ignored");
+    // Tests that need Prometheus' tools are compiled as ignored where the
+    // tools are missing. CI sets FGE_REQUIRE_PROMTOOL so that a missing
+    // tool fails the build instead.
+    for (tool, cfg, env) in [
+        ("promtool", "has_promtool", "FGE_PROMTOOL"),
+        ("prometheus", "has_prometheus", "FGE_PROMETHEUS"),
+    ] {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        match find(tool) {
+            Some(path) => {
+                println!("cargo::rustc-cfg={cfg}");
+                println!("cargo::rustc-env={env}={path}");
+            }
+            None if std::env::var_os("FGE_REQUIRE_PROMTOOL").is_some() => {
+                panic!("FGE_REQUIRE_PROMTOOL is set but {tool} is not on PATH");
+            }
+            None => {
+                println!("cargo::warning={tool} not found: the tests that need it will be ignored");
+            }
         }
     }
 }

@@ -219,3 +219,110 @@ pub fn families(snapshots: &[impl AsRef<FunctionSnapshot>], refresh: &str) -> Ve
     .filter_map(Family::finish)
     .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{AsyncWindow, CodeInfo, Collected, VersionInfo};
+    use crate::urn::FunctionUrn;
+
+    fn urn(package: &str, name: &str) -> FunctionUrn {
+        FunctionUrn::new(
+            "r",
+            "0123456789abcdef0123456789abcdef",
+            package,
+            name,
+            "latest",
+        )
+        .unwrap()
+    }
+
+    fn ok<T>(v: T) -> Collected<T> {
+        Collected {
+            success: true,
+            value: Some(v),
+            error: None,
+        }
+    }
+
+    fn polled(urn: FunctionUrn) -> FunctionSnapshot {
+        let mut s = FunctionSnapshot::new(urn);
+        s.polls = 1;
+        s.async_invocations = ok(AsyncWindow {
+            by_status: [1, 2, 3, 4, 5],
+            last_failure: Some(1_700_000_000),
+        });
+        s.versions = ok(vec![VersionInfo {
+            version: "latest".into(),
+            ..VersionInfo::default()
+        }]);
+        s.code = ok(CodeInfo {
+            runtime: "Go1.x".into(),
+            size_bytes: Some(10),
+            ..CodeInfo::default()
+        });
+        s.snapshot = ok(SnapshotInfo::Known {
+            state: Some(3),
+            enabled: None,
+        });
+        s
+    }
+
+    fn encode(snaps: &[FunctionSnapshot]) -> String {
+        let snaps: Vec<std::sync::Arc<FunctionSnapshot>> =
+            snaps.iter().cloned().map(std::sync::Arc::new).collect();
+        let families = families(&snaps, "R.");
+        prometheus::TextEncoder::new()
+            .encode_to_string(&families)
+            .unwrap()
+    }
+
+    #[test]
+    fn an_unpolled_function_exports_nothing() {
+        assert_eq!(encode(&[FunctionSnapshot::new(urn("default", "f"))]), "");
+    }
+
+    #[test]
+    fn snapshot_state_is_a_state_set_with_exactly_one_set() {
+        let text = encode(&[polled(urn("default", "f"))]);
+        let states: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("functiongraph_snapshot_state{"))
+            .collect();
+        assert_eq!(states.len(), 7);
+        assert_eq!(states.iter().filter(|l| l.ends_with(" 1")).count(), 1);
+        assert!(
+            states
+                .iter()
+                .any(|l| l.contains("state=\"create_fail\"} 1"))
+        );
+        // No enableSnapshot answer: no series rather than a guess.
+        assert!(!text.contains("functiongraph_snapshot_enabled{"));
+    }
+
+    #[test]
+    fn a_failed_poll_keeps_counters_and_marks_collectors() {
+        let mut s = polled(urn("default", "f"));
+        s.code.success = false;
+        s.async_counters.terminal = [7, 1, 0];
+        let text = encode(&[s]);
+        assert!(text.contains("functiongraph_up{function=\"f\",package=\"default\",qualifier=\"latest\",project_id=\"0123456789abcdef0123456789abcdef\"} 0"));
+        assert!(text.contains("collector=\"code\"} 0"));
+        assert!(text.contains("status=\"SUCCESS\"} 7"));
+        assert!(text.contains("status=\"DISCARD\"} 0"));
+        // Every family has HELP with the refresh note, and TYPE.
+        for line in text.lines().filter(|l| l.starts_with("# HELP")) {
+            assert!(line.ends_with(" R."), "{line}");
+        }
+    }
+
+    #[test]
+    fn hostile_names_are_escaped_in_label_values() {
+        let text = encode(&[polled(urn("pk\"g\\", "na\"me\\x"))]);
+        assert!(
+            text.contains(r#"function="na\"me\\x",package="pk\"g\\""#),
+            "{text}"
+        );
+        assert!(!text.contains('\r'));
+    }
+}
