@@ -14,10 +14,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::api::{ApiObserver, Client, ClientOptions, Credentials};
+use crate::api::{ApiObserver, Client, ClientOptions, Credentials, PasswordTokens, http_client};
+use crate::clock::{Clock, SystemClock};
 use crate::collector::{ExporterMetrics, Renderer};
-use crate::config::{AuthConfig, Config};
+use crate::config::{AuthMethod, Config, ProjectConfig};
 use crate::poller::{Poller, PollerHandle, Target};
+use crate::secret::SecretCell;
 use crate::server::{self, ServerState};
 use crate::state::Store;
 
@@ -59,6 +61,20 @@ impl Running {
     }
 }
 
+/// What can be changed about how the exporter runs, beyond its config.
+pub struct Options {
+    /// Dates signatures and times credential expiry and back-off.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
 /// Starts the exporter: every secret is read and every client built before
 /// anything runs, so a bad credential source fails start-up, not the first
 /// poll.
@@ -67,29 +83,36 @@ pub async fn start(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<Running, Error> {
+    start_with(config, listener, shutdown, Options::default()).await
+}
+
+/// [`start`], with [`Options`].
+pub async fn start_with(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    options: Options,
+) -> Result<Running, Error> {
     let local_addr = listener.local_addr().map_err(Error::Io)?;
     let exporter = Arc::new(ExporterMetrics::new());
     let observer: Arc<dyn ApiObserver> = exporter.clone();
     let permits = Arc::new(Semaphore::new(config.polling.concurrency));
+    let http = http_client(config.polling.timeout)?;
     let mut targets = Vec::new();
     for project in &config.projects {
-        let credentials = match &project.auth {
-            AuthConfig::Token(source) => {
-                let token = source.resolve().map_err(|source| Error::Secret {
-                    project_id: project.project_id.clone(),
-                    source,
-                })?;
-                Credentials::Token(token)
-            }
-        };
+        exporter.init_project(&project.project_id);
+        let credentials = credentials(project, config, &http, &options, &observer)?;
         let client = Client::new(
             ClientOptions {
                 endpoint: project.endpoint.clone(),
                 project_id: project.project_id.clone(),
                 timeout: config.polling.timeout,
                 max_body_bytes: config.polling.max_response_bytes,
+                auth_backoff: project.auth.failure_backoff,
             },
+            http.clone(),
             credentials,
+            Arc::clone(&options.clock),
             Arc::clone(&permits),
             Arc::clone(&observer),
         )?;
@@ -130,6 +153,50 @@ pub async fn start(
         shutdown,
         server,
         polling,
+    })
+}
+
+/// Reads a project's secrets and builds its credentials.
+fn credentials(
+    project: &ProjectConfig,
+    config: &Config,
+    http: &reqwest::Client,
+    options: &Options,
+    observer: &Arc<dyn ApiObserver>,
+) -> Result<Credentials, Error> {
+    let load = |source: &crate::secret::SecretSource| {
+        SecretCell::load(source.clone()).map_err(|source| Error::Secret {
+            project_id: project.project_id.clone(),
+            source,
+        })
+    };
+    Ok(match &project.auth.method {
+        AuthMethod::AkSk {
+            access_key,
+            secret_key,
+            security_token,
+        } => Credentials::AkSk {
+            access_key: load(access_key)?,
+            secret_key: load(secret_key)?,
+            security_token: security_token.as_ref().map(load).transpose()?,
+        },
+        AuthMethod::Password {
+            user_name,
+            domain_name,
+            password,
+            iam_endpoint,
+        } => Credentials::Password(PasswordTokens::new(
+            user_name.clone(),
+            domain_name.clone(),
+            load(password)?,
+            iam_endpoint.clone(),
+            project.project_id.clone(),
+            http.clone(),
+            config.polling.timeout,
+            Arc::clone(&options.clock),
+            Arc::clone(observer),
+        )),
+        AuthMethod::Token(source) => Credentials::Token(load(source)?),
     })
 }
 

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AuthConfig, Config, DEFAULT_CONFIG_PATH};
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::telemetry::{self, LogFormat, LogLevel};
 use crate::{Error, app, demo, shutdown};
 
@@ -143,11 +143,9 @@ fn check_config(cli: &Cli) -> ExitCode {
     };
     let mut problems = Vec::new();
     for (i, project) in config.projects.iter().enumerate() {
-        match &project.auth {
-            AuthConfig::Token(source) => {
-                if let Err(e) = source.resolve() {
-                    problems.push(format!("{origin}: projects[{i}].auth: {e}"));
-                }
+        for (what, source) in project.auth.sources() {
+            if let Err(e) = source.resolve() {
+                problems.push(format!("{origin}: projects[{i}].auth: {what}: {e}"));
             }
         }
     }

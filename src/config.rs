@@ -27,6 +27,18 @@ pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:10050";
 /// The environment variable a token is read from when neither `token_env`
 /// nor `token_file` is set.
 pub const DEFAULT_TOKEN_ENV: &str = "FUNCTIONGRAPH_TOKEN";
+/// The official SDKs' variables for an access key pair and the security
+/// token of temporary credentials.
+pub const DEFAULT_ACCESS_KEY_ENV: &str = "HUAWEICLOUD_SDK_AK";
+pub const DEFAULT_SECRET_KEY_ENV: &str = "HUAWEICLOUD_SDK_SK";
+pub const DEFAULT_SECURITY_TOKEN_ENV: &str = "HUAWEICLOUD_SDK_SECURITY_TOKEN";
+/// The environment variable an IAM password is read from by default.
+pub const DEFAULT_PASSWORD_ENV: &str = "FUNCTIONGRAPH_PASSWORD";
+/// First pause after an authentication failure; it doubles while failures
+/// go on, up to [`MAX_AUTH_BACKOFF`]. The gateway locks an access key for
+/// five minutes after five consecutive failures, so never hammer it.
+pub const DEFAULT_AUTH_BACKOFF: Duration = Duration::from_secs(60);
+pub const MAX_AUTH_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -113,13 +125,45 @@ struct RawProject {
 #[serde(tag = "type", rename_all = "lowercase")]
 enum RawAuth {
     Token(RawTokenAuth),
+    Aksk(RawAkSkAuth),
+    Password(RawPasswordAuth),
 }
 
+/// `type = "token"`: a static IAM token.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTokenAuth {
     token_env: Option<String>,
     token_file: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde::option")]
+    failure_backoff: Option<Duration>,
+}
+
+/// `type = "aksk"`: an access key pair, signing every request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAkSkAuth {
+    access_key_env: Option<String>,
+    access_key_file: Option<PathBuf>,
+    secret_key_env: Option<String>,
+    secret_key_file: Option<PathBuf>,
+    security_token_env: Option<String>,
+    security_token_file: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde::option")]
+    failure_backoff: Option<Duration>,
+}
+
+/// `type = "password"`: an IAM user's password, exchanged for tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPasswordAuth {
+    user_name: String,
+    domain_name: String,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    iam_endpoint: Option<String>,
+    #[serde(default, with = "humantime_serde::option")]
+    failure_backoff: Option<Duration>,
 }
 
 // === validated ===
@@ -161,16 +205,88 @@ pub struct ProjectConfig {
 
 /// How a project authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthConfig {
-    /// An IAM token sent as `X-Auth-Token`.
+pub struct AuthConfig {
+    pub method: AuthMethod,
+    /// First pause after an authentication failure (it doubles while
+    /// failures go on, up to [`MAX_AUTH_BACKOFF`]).
+    pub failure_backoff: Duration,
+}
+
+/// The three ways of authenticating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// Every request signed with an access key pair (`SDK-HMAC-SHA256`);
+    /// with a security token for temporary credentials.
+    AkSk {
+        access_key: SecretSource,
+        secret_key: SecretSource,
+        security_token: Option<SecretSource>,
+    },
+    /// Project-scoped IAM tokens obtained with a user's password.
+    Password {
+        user_name: String,
+        domain_name: String,
+        password: SecretSource,
+        /// `scheme://host[:port]`, no trailing slash.
+        iam_endpoint: String,
+    },
+    /// A static IAM token sent as `X-Auth-Token`.
     Token(SecretSource),
 }
 
 impl AuthConfig {
-    /// A short description for logs and `--check-config` (never the secret).
+    /// Token authentication from `source`, with the default back-off.
+    pub fn token(source: SecretSource) -> Self {
+        Self {
+            method: AuthMethod::Token(source),
+            failure_backoff: DEFAULT_AUTH_BACKOFF,
+        }
+    }
+
+    /// A short description for logs and `--check-config` (never a secret).
     pub fn describe(&self) -> String {
-        match self {
-            AuthConfig::Token(source) => format!("token from {source}"),
+        match &self.method {
+            AuthMethod::AkSk {
+                access_key,
+                secret_key,
+                security_token,
+            } => {
+                let mut s =
+                    format!("aksk (access key from {access_key}, secret key from {secret_key}");
+                if let Some(t) = security_token {
+                    s.push_str(&format!(", security token from {t}"));
+                }
+                s.push(')');
+                s
+            }
+            AuthMethod::Password {
+                user_name,
+                domain_name,
+                password,
+                iam_endpoint,
+            } => format!(
+                "password (user {user_name} of account {domain_name}, password from {password}, tokens from {iam_endpoint})"
+            ),
+            AuthMethod::Token(source) => format!("token from {source}"),
+        }
+    }
+
+    /// Every secret source, named by its key, for checking they can be read.
+    pub fn sources(&self) -> Vec<(&'static str, &SecretSource)> {
+        match &self.method {
+            AuthMethod::AkSk {
+                access_key,
+                secret_key,
+                security_token,
+            } => {
+                let mut v = vec![("access key", access_key), ("secret key", secret_key)];
+                if let Some(t) = security_token {
+                    v.push(("security token", t));
+                }
+                v
+            }
+            AuthMethod::Password { password, .. } => vec![("password", password)],
+            AuthMethod::Token(t) => vec![("token", t)],
         }
     }
 }
@@ -440,35 +556,128 @@ fn validate_project(
         }
         functions.push(urn);
     }
-    let auth = match p.auth {
-        RawAuth::Token(t) => match (t.token_env, t.token_file) {
-            (Some(_), Some(_)) => {
-                return Err(c.err(key("auth"), "set token_env or token_file, not both"));
-            }
-            (Some(env), None) => {
-                if !valid_env_name(&env) {
-                    return Err(c.err(
-                        key("auth.token_env"),
-                        format!("{env:?} is not a valid environment variable name"),
-                    ));
-                }
-                AuthConfig::Token(SecretSource::Env(env))
-            }
-            (None, Some(file)) => {
-                if file.as_os_str().is_empty() {
-                    return Err(c.err(key("auth.token_file"), "must not be empty"));
-                }
-                AuthConfig::Token(SecretSource::File(file))
-            }
-            (None, None) => AuthConfig::Token(SecretSource::Env(DEFAULT_TOKEN_ENV.to_owned())),
-        },
-    };
+    let auth = validate_auth(p.auth, &p.region, &key("auth"), c)?;
     Ok(ProjectConfig {
         project_id: p.project_id,
         region: p.region,
         endpoint,
         functions,
         auth,
+    })
+}
+
+fn validate_auth(
+    raw: RawAuth,
+    region: &str,
+    key: &str,
+    c: &Checker<'_>,
+) -> Result<AuthConfig, ConfigError> {
+    // One secret from an environment variable or a file, never both.
+    let source = |name: &str,
+                  env: Option<String>,
+                  file: Option<PathBuf>,
+                  default_env: Option<&str>|
+     -> Result<Option<SecretSource>, ConfigError> {
+        match (env, file) {
+            (Some(_), Some(_)) => {
+                Err(c.err(key, format!("set {name}_env or {name}_file, not both")))
+            }
+            (Some(env), None) if !valid_env_name(&env) => Err(c.err(
+                format!("{key}.{name}_env"),
+                format!("{env:?} is not a valid environment variable name"),
+            )),
+            (Some(env), None) => Ok(Some(SecretSource::Env(env))),
+            (None, Some(file)) if file.as_os_str().is_empty() => {
+                Err(c.err(format!("{key}.{name}_file"), "must not be empty"))
+            }
+            (None, Some(file)) => Ok(Some(SecretSource::File(file))),
+            (None, None) => Ok(default_env.map(|e| SecretSource::Env(e.to_owned()))),
+        }
+    };
+    let required = |s: Option<SecretSource>| s.expect("a default environment variable is given");
+    let (method, backoff) = match raw {
+        RawAuth::Token(t) => (
+            AuthMethod::Token(required(source(
+                "token",
+                t.token_env,
+                t.token_file,
+                Some(DEFAULT_TOKEN_ENV),
+            )?)),
+            t.failure_backoff,
+        ),
+        RawAuth::Aksk(a) => {
+            let security_token = match source(
+                "security_token",
+                a.security_token_env,
+                a.security_token_file,
+                None,
+            )? {
+                Some(s) => Some(s),
+                // Like the official SDKs: temporary credentials' token from
+                // the environment when it is there.
+                None => std::env::var_os(DEFAULT_SECURITY_TOKEN_ENV)
+                    .map(|_| SecretSource::Env(DEFAULT_SECURITY_TOKEN_ENV.to_owned())),
+            };
+            (
+                AuthMethod::AkSk {
+                    access_key: required(source(
+                        "access_key",
+                        a.access_key_env,
+                        a.access_key_file,
+                        Some(DEFAULT_ACCESS_KEY_ENV),
+                    )?),
+                    secret_key: required(source(
+                        "secret_key",
+                        a.secret_key_env,
+                        a.secret_key_file,
+                        Some(DEFAULT_SECRET_KEY_ENV),
+                    )?),
+                    security_token,
+                },
+                a.failure_backoff,
+            )
+        }
+        RawAuth::Password(p) => {
+            for (name, value) in [("user_name", &p.user_name), ("domain_name", &p.domain_name)] {
+                if value.trim().is_empty() {
+                    return Err(c.err(format!("{key}.{name}"), "must not be empty"));
+                }
+            }
+            let iam_endpoint = match &p.iam_endpoint {
+                Some(e) => {
+                    validate_endpoint(e).map_err(|m| c.err(format!("{key}.iam_endpoint"), m))?
+                }
+                None => format!("https://iam.{region}.myhuaweicloud.com"),
+            };
+            (
+                AuthMethod::Password {
+                    user_name: p.user_name,
+                    domain_name: p.domain_name,
+                    password: required(source(
+                        "password",
+                        p.password_env,
+                        p.password_file,
+                        Some(DEFAULT_PASSWORD_ENV),
+                    )?),
+                    iam_endpoint,
+                },
+                p.failure_backoff,
+            )
+        }
+    };
+    let failure_backoff = backoff.unwrap_or(DEFAULT_AUTH_BACKOFF);
+    if failure_backoff.is_zero() || failure_backoff > MAX_AUTH_BACKOFF {
+        return Err(c.err(
+            format!("{key}.failure_backoff"),
+            format!(
+                "must be greater than zero and at most {}",
+                humantime::format_duration(MAX_AUTH_BACKOFF)
+            ),
+        ));
+    }
+    Ok(AuthConfig {
+        method,
+        failure_backoff,
     })
 }
 
@@ -540,7 +749,7 @@ type = "token"
         );
         assert_eq!(
             p.auth,
-            AuthConfig::Token(SecretSource::Env(DEFAULT_TOKEN_ENV.into()))
+            AuthConfig::token(SecretSource::Env(DEFAULT_TOKEN_ENV.into()))
         );
         assert_eq!(
             p.functions[0].to_string(),

@@ -61,7 +61,7 @@ pub fn config(endpoint: &str, listen_address: SocketAddr) -> Config {
             region: DEMO_REGION.to_owned(),
             endpoint: endpoint.to_owned(),
             functions,
-            auth: AuthConfig::Token(SecretSource::Inline(Secret::new(DEMO_TOKEN))),
+            auth: AuthConfig::token(SecretSource::Inline(Secret::new(DEMO_TOKEN))),
         }],
     }
 }

@@ -19,15 +19,17 @@
 //!   Knows nothing of HTTP.
 //! - [`server`]: `/metrics`, `/`, `/-/healthy`, `/-/ready`; graceful shutdown.
 //! - [`simulator`]: a FunctionGraph API simulator for `--demo` and tests.
-//! - [`demo`], [`telemetry`], [`shutdown`], [`secret`], [`urn`], [`timefmt`]:
-//!   the demo set-up, logging, signals, redacted secrets, function URNs and
-//!   the API's time formats.
+//! - [`demo`], [`telemetry`], [`shutdown`], [`secret`], [`urn`], [`timefmt`],
+//!   [`clock`]: the demo set-up, logging, signals, redacted secrets (and
+//!   secret files that are re-read when they change), function URNs, the
+//!   API's time formats, and a clock tests can move.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod collector;
 pub mod config;
 pub mod demo;

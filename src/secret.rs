@@ -1,12 +1,18 @@
-//! Secrets: a value that never prints, and where it is read from.
+//! Secrets: a value that never prints, where it is read from, and files
+//! that are re-read when they change.
 //!
 //! [`Secret`] redacts itself in `Debug` and `Display`, so a config or a
 //! client can be logged at any level without leaking a token. The only way
 //! to the bytes is [`Secret::expose`], which call sites use right where the
-//! value goes on the wire.
+//! value goes on the wire. [`SecretCell`] holds a secret read from its
+//! [`SecretSource`] and, for a file, notices when the file was replaced
+//! (a rotated Kubernetes Secret, a new token written by a sidecar), so a
+//! rotation needs no restart.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 /// A credential that must not reach logs, metrics, pages or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -91,6 +97,101 @@ fn read_file(path: &Path) -> Result<Secret, SecretError> {
     Ok(Secret::new(value))
 }
 
+/// What identifies a version of a file: a rewrite or a replacement
+/// (rename, symlink swap) changes at least one of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    #[cfg(unix)]
+    inode: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> std::io::Result<Self> {
+        let m = std::fs::metadata(path)?;
+        Ok(Self {
+            modified: m.modified().ok(),
+            len: m.len(),
+            #[cfg(unix)]
+            inode: std::os::unix::fs::MetadataExt::ino(&m),
+        })
+    }
+}
+
+/// A secret and where it came from; a file is re-read when it changes.
+pub struct SecretCell {
+    source: SecretSource,
+    current: Mutex<(Option<FileStamp>, Secret)>,
+}
+
+impl SecretCell {
+    /// Reads the secret now, so that a missing one is reported at start-up.
+    pub fn load(source: SecretSource) -> Result<Self, SecretError> {
+        let stamp = match &source {
+            SecretSource::File(path) => FileStamp::of(path).ok(),
+            _ => None,
+        };
+        let secret = source.resolve()?;
+        Ok(Self {
+            source,
+            current: Mutex::new((stamp, secret)),
+        })
+    }
+
+    /// The current secret: for a file whose stamp changed since it was
+    /// last read, the new content. If the new content cannot be read (the
+    /// file is being replaced), the error is returned and the next call
+    /// tries again.
+    pub fn get(&self) -> Result<Secret, SecretError> {
+        let SecretSource::File(path) = &self.source else {
+            return Ok(self.lock().1.clone());
+        };
+        let stamp = FileStamp::of(path).map_err(|source| SecretError::File {
+            path: path.clone(),
+            source,
+        })?;
+        let mut current = self.lock();
+        if current.0.as_ref() != Some(&stamp) {
+            let secret = read_file(path)?;
+            tracing::info!(file = %path.display(), "secret file changed; using its new content");
+            *current = (Some(stamp), secret);
+        }
+        Ok(current.1.clone())
+    }
+
+    pub fn source(&self) -> &SecretSource {
+        &self.source
+    }
+
+    /// Warns when a secret file can be read by every user of the machine.
+    pub fn warn_if_world_readable(&self) {
+        #[cfg(unix)]
+        if let SecretSource::File(path) = &self.source {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(path) {
+                if m.permissions().mode() & 0o004 != 0 {
+                    tracing::warn!(
+                        file = %path.display(),
+                        mode = format!("{:o}", m.permissions().mode() & 0o777),
+                        "secret file is readable by other users; consider chmod 600 (or defaultMode: 0400 in Kubernetes)"
+                    );
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<FileStamp>, Secret)> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl fmt::Debug for SecretCell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretCell({:?})", self.source)
+    }
+}
+
 impl fmt::Debug for SecretSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -136,6 +237,23 @@ mod tests {
         let missing = dir.path().join("missing");
         let err = SecretSource::File(missing).resolve().unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn a_cell_rereads_a_replaced_file_and_never_prints_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "first").unwrap();
+        let cell = SecretCell::load(SecretSource::File(path.clone())).unwrap();
+        assert_eq!(cell.get().unwrap().expose(), "first");
+        // Replaced the way Kubernetes and most tools do it: write and rename.
+        let tmp = dir.path().join("token.new");
+        std::fs::write(&tmp, "second-value").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        assert_eq!(cell.get().unwrap().expose(), "second-value");
+        assert!(!format!("{cell:?}").contains("second"));
+        std::fs::remove_file(&path).unwrap();
+        assert!(cell.get().is_err());
     }
 
     #[test]

@@ -41,6 +41,11 @@ pub enum ApiErrorKind {
     TooLarge { limit: usize },
     /// The exporter is shutting down.
     Cancelled,
+    /// Not sent: the project's credentials were refused and it is in
+    /// back-off (see `api::gate`). Carries the refusal.
+    AuthBackoff(String),
+    /// A credential could not be read (e.g. its file disappeared).
+    Credentials(String),
 }
 
 impl ApiError {
@@ -65,6 +70,34 @@ impl ApiError {
         match &self.kind {
             ApiErrorKind::Status { code, .. } => code.as_deref(),
             _ => None,
+        }
+    }
+
+    /// A refusal of the credentials by the gateway or IAM (401 or 403).
+    /// The gateway locks an access key after five in a row, so these are
+    /// never retried with the same credentials.
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(self.status(), Some(401 | 403))
+    }
+
+    /// Anything about authentication, including requests held back by the
+    /// project's back-off (logged once by the gate, not per function).
+    pub fn is_auth_related(&self) -> bool {
+        self.is_auth_failure() || matches!(self.kind, ApiErrorKind::AuthBackoff(_))
+    }
+
+    /// A 401 saying the token expired (a fresh token may fix it).
+    pub fn is_token_expiry(&self) -> bool {
+        match &self.kind {
+            ApiErrorKind::Status {
+                status: 401,
+                message,
+                ..
+            } => {
+                let m = message.to_ascii_lowercase();
+                m.contains("expire") || m.contains("token must be updated")
+            }
+            _ => false,
         }
     }
 
@@ -102,6 +135,11 @@ impl ApiErrorKind {
                 write!(out, "response body larger than {limit} bytes")
             }
             ApiErrorKind::Cancelled => write!(out, "cancelled by shutdown"),
+            ApiErrorKind::AuthBackoff(refusal) => write!(
+                out,
+                "not sent: authentication failed ({refusal}); this project's requests are paused and retried with back-off"
+            ),
+            ApiErrorKind::Credentials(e) => write!(out, "reading credentials: {e}"),
         };
     }
 }

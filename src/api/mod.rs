@@ -1,19 +1,21 @@
 //! The FunctionGraph API client: one per project, typed endpoints, typed
 //! errors.
 //!
-//! Every request goes through [`Client::get`]: it waits for a slot of the
-//! global concurrency bound, builds the URL from an already encoded path and
-//! a canonical query string (so what is sent is exactly what AK/SK signing
-//! covers), applies credentials, enforces the per-request timeout and body
-//! size cap, reports the outcome to an [`ApiObserver`] and decodes the body
-//! tolerantly. The client knows nothing of Prometheus: the observer is how
+//! Every request goes through [`Client::get`]: it passes the project's
+//! authentication gate ([`gate`]), gets its credentials' headers (signed
+//! over exactly what is sent: an already encoded path and a canonical query
+//! string), waits for a slot of the global concurrency bound, enforces the
+//! per-request timeout and body size cap, reports the outcome to an
+//! [`ApiObserver`] and decodes the body tolerantly. The client knows nothing of Prometheus: the observer is how
 //! request counts and durations leave it.
 
 pub mod auth;
 pub mod error;
+pub mod gate;
 pub mod model;
 pub mod paginate;
 pub mod query;
+pub mod sign;
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,11 +26,12 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
-pub use auth::Credentials;
+pub use auth::{Credentials, PasswordTokens};
 pub use error::{ApiError, ApiErrorKind};
 pub use paginate::{Page, Paged, paginate};
 pub use query::Query;
 
+use crate::clock::Clock;
 use crate::timefmt::format_query_time;
 use crate::urn::{FunctionUrn, encode_component};
 use model::{AsyncInvocation, CodeBody, FunctionRecord, SnapshotBody, VersionRecord};
@@ -43,16 +46,19 @@ pub enum Endpoint {
     Code,
     SnapshotState,
     SnapshotEnable,
+    /// IAM `POST /v3/auth/tokens` (password authentication).
+    IamTokens,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 7] = [
         Endpoint::ListFunctions,
         Endpoint::AsyncInvocations,
         Endpoint::Versions,
         Endpoint::Code,
         Endpoint::SnapshotState,
         Endpoint::SnapshotEnable,
+        Endpoint::IamTokens,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +69,7 @@ impl Endpoint {
             Endpoint::Code => "code",
             Endpoint::SnapshotState => "snapshot_state",
             Endpoint::SnapshotEnable => "snapshot_enable",
+            Endpoint::IamTokens => "iam_tokens",
         }
     }
 }
@@ -104,6 +111,10 @@ pub trait ApiObserver: Send + Sync + 'static {
     /// `outcome` is the HTTP status code as text, or `timeout` / `error`
     /// when no status arrived.
     fn observe(&self, endpoint: Endpoint, outcome: &str, elapsed: Duration);
+    /// The gateway or IAM refused a project's credentials (401 or 403).
+    fn auth_failure(&self, project_id: &str);
+    /// The gateway answered 429 (throttled).
+    fn throttled(&self, project_id: &str, endpoint: Endpoint);
 }
 
 /// An observer that drops everything.
@@ -111,6 +122,8 @@ pub struct NoopObserver;
 
 impl ApiObserver for NoopObserver {
     fn observe(&self, _: Endpoint, _: &str, _: Duration) {}
+    fn auth_failure(&self, _: &str) {}
+    fn throttled(&self, _: &str, _: Endpoint) {}
 }
 
 /// How to reach one project's API.
@@ -123,6 +136,8 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Responses larger than this are refused.
     pub max_body_bytes: usize,
+    /// First pause after an authentication failure.
+    pub auth_backoff: Duration,
 }
 
 /// Parameters of one async-invocations page request.
@@ -141,7 +156,12 @@ pub struct AsyncQuery<'a> {
 pub struct Client {
     http: reqwest::Client,
     options: ClientOptions,
+    /// `host[:port]` of the endpoint, as reqwest sends it in `Host` (and as
+    /// the signature must cover it).
+    host: String,
     credentials: Credentials,
+    gate: gate::AuthGate,
+    clock: Arc<dyn Clock>,
     /// The global bound on API requests in flight, shared by all clients.
     permits: Arc<Semaphore>,
     observer: Arc<dyn ApiObserver>,
@@ -158,36 +178,59 @@ impl fmt::Debug for Client {
 
 /// The client could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("building the http client: {0}")]
-pub struct BuildError(#[from] reqwest::Error);
+pub enum BuildError {
+    #[error("building the http client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("endpoint {0:?} is not a URL with a host")]
+    Endpoint(String),
+}
+
+/// The HTTP client every API client of the process is built on: keep-alive,
+/// gzip, `User-Agent`, the documented `Content-Type`.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, BuildError> {
+    let mut headers = HeaderMap::new();
+    // The API documents Content-Type as mandatory, even on GET.
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(reqwest::Client::builder()
+        .user_agent(concat!(
+            "functiongraph_exporter/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .default_headers(headers)
+        .gzip(true)
+        .connect_timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()?)
+}
 
 impl Client {
     pub fn new(
         options: ClientOptions,
+        http: reqwest::Client,
         credentials: Credentials,
+        clock: Arc<dyn Clock>,
         permits: Arc<Semaphore>,
         observer: Arc<dyn ApiObserver>,
     ) -> Result<Self, BuildError> {
-        let mut headers = HeaderMap::new();
-        // The API documents Content-Type as mandatory, even on GET.
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Ok(v) = HeaderValue::from_str(&options.project_id) {
-            headers.insert("x-project-id", v);
-        }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!(
-                "functiongraph_exporter/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .default_headers(headers)
-            .gzip(true)
-            .connect_timeout(options.timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()?;
+        let url = reqwest::Url::parse(&options.endpoint)
+            .map_err(|_| BuildError::Endpoint(options.endpoint.clone()))?;
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => return Err(BuildError::Endpoint(options.endpoint.clone())),
+        };
+        credentials.warn_if_world_readable();
         Ok(Self {
+            gate: gate::AuthGate::new(
+                &options.project_id,
+                options.auth_backoff,
+                Arc::clone(&clock),
+            ),
             http,
+            host,
             options,
             credentials,
+            clock,
             permits,
             observer,
         })
@@ -278,34 +321,112 @@ impl Client {
     ///
     /// `path` must already be percent-encoded; `query` is sent in canonical
     /// form. Errors carry the endpoint, status, `error_code` and request id.
+    /// A 401 saying an IAM token expired is retried once with a fresh token;
+    /// no other failure is retried here.
     pub async fn get<T: DeserializeOwned>(
         &self,
         endpoint: Endpoint,
         path: &str,
         query: &Query,
     ) -> Result<T, ApiError> {
+        let canonical = query.canonical();
+        let parts = auth::RequestParts {
+            method: "GET",
+            host: &self.host,
+            path,
+            query: &canonical,
+            project_id: &self.options.project_id,
+        };
+        let mut refreshed = false;
+        loop {
+            let admission = self.gate.admit(endpoint).await?;
+            let authorization = match self
+                .credentials
+                .authorize(&parts, self.clock.as_ref(), endpoint)
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    self.settle_auth(&e, &admission);
+                    return Err(e);
+                }
+            };
+            let result = self
+                .send(endpoint, path, &canonical, authorization.headers)
+                .await;
+            match &result {
+                Err(e) if e.is_token_expiry() && !refreshed => {
+                    self.observer.auth_failure(&self.options.project_id);
+                    if self
+                        .credentials
+                        .token_expired(authorization.token.as_ref())
+                        .await
+                    {
+                        tracing::debug!(project_id = %self.options.project_id, "IAM token expired early; fetching a new one");
+                        refreshed = true;
+                        continue;
+                    }
+                    self.settle_auth(e, &admission);
+                }
+                Err(e) => self.settle_auth(e, &admission),
+                Ok(_) => self.gate.accepted(),
+            }
+            drop(admission);
+            let (request_id, body) = result?;
+            return decode(endpoint, request_id, &body);
+        }
+    }
+
+    /// Tells the gate what a failed request says about the credentials.
+    fn settle_auth(&self, e: &ApiError, admission: &gate::Admission<'_>) {
+        if e.is_auth_failure() {
+            if e.endpoint != Endpoint::IamTokens || e.status().is_some() {
+                self.observer.auth_failure(&self.options.project_id);
+            }
+            self.gate.refused(e, admission);
+        } else if e.status().is_some() {
+            // Any other answer came through the gateway: the credentials work.
+            self.gate.accepted();
+        }
+        if e.status() == Some(429) {
+            self.observer
+                .throttled(&self.options.project_id, e.endpoint);
+        }
+    }
+
+    /// One exchange under the concurrency bound and the timeout, reported
+    /// to the observer.
+    async fn send(
+        &self,
+        endpoint: Endpoint,
+        path: &str,
+        canonical: &str,
+        headers: Vec<(reqwest::header::HeaderName, HeaderValue)>,
+    ) -> Result<(Option<String>, Bytes), ApiError> {
         let permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| ApiError::new(endpoint, ApiErrorKind::Cancelled))?;
         let started = Instant::now();
-        let exchanged =
-            tokio::time::timeout(self.options.timeout, self.exchange(endpoint, path, query)).await;
+        let exchanged = tokio::time::timeout(
+            self.options.timeout,
+            self.exchange(endpoint, path, canonical, headers),
+        )
+        .await;
         drop(permit);
         let elapsed = started.elapsed();
-        let exchanged = match exchanged {
-            Ok(r) => r,
-            Err(_) => Err(Exchange {
+        let exchanged = exchanged.unwrap_or_else(|_| {
+            Err(Exchange {
                 status: None,
                 request_id: None,
                 kind: ApiErrorKind::Timeout(self.options.timeout),
-            }),
-        };
+            })
+        });
         match exchanged {
             Ok((status, request_id, body)) => {
                 self.observer.observe(endpoint, status.as_str(), elapsed);
-                decode(endpoint, request_id, &body)
+                Ok((request_id, body))
             }
             Err(e) => {
                 let outcome = match (&e.status, &e.kind) {
@@ -327,15 +448,22 @@ impl Client {
         &self,
         endpoint: Endpoint,
         path: &str,
-        query: &Query,
+        canonical: &str,
+        headers: Vec<(reqwest::header::HeaderName, HeaderValue)>,
     ) -> Result<(reqwest::StatusCode, Option<String>, Bytes), Exchange> {
-        let canonical = query.canonical();
         let url = if canonical.is_empty() {
             format!("{}{path}", self.options.endpoint)
         } else {
             format!("{}{path}?{canonical}", self.options.endpoint)
         };
-        let request = self.credentials.apply(self.http.get(&url));
+        // X-Project-Id is sent (and signed) as the official SDKs do.
+        let mut request = self
+            .http
+            .get(&url)
+            .header("x-project-id", &self.options.project_id);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
         let mut response = request.send().await.map_err(|e| Exchange {
             status: None,
             request_id: None,
@@ -404,7 +532,7 @@ fn decode<T: DeserializeOwned>(
 
 /// An error and its causes on one line: reqwest's top-level message alone
 /// ("error sending request") does not say what happened.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

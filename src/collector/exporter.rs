@@ -26,6 +26,8 @@ pub struct ExporterMetrics {
     registry: Registry,
     api_requests: IntCounterVec,
     api_duration: HistogramVec,
+    auth_failures: IntCounterVec,
+    throttled: IntCounterVec,
     poll_duration: Gauge,
 }
 
@@ -49,6 +51,22 @@ impl ExporterMetrics {
             &["endpoint"],
         )
         .expect("valid metric definition");
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "functiongraph_exporter_auth_failures_total",
+                "Requests whose credentials the API gateway or IAM refused (HTTP 401 or 403), by project. Five in a row lock an access key for five minutes; the exporter backs off after each.",
+            ),
+            &["project_id"],
+        )
+        .expect("valid metric definition");
+        let throttled = IntCounterVec::new(
+            Opts::new(
+                "functiongraph_exporter_api_throttled_total",
+                "API requests answered with HTTP 429 (throttled), by project and endpoint.",
+            ),
+            &["project_id", "endpoint"],
+        )
+        .expect("valid metric definition");
         let poll_duration = Gauge::new(
             "functiongraph_exporter_poll_duration_seconds",
             "Wall time of the last complete poll cycle over all functions; after the first cycle, polls are spread over the first half of polling.interval.",
@@ -69,6 +87,8 @@ impl ExporterMetrics {
         for c in [
             Box::new(api_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(api_duration.clone()),
+            Box::new(auth_failures.clone()),
+            Box::new(throttled.clone()),
             Box::new(poll_duration.clone()),
             Box::new(build_info),
         ] {
@@ -84,7 +104,19 @@ impl ExporterMetrics {
             registry,
             api_requests,
             api_duration,
+            auth_failures,
+            throttled,
             poll_duration,
+        }
+    }
+
+    /// Creates a project's counters at 0, so that `increase()` and alerts
+    /// see the first failure.
+    pub fn init_project(&self, project_id: &str) {
+        self.auth_failures.with_label_values(&[project_id]);
+        for endpoint in Endpoint::ALL {
+            self.throttled
+                .with_label_values(&[project_id, endpoint.as_str()]);
         }
     }
 
@@ -115,5 +147,15 @@ impl ApiObserver for ExporterMetrics {
         self.api_duration
             .with_label_values(&[endpoint.as_str()])
             .observe(elapsed.as_secs_f64());
+    }
+
+    fn auth_failure(&self, project_id: &str) {
+        self.auth_failures.with_label_values(&[project_id]).inc();
+    }
+
+    fn throttled(&self, project_id: &str, endpoint: Endpoint) {
+        self.throttled
+            .with_label_values(&[project_id, endpoint.as_str()])
+            .inc();
     }
 }

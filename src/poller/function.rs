@@ -151,8 +151,10 @@ fn settle<T: Clone>(
         }
         Err(e) => {
             let summary = e.summary();
-            let changed = logged.get(&kind) != Some(&summary);
-            if changed {
+            // Authentication problems are the project's: its gate logs them
+            // once, not once per function and collector.
+            let quiet = e.is_auth_related() || logged.get(&kind) == Some(&summary);
+            if !quiet {
                 tracing::warn!(
                     function = %urn,
                     collector = %kind,

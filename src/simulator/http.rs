@@ -177,7 +177,7 @@ fn answer(
         Endpoint::SnapshotState | Endpoint::SnapshotEnable => {
             snapshot(f, &version, endpoint == Endpoint::SnapshotEnable)?
         }
-        Endpoint::ListFunctions => unreachable!("routed above"),
+        Endpoint::ListFunctions | Endpoint::IamTokens => unreachable!("routed above"),
     };
     Ok(Reply::Json(value))
 }

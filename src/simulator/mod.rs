@@ -12,6 +12,7 @@
 //! URN parsing and time formatting with the exporter, but builds its JSON
 //! independently of the client's decoding types.
 
+pub mod gateway;
 mod http;
 mod world;
 

@@ -75,8 +75,9 @@ fn check_config_rejects_problems_with_exit_2() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr)
-            .contains("projects[0].auth: environment variable FUNCTIONGRAPH_TOKEN is not set"),
+        text(&out.stderr).contains(
+            "projects[0].auth: token: environment variable FUNCTIONGRAPH_TOKEN is not set"
+        ),
         "{}",
         text(&out.stderr)
     );

@@ -531,10 +531,19 @@ async fn wrong_token_and_unknown_function_mark_functions_down() {
     h.ready().await;
     let m = h.metrics().await;
     assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 0.0);
+    // One request went out and was refused; the others were held back.
+    let refused: f64 = m
+        .matching(
+            "functiongraph_exporter_api_requests_total",
+            &[("code", "401")],
+        )
+        .map(|(_, _, v)| v)
+        .sum();
+    assert_eq!(refused, 1.0);
     assert_eq!(
         m.get(
-            "functiongraph_exporter_api_requests_total",
-            &[("endpoint", "code"), ("code", "401")]
+            "functiongraph_exporter_auth_failures_total",
+            &[("project_id", PROJECT)]
         ),
         1.0
     );
