@@ -12,6 +12,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::demo::DemoAuth;
 use crate::telemetry::{self, LogFormat, LogLevel};
 use crate::{Error, app, demo, shutdown};
 
@@ -39,6 +40,10 @@ pub struct Cli {
     /// Run against the built-in FunctionGraph simulator: no configuration file or cloud account needed
     #[arg(long, conflicts_with = "config")]
     pub demo: bool,
+
+    /// How the demo authenticates to its simulator
+    #[arg(long = "demo.auth", value_enum, default_value_t = DemoAuth::Aksk, requires = "demo")]
+    pub demo_auth: DemoAuth,
 
     /// Validate the configuration, print a summary (never secrets) and exit: 0 if valid, 2 if not
     #[arg(long = "check-config")]
@@ -88,7 +93,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
     tokio::spawn(shutdown::cancel_on_signal(token.clone()));
     let config = if cli.demo {
         let listen = cli.listen_address.unwrap_or(demo::DEMO_LISTEN_ADDRESS);
-        demo::start_simulator(listen, token.clone()).await?
+        demo::start_simulator(listen, cli.demo_auth, token.clone()).await?
     } else {
         let mut config = Config::load(&config_path(&cli)?)?;
         if let Some(addr) = cli.listen_address {
@@ -126,7 +131,7 @@ fn check_config(cli: &Cli) -> ExitCode {
         let listen = cli.listen_address.unwrap_or(demo::DEMO_LISTEN_ADDRESS);
         (
             "--demo".to_owned(),
-            demo::config("http://127.0.0.1:0", listen),
+            demo::config("http://127.0.0.1:0", listen, cli.demo_auth),
         )
     } else {
         let loaded = config_path(cli).and_then(|p| {

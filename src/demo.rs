@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use clap::ValueEnum;
+
 use crate::Error;
-use crate::config::{AuthConfig, Config, PollingConfig, ProjectConfig, WebConfig};
+use crate::config::{
+    AuthConfig, AuthMethod, Config, DEFAULT_AUTH_BACKOFF, PollingConfig, ProjectConfig, WebConfig,
+};
 use crate::secret::{Secret, SecretSource};
 use crate::simulator::{DEMO_PROJECT_ID, DEMO_REGION, Simulator};
 use crate::urn::FunctionUrn;
@@ -18,17 +22,36 @@ pub const DEMO_LISTEN_ADDRESS: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 10050);
 /// The demo polls often, so changes show up while you watch.
 pub const DEMO_INTERVAL: Duration = Duration::from_secs(15);
-/// The token the demo's simulator accepts (not a secret: it exists only in
-/// this process).
+/// The demo's credentials (not secrets: they exist only in this process).
 const DEMO_TOKEN: &str = "demo-token";
+const DEMO_ACCESS_KEY: &str = "DEMOACCESSKEY0000000";
+const DEMO_SECRET_KEY: &str = "demo-secret-key-0123456789abcdefghijklmn";
+const DEMO_DOMAIN: &str = "demo-account";
+const DEMO_USER: &str = "exporter";
+const DEMO_PASSWORD: &str = "demo-password";
+
+/// `--demo.auth`: how the demo exporter authenticates to its simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum DemoAuth {
+    /// Every request signed with an access key pair.
+    #[default]
+    Aksk,
+    /// IAM tokens obtained with a password.
+    Password,
+    /// A static IAM token.
+    Token,
+}
 
 /// Starts the simulator on an ephemeral loopback port, generating traffic
 /// until `shutdown`, and returns the configuration that polls it.
 pub async fn start_simulator(
     listen_address: SocketAddr,
+    auth: DemoAuth,
     shutdown: CancellationToken,
 ) -> Result<Config, Error> {
     let sim = Simulator::demo(DEMO_TOKEN);
+    sim.add_access_key(DEMO_ACCESS_KEY, DEMO_SECRET_KEY);
+    sim.add_iam_user(DEMO_DOMAIN, DEMO_USER, DEMO_PASSWORD);
     let listener = crate::app::bind(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0)).await?;
     let sim_addr = listener.local_addr().map_err(Error::Io)?;
     tokio::spawn({
@@ -37,12 +60,29 @@ pub async fn start_simulator(
         async move { sim.serve(listener, shutdown).await }
     });
     tokio::spawn(async move { sim.run_activity(Duration::from_secs(1), shutdown).await });
-    tracing::info!("demo: FunctionGraph simulator on http://{sim_addr}, project {DEMO_PROJECT_ID}");
-    Ok(config(&format!("http://{sim_addr}"), listen_address))
+    tracing::info!(
+        "demo: FunctionGraph simulator on http://{sim_addr}, project {DEMO_PROJECT_ID}, auth {auth:?}"
+    );
+    Ok(config(&format!("http://{sim_addr}"), listen_address, auth))
 }
 
 /// The demo configuration for a simulator at `endpoint`.
-pub fn config(endpoint: &str, listen_address: SocketAddr) -> Config {
+pub fn config(endpoint: &str, listen_address: SocketAddr, auth: DemoAuth) -> Config {
+    let inline = |s: &str| SecretSource::Inline(Secret::new(s));
+    let method = match auth {
+        DemoAuth::Aksk => AuthMethod::AkSk {
+            access_key: inline(DEMO_ACCESS_KEY),
+            secret_key: inline(DEMO_SECRET_KEY),
+            security_token: None,
+        },
+        DemoAuth::Password => AuthMethod::Password {
+            user_name: DEMO_USER.to_owned(),
+            domain_name: DEMO_DOMAIN.to_owned(),
+            password: inline(DEMO_PASSWORD),
+            iam_endpoint: endpoint.to_owned(),
+        },
+        DemoAuth::Token => AuthMethod::Token(inline(DEMO_TOKEN)),
+    };
     let functions = Simulator::demo_function_refs()
         .iter()
         .map(|r| {
@@ -61,7 +101,10 @@ pub fn config(endpoint: &str, listen_address: SocketAddr) -> Config {
             region: DEMO_REGION.to_owned(),
             endpoint: endpoint.to_owned(),
             functions,
-            auth: AuthConfig::token(SecretSource::Inline(Secret::new(DEMO_TOKEN))),
+            auth: AuthConfig {
+                method,
+                failure_backoff: DEFAULT_AUTH_BACKOFF,
+            },
         }],
     }
 }

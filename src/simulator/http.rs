@@ -1,13 +1,15 @@
-//! The simulator's HTTP side: routes, parameter checks, pagination and the
-//! JSON the real API sends, field names and time formats included
-//! (reference, sections 3 and 7).
+//! The simulator's HTTP side: routes, authentication, parameter checks,
+//! pagination and the JSON the real API sends, field names and time formats
+//! included (reference, sections 3 and 7), and IAM's token endpoint.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
@@ -18,6 +20,7 @@ use crate::timefmt::{format_last_modified, format_query_time, parse_query_time};
 use crate::urn::FunctionUrn;
 
 use super::Simulator;
+use super::gateway::Received;
 use super::world::{Fault, Function, Invocation, SimStatus};
 
 /// Largest async-invocations page the API serves.
@@ -31,14 +34,37 @@ struct ApiFailure(StatusCode, &'static str, String);
 
 type Answer = Result<Value, ApiFailure>;
 
-pub(super) fn handle(sim: &Simulator, req: &Request<Incoming>) -> HttpResponse {
+/// Largest request body read (IAM token requests are small).
+const MAX_BODY: usize = 64 * 1024;
+
+pub(super) async fn handle(sim: &Simulator, req: Request<Incoming>) -> HttpResponse {
     let request_id = sim.next_request_id();
-    let (endpoint, answer) = route(sim, req);
+    let (parts, body) = req.into_parts();
+    let body = if parts.method == Method::POST {
+        match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => Bytes::new(),
+        }
+    } else {
+        Bytes::new()
+    };
+    let (endpoint, answer) = route(sim, &parts, &body);
     if let Some(e) = endpoint {
         sim.count(e);
     }
     let mut response = match answer {
         Ok(Reply::Json(v)) => json_response(StatusCode::OK, &v),
+        Ok(Reply::Token(token, v)) => {
+            let mut r = json_response(StatusCode::CREATED, &v);
+            if let Ok(h) = HeaderValue::from_str(&token) {
+                r.headers_mut().insert("x-subject-token", h);
+            }
+            r
+        }
+        Ok(Reply::Raw(status, v)) => json_response(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            &v,
+        ),
         Ok(Reply::Fault(Fault::Body(body))) => raw(StatusCode::OK, body),
         Ok(Reply::Fault(Fault::Status { status, body })) => raw(
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -57,14 +83,34 @@ pub(super) fn handle(sim: &Simulator, req: &Request<Incoming>) -> HttpResponse {
 
 enum Reply {
     Json(Value),
+    /// An issued IAM token (`X-Subject-Token`) and the token body.
+    Token(String, Value),
+    /// Any status with a JSON body (IAM's errors).
+    Raw(u16, Value),
     Fault(Fault),
 }
 
 fn route(
     sim: &Simulator,
-    req: &Request<Incoming>,
+    req: &Parts,
+    body: &[u8],
 ) -> (Option<Endpoint>, Result<Reply, ApiFailure>) {
-    let segments: Vec<&str> = req.uri().path().split('/').collect();
+    let path = req.uri.path();
+    if path == "/v3/auth/tokens" && req.method == Method::POST {
+        let projects = sim
+            .world()
+            .projects
+            .iter()
+            .map(|(id, p)| (id.clone(), p.region.clone()))
+            .collect();
+        let now = sim.now();
+        let answer = match sim.auth().issue_token(body, &projects, now) {
+            Ok((token, v)) => Reply::Token(token, v),
+            Err((status, v)) => Reply::Raw(status, v),
+        };
+        return (Some(Endpoint::IamTokens), Ok(answer));
+    }
+    let segments: Vec<&str> = path.split('/').collect();
     // ["", "v2", project, "fgs", "functions", urn?, resource?, action?]
     let (project, rest) = match segments.as_slice() {
         ["", "v2", project, "fgs", "functions", rest @ ..] => (*project, rest),
@@ -79,11 +125,24 @@ fn route(
         [_, "snapshots", "enableSnapshot"] => Endpoint::SnapshotEnable,
         _ => return (None, Err(no_such_api())),
     };
-    if req.method() != Method::GET {
+    if req.method != Method::GET {
         return (Some(endpoint), Err(no_such_api()));
     }
-    let answer = check_token(sim, req)
-        .and_then(|()| answer(sim, req, endpoint, project, rest.first().copied()));
+    let received = Received {
+        method: req.method.as_str(),
+        path,
+        query: req.uri.query().unwrap_or(""),
+        headers: &req.headers,
+        body,
+    };
+    let now = sim.now();
+    if let Err(message) = sim.auth().check(&received, now) {
+        return (
+            Some(endpoint),
+            Err(ApiFailure(StatusCode::UNAUTHORIZED, "APIGW.0301", message)),
+        );
+    }
+    let answer = answer(sim, req, endpoint, project, rest.first().copied());
     (Some(endpoint), answer)
 }
 
@@ -95,34 +154,14 @@ fn no_such_api() -> ApiFailure {
     )
 }
 
-fn check_token(sim: &Simulator, req: &Request<Incoming>) -> Result<(), ApiFailure> {
-    let token = req
-        .headers()
-        .get("x-auth-token")
-        .and_then(|v| v.to_str().ok());
-    match token {
-        Some(t) if t == sim.token() => Ok(()),
-        Some(_) => Err(ApiFailure(
-            StatusCode::UNAUTHORIZED,
-            "APIGW.0301",
-            "Incorrect IAM authentication information: decrypt token fail".to_owned(),
-        )),
-        None => Err(ApiFailure(
-            StatusCode::UNAUTHORIZED,
-            "APIGW.0301",
-            "Incorrect IAM authentication information: x-auth-token not found".to_owned(),
-        )),
-    }
-}
-
 fn answer(
     sim: &Simulator,
-    req: &Request<Incoming>,
+    req: &Parts,
     endpoint: Endpoint,
     project: &str,
     urn_segment: Option<&str>,
 ) -> Result<Reply, ApiFailure> {
-    let query = parse_query(req.uri().query().unwrap_or(""));
+    let query = parse_query(req.uri.query().unwrap_or(""));
     let now = sim.now();
     let world = sim.world();
     let Some(p) = world.projects.get(project) else {
@@ -177,7 +216,8 @@ fn answer(
         Endpoint::SnapshotState | Endpoint::SnapshotEnable => {
             snapshot(f, &version, endpoint == Endpoint::SnapshotEnable)?
         }
-        Endpoint::ListFunctions | Endpoint::IamTokens => unreachable!("routed above"),
+        // Answered before the function is resolved.
+        Endpoint::ListFunctions | Endpoint::IamTokens => return Err(no_such_api()),
     };
     Ok(Reply::Json(value))
 }

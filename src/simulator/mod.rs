@@ -12,12 +12,13 @@
 //! URN parsing and time formatting with the exporter, but builds its JSON
 //! independently of the client's decoding types.
 
+mod auth;
 pub mod gateway;
 mod http;
 mod world;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -43,22 +44,79 @@ pub struct Simulator {
 
 struct Inner {
     world: Mutex<World>,
-    token: String,
+    auth: Mutex<auth::AuthState>,
     requests: Mutex<BTreeMap<Endpoint, u64>>,
     request_ids: AtomicU64,
+    /// Seconds added to the real clock (clock skew, token expiry tests).
+    clock_offset: AtomicI64,
 }
 
 impl Simulator {
-    /// An empty account accepting `token`.
+    /// An empty account accepting the static token `token`.
     pub fn new(token: &str) -> Self {
         Self {
             inner: Arc::new(Inner {
                 world: Mutex::new(World::new(0x5eed)),
-                token: token.to_owned(),
+                auth: Mutex::new(auth::AuthState::new(token)),
                 requests: Mutex::new(BTreeMap::new()),
                 request_ids: AtomicU64::new(0),
+                clock_offset: AtomicI64::new(0),
             }),
         }
+    }
+
+    /// Replaces the static tokens accepted (revoking the others).
+    pub fn set_tokens(&self, tokens: &[&str]) {
+        self.auth().set_static_tokens(tokens);
+    }
+
+    /// Accepts an access key pair (AK/SK signing).
+    pub fn add_access_key(&self, access_key: &str, secret_key: &str) {
+        self.auth().add_key(access_key, secret_key, None);
+    }
+
+    /// Accepts temporary credentials: requests must also carry
+    /// `security_token` in a signed `X-Security-Token`.
+    pub fn add_temporary_access_key(
+        &self,
+        access_key: &str,
+        secret_key: &str,
+        security_token: &str,
+    ) {
+        self.auth()
+            .add_key(access_key, secret_key, Some(security_token));
+    }
+
+    /// Accepts an IAM user (password authentication).
+    pub fn add_iam_user(&self, domain: &str, user: &str, password: &str) {
+        self.auth().add_user(domain, user, password);
+    }
+
+    /// Lifetime of the IAM tokens issued from now on (default 24 hours).
+    pub fn set_token_ttl(&self, ttl: Duration) {
+        self.auth().token_ttl = ttl.as_secs() as i64;
+    }
+
+    /// Locks an access key for `period` after `after` consecutive failures
+    /// (default: 5 failures, 5 minutes, as the real gateway).
+    pub fn set_lockout(&self, after: u32, period: Duration) {
+        let mut a = self.auth();
+        a.lockout_after = after.max(1);
+        a.lockout_seconds = period.as_secs() as i64;
+    }
+
+    /// Moves the simulator's clock (skew, expiry) forward by `by`.
+    pub fn advance_clock(&self, by: Duration) {
+        self.inner
+            .clock_offset
+            .fetch_add(by.as_secs() as i64, Ordering::Relaxed);
+    }
+
+    /// Moves the simulator's clock backward by `by`.
+    pub fn rewind_clock(&self, by: Duration) {
+        self.inner
+            .clock_offset
+            .fetch_sub(by.as_secs() as i64, Ordering::Relaxed);
     }
 
     /// The demo account, with an hour of traffic history already generated.
@@ -243,12 +301,13 @@ impl Simulator {
         }
     }
 
-    /// Serves the API on `listener` until `shutdown`.
+    /// Serves the API (and IAM's token endpoint) on `listener` until
+    /// `shutdown`.
     pub async fn serve(&self, listener: TcpListener, shutdown: CancellationToken) {
         let sim = self.clone();
         serve_connections(listener, shutdown, move |req| {
-            let response = http::handle(&sim, &req);
-            std::future::ready(response)
+            let sim = sim.clone();
+            async move { http::handle(&sim, req).await }
         })
         .await
     }
@@ -278,12 +337,13 @@ impl Simulator {
         *self.lock_requests().entry(endpoint).or_insert(0) += 1;
     }
 
-    fn token(&self) -> &str {
-        &self.inner.token
+    fn auth(&self) -> MutexGuard<'_, auth::AuthState> {
+        self.inner.auth.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The simulator's clock: real time plus the offset.
     fn now(&self) -> i64 {
-        world::now()
+        world::now() + self.inner.clock_offset.load(Ordering::Relaxed)
     }
 
     fn next_request_id(&self) -> String {

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use functiongraph_exporter::app::{self, Running};
+use functiongraph_exporter::clock::ManualClock;
 use functiongraph_exporter::config::Config;
 use functiongraph_exporter::simulator::{FunctionSpec, Simulator};
 use tempfile::TempDir;
@@ -23,11 +25,16 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 /// A simulator with one project and the given functions (`package:name`,
 /// Python, latest only).
 pub fn simulator(functions: &[&str]) -> Simulator {
+    simulator_in(PROJECT, functions)
+}
+
+/// [`simulator`] for another project id.
+pub fn simulator_in(project_id: &str, functions: &[&str]) -> Simulator {
     let sim = Simulator::new(TOKEN);
-    sim.add_project(PROJECT, REGION);
+    sim.add_project(project_id, REGION);
     for f in functions {
         let (package, name) = f.split_once(':').expect("package:name");
-        sim.add_function(PROJECT, FunctionSpec::new(package, name));
+        sim.add_function(project_id, FunctionSpec::new(package, name));
     }
     sim
 }
@@ -54,12 +61,18 @@ pub struct Harness {
 pub struct Setup<'a> {
     /// Function references, as written in `functions = [...]`.
     pub functions: &'a [&'a str],
-    /// The token the exporter sends.
+    /// The token the exporter sends (from a file), unless `auth` is given.
     pub token: &'a str,
+    /// The whole `[projects.auth]` table body, replacing the token file;
+    /// `{endpoint}` is replaced by the simulator's URL.
+    pub auth: Option<String>,
     /// Extra `[polling]` lines.
     pub polling: &'a str,
     /// Override of the project's endpoint (default: the simulator).
     pub endpoint: Option<String>,
+    pub project_id: &'a str,
+    /// The exporter's clock (default: the system's).
+    pub clock: Option<Arc<ManualClock>>,
 }
 
 impl Default for Setup<'_> {
@@ -67,8 +80,11 @@ impl Default for Setup<'_> {
         Self {
             functions: &[],
             token: TOKEN,
+            auth: None,
             polling: "",
             endpoint: None,
+            project_id: PROJECT,
+            clock: None,
         }
     }
 }
@@ -93,13 +109,29 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("token");
         std::fs::write(&token_file, format!("{}\n", setup.token)).unwrap();
-        let endpoint = setup
-            .endpoint
-            .unwrap_or_else(|| format!("http://{sim_addr}"));
-        let config = config_text(setup.functions, &endpoint, &token_file, setup.polling);
+        let sim_url = format!("http://{sim_addr}");
+        let endpoint = setup.endpoint.unwrap_or_else(|| sim_url.clone());
+        let auth = match setup.auth {
+            Some(a) => a.replace("{endpoint}", &sim_url),
+            None => format!(
+                "type = \"token\"\ntoken_file = \"{}\"",
+                token_file.display()
+            ),
+        };
+        let config = config_text(
+            setup.functions,
+            &endpoint,
+            setup.project_id,
+            &auth,
+            setup.polling,
+        );
         let config = Config::from_toml(&config, "test.toml").unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let exporter = app::start(&config, listener, shutdown.clone())
+        let options = match setup.clock {
+            Some(clock) => app::Options { clock },
+            None => app::Options::default(),
+        };
+        let exporter = app::start_with(&config, listener, shutdown.clone(), options)
             .await
             .unwrap();
         Harness {
@@ -148,9 +180,15 @@ impl Harness {
     }
 }
 
-/// A test configuration polling `functions` at `endpoint` with a token file.
-/// The interval is long: the tests drive cycles themselves.
-pub fn config_text(functions: &[&str], endpoint: &str, token_file: &Path, polling: &str) -> String {
+/// A test configuration polling `functions` at `endpoint`. The interval
+/// is long: the tests drive cycles themselves.
+pub fn config_text(
+    functions: &[&str],
+    endpoint: &str,
+    project_id: &str,
+    auth: &str,
+    polling: &str,
+) -> String {
     let functions: Vec<String> = functions.iter().map(|f| format!("{f:?}")).collect();
     format!(
         r#"
@@ -162,17 +200,58 @@ interval = "1h"
 {polling}
 
 [[projects]]
-project_id = "{PROJECT}"
+project_id = "{project_id}"
 region = "{REGION}"
 endpoint = "{endpoint}"
 functions = [{}]
 [projects.auth]
-type = "token"
-token_file = "{}"
+{auth}
 "#,
         functions.join(", "),
-        token_file.display()
     )
+}
+
+/// Writes a secret file the way rotations do: a new file renamed over the
+/// old one.
+pub fn write_secret(path: &Path, value: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, value).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Everything logged in this process, at every level, from the first call
+/// on. (nextest runs each test in its own process; under `cargo test`,
+/// filter the lines by something unique to the test.)
+pub fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = Arc::clone(&buffer);
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(Arc::clone(&writer)))
+            .try_init();
+        buffer
+    })
+    .clone()
+}
+
+/// The captured log as text.
+pub fn log_text() -> String {
+    String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A parsed text exposition: samples by name and labels.
