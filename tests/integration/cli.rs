@@ -22,6 +22,9 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("FUNCTIONGRAPH_TOKEN")
+        .env_remove("HUAWEICLOUD_SDK_AK")
+        .env_remove("HUAWEICLOUD_SDK_SK")
+        .env_remove("HUAWEICLOUD_SDK_SECURITY_TOKEN")
         .env_remove("RUST_LOG");
     for (k, v) in env {
         cmd.env(k, v);
@@ -43,7 +46,10 @@ fn check_config_summarises_without_secrets() {
             &manifest("config/example.toml"),
             "--check-config",
         ],
-        &[("FUNCTIONGRAPH_TOKEN", secret)],
+        &[
+            ("HUAWEICLOUD_SDK_AK", "AKEXAMPLE"),
+            ("HUAWEICLOUD_SDK_SK", secret),
+        ],
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(
@@ -76,7 +82,7 @@ fn check_config_rejects_problems_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains(
-            "projects[0].auth: token: environment variable FUNCTIONGRAPH_TOKEN is not set"
+            "projects[0].auth: access key: environment variable HUAWEICLOUD_SDK_AK is not set"
         ),
         "{}",
         text(&out.stderr)

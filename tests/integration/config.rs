@@ -70,7 +70,9 @@ fn example_config_validates() {
         "{summary}"
     );
     assert!(
-        summary.contains("token from env FUNCTIONGRAPH_TOKEN"),
+        summary.contains(
+            "aksk (access key from env HUAWEICLOUD_SDK_AK, secret key from env HUAWEICLOUD_SDK_SK)"
+        ),
         "{summary}"
     );
 }
