@@ -18,7 +18,7 @@ use crate::api::{ApiObserver, Client, ClientOptions, Credentials, PasswordTokens
 use crate::clock::{Clock, SystemClock};
 use crate::collector::{ExporterMetrics, Renderer};
 use crate::config::{AuthMethod, Config, ProjectConfig};
-use crate::poller::{Poller, PollerHandle, Target};
+use crate::poller::{Poller, PollerHandle, ProjectTarget, Settings, Shard};
 use crate::secret::SecretCell;
 use crate::server::{self, ServerState};
 use crate::state::Store;
@@ -98,6 +98,14 @@ pub async fn start_with(
     let observer: Arc<dyn ApiObserver> = exporter.clone();
     let permits = Arc::new(Semaphore::new(config.polling.concurrency));
     let http = http_client(config.polling.timeout)?;
+    let shard = shard(config)?;
+    exporter.set_shard(shard);
+    // With several projects, none may take more than half the slots, so a
+    // project whose API hangs cannot stall the others.
+    let max_in_flight = match config.projects.len() {
+        0 | 1 => config.polling.concurrency,
+        _ => config.polling.concurrency.div_ceil(2),
+    };
     let mut targets = Vec::new();
     for project in &config.projects {
         exporter.init_project(&project.project_id);
@@ -109,6 +117,8 @@ pub async fn start_with(
                 timeout: config.polling.timeout,
                 max_body_bytes: config.polling.max_response_bytes,
                 auth_backoff: project.auth.failure_backoff,
+                max_requests_per_second: project.max_requests_per_second,
+                max_in_flight,
             },
             http.clone(),
             credentials,
@@ -122,20 +132,33 @@ pub async fn start_with(
             endpoint = %project.endpoint,
             auth = %project.auth.describe(),
             functions = project.functions.len(),
+            discovery = project.discovery.is_some(),
             "project configured"
         );
-        targets.extend(project.functions.iter().map(|urn| Target {
-            urn: urn.clone(),
-            client: Arc::clone(&client),
-        }));
+        targets.push(ProjectTarget {
+            project_id: project.project_id.clone(),
+            region: project.region.clone(),
+            client,
+            explicit: project.functions.clone(),
+            discovery: project.discovery.clone(),
+        });
     }
 
     let store = Arc::new(Store::new());
     let (poller, handle) = Poller::new(
         targets,
         Arc::clone(&store),
-        config.polling.interval,
-        config.polling.async_lookback,
+        Settings {
+            intervals: config.polling.intervals.clone(),
+            async_lookback: config.polling.async_lookback,
+            statistics_period: config
+                .collectors
+                .statistics
+                .then_some(config.collectors.statistics_period_minutes),
+            quotas: config.collectors.quotas,
+            shard,
+            clock: Arc::clone(&options.clock),
+        },
     );
     let polling = tokio::spawn(poller.run(shutdown.clone()));
     let state = Arc::new(ServerState {
@@ -154,6 +177,34 @@ pub async fn start_with(
         server,
         polling,
     })
+}
+
+/// This replica's shard: from the configuration (and flags), or from the
+/// host name's StatefulSet ordinal when only the count is given.
+fn shard(config: &Config) -> Result<Shard, Error> {
+    let count = config.sharding.count;
+    let index = match config.sharding.index {
+        Some(i) => i,
+        None if count <= 1 => 0,
+        None => {
+            let hostname = std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .unwrap_or_default();
+            crate::poller::shard::ordinal_of(&hostname).ok_or_else(|| {
+                Error::Shard(format!(
+                    "sharding.count is {count} but no shard index was given and the host name {:?} has no StatefulSet ordinal (name-N); set --shard.index",
+                    hostname.trim()
+                ))
+            })?
+        }
+    };
+    if index >= count {
+        return Err(Error::Shard(format!(
+            "shard index {index} must be below the shard count {count}"
+        )));
+    }
+    Ok(Shard { index, count })
 }
 
 /// Reads a project's secrets and builds its credentials.

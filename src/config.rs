@@ -45,6 +45,11 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CONCURRENCY: i64 = 8;
 const DEFAULT_LOOKBACK: Duration = Duration::from_secs(3600);
 const DEFAULT_MAX_RESPONSE_BYTES: i64 = 16 * 1024 * 1024;
+/// Versions, code and snapshot state change rarely: polled this often.
+const DEFAULT_SLOW_INTERVAL: Duration = Duration::from_secs(5 * 60);
+const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(10 * 60);
+const DEFAULT_MAX_REQUESTS_PER_SECOND: u32 = 20;
+const DEFAULT_STATISTICS_PERIOD: u32 = 5;
 
 // === raw: the file as written ===
 
@@ -57,7 +62,90 @@ struct RawConfig {
     #[serde(default)]
     polling: RawPolling,
     #[serde(default)]
+    collectors: RawCollectors,
+    #[serde(default)]
+    sharding: RawSharding,
+    #[serde(default)]
     projects: Vec<RawProject>,
+}
+
+/// `[polling.intervals]`: how often each collector runs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawIntervals {
+    #[serde(with = "humantime_serde::option")]
+    async_invocations: Option<Duration>,
+    #[serde(with = "humantime_serde::option")]
+    versions: Option<Duration>,
+    #[serde(with = "humantime_serde::option")]
+    code: Option<Duration>,
+    #[serde(with = "humantime_serde::option")]
+    snapshot: Option<Duration>,
+    #[serde(with = "humantime_serde::option")]
+    statistics: Option<Duration>,
+    #[serde(with = "humantime_serde::option")]
+    quotas: Option<Duration>,
+}
+
+/// `[collectors]`: optional collectors, one switch each.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCollectors {
+    statistics: bool,
+    /// Minutes of look-back of the statistics API: 5, 15 or 60.
+    statistics_period_minutes: u32,
+    quotas: bool,
+}
+
+impl Default for RawCollectors {
+    fn default() -> Self {
+        Self {
+            statistics: false,
+            statistics_period_minutes: DEFAULT_STATISTICS_PERIOD,
+            quotas: false,
+        }
+    }
+}
+
+/// `[sharding]`: which share of the functions this replica polls.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSharding {
+    count: u32,
+    index: Option<u32>,
+}
+
+impl Default for RawSharding {
+    fn default() -> Self {
+        Self {
+            count: 1,
+            index: None,
+        }
+    }
+}
+
+/// `[projects.discovery]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDiscovery {
+    enabled: bool,
+    packages: Vec<String>,
+    include: Option<String>,
+    exclude: Option<String>,
+    #[serde(with = "humantime_serde")]
+    refresh_interval: Duration,
+}
+
+impl Default for RawDiscovery {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            packages: Vec::new(),
+            include: None,
+            exclude: None,
+            refresh_interval: DEFAULT_DISCOVERY_INTERVAL,
+        }
+    }
 }
 
 /// `[web]`: the HTTP server.
@@ -93,6 +181,8 @@ struct RawPolling {
     async_lookback: Duration,
     /// Larger API responses are refused (and the collector fails).
     max_response_bytes: i64,
+    /// Per-collector intervals.
+    intervals: RawIntervals,
 }
 
 impl Default for RawPolling {
@@ -103,6 +193,7 @@ impl Default for RawPolling {
             concurrency: DEFAULT_CONCURRENCY,
             async_lookback: DEFAULT_LOOKBACK,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            intervals: RawIntervals::default(),
         }
     }
 }
@@ -117,6 +208,10 @@ struct RawProject {
     endpoint: Option<String>,
     #[serde(default)]
     functions: Vec<String>,
+    #[serde(default)]
+    max_requests_per_second: Option<u32>,
+    #[serde(default)]
+    discovery: RawDiscovery,
     auth: RawAuth,
 }
 
@@ -173,7 +268,124 @@ struct RawPasswordAuth {
 pub struct Config {
     pub web: WebConfig,
     pub polling: PollingConfig,
+    pub collectors: CollectorsConfig,
+    pub sharding: ShardingConfig,
     pub projects: Vec<ProjectConfig>,
+}
+
+/// How often each collector runs. The poll cycle runs at the shortest of
+/// them; a collector that is not due in a cycle keeps its last values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intervals {
+    pub async_invocations: Duration,
+    pub versions: Duration,
+    pub code: Duration,
+    pub snapshot: Duration,
+    pub statistics: Duration,
+    pub quotas: Duration,
+}
+
+impl Intervals {
+    /// The defaults for a base `interval`: async invocations and statistics
+    /// every interval, the rest every 5 minutes (or the interval, if longer).
+    pub fn defaults(interval: Duration) -> Self {
+        let slow = interval.max(DEFAULT_SLOW_INTERVAL);
+        Self {
+            async_invocations: interval,
+            versions: slow,
+            code: slow,
+            snapshot: slow,
+            statistics: interval,
+            quotas: slow,
+        }
+    }
+
+    /// The cycle period: the shortest interval.
+    pub fn cycle(&self) -> Duration {
+        [
+            self.async_invocations,
+            self.versions,
+            self.code,
+            self.snapshot,
+            self.statistics,
+            self.quotas,
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(self.async_invocations)
+    }
+}
+
+/// Optional collectors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectorsConfig {
+    /// Per-function statistics (`statistics/{period}`).
+    pub statistics: bool,
+    /// Look-back of the statistics API, in minutes (5, 15 or 60).
+    pub statistics_period_minutes: u32,
+    /// Project quotas (`fgs/quotas`).
+    pub quotas: bool,
+}
+
+impl Default for CollectorsConfig {
+    fn default() -> Self {
+        Self {
+            statistics: false,
+            statistics_period_minutes: DEFAULT_STATISTICS_PERIOD,
+            quotas: false,
+        }
+    }
+}
+
+/// Which share of the functions this replica polls: those whose URN's MD5,
+/// last 8 bytes as a big-endian integer, modulo `count` is `index` (the
+/// arithmetic of Prometheus' `hashmod`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardingConfig {
+    pub count: u32,
+    /// `None`: from the host name's StatefulSet ordinal (`name-3` → 3).
+    pub index: Option<u32>,
+}
+
+impl Default for ShardingConfig {
+    fn default() -> Self {
+        Self {
+            count: 1,
+            index: None,
+        }
+    }
+}
+
+/// Function discovery for one project.
+#[derive(Debug, Clone)]
+pub struct DiscoveryConfig {
+    /// Packages to list; empty: all.
+    pub packages: Vec<String>,
+    /// Function names must match this...
+    pub include: Option<regex::Regex>,
+    /// ...and not this.
+    pub exclude: Option<regex::Regex>,
+    pub refresh_interval: Duration,
+}
+
+impl PartialEq for DiscoveryConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let re = |r: &Option<regex::Regex>| r.as_ref().map(|r| r.as_str().to_owned());
+        self.packages == other.packages
+            && re(&self.include) == re(&other.include)
+            && re(&self.exclude) == re(&other.exclude)
+            && self.refresh_interval == other.refresh_interval
+    }
+}
+
+impl Eq for DiscoveryConfig {}
+
+impl DiscoveryConfig {
+    /// Whether a function name passes the include and exclude filters.
+    pub fn admits(&self, name: &str) -> bool {
+        self.include.as_ref().is_none_or(|r| r.is_match(name))
+            && !self.exclude.as_ref().is_some_and(|r| r.is_match(name))
+    }
 }
 
 /// The HTTP server.
@@ -190,6 +402,7 @@ pub struct PollingConfig {
     pub concurrency: usize,
     pub async_lookback: Duration,
     pub max_response_bytes: usize,
+    pub intervals: Intervals,
 }
 
 /// One project: where its API is, how to authenticate, what to poll.
@@ -199,7 +412,11 @@ pub struct ProjectConfig {
     pub region: String,
     /// `scheme://host[:port][/prefix]`, no trailing slash.
     pub endpoint: String,
+    /// Functions listed explicitly (never removed, even when gone).
     pub functions: Vec<FunctionUrn>,
+    /// Token-bucket limit on this project's API requests.
+    pub max_requests_per_second: u32,
+    pub discovery: Option<DiscoveryConfig>,
     pub auth: AuthConfig,
 }
 
@@ -299,6 +516,7 @@ impl Default for PollingConfig {
             concurrency: DEFAULT_CONCURRENCY as usize,
             async_lookback: DEFAULT_LOOKBACK,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES as usize,
+            intervals: Intervals::defaults(DEFAULT_INTERVAL),
         }
     }
 }
@@ -462,10 +680,52 @@ fn validate(raw: RawConfig, c: &Checker<'_>) -> Result<Config, ConfigError> {
         }
         projects.push(project);
     }
+    let collectors = validate_collectors(&raw.collectors, c)?;
+    let sharding = validate_sharding(&raw.sharding, c)?;
     Ok(Config {
         web: WebConfig { listen_address },
         polling,
+        collectors,
+        sharding,
         projects,
+    })
+}
+
+fn validate_collectors(
+    r: &RawCollectors,
+    c: &Checker<'_>,
+) -> Result<CollectorsConfig, ConfigError> {
+    if ![5, 15, 60].contains(&r.statistics_period_minutes) {
+        return Err(c.err(
+            "collectors.statistics_period_minutes",
+            format!(
+                "must be 5, 15 or 60 (the periods the statistics API offers), found {}",
+                r.statistics_period_minutes
+            ),
+        ));
+    }
+    Ok(CollectorsConfig {
+        statistics: r.statistics,
+        statistics_period_minutes: r.statistics_period_minutes,
+        quotas: r.quotas,
+    })
+}
+
+fn validate_sharding(r: &RawSharding, c: &Checker<'_>) -> Result<ShardingConfig, ConfigError> {
+    if r.count == 0 {
+        return Err(c.err("sharding.count", "must be at least 1"));
+    }
+    if let Some(index) = r.index {
+        if index >= r.count {
+            return Err(c.err(
+                "sharding.index",
+                format!("must be below sharding.count ({}), found {index}", r.count),
+            ));
+        }
+    }
+    Ok(ShardingConfig {
+        count: r.count,
+        index: r.index,
     })
 }
 
@@ -500,12 +760,44 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
             format!("must be at least 1024, found {}", p.max_response_bytes),
         ));
     }
+    let defaults = Intervals::defaults(p.interval);
+    let i = &p.intervals;
+    let intervals = Intervals {
+        async_invocations: i.async_invocations.unwrap_or(defaults.async_invocations),
+        versions: i.versions.unwrap_or(defaults.versions),
+        code: i.code.unwrap_or(defaults.code),
+        snapshot: i.snapshot.unwrap_or(defaults.snapshot),
+        statistics: i.statistics.unwrap_or(defaults.statistics),
+        quotas: i.quotas.unwrap_or(defaults.quotas),
+    };
+    for (name, d) in [
+        ("async_invocations", intervals.async_invocations),
+        ("versions", intervals.versions),
+        ("code", intervals.code),
+        ("snapshot", intervals.snapshot),
+        ("statistics", intervals.statistics),
+        ("quotas", intervals.quotas),
+    ] {
+        if d < Duration::from_secs(1) {
+            return Err(c.err(format!("polling.intervals.{name}"), "must be at least 1s"));
+        }
+    }
+    if p.timeout > intervals.cycle() {
+        return Err(c.err(
+            "polling.timeout",
+            format!(
+                "must not exceed the shortest collector interval ({}), or polls would overlap",
+                humantime::format_duration(intervals.cycle())
+            ),
+        ));
+    }
     Ok(PollingConfig {
         interval: p.interval,
         timeout: p.timeout,
         concurrency: p.concurrency as usize,
         async_lookback: p.async_lookback,
         max_response_bytes: usize::try_from(p.max_response_bytes).unwrap_or(usize::MAX),
+        intervals,
     })
 }
 
@@ -541,8 +833,18 @@ fn validate_project(
         Some(e) => validate_endpoint(e).map_err(|m| c.err(key("endpoint"), m))?,
         None => format!("https://functiongraph.{}.myhuaweicloud.com", p.region),
     };
-    if p.functions.is_empty() {
-        return Err(c.err(key("functions"), "at least one function is required"));
+    let discovery = validate_discovery(&p.discovery, &key("discovery"), c)?;
+    if p.functions.is_empty() && discovery.is_none() {
+        return Err(c.err(
+            key("functions"),
+            "at least one function is required (or enable [projects.discovery])",
+        ));
+    }
+    let max_requests_per_second = p
+        .max_requests_per_second
+        .unwrap_or(DEFAULT_MAX_REQUESTS_PER_SECOND);
+    if max_requests_per_second == 0 {
+        return Err(c.err(key("max_requests_per_second"), "must be at least 1"));
     }
     let mut functions: Vec<FunctionUrn> = Vec::with_capacity(p.functions.len());
     for (j, f) in p.functions.iter().enumerate() {
@@ -562,8 +864,40 @@ fn validate_project(
         region: p.region,
         endpoint,
         functions,
+        max_requests_per_second,
+        discovery,
         auth,
     })
+}
+
+fn validate_discovery(
+    d: &RawDiscovery,
+    key: &str,
+    c: &Checker<'_>,
+) -> Result<Option<DiscoveryConfig>, ConfigError> {
+    let regex = |name: &str, pattern: &Option<String>| match pattern {
+        None => Ok(None),
+        Some(p) => regex::Regex::new(p)
+            .map(Some)
+            .map_err(|e| c.err(format!("{key}.{name}"), format!("invalid regular expression: {e}"))),
+    };
+    let include = regex("include", &d.include)?;
+    let exclude = regex("exclude", &d.exclude)?;
+    if !d.enabled {
+        return Ok(None);
+    }
+    if d.refresh_interval < Duration::from_secs(1) {
+        return Err(c.err(format!("{key}.refresh_interval"), "must be at least 1s"));
+    }
+    if let Some(j) = d.packages.iter().position(|p| p.trim().is_empty()) {
+        return Err(c.err(format!("{key}.packages[{j}]"), "must not be empty"));
+    }
+    Ok(Some(DiscoveryConfig {
+        packages: d.packages.clone(),
+        include,
+        exclude,
+        refresh_interval: d.refresh_interval,
+    }))
 }
 
 fn validate_auth(

@@ -10,7 +10,8 @@ use clap::ValueEnum;
 
 use crate::Error;
 use crate::config::{
-    AuthConfig, AuthMethod, Config, DEFAULT_AUTH_BACKOFF, PollingConfig, ProjectConfig, WebConfig,
+    AuthConfig, AuthMethod, CollectorsConfig, Config, DEFAULT_AUTH_BACKOFF, Intervals,
+    PollingConfig, ProjectConfig, ShardingConfig, WebConfig,
 };
 use crate::secret::{Secret, SecretSource};
 use crate::simulator::{DEMO_PROJECT_ID, DEMO_REGION, Simulator};
@@ -94,13 +95,30 @@ pub fn config(endpoint: &str, listen_address: SocketAddr, auth: DemoAuth) -> Con
         web: WebConfig { listen_address },
         polling: PollingConfig {
             interval: DEMO_INTERVAL,
+            intervals: Intervals {
+                // Everything changes quickly in the demo.
+                versions: DEMO_INTERVAL * 4,
+                code: DEMO_INTERVAL * 4,
+                snapshot: DEMO_INTERVAL * 4,
+                quotas: DEMO_INTERVAL * 4,
+                ..Intervals::defaults(DEMO_INTERVAL)
+            },
             ..PollingConfig::default()
         },
+        // The demo shows the optional collectors too.
+        collectors: CollectorsConfig {
+            statistics: true,
+            quotas: true,
+            ..CollectorsConfig::default()
+        },
+        sharding: ShardingConfig::default(),
         projects: vec![ProjectConfig {
             project_id: DEMO_PROJECT_ID.to_owned(),
             region: DEMO_REGION.to_owned(),
             endpoint: endpoint.to_owned(),
             functions,
+            max_requests_per_second: 50,
+            discovery: None,
             auth: AuthConfig {
                 method,
                 failure_backoff: DEFAULT_AUTH_BACKOFF,

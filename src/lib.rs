@@ -69,6 +69,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("sharding: {0}")]
+    Shard(String),
     #[error("{0}")]
     Io(std::io::Error),
 }
@@ -78,7 +80,7 @@ impl Error {
     /// 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::NoConfig | Error::Secret { .. } => 2,
+            Error::Config(_) | Error::NoConfig | Error::Secret { .. } | Error::Shard(_) => 2,
             Error::Client(_) | Error::Bind { .. } | Error::Io(_) => 1,
         }
     }

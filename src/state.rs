@@ -23,14 +23,17 @@ pub enum CollectorKind {
     Versions,
     Code,
     Snapshot,
+    /// Optional: the statistics API.
+    Statistics,
 }
 
 impl CollectorKind {
-    pub const ALL: [CollectorKind; 4] = [
+    pub const ALL: [CollectorKind; 5] = [
         CollectorKind::AsyncInvocations,
         CollectorKind::Versions,
         CollectorKind::Code,
         CollectorKind::Snapshot,
+        CollectorKind::Statistics,
     ];
 
     /// The value of the `collector` label.
@@ -40,6 +43,7 @@ impl CollectorKind {
             CollectorKind::Versions => "versions",
             CollectorKind::Code => "code",
             CollectorKind::Snapshot => "snapshot",
+            CollectorKind::Statistics => "statistics",
         }
     }
 }
@@ -209,6 +213,41 @@ pub enum SnapshotInfo {
     },
 }
 
+/// From the statistics API over its look-back period. `None` where the API
+/// had no data (its `-1`): "no data" is never exported as a value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Statistics {
+    /// Invocations in the period.
+    pub invocations: Option<f64>,
+    /// Failed invocations in the period.
+    pub errors: Option<f64>,
+    /// Throttled (rejected) invocations in the period.
+    pub throttles: Option<f64>,
+    /// Seconds, over the buckets that had data.
+    pub duration_average: Option<f64>,
+    pub duration_max: Option<f64>,
+    pub duration_min: Option<f64>,
+}
+
+/// One resource quota of a project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quota {
+    /// The API's `type`, e.g. `fgs_func_num`.
+    pub resource: String,
+    /// `bytes` where the API says MB (converted), else the API's unit or
+    /// `count`.
+    pub unit: String,
+    pub used: f64,
+    pub limit: f64,
+}
+
+/// Project-level data (quotas).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectSnapshot {
+    pub project_id: String,
+    pub quotas: Collected<Vec<Quota>>,
+}
+
 /// The outcome of one collector in the latest poll.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Collected<T> {
@@ -246,6 +285,8 @@ pub struct FunctionSnapshot {
     /// Digest changes observed since start.
     pub code_changes: u64,
     pub snapshot: Collected<SnapshotInfo>,
+    /// `None` when the statistics collector is off.
+    pub statistics: Option<Collected<Statistics>>,
 }
 
 impl FunctionSnapshot {
@@ -261,20 +302,22 @@ impl FunctionSnapshot {
             code: Collected::default(),
             code_changes: 0,
             snapshot: Collected::default(),
+            statistics: None,
         }
     }
 
-    /// Success of each collector in the latest poll.
-    pub fn successes(&self) -> [(CollectorKind, bool); 4] {
-        [
-            (
-                CollectorKind::AsyncInvocations,
-                self.async_invocations.success,
-            ),
+    /// Success of each enabled collector in its latest run.
+    pub fn successes(&self) -> Vec<(CollectorKind, bool)> {
+        let mut v = vec![
+            (CollectorKind::AsyncInvocations, self.async_invocations.success),
             (CollectorKind::Versions, self.versions.success),
             (CollectorKind::Code, self.code.success),
             (CollectorKind::Snapshot, self.snapshot.success),
-        ]
+        ];
+        if let Some(s) = &self.statistics {
+            v.push((CollectorKind::Statistics, s.success));
+        }
+        v
     }
 
     /// True when the latest poll succeeded on every collector.
@@ -284,17 +327,16 @@ impl FunctionSnapshot {
 
     /// The errors of the latest poll, by collector.
     pub fn errors(&self) -> Vec<(CollectorKind, &str)> {
+        let statistics = self.statistics.as_ref().and_then(|s| s.error.as_deref());
         [
-            (
-                CollectorKind::AsyncInvocations,
-                &self.async_invocations.error,
-            ),
-            (CollectorKind::Versions, &self.versions.error),
-            (CollectorKind::Code, &self.code.error),
-            (CollectorKind::Snapshot, &self.snapshot.error),
+            (CollectorKind::AsyncInvocations, self.async_invocations.error.as_deref()),
+            (CollectorKind::Versions, self.versions.error.as_deref()),
+            (CollectorKind::Code, self.code.error.as_deref()),
+            (CollectorKind::Snapshot, self.snapshot.error.as_deref()),
+            (CollectorKind::Statistics, statistics),
         ]
         .into_iter()
-        .filter_map(|(k, e)| e.as_deref().map(|e| (k, e)))
+        .filter_map(|(k, e)| e.map(|e| (k, e)))
         .collect()
     }
 }
@@ -312,6 +354,7 @@ pub struct CycleStats {
 #[derive(Debug, Default)]
 pub struct Store {
     functions: RwLock<BTreeMap<FunctionUrn, Arc<FunctionSnapshot>>>,
+    projects: RwLock<BTreeMap<String, Arc<ProjectSnapshot>>>,
     cycles: Mutex<CycleStats>,
     generation: AtomicU64,
 }
@@ -336,6 +379,40 @@ impl Store {
             drop(map);
             self.generation.fetch_add(1, Ordering::Release);
         }
+    }
+
+    /// Replaces a project's snapshot.
+    pub fn publish_project(&self, snapshot: ProjectSnapshot) {
+        let mut map = self.projects.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(snapshot.project_id.clone(), Arc::new(snapshot));
+        drop(map);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current project snapshots, ordered by project id.
+    pub fn projects(&self) -> Vec<Arc<ProjectSnapshot>> {
+        let map = self.projects.read().unwrap_or_else(|e| e.into_inner());
+        map.values().cloned().collect()
+    }
+
+    /// Whether a function is monitored.
+    pub fn contains(&self, urn: &FunctionUrn) -> bool {
+        let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
+        map.contains_key(urn)
+    }
+
+    /// Replaces a function's snapshot only if the function is still
+    /// monitored (a poll that finishes after its function was removed must
+    /// not bring its series back).
+    pub fn update(&self, snapshot: FunctionSnapshot) -> bool {
+        let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = map.get_mut(&snapshot.urn) else {
+            return false;
+        };
+        *slot = Arc::new(snapshot);
+        drop(map);
+        self.generation.fetch_add(1, Ordering::Release);
+        true
     }
 
     /// Records a completed poll cycle.

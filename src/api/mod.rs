@@ -34,7 +34,10 @@ pub use query::Query;
 use crate::clock::Clock;
 use crate::timefmt::format_query_time;
 use crate::urn::{FunctionUrn, encode_component};
-use model::{AsyncInvocation, CodeBody, FunctionRecord, SnapshotBody, VersionRecord};
+use model::{
+    AsyncInvocation, CodeBody, FunctionRecord, QuotasBody, SnapshotBody, StatisticsBody,
+    VersionRecord,
+};
 
 /// The API endpoints the exporter calls, named as they appear in the
 /// `endpoint` label of its own metrics.
@@ -48,10 +51,14 @@ pub enum Endpoint {
     SnapshotEnable,
     /// IAM `POST /v3/auth/tokens` (password authentication).
     IamTokens,
+    /// Per-function statistics (optional collector).
+    Statistics,
+    /// Project quotas (optional collector).
+    Quotas,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 9] = [
         Endpoint::ListFunctions,
         Endpoint::AsyncInvocations,
         Endpoint::Versions,
@@ -59,6 +66,8 @@ impl Endpoint {
         Endpoint::SnapshotState,
         Endpoint::SnapshotEnable,
         Endpoint::IamTokens,
+        Endpoint::Statistics,
+        Endpoint::Quotas,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +79,8 @@ impl Endpoint {
             Endpoint::SnapshotState => "snapshot_state",
             Endpoint::SnapshotEnable => "snapshot_enable",
             Endpoint::IamTokens => "iam_tokens",
+            Endpoint::Statistics => "statistics",
+            Endpoint::Quotas => "quotas",
         }
     }
 }
@@ -138,6 +149,11 @@ pub struct ClientOptions {
     pub max_body_bytes: usize,
     /// First pause after an authentication failure.
     pub auth_backoff: Duration,
+    /// Token bucket: requests per second (and burst) for this project.
+    pub max_requests_per_second: u32,
+    /// Requests of this project in flight at once (under the global bound),
+    /// so that one slow project cannot take every slot.
+    pub max_in_flight: usize,
 }
 
 /// Parameters of one async-invocations page request.
@@ -162,6 +178,10 @@ pub struct Client {
     credentials: Credentials,
     gate: gate::AuthGate,
     clock: Arc<dyn Clock>,
+    /// The project's request rate limit.
+    limiter: governor::DefaultDirectRateLimiter,
+    /// The project's share of the concurrency bound.
+    project_permits: Semaphore,
     /// The global bound on API requests in flight, shared by all clients.
     permits: Arc<Semaphore>,
     observer: Arc<dyn ApiObserver>,
@@ -220,7 +240,11 @@ impl Client {
             (None, _) => return Err(BuildError::Endpoint(options.endpoint.clone())),
         };
         credentials.warn_if_world_readable();
+        let rate = std::num::NonZeroU32::new(options.max_requests_per_second.max(1))
+            .unwrap_or(std::num::NonZeroU32::MIN);
         Ok(Self {
+            limiter: governor::RateLimiter::direct(governor::Quota::per_second(rate)),
+            project_permits: Semaphore::new(options.max_in_flight.max(1)),
             gate: gate::AuthGate::new(
                 &options.project_id,
                 options.auth_backoff,
@@ -298,17 +322,39 @@ impl Client {
         self.get(action.endpoint(), &path, &Query::new()).await
     }
 
-    /// `GET /v2/{project_id}/fgs/functions`: one page.
+    /// `GET .../statistics/{period}` (period in minutes).
+    pub async fn statistics(
+        &self,
+        urn: &FunctionUrn,
+        period_minutes: u32,
+    ) -> Result<StatisticsBody, ApiError> {
+        let path = self.function_path(urn, &format!("statistics/{period_minutes}"));
+        self.get(Endpoint::Statistics, &path, &Query::new()).await
+    }
+
+    /// `GET /v2/{project_id}/fgs/quotas`.
+    pub async fn quotas(&self) -> Result<QuotasBody, ApiError> {
+        let path = format!(
+            "/v2/{}/fgs/quotas",
+            encode_component(&self.options.project_id)
+        );
+        self.get(Endpoint::Quotas, &path, &Query::new()).await
+    }
+
+    /// `GET /v2/{project_id}/fgs/functions`: one page, optionally filtered
+    /// by package and by name (the API matches names by substring).
     pub async fn functions(
         &self,
         marker: u64,
         maxitems: u32,
         package: Option<&str>,
+        name: Option<&str>,
     ) -> Result<Page<FunctionRecord>, ApiError> {
         let query = Query::new()
             .with("marker", marker.to_string())
             .with("maxitems", maxitems.to_string())
-            .with_opt("package_name", package);
+            .with_opt("package_name", package)
+            .with_opt("func_name", name);
         let path = format!(
             "/v2/{}/fgs/functions",
             encode_component(&self.options.project_id)
@@ -403,11 +449,11 @@ impl Client {
         canonical: &str,
         headers: Vec<(reqwest::header::HeaderName, HeaderValue)>,
     ) -> Result<(Option<String>, Bytes), ApiError> {
-        let permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ApiError::new(endpoint, ApiErrorKind::Cancelled))?;
+        // The rate limit first: waiting for a token holds no slot.
+        self.limiter.until_ready().await;
+        let cancelled = |_| ApiError::new(endpoint, ApiErrorKind::Cancelled);
+        let project_permit = self.project_permits.acquire().await.map_err(cancelled)?;
+        let permit = self.permits.acquire().await.map_err(cancelled)?;
         let started = Instant::now();
         let exchanged = tokio::time::timeout(
             self.options.timeout,
@@ -415,6 +461,7 @@ impl Client {
         )
         .await;
         drop(permit);
+        drop(project_permit);
         let elapsed = started.elapsed();
         let exchanged = exchanged.unwrap_or_else(|_| {
             Err(Exchange {

@@ -115,6 +115,62 @@ pub struct FunctionRecord {
     pub runtime: Option<String>,
 }
 
+/// `GET .../statistics/{period}`: series of `{timestamp, value}` buckets;
+/// a value of −1 means "no data in that bucket".
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StatisticsBody {
+    #[serde(deserialize_with = "null_as_default")]
+    pub count: Vec<SlaValue>,
+    /// Average duration, milliseconds.
+    #[serde(deserialize_with = "null_as_default")]
+    pub duration: Vec<SlaValue>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub fail_count: Vec<SlaValue>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub max_duration: Vec<SlaValue>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub min_duration: Vec<SlaValue>,
+    /// Throttled invocations.
+    #[serde(deserialize_with = "null_as_default")]
+    pub reject_count: Vec<SlaValue>,
+}
+
+/// One bucket of a statistics series.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SlaValue {
+    #[serde(deserialize_with = "lenient_time")]
+    pub timestamp: Option<i64>,
+    pub value: Option<f64>,
+}
+
+/// `GET /v2/{project_id}/fgs/quotas`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct QuotasBody {
+    pub quotas: Option<QuotaList>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct QuotaList {
+    #[serde(deserialize_with = "null_as_default")]
+    pub resources: Vec<QuotaRecord>,
+}
+
+/// One resource quota.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct QuotaRecord {
+    /// The limit.
+    pub quota: Option<f64>,
+    pub used: Option<f64>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub unit: Option<String>,
+}
+
 impl From<AsyncInvocationsBody> for Page<AsyncInvocation> {
     fn from(b: AsyncInvocationsBody) -> Self {
         Page {
@@ -263,6 +319,26 @@ mod tests {
         assert_eq!(body.last_modified, Some(1_660_029_887));
         let body: CodeBody = decode(r#"{"last_modified":"not a time"}"#).unwrap();
         assert_eq!(body.last_modified, None);
+    }
+
+    #[test]
+    fn statistics_and_quotas_decode() {
+        let body: StatisticsBody = decode(
+            r#"{"count":[{"timestamp":1596679200000,"value":3},{"timestamp":1596682800000,"value":-1}],
+                "duration":null,"max_duration":[{"timestamp":"1596679200000","value":12.5}]}"#,
+        )
+        .unwrap();
+        assert_eq!(body.count.len(), 2);
+        assert_eq!(body.count[0].timestamp, Some(1_596_679_200));
+        assert_eq!(body.count[1].value, Some(-1.0));
+        assert!(body.duration.is_empty());
+        assert_eq!(body.max_duration[0].value, Some(12.5));
+        let q: QuotasBody = decode(
+            r#"{"quotas":{"resources":[{"quota":400,"used":12,"type":"fgs_func_num","unit":""}]}}"#,
+        )
+        .unwrap();
+        let r = &q.quotas.unwrap().resources[0];
+        assert_eq!((r.quota, r.used, r.kind.as_deref()), (Some(400.0), Some(12.0), Some("fgs_func_num")));
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub const RUSTC: &str = env!("FGE_RUSTC_VERSION");
 /// The exporter's own metrics.
 pub struct ExporterMetrics {
     registry: Registry,
+    shard_info: IntGaugeVec,
     api_requests: IntCounterVec,
     api_duration: HistogramVec,
     auth_failures: IntCounterVec,
@@ -83,6 +84,14 @@ impl ExporterMetrics {
         build_info
             .with_label_values(&[VERSION, REVISION, RUSTC])
             .set(1);
+        let shard_info = IntGaugeVec::new(
+            Opts::new(
+                "functiongraph_exporter_shard_info",
+                "This replica's shard, always 1: it polls the functions whose URN's MD5 (last 8 bytes, big-endian) modulo count equals index, as Prometheus' hashmod.",
+            ),
+            &["index", "count"],
+        )
+        .expect("valid metric definition");
 
         for c in [
             Box::new(api_requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -91,6 +100,7 @@ impl ExporterMetrics {
             Box::new(throttled.clone()),
             Box::new(poll_duration.clone()),
             Box::new(build_info),
+            Box::new(shard_info.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -102,12 +112,21 @@ impl ExporterMetrics {
             .expect("process metrics register once");
         Self {
             registry,
+            shard_info,
             api_requests,
             api_duration,
             auth_failures,
             throttled,
             poll_duration,
         }
+    }
+
+    /// Records this replica's shard.
+    pub fn set_shard(&self, shard: crate::poller::Shard) {
+        self.shard_info.reset();
+        self.shard_info
+            .with_label_values(&[shard.index.to_string(), shard.count.to_string()])
+            .set(1);
     }
 
     /// Creates a project's counters at 0, so that `increase()` and alerts
@@ -120,13 +139,19 @@ impl ExporterMetrics {
         }
     }
 
-    /// Encodes the exporter's metrics in text format 0.0.4 onto `out`.
-    pub fn encode(&self, cycles: &CycleStats, out: &mut String) {
+    /// The exporter's metric families, for the text and OpenMetrics
+    /// encoders alike.
+    pub fn gather(&self, cycles: &CycleStats) -> Vec<prometheus::proto::MetricFamily> {
         match cycles.last_duration {
             Some(d) => self.poll_duration.set(d.as_secs_f64()),
             None => self.poll_duration.set(0.0),
         }
-        let families = self.registry.gather();
+        self.registry.gather()
+    }
+
+    /// Encodes the exporter's metrics in text format 0.0.4 onto `out`.
+    pub fn encode(&self, cycles: &CycleStats, out: &mut String) {
+        let families = self.gather(cycles);
         if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, out) {
             tracing::error!(error = %e, "encoding the exporter's own metrics");
         }

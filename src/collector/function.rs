@@ -7,7 +7,9 @@
 
 use prometheus::proto::{LabelPair, MetricFamily};
 
-use crate::state::{FunctionSnapshot, InvocationStatus, SNAPSHOT_STATES, SnapshotInfo};
+use crate::state::{
+    FunctionSnapshot, InvocationStatus, ProjectSnapshot, SNAPSHOT_STATES, SnapshotInfo,
+};
 
 use super::family::{Family, label};
 
@@ -95,6 +97,30 @@ pub fn families(snapshots: &[impl AsRef<FunctionSnapshot>], refresh: &str) -> Ve
         "functiongraph_snapshot_enabled",
         &help("1 if snapshot-based cold start is switched on (snapshots/enableSnapshot), else 0."),
     );
+    let mut stat_invocations = Family::gauge(
+        "functiongraph_statistics_invocations",
+        &help("Invocations over the statistics API's look-back period (collectors.statistics_period_minutes; statistics API, count). Absent when the API had no data."),
+    );
+    let mut stat_errors = Family::gauge(
+        "functiongraph_statistics_errors",
+        &help("Failed invocations over the statistics look-back period (statistics API, fail_count)."),
+    );
+    let mut stat_throttles = Family::gauge(
+        "functiongraph_statistics_throttles",
+        &help("Throttled invocations over the statistics look-back period (statistics API, reject_count)."),
+    );
+    let mut stat_avg = Family::gauge(
+        "functiongraph_statistics_duration_average_seconds",
+        &help("Average invocation duration over the statistics look-back period, weighted by invocations (statistics API, duration)."),
+    );
+    let mut stat_max = Family::gauge(
+        "functiongraph_statistics_duration_max_seconds",
+        &help("Longest invocation over the statistics look-back period (statistics API, max_duration)."),
+    );
+    let mut stat_min = Family::gauge(
+        "functiongraph_statistics_duration_min_seconds",
+        &help("Shortest invocation over the statistics look-back period (statistics API, min_duration)."),
+    );
     let mut last_poll = Family::gauge(
         "functiongraph_exporter_last_poll_success_timestamp_seconds",
         &help("When a poll of the function last succeeded on every collector, Unix seconds."),
@@ -180,6 +206,21 @@ pub fn families(snapshots: &[impl AsRef<FunctionSnapshot>], refresh: &str) -> Ve
             }
         }
 
+        if let Some(st) = snap.statistics.as_ref().and_then(|c| c.value.as_ref()) {
+            for (family, value) in [
+                (&mut stat_invocations, st.invocations),
+                (&mut stat_errors, st.errors),
+                (&mut stat_throttles, st.throttles),
+                (&mut stat_avg, st.duration_average),
+                (&mut stat_max, st.duration_max),
+                (&mut stat_min, st.duration_min),
+            ] {
+                if let Some(v) = value {
+                    family.sample(with(&[]), v);
+                }
+            }
+        }
+
         if let Some(SnapshotInfo::Known { state, enabled }) = &snap.snapshot.value {
             for (i, name) in SNAPSHOT_STATES.iter().enumerate() {
                 snapshot_state.sample(
@@ -213,11 +254,62 @@ pub fn families(snapshots: &[impl AsRef<FunctionSnapshot>], refresh: &str) -> Ve
         version_info,
         snapshot_state,
         snapshot_enabled,
+        stat_invocations,
+        stat_errors,
+        stat_throttles,
+        stat_avg,
+        stat_max,
+        stat_min,
         last_poll,
     ]
     .into_iter()
     .filter_map(Family::finish)
     .collect()
+}
+
+/// Project-level families: functions monitored, and quotas.
+pub fn project_families(
+    snapshots: &[impl AsRef<FunctionSnapshot>],
+    projects: &[impl AsRef<ProjectSnapshot>],
+    refresh: &str,
+) -> Vec<MetricFamily> {
+    let mut functions = Family::gauge(
+        "functiongraph_exporter_functions",
+        "Functions this exporter (this shard) monitors, configured and discovered, by project.",
+    );
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for s in snapshots {
+        *counts.entry(s.as_ref().urn.project_id()).or_default() += 1;
+    }
+    for (project, n) in counts {
+        functions.sample(vec![label("project_id", project)], n as f64);
+    }
+    let mut limit = Family::gauge(
+        "functiongraph_quota_limit",
+        &format!("Quota of a project resource (quotas API, quota; MB converted to bytes). {refresh}"),
+    );
+    let mut used = Family::gauge(
+        "functiongraph_quota_used",
+        &format!("Usage of a project resource (quotas API, used; MB converted to bytes). {refresh}"),
+    );
+    for p in projects {
+        let p = p.as_ref();
+        for q in p.quotas.value.iter().flatten() {
+            let labels = || {
+                vec![
+                    label("project_id", &p.project_id),
+                    label("resource", &q.resource),
+                    label("unit", &q.unit),
+                ]
+            };
+            limit.sample(labels(), q.limit);
+            used.sample(labels(), q.used);
+        }
+    }
+    [functions, limit, used]
+        .into_iter()
+        .filter_map(Family::finish)
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,24 +1,80 @@
 //! The Prometheus side: turns the store's snapshots and the exporter's own
-//! metrics into the exposition served on `/metrics`.
+//! metrics into the exposition served on `/metrics`, in text format 0.0.4
+//! or OpenMetrics 1.0.0, plain or gzip-compressed.
 //!
-//! Rendering never touches the API. The per-function part is rebuilt only
-//! when the store's generation changed since the last render, so any number
-//! of scrapers between two polls cost one render; the exporter's own part
-//! (request counters, process metrics) is encoded fresh on every scrape.
+//! Rendering never touches the API. An exposition has two parts:
+//!
+//! - the per-function part, rebuilt from the store's snapshots only when
+//!   the store's generation changed (that is, after a poll published
+//!   something). Its families are built once per generation; each format's
+//!   text, and its gzip-compressed form, are made once per generation, on
+//!   the first scrape that asks for that format or compression. So any
+//!   number of scrapers between two polls cost one render and one
+//!   compression of this part, which is nearly all of the body.
+//! - the exporter's own part (API request counters, poll duration, process
+//!   CPU and memory): small, and changing all the time, so it is gathered
+//!   and encoded fresh on every scrape and is never stale.
+//!
+//! A gzip body is the cached compressed function part followed by the
+//! freshly compressed exporter part in one gzip member (see [`gzip`]), so
+//! compression per scrape costs only the small part as well.
+//!
+//! In OpenMetrics a counter's family can clash with another family's name
+//! (see [`openmetrics`]); the clash is decided over the names of both
+//! parts, and the function part's OpenMetrics text is re-encoded when the
+//! exporter part's family names change.
 
 pub mod exporter;
 mod family;
 mod function;
+pub mod gzip;
+pub mod openmetrics;
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use bytes::Bytes;
+use prometheus::proto::MetricFamily;
 
 pub use exporter::ExporterMetrics;
 
 use crate::state::Store;
+use gzip::GzipHead;
 
 /// The `Content-Type` of text format 0.0.4, exactly as Prometheus wants it.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The `Content-Type` of OpenMetrics 1.0.0, exactly as Prometheus wants it.
+pub const OPENMETRICS_CONTENT_TYPE: &str = openmetrics::CONTENT_TYPE;
+
+/// An exposition format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4, the fallback.
+    Text,
+    /// OpenMetrics 1.0.0 text.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The exact `Content-Type` of a body in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => TEXT_CONTENT_TYPE,
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+}
+
+/// A rendered `/metrics` body.
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub bytes: Bytes,
+    /// Whether `bytes` is gzip-compressed. Compression was asked for but
+    /// failed when this is false; the body is then plain.
+    pub gzip: bool,
+}
 
 /// Renders `/metrics`.
 pub struct Renderer {
@@ -26,8 +82,78 @@ pub struct Renderer {
     exporter: Arc<ExporterMetrics>,
     /// Appended to every per-function HELP text.
     refresh: String,
-    /// The per-function part and the store generation it was built from.
-    cache: Mutex<Option<(u64, Arc<String>)>>,
+    /// The per-function part of the latest generation rendered.
+    cache: Mutex<Option<Arc<FunctionPart>>>,
+}
+
+/// The per-function part of one store generation, encoded lazily per
+/// format.
+struct FunctionPart {
+    generation: u64,
+    families: Vec<MetricFamily>,
+    text: OnceLock<Arc<Encoded>>,
+    /// The OpenMetrics text and the exporter family names it was encoded
+    /// against.
+    openmetrics: Mutex<Option<(Vec<String>, Arc<Encoded>)>>,
+}
+
+/// One encoding of the function part, and its compressed form once asked
+/// for (`None` if compression failed).
+struct Encoded {
+    plain: String,
+    gzip: OnceLock<Option<GzipHead>>,
+}
+
+impl Encoded {
+    fn new(plain: String) -> Arc<Self> {
+        Arc::new(Self {
+            plain,
+            gzip: OnceLock::new(),
+        })
+    }
+
+    fn gzip_head(&self) -> Option<&GzipHead> {
+        self.gzip
+            .get_or_init(|| match GzipHead::new(self.plain.as_bytes()) {
+                Ok(head) => Some(head),
+                Err(e) => {
+                    tracing::error!(error = %e, "compressing function metrics");
+                    None
+                }
+            })
+            .as_ref()
+    }
+}
+
+impl FunctionPart {
+    fn text(&self) -> Arc<Encoded> {
+        Arc::clone(self.text.get_or_init(|| {
+            let mut text = String::new();
+            encode_text(&self.families, &mut text, "function metrics");
+            Encoded::new(text)
+        }))
+    }
+
+    fn openmetrics(&self, exporter_names: &[&str]) -> Arc<Encoded> {
+        let mut slot = self.openmetrics.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((against, encoded)) = slot.as_ref() {
+            if against.iter().map(String::as_str).eq(exporter_names.iter().copied()) {
+                return Arc::clone(encoded);
+            }
+        }
+        let names: HashSet<&str> = self
+            .families
+            .iter()
+            .map(MetricFamily::name)
+            .chain(exporter_names.iter().copied())
+            .collect();
+        let mut text = String::new();
+        openmetrics::encode(&self.families, &names, &mut text);
+        let encoded = Encoded::new(text);
+        let against = exporter_names.iter().map(|n| (*n).to_owned()).collect();
+        *slot = Some((against, Arc::clone(&encoded)));
+        encoded
+    }
 }
 
 impl Renderer {
@@ -45,31 +171,82 @@ impl Renderer {
 
     /// The whole exposition in text format 0.0.4.
     pub fn render(&self) -> String {
-        let functions = self.functions_part();
-        let mut out = String::with_capacity(functions.len() + 16 * 1024);
-        out.push_str(&functions);
-        self.exporter.encode(&self.store.cycles(), &mut out);
-        out
+        let body = self.body(Format::Text, false);
+        String::from_utf8_lossy(&body.bytes).into_owned()
     }
 
-    fn functions_part(&self) -> Arc<String> {
+    /// The whole exposition in `format`, gzip-compressed if `gzip`.
+    pub fn body(&self, format: Format, gzip: bool) -> Body {
+        let part = self.functions_part();
+        let exporter = self.exporter.gather(&self.store.cycles());
+        let mut tail = String::with_capacity(16 * 1024);
+        let head = match format {
+            Format::Text => {
+                encode_text(&exporter, &mut tail, "the exporter's own metrics");
+                part.text()
+            }
+            Format::OpenMetrics => {
+                let exporter_names: Vec<&str> =
+                    exporter.iter().map(MetricFamily::name).collect();
+                let head = part.openmetrics(&exporter_names);
+                let names: HashSet<&str> = part
+                    .families
+                    .iter()
+                    .map(MetricFamily::name)
+                    .chain(exporter_names.iter().copied())
+                    .collect();
+                openmetrics::encode(&exporter, &names, &mut tail);
+                tail.push_str(openmetrics::EOF);
+                head
+            }
+        };
+        if gzip {
+            if let Some(compressed) = head.gzip_head() {
+                match compressed.finish(tail.as_bytes()) {
+                    Ok(bytes) => {
+                        return Body {
+                            bytes: Bytes::from(bytes),
+                            gzip: true,
+                        };
+                    }
+                    Err(e) => tracing::error!(error = %e, "compressing the exposition"),
+                }
+            }
+        }
+        let mut out = String::with_capacity(head.plain.len() + tail.len());
+        out.push_str(&head.plain);
+        out.push_str(&tail);
+        Body {
+            bytes: Bytes::from(out),
+            gzip: false,
+        }
+    }
+
+    fn functions_part(&self) -> Arc<FunctionPart> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         // Read the generation before the snapshots: a publish in between
         // makes the next render rebuild, never serves stale data as fresh.
         let generation = self.store.generation();
-        if let Some((g, text)) = cache.as_ref() {
-            if *g == generation {
-                return Arc::clone(text);
+        if let Some(part) = cache.as_ref() {
+            if part.generation == generation {
+                return Arc::clone(part);
             }
         }
         let snapshots = self.store.functions();
-        let families = function::families(&snapshots, &self.refresh);
-        let mut text = String::new();
-        if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, &mut text) {
-            tracing::error!(error = %e, "encoding function metrics");
-        }
-        let text = Arc::new(text);
-        *cache = Some((generation, Arc::clone(&text)));
-        text
+        let part = Arc::new(FunctionPart {
+            generation,
+            families: function::families(&snapshots, &self.refresh),
+            text: OnceLock::new(),
+            openmetrics: Mutex::new(None),
+        });
+        *cache = Some(Arc::clone(&part));
+        part
+    }
+}
+
+/// Appends `families` in text format 0.0.4 to `out`.
+fn encode_text(families: &[MetricFamily], out: &mut String, what: &str) {
+    if let Err(e) = prometheus::TextEncoder::new().encode_utf8(families, out) {
+        tracing::error!(error = %e, "encoding {what}");
     }
 }

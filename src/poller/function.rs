@@ -1,5 +1,9 @@
-//! One poll of one function: the four collectors, run concurrently, folded
-//! into a new [`FunctionSnapshot`].
+//! One poll of one function: the collectors that are due, run
+//! concurrently, folded into a new [`FunctionSnapshot`].
+//!
+//! Each collector has its own interval (async invocations often, versions,
+//! code and snapshot state rarely); one that is not due keeps its last
+//! values, and one that failed is tried again at the next poll.
 //!
 //! A failing collector keeps its last good value and reports failure; the
 //! other collectors of the function, and every other function, are
@@ -10,11 +14,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::api::model::{CodeBody, SnapshotBody, VersionRecord};
+use std::time::Duration;
+
+use crate::api::model::{CodeBody, SlaValue, SnapshotBody, StatisticsBody, VersionRecord};
 use crate::api::{ApiError, Client, SnapshotAction, paginate};
+use crate::config::Intervals;
 use crate::state::{
     CodeInfo, Collected, CollectorKind, FunctionSnapshot, SNAPSHOT_STATES, SnapshotInfo,
-    VersionInfo,
+    Statistics, VersionInfo,
 };
 use crate::urn::FunctionUrn;
 
@@ -25,11 +32,39 @@ const VERSIONS_PAGE: u32 = 20;
 /// Pages of versions before giving up.
 const VERSIONS_MAX_PAGES: usize = 50;
 
+/// When each collector runs, shared by all functions.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub intervals: Intervals,
+    /// Minutes of look-back of the statistics API, when that collector is on.
+    pub statistics_period: Option<u32>,
+}
+
+impl Schedule {
+    /// A collector is due when its interval is over, give or take half a
+    /// cycle (so a 5-minute collector on a 1-minute cycle runs every fifth
+    /// cycle, not every sixth).
+    fn due(&self, last: Option<f64>, interval: Duration, now: f64) -> bool {
+        let tolerance = self.intervals.cycle().as_secs_f64() / 2.0;
+        last.is_none_or(|l| now + tolerance >= l + interval.as_secs_f64())
+    }
+}
+
+/// What a poll found.
+pub struct PollOutcome {
+    pub snapshot: FunctionSnapshot,
+    /// The API said the function does not exist (404 `FSS.1051`).
+    pub gone: bool,
+}
+
 /// The poll state of one function, owned by its slot in the scheduler.
 #[derive(Debug)]
 pub struct FunctionPoller {
     urn: FunctionUrn,
     client: Arc<Client>,
+    schedule: Arc<Schedule>,
+    /// When each collector last succeeded (clock seconds).
+    last_run: HashMap<CollectorKind, f64>,
     tracker: AsyncTracker,
     /// Digest of the code at the last successful code poll.
     digest: Option<String>,
@@ -41,11 +76,22 @@ pub struct FunctionPoller {
 }
 
 impl FunctionPoller {
-    pub fn new(urn: FunctionUrn, client: Arc<Client>, lookback_seconds: i64) -> Self {
+    pub fn new(
+        urn: FunctionUrn,
+        client: Arc<Client>,
+        schedule: Arc<Schedule>,
+        lookback_seconds: i64,
+    ) -> Self {
+        let mut current = FunctionSnapshot::new(urn.clone());
+        if schedule.statistics_period.is_some() {
+            current.statistics = Some(Collected::default());
+        }
         Self {
-            current: FunctionSnapshot::new(urn.clone()),
+            current,
             urn,
             client,
+            schedule,
+            last_run: HashMap::new(),
             tracker: AsyncTracker::new(lookback_seconds),
             digest: None,
             code_changes: 0,
@@ -57,44 +103,96 @@ impl FunctionPoller {
         &self.urn
     }
 
-    /// Polls every collector once and returns the new snapshot.
-    /// `now` is Unix time in seconds.
-    pub async fn poll(&mut self, now: f64) -> FunctionSnapshot {
+    /// Polls the collectors that are due (all of them with `everything`)
+    /// and returns the new snapshot. `now` is Unix time in seconds.
+    pub async fn poll(&mut self, now: f64, everything: bool) -> PollOutcome {
         let now_secs = now.floor() as i64;
-        let (asyncs, versions, code, snapshot) = tokio::join!(
-            self.tracker.poll(&self.client, &self.urn, now_secs),
-            poll_versions(&self.client, &self.urn),
-            self.client.code(&self.urn),
-            poll_snapshot(&self.client, &self.urn),
+        let intervals = &self.schedule.intervals;
+        let due = |kind: CollectorKind, interval: Duration| {
+            everything || self.schedule.due(self.last_run.get(&kind).copied(), interval, now)
+        };
+        let run_async = due(CollectorKind::AsyncInvocations, intervals.async_invocations);
+        let run_versions = due(CollectorKind::Versions, intervals.versions);
+        let run_code = due(CollectorKind::Code, intervals.code);
+        let run_snapshot = due(CollectorKind::Snapshot, intervals.snapshot);
+        let statistics_period = self
+            .schedule
+            .statistics_period
+            .filter(|_| due(CollectorKind::Statistics, intervals.statistics));
+        let (client, urn, tracker) = (&*self.client, &self.urn, &mut self.tracker);
+        let (asyncs, versions, code, snapshot, statistics) = tokio::join!(
+            async {
+                match run_async {
+                    true => Some(tracker.poll(client, urn, now_secs).await),
+                    false => None,
+                }
+            },
+            async {
+                match run_versions {
+                    true => Some(poll_versions(client, urn).await),
+                    false => None,
+                }
+            },
+            async {
+                match run_code {
+                    true => Some(client.code(urn).await),
+                    false => None,
+                }
+            },
+            async {
+                match run_snapshot {
+                    true => Some(poll_snapshot(client, urn).await),
+                    false => None,
+                }
+            },
+            async {
+                match statistics_period {
+                    Some(period) => Some(client.statistics(urn, period).await.map(statistics_of)),
+                    None => None,
+                }
+            },
         );
+        let gone = [
+            asyncs.as_ref().map(|r| r.as_ref().err()),
+            versions.as_ref().map(|r| r.as_ref().err()),
+            code.as_ref().map(|r| r.as_ref().err()),
+        ]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.status() == Some(404) && e.error_code() == Some("FSS.1051"));
+
         let mut next = self.current.clone();
         next.polls += 1;
-        let code = code.map(|body| self.code_info(body));
-        let (urn, logged, current) = (&self.urn, &mut self.logged, &self.current);
-        next.async_invocations = settle(
-            urn,
-            logged,
+        let code = code.map(|r| r.map(|body| self.code_info(body)));
+        let current = &self.current;
+        let mut folder = Folder {
+            urn: &self.urn,
+            logged: &mut self.logged,
+            last_run: &mut self.last_run,
+            now,
+        };
+        if let Some(c) = folder.fold(
             CollectorKind::AsyncInvocations,
             &current.async_invocations,
             asyncs,
-        );
+        ) {
+            next.async_invocations = c;
+        }
+        if let Some(c) = folder.fold(CollectorKind::Versions, &current.versions, versions) {
+            next.versions = c;
+        }
+        if let Some(c) = folder.fold(CollectorKind::Code, &current.code, code) {
+            next.code = c;
+        }
+        if let Some(c) = folder.fold(CollectorKind::Snapshot, &current.snapshot, snapshot) {
+            next.snapshot = c;
+        }
+        if let (Some(previous), Some(r)) = (&current.statistics, statistics) {
+            next.statistics = folder.fold(CollectorKind::Statistics, previous, Some(r));
+        }
         next.async_counters = self.tracker.counters().clone();
-        next.versions = settle(
-            urn,
-            logged,
-            CollectorKind::Versions,
-            &current.versions,
-            versions,
-        );
-        next.code = settle(urn, logged, CollectorKind::Code, &current.code, code);
         next.code_changes = self.code_changes;
-        next.snapshot = settle(
-            urn,
-            logged,
-            CollectorKind::Snapshot,
-            &current.snapshot,
-            snapshot,
-        );
         if next.up() {
             next.last_success = Some(now);
         }
@@ -105,7 +203,10 @@ impl FunctionPoller {
             "function polled"
         );
         self.current = next.clone();
-        next
+        PollOutcome {
+            snapshot: next,
+            gone,
+        }
     }
 
     fn code_info(&mut self, body: CodeBody) -> CodeInfo {
@@ -131,6 +232,30 @@ impl FunctionPoller {
 
 /// Folds one collector's result into its published state, logging
 /// changes of health.
+/// Folds the collectors that ran into the next snapshot.
+struct Folder<'a> {
+    urn: &'a FunctionUrn,
+    logged: &'a mut HashMap<CollectorKind, String>,
+    last_run: &'a mut HashMap<CollectorKind, f64>,
+    now: f64,
+}
+
+impl Folder<'_> {
+    /// `None` in, `None` out: the collector was not due.
+    fn fold<T: Clone>(
+        &mut self,
+        kind: CollectorKind,
+        previous: &Collected<T>,
+        result: Option<Result<T, ApiError>>,
+    ) -> Option<Collected<T>> {
+        let result = result?;
+        if result.is_ok() {
+            self.last_run.insert(kind, self.now);
+        }
+        Some(settle(self.urn, self.logged, kind, previous, result))
+    }
+}
+
 fn settle<T: Clone>(
     urn: &FunctionUrn,
     logged: &mut HashMap<CollectorKind, String>,
@@ -181,6 +306,56 @@ fn settle<T: Clone>(
                 error: Some(e.to_string()),
             }
         }
+    }
+}
+
+/// Sums a statistics series over its buckets that have data (−1 is "no
+/// data", never a value).
+fn sum(series: &[SlaValue]) -> Option<f64> {
+    let values: Vec<f64> = series
+        .iter()
+        .filter_map(|p| p.value)
+        .filter(|v| *v >= 0.0)
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// The statistics of the look-back period, durations in seconds.
+fn statistics_of(body: StatisticsBody) -> Statistics {
+    let ms = |v: f64| v / 1000.0;
+    let with_data = |series: &[SlaValue]| -> Vec<(Option<i64>, f64)> {
+        series
+            .iter()
+            .filter_map(|p| p.value.filter(|v| *v >= 0.0).map(|v| (p.timestamp, v)))
+            .collect()
+    };
+    // Average duration weighted by each bucket's invocations.
+    let counts = with_data(&body.count);
+    let averages = with_data(&body.duration);
+    let (mut weighted, mut weight) = (0.0, 0.0);
+    for (ts, avg) in &averages {
+        let n = counts
+            .iter()
+            .find(|(t, _)| t == ts)
+            .map_or(1.0, |(_, n)| n.max(1.0));
+        weighted += avg * n;
+        weight += n;
+    }
+    let max = with_data(&body.max_duration)
+        .into_iter()
+        .map(|(_, v)| v)
+        .reduce(f64::max);
+    let min = with_data(&body.min_duration)
+        .into_iter()
+        .map(|(_, v)| v)
+        .reduce(f64::min);
+    Statistics {
+        invocations: sum(&body.count),
+        errors: sum(&body.fail_count),
+        throttles: sum(&body.reject_count),
+        duration_average: (weight > 0.0).then(|| ms(weighted / weight)),
+        duration_max: max.map(ms),
+        duration_min: min.map(ms),
     }
 }
 
@@ -273,6 +448,29 @@ mod tests {
         assert_eq!(parse_enabled(&body(Some("true"))), Some(true));
         assert_eq!(parse_enabled(&body(Some("disable"))), Some(false));
         assert_eq!(parse_enabled(&body(Some("maybe"))), None);
+    }
+
+    #[test]
+    fn statistics_skip_no_data_buckets() {
+        let point = |t: i64, v: f64| SlaValue {
+            timestamp: Some(t),
+            value: Some(v),
+        };
+        let body = StatisticsBody {
+            count: vec![point(1, 3.0), point(2, -1.0), point(3, 1.0)],
+            duration: vec![point(1, 100.0), point(2, -1.0), point(3, 500.0)],
+            fail_count: vec![point(1, -1.0)],
+            max_duration: vec![point(1, 300.0), point(3, 500.0)],
+            min_duration: vec![point(1, 10.0), point(3, 500.0)],
+            reject_count: vec![],
+        };
+        let s = statistics_of(body);
+        assert_eq!(s.invocations, Some(4.0));
+        assert_eq!(s.errors, None, "only -1: no data, not 0 and not -1");
+        assert_eq!(s.throttles, None);
+        assert_eq!(s.duration_average, Some(0.2)); // (100*3 + 500*1) / 4 ms
+        assert_eq!(s.duration_max, Some(0.5));
+        assert_eq!(s.duration_min, Some(0.01));
     }
 
     #[test]

@@ -1,22 +1,32 @@
-//! The scheduler: when each function is polled.
+//! The scheduler: which functions are polled, and when.
 //!
-//! A poll cycle starts at start-up and then every `interval`. The first
-//! cycle polls every function at once (bounded by the global request
-//! concurrency), so the exporter is ready quickly; later cycles spread the
-//! functions over the first half of the interval, each at a fixed offset
-//! derived from its URN, so the API sees a steady trickle instead of a burst
-//! every minute. A function whose previous poll is still running is skipped
-//! with a warning, never polled twice at once. Each poll publishes its
-//! snapshot to the [`Store`] as soon as it finishes.
+//! A poll cycle runs at start-up and then every cycle period (the shortest
+//! collector interval). Each cycle first refreshes the projects whose
+//! discovery is due, then polls every function of this shard: the first
+//! cycle all at once (bounded by the request concurrency and each project's
+//! rate limit) so the exporter is ready quickly, later cycles spread over
+//! the first half of the period, each function at a fixed offset derived
+//! from its URN, so the API sees a steady trickle rather than a burst. In
+//! each poll only the collectors that are due run. A function whose
+//! previous poll is still running is skipped with a warning, never polled
+//! twice at once. Project quotas are polled alongside, when enabled.
+//!
+//! Discovered functions that the API says are gone (absent from a listing,
+//! or answering 404 `FSS.1051`) are checked once more, one by one, and
+//! removed with all their series when that confirms it. Functions listed in
+//! the configuration are never removed.
 //!
 //! The scheduler knows nothing of Prometheus: it fills the store, and the
 //! collectors read it.
 
 mod async_tracker;
+pub mod discovery;
 mod function;
+pub mod shard;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -24,46 +34,92 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 pub use async_tracker::AsyncTracker;
-pub use function::FunctionPoller;
+pub use function::{FunctionPoller, PollOutcome, Schedule};
+pub use shard::Shard;
 
-use crate::api::Client;
-use crate::state::{FunctionSnapshot, Store};
+use crate::api::{ApiError, Client};
+use crate::clock::Clock;
+use crate::config::{DiscoveryConfig, Intervals};
+use crate::state::{Collected, FunctionSnapshot, ProjectSnapshot, Quota, Store};
 use crate::urn::FunctionUrn;
 
-/// Share of the interval over which later cycles spread their polls.
+/// Share of the cycle period over which later cycles spread their polls.
 const SPREAD: f64 = 0.5;
+
+/// One project as the scheduler sees it.
+pub struct ProjectTarget {
+    pub project_id: String,
+    pub region: String,
+    pub client: Arc<Client>,
+    /// Functions listed in the configuration.
+    pub explicit: Vec<FunctionUrn>,
+    pub discovery: Option<DiscoveryConfig>,
+}
+
+/// How the scheduler runs.
+pub struct Settings {
+    pub intervals: Intervals,
+    pub async_lookback: Duration,
+    /// Look-back minutes of the statistics collector, when enabled.
+    pub statistics_period: Option<u32>,
+    pub quotas: bool,
+    pub shard: Shard,
+    /// Decides what is due, and dates the async windows.
+    pub clock: Arc<dyn Clock>,
+}
 
 /// One monitored function and its poll state.
 struct Slot {
     urn: FunctionUrn,
-    /// Delay from a cycle's start to this function's poll (after the first
-    /// cycle).
+    /// Index into the projects.
+    project: usize,
+    /// Found by discovery (and so removable when gone).
+    discovered: bool,
+    /// Delay from a spread cycle's start to this function's poll.
     offset: Duration,
     /// Held for the whole of a poll: `try_lock` failing means the previous
     /// poll is still running.
     poller: Mutex<FunctionPoller>,
 }
 
-/// What a function is polled with.
-pub struct Target {
-    pub urn: FunctionUrn,
-    pub client: Arc<Client>,
+/// Per-project scheduling state.
+struct ProjectState {
+    target: ProjectTarget,
+    /// Clock time when discovery is next due.
+    next_discovery: std::sync::Mutex<f64>,
+    /// Clock time when quotas are next due.
+    next_quotas: std::sync::Mutex<f64>,
+    quotas: std::sync::Mutex<Collected<Vec<Quota>>>,
+}
+
+/// What cycles share.
+struct Shared {
+    slots: RwLock<BTreeMap<FunctionUrn, Arc<Slot>>>,
+    projects: Vec<ProjectState>,
+    store: Arc<Store>,
+    schedule: Arc<Schedule>,
+    settings: Settings,
+    ready: watch::Sender<bool>,
 }
 
 /// Polls every target on schedule. Built by [`Poller::new`], driven by
 /// [`Poller::run`].
 pub struct Poller {
-    slots: Arc<Vec<Arc<Slot>>>,
-    store: Arc<Store>,
-    interval: Duration,
-    ready: watch::Sender<bool>,
-    triggers: mpsc::Receiver<oneshot::Sender<()>>,
+    shared: Arc<Shared>,
+    triggers: mpsc::Receiver<Trigger>,
+}
+
+/// A cycle asked for through the handle.
+struct Trigger {
+    /// Every collector, due or not.
+    everything: bool,
+    reply: oneshot::Sender<()>,
 }
 
 /// Talks to a running [`Poller`]: readiness, and on-demand cycles.
 #[derive(Clone)]
 pub struct PollerHandle {
-    triggers: mpsc::Sender<oneshot::Sender<()>>,
+    triggers: mpsc::Sender<Trigger>,
     ready: watch::Receiver<bool>,
 }
 
@@ -87,45 +143,72 @@ impl PollerHandle {
             .map_err(|_| Stopped)
     }
 
-    /// Polls every function now, without spreading, waiting for polls still
-    /// running to finish first; returns when the cycle is complete. For
-    /// tests and tools: the schedule itself is unchanged.
+    /// Polls every collector of every function now (due or not), without
+    /// spreading, after polls still running finish; returns when the cycle
+    /// is complete. For tests and tools: the schedule is unchanged.
     pub async fn poll_now(&self) -> Result<(), Stopped> {
-        let (tx, rx) = oneshot::channel();
-        self.triggers.send(tx).await.map_err(|_| Stopped)?;
+        self.trigger(true).await
+    }
+
+    /// Runs one cycle now exactly as the schedule would (discovery and
+    /// collectors only when due by the clock), without spreading.
+    pub async fn run_cycle(&self) -> Result<(), Stopped> {
+        self.trigger(false).await
+    }
+
+    async fn trigger(&self, everything: bool) -> Result<(), Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.triggers
+            .send(Trigger { everything, reply })
+            .await
+            .map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }
 }
 
 impl Poller {
-    /// Prepares the schedule; every target gets an unpolled entry in the
-    /// store right away.
+    /// Prepares the schedule; every configured function of this shard gets
+    /// an unpolled entry in the store right away.
     pub fn new(
-        targets: Vec<Target>,
+        projects: Vec<ProjectTarget>,
         store: Arc<Store>,
-        interval: Duration,
-        async_lookback: Duration,
+        settings: Settings,
     ) -> (Self, PollerHandle) {
-        let lookback = i64::try_from(async_lookback.as_secs()).unwrap_or(i64::MAX);
-        let slots = targets
-            .into_iter()
-            .map(|t| {
-                store.publish(FunctionSnapshot::new(t.urn.clone()));
-                Arc::new(Slot {
-                    offset: offset(&t.urn, interval),
-                    poller: Mutex::new(FunctionPoller::new(t.urn.clone(), t.client, lookback)),
-                    urn: t.urn,
-                })
-            })
-            .collect();
+        let schedule = Arc::new(Schedule {
+            intervals: settings.intervals.clone(),
+            statistics_period: settings.statistics_period,
+        });
         let (ready_tx, ready_rx) = watch::channel(false);
         let (trigger_tx, trigger_rx) = mpsc::channel(4);
+        let shared = Arc::new(Shared {
+            slots: RwLock::new(BTreeMap::new()),
+            projects: projects
+                .into_iter()
+                .map(|target| ProjectState {
+                    target,
+                    next_discovery: std::sync::Mutex::new(f64::MIN),
+                    next_quotas: std::sync::Mutex::new(f64::MIN),
+                    quotas: std::sync::Mutex::new(Collected::default()),
+                })
+                .collect(),
+            store,
+            schedule,
+            settings,
+            ready: ready_tx,
+        });
+        for (i, p) in shared.projects.iter().enumerate() {
+            let explicit: Vec<FunctionUrn> = p
+                .target
+                .explicit
+                .iter()
+                .filter(|u| shared.settings.shard.owns(u))
+                .cloned()
+                .collect();
+            shared.add(i, explicit, false);
+        }
         (
             Self {
-                slots: Arc::new(slots),
-                store,
-                interval,
-                ready: ready_tx,
+                shared,
                 triggers: trigger_rx,
             },
             PollerHandle {
@@ -137,13 +220,16 @@ impl Poller {
 
     /// Runs cycles until `shutdown`; polls in flight are then abandoned.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut ticker = tokio::time::interval(self.interval);
+        let period = self.shared.settings.intervals.cycle();
+        let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut cycles = JoinSet::new();
         let mut first = true;
         tracing::info!(
-            functions = self.slots.len(),
-            interval = %humantime::format_duration(self.interval),
+            functions = self.shared.slots().len(),
+            cycle = %humantime::format_duration(period),
+            shard = self.shared.settings.shard.index,
+            shards = self.shared.settings.shard.count,
             "poller started"
         );
         loop {
@@ -152,62 +238,17 @@ impl Poller {
                 _ = ticker.tick() => {
                     let mode = if first { Mode::Burst } else { Mode::Spread };
                     first = false;
-                    cycles.spawn(self.cycle(mode, None));
+                    cycles.spawn(Arc::clone(&self.shared).cycle(mode, None));
                 }
-                Some(reply) = self.triggers.recv() => {
-                    cycles.spawn(self.cycle(Mode::OnDemand, Some(reply)));
+                Some(t) = self.triggers.recv() => {
+                    let mode = Mode::OnDemand { everything: t.everything };
+                    cycles.spawn(Arc::clone(&self.shared).cycle(mode, Some(t.reply)));
                 }
                 Some(_) = cycles.join_next(), if !cycles.is_empty() => {}
             }
         }
         cycles.abort_all();
         tracing::info!("poller stopped");
-    }
-
-    fn cycle(
-        &self,
-        mode: Mode,
-        reply: Option<oneshot::Sender<()>>,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        let slots = Arc::clone(&self.slots);
-        let store = Arc::clone(&self.store);
-        let ready = self.ready.clone();
-        async move {
-            let started = Instant::now();
-            let mut polls = JoinSet::new();
-            for slot in slots.iter() {
-                let slot = Arc::clone(slot);
-                let store = Arc::clone(&store);
-                polls.spawn(async move {
-                    if mode == Mode::Spread && !slot.offset.is_zero() {
-                        tokio::time::sleep(slot.offset).await;
-                    }
-                    let mut poller = match mode {
-                        Mode::OnDemand => slot.poller.lock().await,
-                        Mode::Burst | Mode::Spread => match slot.poller.try_lock() {
-                            Ok(p) => p,
-                            Err(_) => {
-                                tracing::warn!(
-                                    function = %slot.urn,
-                                    "previous poll still running; skipping this one (is polling.interval too short?)"
-                                );
-                                return;
-                            }
-                        },
-                    };
-                    let snapshot = poller.poll(unix_now()).await;
-                    store.publish(snapshot);
-                });
-            }
-            while polls.join_next().await.is_some() {}
-            let took = started.elapsed();
-            store.record_cycle(took);
-            ready.send_replace(true);
-            tracing::debug!(took = ?took, ?mode, "poll cycle complete");
-            if let Some(reply) = reply {
-                let _ = reply.send(());
-            }
-        }
     }
 }
 
@@ -217,27 +258,253 @@ enum Mode {
     Burst,
     /// Each function at its offset.
     Spread,
-    /// Asked for through [`PollerHandle::poll_now`].
-    OnDemand,
+    /// Asked for through the [`PollerHandle`].
+    OnDemand { everything: bool },
 }
 
-/// A stable offset in `[0, SPREAD × interval)` from the URN (FNV-1a), so a
+impl Shared {
+    fn slots(&self) -> Vec<Arc<Slot>> {
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        slots.values().cloned().collect()
+    }
+
+    /// Starts monitoring functions of project `project` (those already
+    /// monitored are left alone).
+    fn add(&self, project: usize, urns: impl IntoIterator<Item = FunctionUrn>, discovered: bool) {
+        let period = self.settings.intervals.cycle();
+        let lookback = i64::try_from(self.settings.async_lookback.as_secs()).unwrap_or(i64::MAX);
+        let client = &self.projects[project].target.client;
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        for urn in urns {
+            if slots.contains_key(&urn) {
+                continue;
+            }
+            if discovered {
+                tracing::info!(function = %urn, "discovered function; polling it");
+            }
+            let poller = FunctionPoller::new(
+                urn.clone(),
+                Arc::clone(client),
+                Arc::clone(&self.schedule),
+                lookback,
+            );
+            let mut snapshot = FunctionSnapshot::new(urn.clone());
+            if self.schedule.statistics_period.is_some() {
+                snapshot.statistics = Some(Collected::default());
+            }
+            self.store.publish(snapshot);
+            slots.insert(
+                urn.clone(),
+                Arc::new(Slot {
+                    offset: offset(&urn, period),
+                    project,
+                    discovered,
+                    poller: Mutex::new(poller),
+                    urn,
+                }),
+            );
+        }
+    }
+
+    /// Stops monitoring a function and drops its series.
+    fn remove(&self, urn: &FunctionUrn) {
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        if slots.remove(urn).is_some() {
+            self.store.remove(urn);
+            tracing::info!(function = %urn, "function is gone; its series are removed");
+        }
+    }
+
+    async fn cycle(self: Arc<Self>, mode: Mode, reply: Option<oneshot::Sender<()>>) {
+        let started = Instant::now();
+        let now = self.settings.clock.unix();
+        let everything = matches!(mode, Mode::OnDemand { everything: true });
+        let mut tasks = JoinSet::new();
+        let tolerance = self.settings.intervals.cycle().as_secs_f64() / 2.0;
+        for (i, p) in self.projects.iter().enumerate() {
+            let Some(d) = &p.target.discovery else {
+                continue;
+            };
+            if take_due(&p.next_discovery, now, d.refresh_interval, tolerance) || everything {
+                let shared = Arc::clone(&self);
+                tasks.spawn(async move { shared.discover(i).await });
+            }
+        }
+        // New functions are polled in this very cycle.
+        while tasks.join_next().await.is_some() {}
+
+        for (i, p) in self.projects.iter().enumerate() {
+            let interval = self.settings.intervals.quotas;
+            if self.settings.quotas && (take_due(&p.next_quotas, now, interval, tolerance) || everything) {
+                let shared = Arc::clone(&self);
+                tasks.spawn(async move { shared.poll_quotas(i).await });
+            }
+        }
+        let gone = Arc::new(std::sync::Mutex::new(Vec::new()));
+        for slot in self.slots() {
+            let shared = Arc::clone(&self);
+            let gone = Arc::clone(&gone);
+            tasks.spawn(async move {
+                if mode == Mode::Spread && !slot.offset.is_zero() {
+                    tokio::time::sleep(slot.offset).await;
+                }
+                let mut poller = match mode {
+                    Mode::OnDemand { .. } => slot.poller.lock().await,
+                    Mode::Burst | Mode::Spread => match slot.poller.try_lock() {
+                        Ok(p) => p,
+                        Err(_) => {
+                            tracing::warn!(
+                                function = %slot.urn,
+                                "previous poll still running; skipping this one (is polling.interval too short?)"
+                            );
+                            return;
+                        }
+                    },
+                };
+                let outcome = poller.poll(shared.settings.clock.unix(), everything).await;
+                // Not brought back if it was removed meanwhile.
+                shared.store.update(outcome.snapshot);
+                if outcome.gone && slot.discovered {
+                    gone.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&slot));
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let gone: Vec<Arc<Slot>> = std::mem::take(&mut *gone.lock().unwrap_or_else(|e| e.into_inner()));
+        for slot in gone {
+            self.confirm_gone(&slot).await;
+        }
+        let took = started.elapsed();
+        self.store.record_cycle(took);
+        self.ready.send_replace(true);
+        tracing::debug!(took = ?took, ?mode, "poll cycle complete");
+        if let Some(reply) = reply {
+            let _ = reply.send(());
+        }
+    }
+
+    /// Refreshes one project's discovered functions.
+    async fn discover(&self, project: usize) {
+        let p = &self.projects[project].target;
+        let Some(config) = &p.discovery else { return };
+        let found = match discovery::discover(&p.client, &p.region, config, self.settings.shard).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(project_id = %p.project_id, error = %e, "function discovery failed; keeping the functions known so far");
+                return;
+            }
+        };
+        let explicit: BTreeSet<&FunctionUrn> = p.explicit.iter().collect();
+        let known: Vec<Arc<Slot>> = self
+            .slots()
+            .into_iter()
+            .filter(|s| s.project == project && s.discovered)
+            .collect();
+        let missing: Vec<Arc<Slot>> = known
+            .iter()
+            .filter(|s| !found.contains(&s.urn))
+            .cloned()
+            .collect();
+        let new: Vec<FunctionUrn> = found
+            .into_iter()
+            .filter(|u| !explicit.contains(u))
+            .collect();
+        tracing::debug!(project_id = %p.project_id, found = new.len(), missing = missing.len(), "discovery refreshed");
+        self.add(project, new, true);
+        for slot in missing {
+            self.confirm_gone(&slot).await;
+        }
+    }
+
+    /// Removes a discovered function once the API confirms it is gone.
+    async fn confirm_gone(&self, slot: &Slot) {
+        let client = &self.projects[slot.project].target.client;
+        match discovery::exists(client, &slot.urn).await {
+            Ok(false) => self.remove(&slot.urn),
+            Ok(true) => {}
+            Err(e) => {
+                tracing::debug!(function = %slot.urn, error = %e, "could not confirm that a function is gone; keeping it")
+            }
+        }
+    }
+
+    async fn poll_quotas(&self, project: usize) {
+        let p = &self.projects[project];
+        let result: Result<Vec<Quota>, ApiError> = p.target.client.quotas().await.map(|body| {
+            body.quotas
+                .map(|q| q.resources)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(quota_of)
+                .collect()
+        });
+        let collected = {
+            let mut q = p.quotas.lock().unwrap_or_else(|e| e.into_inner());
+            *q = match result {
+                Ok(v) => Collected {
+                    success: true,
+                    value: Some(v),
+                    error: None,
+                },
+                Err(e) => {
+                    tracing::warn!(project_id = %p.target.project_id, error = %e, "quotas collector failed");
+                    Collected {
+                        success: false,
+                        value: q.value.take(),
+                        error: Some(e.to_string()),
+                    }
+                }
+            };
+            q.clone()
+        };
+        self.store.publish_project(ProjectSnapshot {
+            project_id: p.target.project_id.clone(),
+            quotas: collected,
+        });
+    }
+}
+
+/// A quota in base units: MB become bytes.
+fn quota_of(r: crate::api::model::QuotaRecord) -> Option<Quota> {
+    let resource = r.kind.filter(|k| !k.is_empty())?;
+    let unit = r.unit.unwrap_or_default();
+    let (factor, unit) = match unit.to_ascii_uppercase().as_str() {
+        "MB" => (1024.0 * 1024.0, "bytes".to_owned()),
+        "GB" => (1024.0 * 1024.0 * 1024.0, "bytes".to_owned()),
+        "KB" => (1024.0, "bytes".to_owned()),
+        "" => (1.0, "count".to_owned()),
+        _ => (1.0, unit.to_ascii_lowercase()),
+    };
+    Some(Quota {
+        resource,
+        unit,
+        used: r.used? * factor,
+        limit: r.quota? * factor,
+    })
+}
+
+/// True, and the next due time moved an interval ahead, when `next` is due
+/// (give or take `tolerance`).
+fn take_due(next: &std::sync::Mutex<f64>, now: f64, interval: Duration, tolerance: f64) -> bool {
+    let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
+    if now + tolerance >= *n {
+        *n = now + interval.as_secs_f64();
+        true
+    } else {
+        false
+    }
+}
+
+/// A stable offset in `[0, SPREAD × period)` from the URN (FNV-1a), so a
 /// function keeps its place in the cycle across restarts.
-fn offset(urn: &FunctionUrn, interval: Duration) -> Duration {
+fn offset(urn: &FunctionUrn, period: Duration) -> Duration {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in urn.to_string().bytes() {
         hash ^= u64::from(b);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     let fraction = (hash >> 11) as f64 / (1u64 << 53) as f64;
-    interval.mul_f64(SPREAD * fraction)
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    period.mul_f64(SPREAD * fraction)
 }
 
 #[cfg(test)]
@@ -262,9 +529,27 @@ mod tests {
             .iter()
             .filter(|o| **o < Duration::from_secs(15))
             .count();
-        assert!(
-            (60..140).contains(&early),
-            "{early} of 200 in the first half"
-        );
+        assert!((60..140).contains(&early), "{early} of 200 in the first half");
+    }
+
+    #[test]
+    fn quotas_are_converted_to_base_units() {
+        let q = quota_of(crate::api::model::QuotaRecord {
+            quota: Some(2.0),
+            used: Some(1.0),
+            kind: Some("fgs_func_code_size".into()),
+            unit: Some("MB".into()),
+        })
+        .unwrap();
+        assert_eq!((q.limit, q.used, q.unit.as_str()), (2_097_152.0, 1_048_576.0, "bytes"));
+        let q = quota_of(crate::api::model::QuotaRecord {
+            quota: Some(400.0),
+            used: Some(3.0),
+            kind: Some("fgs_func_num".into()),
+            unit: Some(String::new()),
+        })
+        .unwrap();
+        assert_eq!(q.unit, "count");
+        assert!(quota_of(crate::api::model::QuotaRecord::default()).is_none());
     }
 }

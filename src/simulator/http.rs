@@ -114,15 +114,18 @@ fn route(
     // ["", "v2", project, "fgs", "functions", urn?, resource?, action?]
     let (project, rest) = match segments.as_slice() {
         ["", "v2", project, "fgs", "functions", rest @ ..] => (*project, rest),
+        ["", "v2", project, "fgs", "quotas"] => (*project, &[][..]),
         _ => return (None, Err(no_such_api())),
     };
     let endpoint = match rest {
+        [] if path.ends_with("/quotas") => Endpoint::Quotas,
         [] => Endpoint::ListFunctions,
         [_, "code"] => Endpoint::Code,
         [_, "versions"] => Endpoint::Versions,
         [_, "async-invocations"] => Endpoint::AsyncInvocations,
         [_, "snapshots", "state"] => Endpoint::SnapshotState,
         [_, "snapshots", "enableSnapshot"] => Endpoint::SnapshotEnable,
+        [_, "statistics", _] => Endpoint::Statistics,
         _ => return (None, Err(no_such_api())),
     };
     if req.method != Method::GET {
@@ -171,8 +174,15 @@ fn answer(
             format!("the token is not valid for project {project}"),
         ));
     };
+    if let Some(fault) = world.project_faults.get(project) {
+        return Ok(Reply::Fault(fault.clone()));
+    }
     let Some(segment) = urn_segment else {
-        return list_functions(project, &p.region, p.functions.values(), &query).map(Reply::Json);
+        return if endpoint == Endpoint::Quotas {
+            Ok(Reply::Json(quotas(p.functions.values())))
+        } else {
+            list_functions(project, &p.region, p.functions.values(), &query).map(Reply::Json)
+        };
     };
     let raw = percent_decode_str(segment).decode_utf8_lossy();
     let urn = FunctionUrn::parse_in(&raw, &p.region, project).map_err(|e| {
@@ -216,8 +226,21 @@ fn answer(
         Endpoint::SnapshotState | Endpoint::SnapshotEnable => {
             snapshot(f, &version, endpoint == Endpoint::SnapshotEnable)?
         }
+        Endpoint::Statistics => {
+            let period = req
+                .uri
+                .path()
+                .rsplit('/')
+                .next()
+                .and_then(|p| p.parse::<i64>().ok())
+                .filter(|p| [5, 15, 60].contains(p))
+                .ok_or_else(|| bad_param("period", req.uri.path()))?;
+            statistics(f, urn.qualifier(), period, now)
+        }
         // Answered before the function is resolved.
-        Endpoint::ListFunctions | Endpoint::IamTokens => return Err(no_such_api()),
+        Endpoint::ListFunctions | Endpoint::IamTokens | Endpoint::Quotas => {
+            return Err(no_such_api());
+        }
     };
     Ok(Reply::Json(value))
 }
@@ -397,6 +420,74 @@ fn snapshot(f: &Function, version: &str, enable_action: bool) -> Answer {
     } else {
         Ok(json!({"state": f.spec.snapshot_state, "code": ""}))
     }
+}
+
+/// Per-minute buckets over the last `period` minutes, computed from the
+/// function's invocation records; −1 where a bucket had no invocations.
+fn statistics(f: &Function, qualifier: &str, period: i64, now: i64) -> Value {
+    let end = now - now.rem_euclid(60);
+    let mut count = Vec::new();
+    let mut fail = Vec::new();
+    let mut duration = Vec::new();
+    let mut max = Vec::new();
+    let mut min = Vec::new();
+    let mut reject = Vec::new();
+    for i in (0..period).rev() {
+        let from = end - (i + 1) * 60;
+        let to = from + 60;
+        let bucket: Vec<&Invocation> = f
+            .invocations
+            .iter()
+            .filter(|inv| inv.qualifier == qualifier && inv.start >= from && inv.start < to)
+            .collect();
+        let ts = to * 1000;
+        let point = |v: f64| json!({"timestamp": ts, "value": v});
+        let ms: Vec<f64> = bucket
+            .iter()
+            .filter_map(|inv| inv.end.map(|e| ((e - inv.start) * 1000) as f64))
+            .collect();
+        if bucket.is_empty() {
+            for series in [&mut count, &mut fail, &mut duration, &mut max, &mut min, &mut reject] {
+                series.push(point(-1.0));
+            }
+            continue;
+        }
+        count.push(point(bucket.len() as f64));
+        let failed = bucket.iter().filter(|inv| inv.status == SimStatus::Fail).count();
+        fail.push(point(failed as f64));
+        reject.push(point(0.0));
+        if ms.is_empty() {
+            for series in [&mut duration, &mut max, &mut min] {
+                series.push(point(-1.0));
+            }
+        } else {
+            duration.push(point(ms.iter().sum::<f64>() / ms.len() as f64));
+            max.push(point(ms.iter().cloned().fold(f64::MIN, f64::max)));
+            min.push(point(ms.iter().cloned().fold(f64::MAX, f64::min)));
+        }
+    }
+    json!({
+        "count": count,
+        "duration": duration,
+        "fail_count": fail,
+        "max_duration": max,
+        "min_duration": min,
+        "reject_count": reject,
+        "function_error_count": [],
+        "system_error_count": [],
+    })
+}
+
+/// The project's quotas, with usage computed from its functions.
+fn quotas<'a>(functions: impl Iterator<Item = &'a Function>) -> Value {
+    let functions: Vec<&Function> = functions.collect();
+    let code_mb: u64 = functions.iter().map(|f| f.spec.code_size).sum::<u64>() / (1024 * 1024);
+    json!({"quotas": {"resources": [
+        {"quota": 400, "used": functions.len(), "type": "fgs_func_num", "unit": ""},
+        {"quota": 81920, "used": code_mb, "type": "fgs_func_code_size", "unit": "MB"},
+        {"quota": 1000, "used": 0, "type": "fgs_func_occurs", "unit": ""},
+        {"quota": 1000, "used": 0, "type": "fgs_on_demand_instance_limit", "unit": ""},
+    ]}})
 }
 
 fn list_functions<'a>(

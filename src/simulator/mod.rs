@@ -20,7 +20,7 @@ mod world;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +49,8 @@ struct Inner {
     request_ids: AtomicU64,
     /// Seconds added to the real clock (clock skew, token expiry tests).
     clock_offset: AtomicI64,
+    /// Arrival times, when recording (rate-limit tests).
+    times: Mutex<Option<Vec<Instant>>>,
 }
 
 impl Simulator {
@@ -61,6 +63,7 @@ impl Simulator {
                 requests: Mutex::new(BTreeMap::new()),
                 request_ids: AtomicU64::new(0),
                 clock_offset: AtomicI64::new(0),
+                times: Mutex::new(None),
             }),
         }
     }
@@ -270,6 +273,44 @@ impl Simulator {
         }
     }
 
+    /// Makes every endpoint of a project misbehave (`None` heals it).
+    pub fn set_project_fault(&self, project_id: &str, fault: Option<Fault>) {
+        let mut w = self.world();
+        match fault {
+            Some(f) => {
+                w.project_faults.insert(project_id.to_owned(), f);
+            }
+            None => {
+                w.project_faults.remove(project_id);
+            }
+        }
+    }
+
+    /// Adds `count` functions named `<prefix>0000`, `<prefix>0001`, ... in
+    /// package `default` (scale tests and benchmarks).
+    pub fn generate_functions(&self, project_id: &str, prefix: &str, count: usize) {
+        let now = self.now();
+        let mut w = self.world();
+        for i in 0..count {
+            w.add_function(
+                project_id,
+                FunctionSpec::new("default", &format!("{prefix}{i:04}")),
+                now,
+            );
+        }
+    }
+
+    /// Starts or stops keeping the arrival time of every request.
+    pub fn record_request_times(&self, on: bool) {
+        let mut times = self.lock_times();
+        *times = on.then(Vec::new);
+    }
+
+    /// Arrival times of the requests since recording started.
+    pub fn request_times(&self) -> Vec<Instant> {
+        self.lock_times().clone().unwrap_or_default()
+    }
+
     /// Requests received so far, all endpoints.
     pub fn requests(&self) -> u64 {
         self.lock_requests().values().sum()
@@ -335,6 +376,13 @@ impl Simulator {
 
     fn count(&self, endpoint: Endpoint) {
         *self.lock_requests().entry(endpoint).or_insert(0) += 1;
+        if let Some(times) = self.lock_times().as_mut() {
+            times.push(Instant::now());
+        }
+    }
+
+    fn lock_times(&self) -> MutexGuard<'_, Option<Vec<Instant>>> {
+        self.inner.times.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn auth(&self) -> MutexGuard<'_, auth::AuthState> {

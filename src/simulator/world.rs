@@ -251,6 +251,8 @@ pub(super) type FaultKey = (String, String, String, Endpoint);
 pub(super) struct World {
     pub projects: BTreeMap<String, Project>,
     pub faults: HashMap<FaultKey, Fault>,
+    /// Faults of every endpoint of a project.
+    pub project_faults: HashMap<String, Fault>,
     rng: StdRng,
     ids: u64,
 }
@@ -260,6 +262,7 @@ impl World {
         Self {
             projects: BTreeMap::new(),
             faults: HashMap::new(),
+            project_faults: HashMap::new(),
             rng: StdRng::seed_from_u64(seed),
             ids: 0,
         }

@@ -123,14 +123,14 @@ fn version_names_the_build() {
 }
 
 /// The demo, started as a user would, on an ephemeral port.
-struct Demo {
+pub(crate) struct Demo {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     http: reqwest::blocking::Client,
 }
 
 impl Demo {
-    fn start() -> Demo {
+    pub(crate) fn start() -> Demo {
         let mut child = Command::new(BIN)
             .args(["--demo", "--web.listen-address", "127.0.0.1:0"])
             .env_remove("RUST_LOG")
@@ -162,7 +162,7 @@ impl Demo {
         demo
     }
 
-    fn get(&self, path: &str) -> reqwest::blocking::Response {
+    pub(crate) fn get(&self, path: &str) -> reqwest::blocking::Response {
         self.http
             .get(format!("http://{}{path}", self.addr))
             .send()
@@ -183,7 +183,7 @@ impl Demo {
         }
     }
 
-    fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         let r = self.get("/metrics");
         assert_eq!(r.status(), 200);
         r.text().unwrap()

@@ -10,6 +10,7 @@
 mod auth;
 mod cli;
 mod config;
+mod deploy;
 mod exporter;
 mod golden;
 mod util;

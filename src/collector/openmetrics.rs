@@ -1,0 +1,379 @@
+//! The OpenMetrics 1.0.0 text encoder, written from the same
+//! `prometheus::proto::MetricFamily` values the text 0.0.4 encoder gets, so
+//! both formats always carry the same series.
+//!
+//! Per family: `# HELP` (escaped: `\\`, `\n`, `\"`), `# TYPE`, then the
+//! samples, without timestamps. Label values are escaped the same way.
+//! Histogram `le` bounds are written as OpenMetrics wants canonical floats
+//! (`1.0`, `0.005`, `+Inf`), and a `+Inf` bucket is always present. The
+//! caller appends `# EOF` once, after the last family.
+//!
+//! Counters are the one place where the two formats differ: in OpenMetrics
+//! the family of the counter `x_total` is named `x`, its samples `x_total`.
+//! Two cases would change what Prometheus ingests, so such counters are
+//! written as `unknown` with their samples unchanged (same series, same
+//! values; only the TYPE metadata is lost):
+//!
+//! - the family name without `_total` is also another family's name. The
+//!   exporter has the gauge `functiongraph_async_invocations` and the
+//!   counter `functiongraph_async_invocations_total`: as a counter, the
+//!   latter would be a second family `functiongraph_async_invocations`,
+//!   which OpenMetrics parsers refuse. It is written as
+//!   `# TYPE functiongraph_async_invocations_total unknown`.
+//! - the counter's name does not end in `_total`: OpenMetrics would add the
+//!   suffix and so rename the series.
+
+use std::collections::HashSet;
+use std::fmt::Write;
+
+use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
+
+/// The `Content-Type` of OpenMetrics 1.0.0, exactly as Prometheus wants it.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The line that ends an OpenMetrics exposition.
+pub const EOF: &str = "# EOF\n";
+
+/// Appends `families` to `out` in OpenMetrics 1.0.0. `names` holds the
+/// names of every family of the whole exposition (these and any encoded
+/// separately), which decides the counter clashes described in the module
+/// documentation. Does not write `# EOF`.
+pub fn encode(families: &[MetricFamily], names: &HashSet<&str>, out: &mut String) {
+    for mf in families {
+        encode_family(mf, names, out);
+    }
+}
+
+fn encode_family(mf: &MetricFamily, names: &HashSet<&str>, out: &mut String) {
+    let name = mf.name();
+    let kind = mf.get_field_type();
+    // (family name, TYPE, sample suffix for counters)
+    let (family, type_name, counter_suffix) = match kind {
+        MetricType::COUNTER => match name.strip_suffix("_total") {
+            Some(base) if !base.is_empty() && !names.contains(base) => (base, "counter", "_total"),
+            _ => (name, "unknown", ""),
+        },
+        MetricType::GAUGE => (name, "gauge", ""),
+        MetricType::HISTOGRAM => (name, "histogram", ""),
+        MetricType::SUMMARY => (name, "summary", ""),
+        MetricType::UNTYPED => (name, "unknown", ""),
+    };
+    if !mf.help().is_empty() {
+        out.push_str("# HELP ");
+        out.push_str(family);
+        out.push(' ');
+        escape_into(mf.help(), out);
+        out.push('\n');
+    }
+    let _ = writeln!(out, "# TYPE {family} {type_name}");
+    for m in mf.get_metric() {
+        let labels = m.get_label();
+        match kind {
+            MetricType::COUNTER => {
+                sample(out, family, counter_suffix, labels, None, m.get_counter().get_value());
+            }
+            MetricType::GAUGE => sample(out, name, "", labels, None, m.get_gauge().get_value()),
+            MetricType::UNTYPED => {
+                // The plain model deprecates untyped values; read them while
+                // they exist.
+                #[allow(deprecated)]
+                let value = m.get_untyped().get_value();
+                sample(out, name, "", labels, None, value);
+            }
+            MetricType::HISTOGRAM => histogram(out, name, m),
+            MetricType::SUMMARY => summary(out, name, m),
+        }
+    }
+}
+
+fn histogram(out: &mut String, name: &str, m: &Metric) {
+    let h = m.get_histogram();
+    let labels = m.get_label();
+    let mut has_inf = false;
+    for b in h.get_bucket() {
+        let bound = b.upper_bound();
+        has_inf |= bound == f64::INFINITY;
+        let le = canonical_float(bound);
+        sample(
+            out,
+            name,
+            "_bucket",
+            labels,
+            Some(("le", &le)),
+            b.cumulative_count() as f64,
+        );
+    }
+    if !has_inf {
+        sample(
+            out,
+            name,
+            "_bucket",
+            labels,
+            Some(("le", "+Inf")),
+            h.get_sample_count() as f64,
+        );
+    }
+    sample(out, name, "_count", labels, None, h.get_sample_count() as f64);
+    sample(out, name, "_sum", labels, None, h.get_sample_sum());
+}
+
+fn summary(out: &mut String, name: &str, m: &Metric) {
+    let s = m.get_summary();
+    let labels = m.get_label();
+    for q in s.get_quantile() {
+        let quantile = canonical_float(q.quantile());
+        sample(
+            out,
+            name,
+            "",
+            labels,
+            Some(("quantile", &quantile)),
+            q.value(),
+        );
+    }
+    sample(out, name, "_count", labels, None, s.sample_count() as f64);
+    sample(out, name, "_sum", labels, None, s.sample_sum());
+}
+
+/// One sample line: `name{labels} value`.
+fn sample(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &[LabelPair],
+    extra: Option<(&str, &str)>,
+    value: f64,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    let pairs = labels
+        .iter()
+        .map(|l| (l.name(), l.value()))
+        .chain(extra);
+    let mut first = true;
+    for (k, v) in pairs {
+        out.push(if first { '{' } else { ',' });
+        first = false;
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_into(v, out);
+        out.push('"');
+    }
+    if !first {
+        out.push('}');
+    }
+    out.push(' ');
+    write_value(value, out);
+    out.push('\n');
+}
+
+/// Escapes a label value or HELP text: `\` `"` and line feed.
+fn escape_into(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A sample value: the shortest decimal that reads back as the same
+/// float, or `NaN`, `+Inf`, `-Inf`.
+fn write_value(v: f64, out: &mut String) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// A float as the `le` and `quantile` labels want it: like a value, but
+/// always with a decimal point (`1.0`, not `1`), as Prometheus' own
+/// clients write it.
+fn canonical_float(v: f64) -> String {
+    let mut s = String::new();
+    write_value(v, &mut s);
+    if v.is_finite() && !s.contains(['.', 'e', 'E']) {
+        s.push_str(".0");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::proto::{Bucket, Counter, Gauge, Histogram};
+
+    fn label(name: &str, value: &str) -> LabelPair {
+        let mut l = LabelPair::default();
+        l.set_name(name.to_owned());
+        l.set_value(value.to_owned());
+        l
+    }
+
+    fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
+        let mut mf = MetricFamily::default();
+        mf.set_name(name.to_owned());
+        mf.set_help(help.to_owned());
+        mf.set_field_type(kind);
+        mf.set_metric(metrics);
+        mf
+    }
+
+    fn counter(labels: Vec<LabelPair>, v: f64) -> Metric {
+        let mut m = Metric::from_label(labels);
+        let mut c = Counter::default();
+        c.set_value(v);
+        m.set_counter(c);
+        m
+    }
+
+    fn gauge(labels: Vec<LabelPair>, v: f64) -> Metric {
+        let mut m = Metric::from_label(labels);
+        let mut g = Gauge::default();
+        g.set_value(v);
+        m.set_gauge(g);
+        m
+    }
+
+    fn render(families: &[MetricFamily]) -> String {
+        let names: HashSet<&str> = families.iter().map(|f| f.name()).collect();
+        let mut out = String::new();
+        encode(families, &names, &mut out);
+        out
+    }
+
+    #[test]
+    fn counters_gauges_and_escaping() {
+        let families = [
+            family(
+                "x_requests_total",
+                "Requests \"seen\",\nby path \\ code.",
+                MetricType::COUNTER,
+                vec![counter(
+                    vec![label("path", "a\"b\\c\nd"), label("code", "200")],
+                    3.0,
+                )],
+            ),
+            family(
+                "x_temperature",
+                "",
+                MetricType::GAUGE,
+                vec![gauge(vec![], -1.5), gauge(vec![label("k", "v")], f64::NAN)],
+            ),
+        ];
+        assert_eq!(
+            render(&families),
+            concat!(
+                "# HELP x_requests Requests \\\"seen\\\",\\nby path \\\\ code.\n",
+                "# TYPE x_requests counter\n",
+                "x_requests_total{path=\"a\\\"b\\\\c\\nd\",code=\"200\"} 3\n",
+                "# TYPE x_temperature gauge\n",
+                "x_temperature -1.5\n",
+                "x_temperature{k=\"v\"} NaN\n",
+            )
+        );
+    }
+
+    /// The exporter's gauge `functiongraph_async_invocations` and counter
+    /// `functiongraph_async_invocations_total` cannot both be family
+    /// `functiongraph_async_invocations`: the counter becomes `unknown`,
+    /// samples unchanged. So does a counter without `_total`.
+    #[test]
+    fn clashing_and_unsuffixed_counters_are_unknown() {
+        let families = [
+            family(
+                "functiongraph_async_invocations",
+                "In the window.",
+                MetricType::GAUGE,
+                vec![gauge(vec![label("status", "FAIL")], 2.0)],
+            ),
+            family(
+                "functiongraph_async_invocations_total",
+                "Seen finishing.",
+                MetricType::COUNTER,
+                vec![counter(vec![label("status", "FAIL")], 7.0)],
+            ),
+            family(
+                "legacy_counter",
+                "No suffix.",
+                MetricType::COUNTER,
+                vec![counter(vec![], 1.0)],
+            ),
+        ];
+        assert_eq!(
+            render(&families),
+            concat!(
+                "# HELP functiongraph_async_invocations In the window.\n",
+                "# TYPE functiongraph_async_invocations gauge\n",
+                "functiongraph_async_invocations{status=\"FAIL\"} 2\n",
+                "# HELP functiongraph_async_invocations_total Seen finishing.\n",
+                "# TYPE functiongraph_async_invocations_total unknown\n",
+                "functiongraph_async_invocations_total{status=\"FAIL\"} 7\n",
+                "# HELP legacy_counter No suffix.\n",
+                "# TYPE legacy_counter unknown\n",
+                "legacy_counter 1\n",
+            )
+        );
+        // Without the gauge, the counter is a counter again.
+        let alone = render(&families[1..2]);
+        assert!(alone.contains("# TYPE functiongraph_async_invocations counter\n"));
+        assert!(alone.contains("\nfunctiongraph_async_invocations_total{status=\"FAIL\"} 7\n"));
+    }
+
+    #[test]
+    fn histograms_have_canonical_bounds_and_inf() {
+        let mut h = Histogram::default();
+        let buckets = [(0.005, 1), (1.0, 2), (300.0, 4)]
+            .into_iter()
+            .map(|(le, n)| {
+                let mut b = Bucket::default();
+                b.set_upper_bound(le);
+                b.set_cumulative_count(n);
+                b
+            })
+            .collect();
+        h.set_bucket(buckets);
+        h.set_sample_count(5);
+        h.set_sample_sum(1234.5);
+        let mut m = Metric::from_label(vec![label("fn", "a")]);
+        m.set_histogram(h);
+        let families = [family(
+            "x_duration_seconds",
+            "Durations.",
+            MetricType::HISTOGRAM,
+            vec![m],
+        )];
+        assert_eq!(
+            render(&families),
+            concat!(
+                "# HELP x_duration_seconds Durations.\n",
+                "# TYPE x_duration_seconds histogram\n",
+                "x_duration_seconds_bucket{fn=\"a\",le=\"0.005\"} 1\n",
+                "x_duration_seconds_bucket{fn=\"a\",le=\"1.0\"} 2\n",
+                "x_duration_seconds_bucket{fn=\"a\",le=\"300.0\"} 4\n",
+                "x_duration_seconds_bucket{fn=\"a\",le=\"+Inf\"} 5\n",
+                "x_duration_seconds_count{fn=\"a\"} 5\n",
+                "x_duration_seconds_sum{fn=\"a\"} 1234.5\n",
+            )
+        );
+    }
+
+    #[test]
+    fn floats() {
+        assert_eq!(canonical_float(1.0), "1.0");
+        assert_eq!(canonical_float(0.25), "0.25");
+        assert_eq!(canonical_float(259200.0), "259200.0");
+        assert_eq!(canonical_float(f64::INFINITY), "+Inf");
+        let mut s = String::new();
+        write_value(f64::NEG_INFINITY, &mut s);
+        write_value(0.1, &mut s);
+        assert_eq!(s, "-Inf0.1");
+    }
+}
