@@ -65,12 +65,15 @@ impl Running {
 pub struct Options {
     /// Dates signatures and times credential expiry and back-off.
     pub clock: Arc<dyn Clock>,
+    /// `--web.config.file`, loaded: TLS and basic authentication.
+    pub web: Option<Arc<crate::web::LiveWebConfig>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             clock: Arc::new(SystemClock),
+            web: None,
         }
     }
 }
@@ -166,6 +169,7 @@ pub async fn start_with(
         store: Arc::clone(&store),
         poller: handle.clone(),
         interval: config.polling.interval,
+        web: options.web.clone(),
     });
     let server = tokio::spawn(server::serve(listener, state, shutdown.clone()));
     tracing::info!(address = %local_addr, "serving metrics on http://{local_addr}/metrics");
@@ -181,7 +185,7 @@ pub async fn start_with(
 
 /// This replica's shard: from the configuration (and flags), or from the
 /// host name's StatefulSet ordinal when only the count is given.
-fn shard(config: &Config) -> Result<Shard, Error> {
+pub fn shard(config: &Config) -> Result<Shard, Error> {
     let count = config.sharding.count;
     let index = match config.sharding.index {
         Some(i) => i,

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::demo::DemoAuth;
 use crate::telemetry::{self, LogFormat, LogLevel};
+use crate::web::{LiveWebConfig, WebConfigError};
 use crate::{Error, app, demo, shutdown};
 
 const LONG_VERSION: &str = concat!(
@@ -53,6 +55,18 @@ pub struct Cli {
     #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
     pub listen_address: Option<SocketAddr>,
 
+    /// Web configuration file (Prometheus exporter-toolkit format): TLS and basic authentication
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
+    /// This replica's shard, 0-based; overrides [sharding] index [default: the host name's StatefulSet ordinal when --shard.count > 1]
+    #[arg(long = "shard.index", value_name = "N")]
+    pub shard_index: Option<u32>,
+
+    /// Number of replicas sharing the functions; overrides [sharding] count
+    #[arg(long = "shard.count", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub shard_count: Option<u32>,
+
     /// Lowest level of log events written to standard error
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -69,6 +83,13 @@ pub fn main() -> ExitCode {
     if cli.check_config {
         return check_config(&cli);
     }
+    let web = match web_config(&cli) {
+        Ok(web) => web,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid web configuration");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -79,7 +100,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, web)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "exporter stopped");
@@ -88,7 +109,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Error> {
+/// Loads `--web.config.file`, if given; an invalid file is a
+/// configuration problem (exit code 2).
+fn web_config(cli: &Cli) -> Result<Option<Arc<LiveWebConfig>>, WebConfigError> {
+    cli.web_config_file
+        .as_ref()
+        .map(|p| LiveWebConfig::load(p).map(Arc::new))
+        .transpose()
+}
+
+async fn run(cli: Cli, web: Option<Arc<LiveWebConfig>>) -> Result<(), Error> {
     let token = CancellationToken::new();
     tokio::spawn(shutdown::cancel_on_signal(token.clone()));
     let config = if cli.demo {
@@ -101,11 +131,20 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         config
     };
+    let config = with_shard_flags(&cli, config);
     let listener = app::bind(config.web.listen_address).await?;
-    let running = app::start(&config, listener, token).await?;
+    let scheme = match &web {
+        Some(w) if w.tls_enabled() => "https",
+        _ => "http",
+    };
+    let options = app::Options {
+        web,
+        ..app::Options::default()
+    };
+    let running = app::start_with(&config, listener, token, options).await?;
     if cli.demo {
         tracing::info!(
-            "demo: open http://{}/metrics (landing page at /)",
+            "demo: open {scheme}://{}/metrics (landing page at /)",
             running.local_addr()
         );
     }
@@ -124,6 +163,17 @@ fn config_path(cli: &Cli) -> Result<PathBuf, Error> {
     } else {
         Err(Error::NoConfig)
     }
+}
+
+/// `--shard.*` override `[sharding]`.
+fn with_shard_flags(cli: &Cli, mut config: Config) -> Config {
+    if let Some(count) = cli.shard_count {
+        config.sharding.count = count;
+    }
+    if let Some(index) = cli.shard_index {
+        config.sharding.index = Some(index);
+    }
+    config
 }
 
 fn check_config(cli: &Cli) -> ExitCode {
@@ -146,7 +196,11 @@ fn check_config(cli: &Cli) -> ExitCode {
             }
         }
     };
+    let config = with_shard_flags(cli, config);
     let mut problems = Vec::new();
+    if let Err(e) = crate::app::shard(&config) {
+        problems.push(format!("{origin}: {e}"));
+    }
     for (i, project) in config.projects.iter().enumerate() {
         for (what, source) in project.auth.sources() {
             if let Err(e) = source.resolve() {
@@ -154,6 +208,13 @@ fn check_config(cli: &Cli) -> ExitCode {
             }
         }
     }
+    let web = match web_config(cli) {
+        Ok(web) => web,
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    };
     if !problems.is_empty() {
         for p in problems {
             eprintln!("{p}");
@@ -162,5 +223,17 @@ fn check_config(cli: &Cli) -> ExitCode {
     }
     println!("{origin}: configuration is valid");
     print!("{}", config.summary());
+    if let Some(web) = web {
+        let active = web.current();
+        println!(
+            "{}: web configuration is valid: TLS {}, basic authentication {}",
+            web.path().display(),
+            if web.tls_enabled() { "on" } else { "off" },
+            match &active.users {
+                Some(users) => format!("on ({} users)", users.len()),
+                None => "off".to_owned(),
+            }
+        );
+    }
     ExitCode::SUCCESS
 }

@@ -602,6 +602,36 @@ impl Config {
             humantime::format_duration(p.async_lookback),
             p.max_response_bytes,
         );
+        let i = &p.intervals;
+        let d = humantime::format_duration;
+        let _ = writeln!(
+            s,
+            "intervals: async invocations {}, versions {}, code {}, snapshot {}, statistics {}, quotas {}",
+            d(i.async_invocations),
+            d(i.versions),
+            d(i.code),
+            d(i.snapshot),
+            d(i.statistics),
+            d(i.quotas),
+        );
+        let on = |b: bool| if b { "on" } else { "off" };
+        let _ = writeln!(
+            s,
+            "collectors: statistics {} (period {}m), quotas {}",
+            on(self.collectors.statistics),
+            self.collectors.statistics_period_minutes,
+            on(self.collectors.quotas),
+        );
+        let _ = writeln!(
+            s,
+            "sharding: {} of {}",
+            self.sharding
+                .index
+                .map_or("index from the host name".to_owned(), |i| format!(
+                    "shard {i}"
+                )),
+            self.sharding.count,
+        );
         let functions: usize = self.projects.iter().map(|p| p.functions.len()).sum();
         let _ = writeln!(
             s,
@@ -611,12 +641,27 @@ impl Config {
         for project in &self.projects {
             let _ = writeln!(
                 s,
-                "- project {} ({}) at {}, auth: {}",
+                "- project {} ({}) at {}, auth: {}, at most {} requests/s",
                 project.project_id,
                 project.region,
                 project.endpoint,
-                project.auth.describe()
+                project.auth.describe(),
+                project.max_requests_per_second,
             );
+            if let Some(disc) = &project.discovery {
+                let _ = writeln!(
+                    s,
+                    "    discovery every {}: packages {}, include {}, exclude {}",
+                    d(disc.refresh_interval),
+                    if disc.packages.is_empty() {
+                        "all".to_owned()
+                    } else {
+                        disc.packages.join(", ")
+                    },
+                    disc.include.as_ref().map_or("any", |r| r.as_str()),
+                    disc.exclude.as_ref().map_or("none", |r| r.as_str()),
+                );
+            }
             for urn in project.functions.iter().take(MAX_LISTED) {
                 let _ = writeln!(s, "    {urn}");
             }
@@ -877,9 +922,12 @@ fn validate_discovery(
 ) -> Result<Option<DiscoveryConfig>, ConfigError> {
     let regex = |name: &str, pattern: &Option<String>| match pattern {
         None => Ok(None),
-        Some(p) => regex::Regex::new(p)
-            .map(Some)
-            .map_err(|e| c.err(format!("{key}.{name}"), format!("invalid regular expression: {e}"))),
+        Some(p) => regex::Regex::new(p).map(Some).map_err(|e| {
+            c.err(
+                format!("{key}.{name}"),
+                format!("invalid regular expression: {e}"),
+            )
+        }),
     };
     let include = regex("include", &d.include)?;
     let exclude = regex("exclude", &d.exclude)?;

@@ -17,7 +17,10 @@
 //! - [`state`]: the plain-data snapshots that connect poller and collectors.
 //! - [`collector`]: snapshots and self-metrics to the Prometheus exposition.
 //!   Knows nothing of HTTP.
-//! - [`server`]: `/metrics`, `/`, `/-/healthy`, `/-/ready`; graceful shutdown.
+//! - [`server`]: `/metrics` (format negotiation, gzip), `/`, `/-/healthy`,
+//!   `/-/ready`; graceful shutdown.
+//! - [`web`]: `--web.config.file` (exporter-toolkit format): TLS, basic
+//!   authentication, reloading the file when it changes.
 //! - [`simulator`]: a FunctionGraph API simulator for `--demo` and tests.
 //! - [`demo`], [`telemetry`], [`shutdown`], [`secret`], [`urn`], [`timefmt`],
 //!   [`clock`]: the demo set-up, logging, signals, redacted secrets (and
@@ -42,6 +45,7 @@ pub mod state;
 pub mod telemetry;
 pub mod timefmt;
 pub mod urn;
+pub mod web;
 
 use std::net::SocketAddr;
 

@@ -2,6 +2,15 @@
 //! and the accept loop with graceful shutdown that the simulator reuses.
 //!
 //! Requests are answered from memory only; nothing here calls the API.
+//!
+//! `/metrics` negotiates its format (OpenMetrics 1.0.0 or text 0.0.4) and
+//! gzip compression ([`negotiate`]); the bodies come from the collector's
+//! cache. With `--web.config.file` ([`crate::web`]), connections are TLS
+//! (the configuration is re-checked on every new connection, so a rotated
+//! certificate is served without a restart) and every path requires basic
+//! authentication when users are configured, as in exporter-toolkit.
+
+pub mod negotiate;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,23 +20,30 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::header::{
+    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, VARY,
+    WWW_AUTHENTICATE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::collector::{Renderer, TEXT_CONTENT_TYPE};
+use crate::collector::Renderer;
 use crate::poller::PollerHandle;
 use crate::state::Store;
+use crate::web::LiveWebConfig;
 
 /// How long in-flight responses get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 /// A client must send its request headers within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client must complete the TLS handshake within this time.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A response as every handler here builds it.
 pub type HttpResponse = Response<Full<Bytes>>;
@@ -39,13 +55,25 @@ pub struct ServerState {
     pub poller: PollerHandle,
     /// For the landing page.
     pub interval: Duration,
+    /// `--web.config.file`: TLS and basic authentication.
+    pub web: Option<Arc<LiveWebConfig>>,
 }
 
 /// Serves the exporter on `listener` until `shutdown`.
 pub async fn serve(listener: TcpListener, state: Arc<ServerState>, shutdown: CancellationToken) {
-    serve_connections(listener, shutdown, move |req| {
+    if let Some(web) = &state.web {
+        let active = web.current();
+        tracing::info!(
+            file = %web.path().display(),
+            tls = web.tls_enabled(),
+            basic_auth = active.users.is_some(),
+            "web configuration in force"
+        );
+    }
+    let web = state.web.clone();
+    accept_loop(listener, shutdown, web, move |req| {
         let state = Arc::clone(&state);
-        async move { handle(&state, req) }
+        async move { handle(&state, req).await }
     })
     .await
 }
@@ -55,6 +83,21 @@ pub async fn serve(listener: TcpListener, state: Arc<ServerState>, shutdown: Can
 /// [`SHUTDOWN_GRACE`] to finish.
 pub async fn serve_connections<H, F>(listener: TcpListener, shutdown: CancellationToken, handler: H)
 where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = HttpResponse> + Send + 'static,
+{
+    accept_loop(listener, shutdown, None, handler).await
+}
+
+/// [`serve_connections`], with TLS on every connection when `web` says so.
+/// The web configuration is refreshed (files re-read if they changed) once
+/// per new connection, before its handshake.
+async fn accept_loop<H, F>(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    web: Option<Arc<LiveWebConfig>>,
+    handler: H,
+) where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = HttpResponse> + Send + 'static,
 {
@@ -82,10 +125,20 @@ where
             let fut = handler(req);
             async move { Ok::<_, Infallible>(fut.await) }
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let web = web.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "http connection ended with an error");
+            // Re-read the web configuration if its files changed.
+            let tls = web.and_then(|w| w.refresh().tls.clone());
+            match tls {
+                None => serve_io(&builder, watcher, stream, service).await,
+                Some(config) => {
+                    let Some(stream) = handshake(config, stream).await else {
+                        return;
+                    };
+                    serve_io(&builder, watcher, stream, service).await;
+                }
             }
         });
     }
@@ -98,7 +151,69 @@ where
     }
 }
 
-fn handle(state: &ServerState, req: Request<Incoming>) -> HttpResponse {
+/// The TLS handshake, bounded in time.
+async fn handshake(
+    config: Arc<rustls::ServerConfig>,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "tls handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("tls handshake timed out");
+            None
+        }
+    }
+}
+
+/// Serves HTTP/1 on one connection, watched for graceful shutdown.
+async fn serve_io<I, S>(builder: &http1::Builder, watcher: Watcher, io: I, service: S)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = Full<Bytes>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "http connection ended with an error");
+    }
+}
+
+async fn handle(state: &ServerState, req: Request<Incoming>) -> HttpResponse {
+    let Some(web) = &state.web else {
+        return route(state, &req);
+    };
+    let active = web.current();
+    let mut response = if web
+        .authorize(&active, req.headers().get(AUTHORIZATION))
+        .await
+    {
+        route(state, &req)
+    } else {
+        unauthorized()
+    };
+    for (name, value) in &active.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+/// 401 with the basic authentication challenge.
+fn unauthorized() -> HttpResponse {
+    let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized.\n");
+    r.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static(crate::web::auth::CHALLENGE),
+    );
+    r
+}
+
+fn route(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
     let path = req.uri().path();
     let allowed = matches!(*req.method(), Method::GET | Method::HEAD);
     let known = matches!(path, "/" | "/metrics" | "/-/healthy" | "/-/ready");
@@ -115,13 +230,7 @@ fn handle(state: &ServerState, req: Request<Incoming>) -> HttpResponse {
         return r;
     }
     match path {
-        "/metrics" => {
-            let body = state.renderer.render();
-            let mut r = Response::new(Full::new(Bytes::from(body)));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static(TEXT_CONTENT_TYPE));
-            r
-        }
+        "/metrics" => metrics(state, req),
         "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
         "/-/ready" if state.poller.is_ready() => text(StatusCode::OK, "Ready.\n"),
         "/-/ready" => text(
@@ -130,6 +239,25 @@ fn handle(state: &ServerState, req: Request<Incoming>) -> HttpResponse {
         ),
         _ => landing(state),
     }
+}
+
+/// `/metrics`, in the negotiated format and encoding.
+fn metrics(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
+    let format = negotiate::format(req.headers());
+    let gzip = negotiate::accepts_gzip(req.headers());
+    let body = state.renderer.body(format, gzip);
+    let mut r = Response::new(Full::new(body.bytes));
+    let headers = r.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    // The body depends on both request headers.
+    headers.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    if body.gzip {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    r
 }
 
 /// A plain-text response.

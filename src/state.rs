@@ -309,7 +309,10 @@ impl FunctionSnapshot {
     /// Success of each enabled collector in its latest run.
     pub fn successes(&self) -> Vec<(CollectorKind, bool)> {
         let mut v = vec![
-            (CollectorKind::AsyncInvocations, self.async_invocations.success),
+            (
+                CollectorKind::AsyncInvocations,
+                self.async_invocations.success,
+            ),
             (CollectorKind::Versions, self.versions.success),
             (CollectorKind::Code, self.code.success),
             (CollectorKind::Snapshot, self.snapshot.success),
@@ -329,7 +332,10 @@ impl FunctionSnapshot {
     pub fn errors(&self) -> Vec<(CollectorKind, &str)> {
         let statistics = self.statistics.as_ref().and_then(|s| s.error.as_deref());
         [
-            (CollectorKind::AsyncInvocations, self.async_invocations.error.as_deref()),
+            (
+                CollectorKind::AsyncInvocations,
+                self.async_invocations.error.as_deref(),
+            ),
             (CollectorKind::Versions, self.versions.error.as_deref()),
             (CollectorKind::Code, self.code.error.as_deref()),
             (CollectorKind::Snapshot, self.snapshot.error.as_deref()),

@@ -338,7 +338,10 @@ mod tests {
         )
         .unwrap();
         let r = &q.quotas.unwrap().resources[0];
-        assert_eq!((r.quota, r.used, r.kind.as_deref()), (Some(400.0), Some(12.0), Some("fgs_func_num")));
+        assert_eq!(
+            (r.quota, r.used, r.kind.as_deref()),
+            (Some(400.0), Some(12.0), Some("fgs_func_num"))
+        );
     }
 
     #[test]

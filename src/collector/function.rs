@@ -99,27 +99,39 @@ pub fn families(snapshots: &[impl AsRef<FunctionSnapshot>], refresh: &str) -> Ve
     );
     let mut stat_invocations = Family::gauge(
         "functiongraph_statistics_invocations",
-        &help("Invocations over the statistics API's look-back period (collectors.statistics_period_minutes; statistics API, count). Absent when the API had no data."),
+        &help(
+            "Invocations over the statistics API's look-back period (collectors.statistics_period_minutes; statistics API, count). Absent when the API had no data.",
+        ),
     );
     let mut stat_errors = Family::gauge(
         "functiongraph_statistics_errors",
-        &help("Failed invocations over the statistics look-back period (statistics API, fail_count)."),
+        &help(
+            "Failed invocations over the statistics look-back period (statistics API, fail_count).",
+        ),
     );
     let mut stat_throttles = Family::gauge(
         "functiongraph_statistics_throttles",
-        &help("Throttled invocations over the statistics look-back period (statistics API, reject_count)."),
+        &help(
+            "Throttled invocations over the statistics look-back period (statistics API, reject_count).",
+        ),
     );
     let mut stat_avg = Family::gauge(
         "functiongraph_statistics_duration_average_seconds",
-        &help("Average invocation duration over the statistics look-back period, weighted by invocations (statistics API, duration)."),
+        &help(
+            "Average invocation duration over the statistics look-back period, weighted by invocations (statistics API, duration).",
+        ),
     );
     let mut stat_max = Family::gauge(
         "functiongraph_statistics_duration_max_seconds",
-        &help("Longest invocation over the statistics look-back period (statistics API, max_duration)."),
+        &help(
+            "Longest invocation over the statistics look-back period (statistics API, max_duration).",
+        ),
     );
     let mut stat_min = Family::gauge(
         "functiongraph_statistics_duration_min_seconds",
-        &help("Shortest invocation over the statistics look-back period (statistics API, min_duration)."),
+        &help(
+            "Shortest invocation over the statistics look-back period (statistics API, min_duration).",
+        ),
     );
     let mut last_poll = Family::gauge(
         "functiongraph_exporter_last_poll_success_timestamp_seconds",
@@ -286,11 +298,15 @@ pub fn project_families(
     }
     let mut limit = Family::gauge(
         "functiongraph_quota_limit",
-        &format!("Quota of a project resource (quotas API, quota; MB converted to bytes). {refresh}"),
+        &format!(
+            "Quota of a project resource (quotas API, quota; MB converted to bytes). {refresh}"
+        ),
     );
     let mut used = Family::gauge(
         "functiongraph_quota_used",
-        &format!("Usage of a project resource (quotas API, used; MB converted to bytes). {refresh}"),
+        &format!(
+            "Usage of a project resource (quotas API, used; MB converted to bytes). {refresh}"
+        ),
     );
     for p in projects {
         let p = p.as_ref();

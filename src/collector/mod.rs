@@ -137,7 +137,11 @@ impl FunctionPart {
     fn openmetrics(&self, exporter_names: &[&str]) -> Arc<Encoded> {
         let mut slot = self.openmetrics.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((against, encoded)) = slot.as_ref() {
-            if against.iter().map(String::as_str).eq(exporter_names.iter().copied()) {
+            if against
+                .iter()
+                .map(String::as_str)
+                .eq(exporter_names.iter().copied())
+            {
                 return Arc::clone(encoded);
             }
         }
@@ -186,8 +190,7 @@ impl Renderer {
                 part.text()
             }
             Format::OpenMetrics => {
-                let exporter_names: Vec<&str> =
-                    exporter.iter().map(MetricFamily::name).collect();
+                let exporter_names: Vec<&str> = exporter.iter().map(MetricFamily::name).collect();
                 let head = part.openmetrics(&exporter_names);
                 let names: HashSet<&str> = part
                     .families
@@ -233,9 +236,15 @@ impl Renderer {
             }
         }
         let snapshots = self.store.functions();
+        let mut families = function::families(&snapshots, &self.refresh);
+        families.extend(function::project_families(
+            &snapshots,
+            &self.store.projects(),
+            &self.refresh,
+        ));
         let part = Arc::new(FunctionPart {
             generation,
-            families: function::families(&snapshots, &self.refresh),
+            families,
             text: OnceLock::new(),
             openmetrics: Mutex::new(None),
         });
@@ -248,5 +257,71 @@ impl Renderer {
 fn encode_text(families: &[MetricFamily], out: &mut String, what: &str) {
     if let Err(e) = prometheus::TextEncoder::new().encode_utf8(families, out) {
         tracing::error!(error = %e, "encoding {what}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::FunctionSnapshot;
+    use crate::urn::FunctionUrn;
+
+    fn gunzip(b: &[u8]) -> String {
+        use std::io::Read;
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(b)
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    }
+
+    /// Between two publishes, the function part is encoded and compressed
+    /// once per format; a publish makes a new one.
+    #[test]
+    fn one_render_and_compression_per_generation() {
+        let store = Arc::new(Store::new());
+        let urn = FunctionUrn::new(
+            "r",
+            "0123456789abcdef0123456789abcdef",
+            "default",
+            "f",
+            "latest",
+        )
+        .unwrap();
+        store.publish(FunctionSnapshot::new(urn.clone()));
+        let r = Renderer::new(
+            Arc::clone(&store),
+            Arc::new(ExporterMetrics::new()),
+            Duration::from_secs(60),
+        );
+        let first = r.body(Format::OpenMetrics, true);
+        assert!(first.gzip);
+        let part = r.functions_part();
+        let om = part.openmetrics(&[]);
+        let text_before = r.body(Format::Text, false);
+        let second = r.body(Format::OpenMetrics, true);
+        assert!(Arc::ptr_eq(&part, &r.functions_part()));
+        // Same exporter family names: the same encoded OpenMetrics part.
+        let names: Vec<String> = r
+            .exporter
+            .gather(&store.cycles())
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let a = part.openmetrics(&names);
+        assert!(Arc::ptr_eq(&a, &part.openmetrics(&names)));
+        assert!(
+            !Arc::ptr_eq(&a, &om),
+            "other exporter names, other encoding"
+        );
+        assert!(a.gzip.get().is_some(), "compressed once, kept");
+        let (first, second) = (gunzip(&first.bytes), gunzip(&second.bytes));
+        assert!(first.starts_with(&a.plain) && second.starts_with(&a.plain));
+        assert!(second.ends_with("# EOF\n"));
+        assert!(String::from_utf8_lossy(&text_before.bytes).starts_with(&part.text().plain));
+
+        store.publish(FunctionSnapshot::new(urn));
+        assert!(!Arc::ptr_eq(&part, &r.functions_part()));
     }
 }

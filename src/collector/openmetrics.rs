@@ -70,7 +70,14 @@ fn encode_family(mf: &MetricFamily, names: &HashSet<&str>, out: &mut String) {
         let labels = m.get_label();
         match kind {
             MetricType::COUNTER => {
-                sample(out, family, counter_suffix, labels, None, m.get_counter().get_value());
+                sample(
+                    out,
+                    family,
+                    counter_suffix,
+                    labels,
+                    None,
+                    m.get_counter().get_value(),
+                );
             }
             MetricType::GAUGE => sample(out, name, "", labels, None, m.get_gauge().get_value()),
             MetricType::UNTYPED => {
@@ -113,7 +120,14 @@ fn histogram(out: &mut String, name: &str, m: &Metric) {
             h.get_sample_count() as f64,
         );
     }
-    sample(out, name, "_count", labels, None, h.get_sample_count() as f64);
+    sample(
+        out,
+        name,
+        "_count",
+        labels,
+        None,
+        h.get_sample_count() as f64,
+    );
     sample(out, name, "_sum", labels, None, h.get_sample_sum());
 }
 
@@ -146,10 +160,7 @@ fn sample(
 ) {
     out.push_str(name);
     out.push_str(suffix);
-    let pairs = labels
-        .iter()
-        .map(|l| (l.name(), l.value()))
-        .chain(extra);
+    let pairs = labels.iter().map(|l| (l.name(), l.value())).chain(extra);
     let mut first = true;
     for (k, v) in pairs {
         out.push(if first { '{' } else { ',' });

@@ -81,7 +81,10 @@ fn urn_of(record: &FunctionRecord, region: &str, project_id: &str) -> Option<Fun
             (parsed.package().to_owned(), parsed.name().to_owned())
         }
         None => (
-            record.package.clone().unwrap_or_else(|| "default".to_owned()),
+            record
+                .package
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
             record.func_name.clone()?,
         ),
     };
@@ -108,9 +111,16 @@ mod tests {
             P,
         )
         .unwrap();
-        assert_eq!(u.to_string(), format!("urn:fss:r:{P}:function:etl:job:latest"));
+        assert_eq!(
+            u.to_string(),
+            format!("urn:fss:r:{P}:function:etl:job:latest")
+        );
         let u = urn_of(
-            &rec(Some(&format!("urn:fss:r:{P}:function:etl:job:v3")), None, None),
+            &rec(
+                Some(&format!("urn:fss:r:{P}:function:etl:job:v3")),
+                None,
+                None,
+            ),
             "r",
             P,
         )

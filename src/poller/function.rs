@@ -109,7 +109,10 @@ impl FunctionPoller {
         let now_secs = now.floor() as i64;
         let intervals = &self.schedule.intervals;
         let due = |kind: CollectorKind, interval: Duration| {
-            everything || self.schedule.due(self.last_run.get(&kind).copied(), interval, now)
+            everything
+                || self
+                    .schedule
+                    .due(self.last_run.get(&kind).copied(), interval, now)
         };
         let run_async = due(CollectorKind::AsyncInvocations, intervals.async_invocations);
         let run_versions = due(CollectorKind::Versions, intervals.versions);

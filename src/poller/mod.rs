@@ -335,7 +335,9 @@ impl Shared {
 
         for (i, p) in self.projects.iter().enumerate() {
             let interval = self.settings.intervals.quotas;
-            if self.settings.quotas && (take_due(&p.next_quotas, now, interval, tolerance) || everything) {
+            if self.settings.quotas
+                && (take_due(&p.next_quotas, now, interval, tolerance) || everything)
+            {
                 let shared = Arc::clone(&self);
                 tasks.spawn(async move { shared.poll_quotas(i).await });
             }
@@ -370,7 +372,8 @@ impl Shared {
             });
         }
         while tasks.join_next().await.is_some() {}
-        let gone: Vec<Arc<Slot>> = std::mem::take(&mut *gone.lock().unwrap_or_else(|e| e.into_inner()));
+        let gone: Vec<Arc<Slot>> =
+            std::mem::take(&mut *gone.lock().unwrap_or_else(|e| e.into_inner()));
         for slot in gone {
             self.confirm_gone(&slot).await;
         }
@@ -387,7 +390,9 @@ impl Shared {
     async fn discover(&self, project: usize) {
         let p = &self.projects[project].target;
         let Some(config) = &p.discovery else { return };
-        let found = match discovery::discover(&p.client, &p.region, config, self.settings.shard).await {
+        let found = match discovery::discover(&p.client, &p.region, config, self.settings.shard)
+            .await
+        {
             Ok(found) => found,
             Err(e) => {
                 tracing::warn!(project_id = %p.project_id, error = %e, "function discovery failed; keeping the functions known so far");
@@ -529,7 +534,10 @@ mod tests {
             .iter()
             .filter(|o| **o < Duration::from_secs(15))
             .count();
-        assert!((60..140).contains(&early), "{early} of 200 in the first half");
+        assert!(
+            (60..140).contains(&early),
+            "{early} of 200 in the first half"
+        );
     }
 
     #[test]
@@ -541,7 +549,10 @@ mod tests {
             unit: Some("MB".into()),
         })
         .unwrap();
-        assert_eq!((q.limit, q.used, q.unit.as_str()), (2_097_152.0, 1_048_576.0, "bytes"));
+        assert_eq!(
+            (q.limit, q.used, q.unit.as_str()),
+            (2_097_152.0, 1_048_576.0, "bytes")
+        );
         let q = quota_of(crate::api::model::QuotaRecord {
             quota: Some(400.0),
             used: Some(3.0),

@@ -71,12 +71,24 @@ mod tests {
             .iter()
             .map(|u| {
                 (0..3)
-                    .filter(|i| Shard { index: *i, count: 3 }.owns(u))
+                    .filter(|i| {
+                        Shard {
+                            index: *i,
+                            count: 3,
+                        }
+                        .owns(u)
+                    })
                     .count()
             })
             .collect();
-        assert!(owners.iter().all(|n| *n == 1), "each function has exactly one shard");
-        let first = urns.iter().filter(|u| Shard { index: 0, count: 3 }.owns(u)).count();
+        assert!(
+            owners.iter().all(|n| *n == 1),
+            "each function has exactly one shard"
+        );
+        let first = urns
+            .iter()
+            .filter(|u| Shard { index: 0, count: 3 }.owns(u))
+            .count();
         assert!((60..140).contains(&first), "{first} of 300 in shard 0");
         assert!(urns.iter().all(|u| Shard::default().owns(u)));
     }

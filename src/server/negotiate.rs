@@ -25,7 +25,10 @@ pub fn format(headers: &HeaderMap) -> Format {
             let Some(range) = MediaRange::parse(range) else {
                 continue;
             };
-            om.consider(range.matches("application", "openmetrics-text", "1.0.0"), range.q);
+            om.consider(
+                range.matches("application", "openmetrics-text", "1.0.0"),
+                range.q,
+            );
             text.consider(range.matches("text", "plain", "0.0.4"), range.q);
         }
     }
@@ -197,7 +200,9 @@ mod tests {
         assert_eq!(fmt(&["text/plain;version=1.0.0"]), Format::Text);
         // Weights decide; a tie goes to text.
         assert_eq!(
-            fmt(&["text/plain;version=0.0.4;q=0.5,application/openmetrics-text;version=1.0.0;q=0.4"]),
+            fmt(&[
+                "text/plain;version=0.0.4;q=0.5,application/openmetrics-text;version=1.0.0;q=0.4"
+            ]),
             Format::Text
         );
         assert_eq!(
@@ -209,11 +214,11 @@ mod tests {
             Format::OpenMetrics
         );
         // The most specific range wins: OpenMetrics refused explicitly.
+        assert_eq!(fmt(&["application/openmetrics-text;q=0,*/*"]), Format::Text);
         assert_eq!(
-            fmt(&["application/openmetrics-text;q=0,*/*"]),
-            Format::Text
+            fmt(&["application/*;q=0.9,text/plain;q=0.5"]),
+            Format::OpenMetrics
         );
-        assert_eq!(fmt(&["application/*;q=0.9,text/plain;q=0.5"]), Format::OpenMetrics);
         // Garbage falls back to text.
         assert_eq!(fmt(&["nonsense, ;;, /, a/b;q=x"]), Format::Text);
         assert_eq!(fmt(&["application/openmetrics-text;q=zz"]), Format::Text);

@@ -447,13 +447,23 @@ fn statistics(f: &Function, qualifier: &str, period: i64, now: i64) -> Value {
             .filter_map(|inv| inv.end.map(|e| ((e - inv.start) * 1000) as f64))
             .collect();
         if bucket.is_empty() {
-            for series in [&mut count, &mut fail, &mut duration, &mut max, &mut min, &mut reject] {
+            for series in [
+                &mut count,
+                &mut fail,
+                &mut duration,
+                &mut max,
+                &mut min,
+                &mut reject,
+            ] {
                 series.push(point(-1.0));
             }
             continue;
         }
         count.push(point(bucket.len() as f64));
-        let failed = bucket.iter().filter(|inv| inv.status == SimStatus::Fail).count();
+        let failed = bucket
+            .iter()
+            .filter(|inv| inv.status == SimStatus::Fail)
+            .count();
         fail.push(point(failed as f64));
         reject.push(point(0.0));
         if ms.is_empty() {

@@ -141,11 +141,13 @@ impl WebConfig {
         let dir = path.parent().unwrap_or(Path::new(""));
         let mut warnings = Vec::new();
         let tls = match raw.tls_server_config {
-            Some(t) => t.validate(dir, &mut warnings).map_err(|d| WebConfigError::invalid(path, d))?,
+            Some(t) => t
+                .validate(dir, &mut warnings)
+                .map_err(|d| WebConfigError::invalid(path, d))?,
             None => None,
         };
         let mut users = BTreeMap::new();
-        for (user, hash) in raw.basic_auth_users.unwrap_or_default() {
+        for (user, hash) in raw.basic_auth_users.unwrap_or_default().0 {
             if bcrypt::HashParts::from_str(hash.0.expose()).is_err() {
                 return Err(WebConfigError::invalid(
                     path,
@@ -158,16 +160,17 @@ impl WebConfig {
         }
         let mut headers = Vec::new();
         if let Some(http) = raw.http_server_config {
-            for (name, value) in http.headers.unwrap_or_default() {
-                headers.push(validate_header(&name, &value).map_err(|d| WebConfigError::invalid(path, d))?);
+            for (name, value) in http.headers.unwrap_or_default().0 {
+                headers.push(
+                    validate_header(&name, &value).map_err(|d| WebConfigError::invalid(path, d))?,
+                );
             }
             // http2: the exporter speaks HTTP/1.1 only; nothing to warn about.
             let _ = http.http2;
         }
         if raw.rate_limit.is_some() {
-            warnings.push(
-                "rate_limit is not implemented by this exporter and is ignored".to_owned(),
-            );
+            warnings
+                .push("rate_limit is not implemented by this exporter and is ignored".to_owned());
         }
         Ok(Self {
             tls,
@@ -204,9 +207,8 @@ fn validate_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue),
             "http_server_config.headers.{canonical}: invalid value {value:?}, expected one of {allowed:?}"
         ));
     }
-    let header_value = HeaderValue::from_str(value).map_err(|_| {
-        format!("http_server_config.headers.{canonical}: not a valid header value")
-    })?;
+    let header_value = HeaderValue::from_str(value)
+        .map_err(|_| format!("http_server_config.headers.{canonical}: not a valid header value"))?;
     Ok((HeaderName::from_static(lowercase(canonical)), header_value))
 }
 
@@ -217,6 +219,42 @@ fn lowercase(canonical: &str) -> &'static str {
         "X-Frame-Options" => "x-frame-options",
         "X-XSS-Protection" => "x-xss-protection",
         _ => "content-security-policy",
+    }
+}
+
+/// A map that refuses duplicate keys, as exporter-toolkit's strict YAML
+/// decoding does (a second entry for a user would silently win otherwise).
+struct UniqueMap<V>(BTreeMap<String, V>);
+
+impl<V> Default for UniqueMap<V> {
+    fn default() -> Self {
+        Self(BTreeMap::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<V> {
+            type Value = UniqueMap<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((k, v)) = map.next_entry::<String, V>()? {
+                    if out.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(UniqueMap(out))
+            }
+        }
+        d.deserialize_map(Visitor(std::marker::PhantomData))
     }
 }
 
@@ -237,7 +275,7 @@ struct RawConfig {
     #[serde(default)]
     http_server_config: Option<RawHttp>,
     #[serde(default)]
-    basic_auth_users: Option<BTreeMap<String, RawSecret>>,
+    basic_auth_users: Option<UniqueMap<RawSecret>>,
     #[serde(default)]
     rate_limit: Option<RawRateLimit>,
 }
@@ -248,7 +286,7 @@ struct RawHttp {
     #[serde(default)]
     http2: Option<bool>,
     #[serde(default)]
-    headers: Option<BTreeMap<String, String>>,
+    headers: Option<UniqueMap<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -301,13 +339,28 @@ fn given(s: &Option<String>) -> Option<&str> {
 impl RawTls {
     /// `Ok(None)` when no TLS key is set (plain HTTP, as in
     /// exporter-toolkit).
-    fn validate(self, dir: &Path, warnings: &mut Vec<String>) -> Result<Option<TlsSettings>, String> {
+    fn validate(
+        self,
+        dir: &Path,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<TlsSettings>, String> {
         const P: &str = "tls_server_config";
         let key_inline = self.key.as_ref().filter(|k| !k.0.expose().is_empty());
         for (key, set) in [
-            ("cipher_suites", self.cipher_suites.as_ref().is_some_and(|v| !v.is_empty())),
-            ("curve_preferences", self.curve_preferences.as_ref().is_some_and(|v| !v.is_empty())),
-            ("prefer_server_cipher_suites", self.prefer_server_cipher_suites.is_some()),
+            (
+                "cipher_suites",
+                self.cipher_suites.as_ref().is_some_and(|v| !v.is_empty()),
+            ),
+            (
+                "curve_preferences",
+                self.curve_preferences
+                    .as_ref()
+                    .is_some_and(|v| !v.is_empty()),
+            ),
+            (
+                "prefer_server_cipher_suites",
+                self.prefer_server_cipher_suites.is_some(),
+            ),
         ] {
             if set {
                 warnings.push(format!(
@@ -362,20 +415,37 @@ impl RawTls {
                     "{P}: client_ca_file is set but client_auth_type is NoClientCert; set client_auth_type: RequireAndVerifyClientCert"
                 ));
             }
-            (ClientAuth::RequireAndVerifyClientCert | ClientAuth::VerifyClientCertIfGiven, false) => {
+            (
+                ClientAuth::RequireAndVerifyClientCert | ClientAuth::VerifyClientCertIfGiven,
+                false,
+            ) => {
                 return Err(format!(
                     "{P}: client_auth_type verifies client certificates and needs client_ca_file (or client_ca)"
                 ));
             }
             _ => {}
         }
-        if self.client_allowed_sans.as_ref().is_some_and(|v| !v.is_empty()) {
+        if self
+            .client_allowed_sans
+            .as_ref()
+            .is_some_and(|v| !v.is_empty())
+        {
             return Err(format!(
                 "{P}.client_allowed_sans is not supported by this exporter (it would be ignored, letting in every client certificate the CA signed)"
             ));
         }
-        let min_version = version(P, "min_version", self.min_version.as_deref(), TlsVersion::Tls12)?;
-        let max_version = version(P, "max_version", self.max_version.as_deref(), TlsVersion::Tls13)?;
+        let min_version = version(
+            P,
+            "min_version",
+            self.min_version.as_deref(),
+            TlsVersion::Tls12,
+        )?;
+        let max_version = version(
+            P,
+            "max_version",
+            self.max_version.as_deref(),
+            TlsVersion::Tls13,
+        )?;
         if min_version > max_version {
             return Err(format!("{P}: min_version is above max_version"));
         }
@@ -390,7 +460,12 @@ impl RawTls {
     }
 }
 
-fn version(p: &str, key: &str, value: Option<&str>, default: TlsVersion) -> Result<TlsVersion, String> {
+fn version(
+    p: &str,
+    key: &str,
+    value: Option<&str>,
+    default: TlsVersion,
+) -> Result<TlsVersion, String> {
     match value.filter(|v| !v.is_empty()) {
         None => Ok(default),
         Some("TLS12") => Ok(TlsVersion::Tls12),
@@ -418,7 +493,13 @@ mod tests {
 
     #[test]
     fn empty_files_mean_plain_http_without_auth() {
-        for text in ["", "# nothing\n", "{}", "tls_server_config:\n", "basic_auth_users: {}\n"] {
+        for text in [
+            "",
+            "# nothing\n",
+            "{}",
+            "tls_server_config:\n",
+            "basic_auth_users: {}\n",
+        ] {
             let c = parse(text).unwrap();
             assert!(c.tls.is_none() && c.users.is_empty(), "{text:?}");
         }
@@ -465,9 +546,18 @@ basic_auth_users:
     fn errors_name_the_file_and_the_key() {
         let cases = [
             ("foo: 1\n", "unknown field `foo`"),
-            ("tls_server_config:\n  cert_fil: x\n", "tls_server_config: unknown field `cert_fil`"),
-            ("tls_server_config:\n  cert_file: a\n", "missing one of key or key_file"),
-            ("tls_server_config:\n  key_file: a\n", "missing one of cert or cert_file"),
+            (
+                "tls_server_config:\n  cert_fil: x\n",
+                "tls_server_config: unknown field `cert_fil`",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a\n",
+                "missing one of key or key_file",
+            ),
+            (
+                "tls_server_config:\n  key_file: a\n",
+                "missing one of cert or cert_file",
+            ),
             (
                 "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAnyClientCert\n  client_ca_file: c\n",
                 "RequireAnyClientCert is not supported",
@@ -488,16 +578,31 @@ basic_auth_users:
                 "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: c\n  client_allowed_sans: [x]\n",
                 "client_allowed_sans is not supported",
             ),
-            ("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS11\n", "min_version: TLS11 is not supported"),
-            ("tls_server_config:\n  cert_file: a\n  key_file: b\n  max_version: TLS14\n", "unknown TLS version"),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS11\n",
+                "min_version: TLS11 is not supported",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  max_version: TLS14\n",
+                "unknown TLS version",
+            ),
             (
                 "tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS13\n  max_version: TLS12\n",
                 "min_version is above max_version",
             ),
-            ("basic_auth_users:\n  bob: plaintext-password\n", "basic_auth_users.bob: not a bcrypt hash"),
+            (
+                "basic_auth_users:\n  bob: plaintext-password\n",
+                "basic_auth_users.bob: not a bcrypt hash",
+            ),
             ("basic_auth_users: [a]\n", "basic_auth_users: invalid type"),
-            ("http_server_config:\n  headers:\n    X-Powered-By: me\n", "can not be configured"),
-            ("http_server_config:\n  headers:\n    X-Frame-Options: allow\n", "invalid value \"allow\""),
+            (
+                "http_server_config:\n  headers:\n    X-Powered-By: me\n",
+                "can not be configured",
+            ),
+            (
+                "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+                "invalid value \"allow\"",
+            ),
             ("tls_server_config: [\n", "/etc/fge/web.yml: "),
         ];
         for (text, expected) in cases {
@@ -513,7 +618,11 @@ basic_auth_users:
 
     #[test]
     fn duplicate_users_are_refused() {
-        let e = parse(&format!("basic_auth_users:\n  a: \"{0}\"\n  a: \"{0}\"\n", hash())).unwrap_err();
+        let e = parse(&format!(
+            "basic_auth_users:\n  a: \"{0}\"\n  a: \"{0}\"\n",
+            hash()
+        ))
+        .unwrap_err();
         assert!(e.contains("duplicate"), "{e}");
     }
 

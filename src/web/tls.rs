@@ -26,7 +26,12 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, String
     let cert_pem = read(&settings.cert, P, "cert_file", "cert")?;
     let certs = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: not PEM certificates: {e}", what(&settings.cert, P, "cert_file", "cert")))?;
+        .map_err(|e| {
+            format!(
+                "{}: not PEM certificates: {e}",
+                what(&settings.cert, P, "cert_file", "cert")
+            )
+        })?;
     if certs.is_empty() {
         return Err(format!(
             "{}: no CERTIFICATE block found",
@@ -60,10 +65,16 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, String
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(&ca_pem) {
                 let cert = cert.map_err(|e| {
-                    format!("{}: not PEM certificates: {e}", what(ca, P, "client_ca_file", "client_ca"))
+                    format!(
+                        "{}: not PEM certificates: {e}",
+                        what(ca, P, "client_ca_file", "client_ca")
+                    )
                 })?;
                 roots.add(cert).map_err(|e| {
-                    format!("{}: unusable CA certificate: {e}", what(ca, P, "client_ca_file", "client_ca"))
+                    format!(
+                        "{}: unusable CA certificate: {e}",
+                        what(ca, P, "client_ca_file", "client_ca")
+                    )
                 })?;
             }
             if roots.is_empty() {

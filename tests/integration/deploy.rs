@@ -4,9 +4,8 @@
 //! against the live demo), the example configurations (`--check-config`,
 //! and the credential files and mounts they rely on), and the probe paths.
 //!
-//! YAML is read line by line (no YAML crate): the files are written in
-//! the plain block style these helpers expect, and the tests say so when
-//! they are not.
+//! YAML is read line by line (there is no YAML crate here), so the files
+//! under `deploy/` keep to the plain block style these helpers expect.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -46,7 +45,8 @@ const CONTRACT_METRICS_NOT_YET_EMITTED: &[&str] = &[
     "functiongraph_exporter_api_throttled_total",
 ];
 
-/// The dashboard's variables, and what a query gets for "All" in tests.
+/// The dashboard's query variables (besides `${datasource}`). Tests give
+/// each of them `.*`, as Grafana does for "All".
 const VARIABLES: &[&str] = &["job", "instance", "project_id", "package", "function"];
 
 fn repo(path: &str) -> PathBuf {

@@ -3,9 +3,15 @@
 //! - `auth`: AK/SK, temporary credentials, password tokens, rotation,
 //!   back-off, secrets kept out of logs.
 //! - `config`: configuration fixtures and the documented example.
+//! - `deploy`: the files under `deploy/`: alert rules (promtool, a real
+//!   Prometheus), the dashboard's queries, example configurations, probes.
 //! - `exporter`: the simulator and the exporter end to end over loopback HTTP.
 //! - `cli`: the built binary: `--check-config`, `--demo`, signals, promtool.
+//! - `scale`: discovery, sharding, several projects, API cost, rate limit,
+//!   statistics and quotas.
 //! - `golden`: a fixed scenario's exposition against a checked-in file.
+//! - `web`: `--web.config.file` (basic auth, TLS and certificate rotation,
+//!   mutual TLS, start-up validation), OpenMetrics negotiation, gzip.
 
 mod auth;
 mod cli;
@@ -13,4 +19,6 @@ mod config;
 mod deploy;
 mod exporter;
 mod golden;
+mod scale;
 mod util;
+mod web;

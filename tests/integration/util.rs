@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use functiongraph_exporter::app::{self, Running};
 use functiongraph_exporter::clock::ManualClock;
 use functiongraph_exporter::config::Config;
 use functiongraph_exporter::simulator::{FunctionSpec, Simulator};
+use functiongraph_exporter::web::LiveWebConfig;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +74,8 @@ pub struct Setup<'a> {
     pub project_id: &'a str,
     /// The exporter's clock (default: the system's).
     pub clock: Option<Arc<ManualClock>>,
+    /// `--web.config.file` (default: none).
+    pub web_config: Option<PathBuf>,
 }
 
 impl Default for Setup<'_> {
@@ -85,6 +88,7 @@ impl Default for Setup<'_> {
             endpoint: None,
             project_id: PROJECT,
             clock: None,
+            web_config: None,
         }
     }
 }
@@ -125,12 +129,45 @@ impl Harness {
             &auth,
             setup.polling,
         );
-        let config = Config::from_toml(&config, "test.toml").unwrap();
+        let web = setup
+            .web_config
+            .map(|p| Arc::new(LiveWebConfig::load(p).unwrap()));
+        Self::launch(&config, shutdown, dir, setup.clock, web).await
+    }
+
+    /// Starts the exporter with a whole configuration file, in which
+    /// `{endpoint}` stands for the simulator's URL and `{token_file}` for a
+    /// file holding [`TOKEN`].
+    pub async fn start_toml(
+        sim: Simulator,
+        toml: &str,
+        clock: Option<Arc<ManualClock>>,
+    ) -> Harness {
+        let shutdown = CancellationToken::new();
+        let sim_addr = serve_simulator(&sim, &shutdown).await;
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, TOKEN).unwrap();
+        let config = toml
+            .replace("{endpoint}", &format!("http://{sim_addr}"))
+            .replace("{token_file}", &token_file.display().to_string());
+        Self::launch(&config, shutdown, dir, clock, None).await
+    }
+
+    async fn launch(
+        config: &str,
+        shutdown: CancellationToken,
+        dir: TempDir,
+        clock: Option<Arc<ManualClock>>,
+        web: Option<Arc<LiveWebConfig>>,
+    ) -> Harness {
+        let config = Config::from_toml(config, "test.toml").unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let options = match setup.clock {
-            Some(clock) => app::Options { clock },
-            None => app::Options::default(),
-        };
+        let mut options = app::Options::default();
+        if let Some(clock) = clock {
+            options.clock = clock;
+        }
+        options.web = web;
         let exporter = app::start_with(&config, listener, shutdown.clone(), options)
             .await
             .unwrap();
@@ -140,6 +177,14 @@ impl Harness {
             shutdown,
             _dir: dir,
         }
+    }
+
+    /// Runs one cycle as the schedule would (only what is due).
+    pub async fn run_cycle(&self) {
+        tokio::time::timeout(DEADLINE, self.exporter.poller().run_cycle())
+            .await
+            .expect("poll cycle within the deadline")
+            .unwrap();
     }
 
     pub async fn ready(&self) {
