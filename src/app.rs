@@ -122,6 +122,10 @@ pub async fn start_with(
                 auth_backoff: project.auth.failure_backoff,
                 max_requests_per_second: project.max_requests_per_second,
                 max_in_flight,
+                retries: config.polling.retries,
+                // A request and its retries end within half a cycle, so a
+                // poll does not run into the next one.
+                retry_budget: config.polling.intervals.cycle() / 2,
             },
             http.clone(),
             credentials,
@@ -153,6 +157,8 @@ pub async fn start_with(
         Arc::clone(&store),
         Settings {
             intervals: config.polling.intervals.clone(),
+            stale_after: config.polling.stale_after,
+            max_functions: config.polling.max_functions,
             async_lookback: config.polling.async_lookback,
             statistics_period: config
                 .collectors

@@ -50,6 +50,9 @@ const DEFAULT_SLOW_INTERVAL: Duration = Duration::from_secs(5 * 60);
 const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(10 * 60);
 const DEFAULT_MAX_REQUESTS_PER_SECOND: u32 = 20;
 const DEFAULT_STATISTICS_PERIOD: u32 = 5;
+const DEFAULT_RETRIES: u32 = 2;
+const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15 * 60);
+const DEFAULT_MAX_FUNCTIONS: usize = 10_000;
 
 // === raw: the file as written ===
 
@@ -183,6 +186,13 @@ struct RawPolling {
     max_response_bytes: i64,
     /// Per-collector intervals.
     intervals: RawIntervals,
+    /// Retries of a request failing with 5xx, 429, a timeout or a transport error.
+    retries: u32,
+    /// A failed collector's last values are dropped after this long.
+    #[serde(with = "humantime_serde::option")]
+    stale_after: Option<Duration>,
+    /// At most this many functions are monitored (the rest are dropped and counted).
+    max_functions: usize,
 }
 
 impl Default for RawPolling {
@@ -194,6 +204,9 @@ impl Default for RawPolling {
             async_lookback: DEFAULT_LOOKBACK,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             intervals: RawIntervals::default(),
+            retries: DEFAULT_RETRIES,
+            stale_after: None,
+            max_functions: DEFAULT_MAX_FUNCTIONS,
         }
     }
 }
@@ -403,6 +416,12 @@ pub struct PollingConfig {
     pub async_lookback: Duration,
     pub max_response_bytes: usize,
     pub intervals: Intervals,
+    /// Retries of a transient failure (5xx, 429, timeout, transport).
+    pub retries: u32,
+    /// How long a failed collector's last values are still exported.
+    pub stale_after: Duration,
+    /// Cap on monitored functions (label cardinality).
+    pub max_functions: usize,
 }
 
 /// One project: where its API is, how to authenticate, what to poll.
@@ -517,6 +536,9 @@ impl Default for PollingConfig {
             async_lookback: DEFAULT_LOOKBACK,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES as usize,
             intervals: Intervals::defaults(DEFAULT_INTERVAL),
+            retries: DEFAULT_RETRIES,
+            stale_after: DEFAULT_STALE_AFTER,
+            max_functions: DEFAULT_MAX_FUNCTIONS,
         }
     }
 }
@@ -827,6 +849,36 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
             return Err(c.err(format!("polling.intervals.{name}"), "must be at least 1s"));
         }
     }
+    if p.retries > 10 {
+        return Err(c.err(
+            "polling.retries",
+            format!("must be at most 10, found {}", p.retries),
+        ));
+    }
+    let longest = [
+        intervals.async_invocations,
+        intervals.versions,
+        intervals.code,
+        intervals.snapshot,
+        intervals.statistics,
+        intervals.quotas,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(p.interval);
+    let stale_after = match p.stale_after {
+        Some(d) if d < intervals.cycle() => {
+            return Err(c.err(
+                "polling.stale_after",
+                "must be at least the shortest collector interval",
+            ));
+        }
+        Some(d) => d,
+        None => DEFAULT_STALE_AFTER.max(longest * 2),
+    };
+    if p.max_functions == 0 {
+        return Err(c.err("polling.max_functions", "must be at least 1"));
+    }
     if p.timeout > intervals.cycle() {
         return Err(c.err(
             "polling.timeout",
@@ -843,6 +895,9 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
         async_lookback: p.async_lookback,
         max_response_bytes: usize::try_from(p.max_response_bytes).unwrap_or(usize::MAX),
         intervals,
+        retries: p.retries,
+        stale_after,
+        max_functions: p.max_functions,
     })
 }
 

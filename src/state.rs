@@ -352,6 +352,9 @@ impl FunctionSnapshot {
 pub struct CycleStats {
     /// Completed cycles since start.
     pub completed: u64,
+    /// Functions not monitored because of `polling.max_functions`, since
+    /// start (each time one was found).
+    pub dropped_functions: u64,
     /// Wall time of the last completed cycle.
     pub last_duration: Option<Duration>,
 }
@@ -419,6 +422,14 @@ impl Store {
         drop(map);
         self.generation.fetch_add(1, Ordering::Release);
         true
+    }
+
+    /// Counts functions left out by the cardinality cap.
+    pub fn record_dropped(&self, n: u64) {
+        let mut c = self.cycles.lock().unwrap_or_else(|e| e.into_inner());
+        c.dropped_functions += n;
+        drop(c);
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Records a completed poll cycle.

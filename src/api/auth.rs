@@ -375,6 +375,7 @@ impl PasswordTokens {
             endpoint,
             request_id: request_id.clone(),
             kind,
+            retry_after: None,
         };
         if !status.is_success() {
             let (code, message) = parse_error_body(&bytes);

@@ -19,6 +19,8 @@ pub struct ApiError {
     /// `X-Request-Id` of the response, when there was one.
     pub request_id: Option<String>,
     pub kind: ApiErrorKind,
+    /// The server's `Retry-After`, when it sent one.
+    pub retry_after: Option<Duration>,
 }
 
 /// What kind of failure it was.
@@ -54,6 +56,18 @@ impl ApiError {
             endpoint,
             request_id: None,
             kind,
+            retry_after: None,
+        }
+    }
+
+    /// Failures worth another try: 5xx, 429, timeouts and transport
+    /// errors. Never other 4xx: the same request would fail the same way
+    /// (and 401/403 count towards the access key's lock-out).
+    pub fn is_retryable(&self) -> bool {
+        match &self.kind {
+            ApiErrorKind::Status { status, .. } => *status == 429 || *status >= 500,
+            ApiErrorKind::Timeout(_) | ApiErrorKind::Transport(_) => true,
+            _ => false,
         }
     }
 

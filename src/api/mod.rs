@@ -154,7 +154,18 @@ pub struct ClientOptions {
     /// Requests of this project in flight at once (under the global bound),
     /// so that one slow project cannot take every slot.
     pub max_in_flight: usize,
+    /// Retries of a request that failed with 5xx, 429, a timeout or a
+    /// transport error.
+    pub retries: u32,
+    /// Time a request and its retries may take in all (a poll must not run
+    /// into the next one).
+    pub retry_budget: Duration,
 }
+
+/// First back-off before a retry; it doubles per attempt, with full jitter.
+const RETRY_BASE: Duration = Duration::from_millis(500);
+/// Longest back-off between two attempts.
+const RETRY_CAP: Duration = Duration::from_secs(30);
 
 /// Parameters of one async-invocations page request.
 #[derive(Debug, Clone, Default)]
@@ -384,6 +395,8 @@ impl Client {
             project_id: &self.options.project_id,
         };
         let mut refreshed = false;
+        let mut attempt = 0;
+        let deadline = Instant::now() + self.options.retry_budget;
         loop {
             let admission = self.gate.admit(endpoint).await?;
             let authorization = match self
@@ -414,13 +427,47 @@ impl Client {
                     }
                     self.settle_auth(e, &admission);
                 }
-                Err(e) => self.settle_auth(e, &admission),
+                Err(e) => {
+                    self.settle_auth(e, &admission);
+                    if let Some(delay) = self.retry_delay(e, attempt, deadline) {
+                        drop(admission);
+                        attempt += 1;
+                        tracing::debug!(
+                            project_id = %self.options.project_id,
+                            %endpoint,
+                            attempt,
+                            delay = ?delay,
+                            error = %e,
+                            "retrying after a transient failure"
+                        );
+                        // Sleeps holding no slot and no rate-limit token; the
+                        // next attempt is signed afresh.
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                }
                 Ok(_) => self.gate.accepted(),
             }
             drop(admission);
             let (request_id, body) = result?;
             return decode(endpoint, request_id, &body);
         }
+    }
+
+    /// The pause before another attempt, or `None` when the failure is not
+    /// transient, the retries are used up, or the next attempt could not
+    /// finish within the budget. A server's `Retry-After` is honoured.
+    fn retry_delay(&self, e: &ApiError, attempt: u32, deadline: Instant) -> Option<Duration> {
+        if attempt >= self.options.retries || !e.is_retryable() {
+            return None;
+        }
+        let delay = e.retry_after.unwrap_or_else(|| {
+            let ceiling = RETRY_BASE
+                .saturating_mul(1 << attempt.min(16))
+                .min(RETRY_CAP);
+            ceiling.mul_f64(rand::random::<f64>())
+        });
+        (Instant::now() + delay + self.options.timeout <= deadline).then_some(delay)
     }
 
     /// Tells the gate what a failed request says about the credentials.
@@ -433,10 +480,6 @@ impl Client {
         } else if e.status().is_some() {
             // Any other answer came through the gateway: the credentials work.
             self.gate.accepted();
-        }
-        if e.status() == Some(429) {
-            self.observer
-                .throttled(&self.options.project_id, e.endpoint);
         }
     }
 
@@ -468,6 +511,7 @@ impl Client {
                 status: None,
                 request_id: None,
                 kind: ApiErrorKind::Timeout(self.options.timeout),
+                retry_after: None,
             })
         });
         match exchanged {
@@ -476,6 +520,9 @@ impl Client {
                 Ok((request_id, body))
             }
             Err(e) => {
+                if e.status == Some(reqwest::StatusCode::TOO_MANY_REQUESTS) {
+                    self.observer.throttled(&self.options.project_id, endpoint);
+                }
                 let outcome = match (&e.status, &e.kind) {
                     (Some(s), _) => s.as_str().to_owned(),
                     (None, ApiErrorKind::Timeout(_)) => "timeout".to_owned(),
@@ -486,6 +533,7 @@ impl Client {
                     endpoint,
                     request_id: e.request_id,
                     kind: e.kind,
+                    retry_after: e.retry_after,
                 })
             }
         }
@@ -515,6 +563,7 @@ impl Client {
             status: None,
             request_id: None,
             kind: ApiErrorKind::Transport(error_chain(&e)),
+            retry_after: None,
         })?;
         let status = response.status();
         let request_id = response
@@ -522,10 +571,12 @@ impl Client {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(error::shorten);
+        let retry_after = retry_after(response.headers());
         let fail = |kind| Exchange {
             status: Some(status),
             request_id: request_id.clone(),
             kind,
+            retry_after,
         };
         let limit = self.options.max_body_bytes;
         if response.content_length().is_some_and(|n| n > limit as u64) {
@@ -562,6 +613,24 @@ struct Exchange {
     status: Option<reqwest::StatusCode>,
     request_id: Option<String>,
     kind: ApiErrorKind,
+    retry_after: Option<Duration>,
+}
+
+/// `Retry-After`: delta-seconds or an HTTP date. Capped at an hour.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let d = match v.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => httpdate::parse_http_date(v)
+            .ok()?
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    };
+    Some(d.min(Duration::from_secs(3600)))
 }
 
 fn decode<T: DeserializeOwned>(
@@ -574,6 +643,7 @@ fn decode<T: DeserializeOwned>(
         endpoint,
         request_id,
         kind: ApiErrorKind::Decode(e.to_string()),
+        retry_after: None,
     })
 }
 

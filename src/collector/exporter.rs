@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use prometheus::{Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 use crate::api::{ApiObserver, Endpoint};
 use crate::state::CycleStats;
@@ -30,6 +32,7 @@ pub struct ExporterMetrics {
     auth_failures: IntCounterVec,
     throttled: IntCounterVec,
     poll_duration: Gauge,
+    dropped_functions: IntCounter,
 }
 
 impl ExporterMetrics {
@@ -68,6 +71,11 @@ impl ExporterMetrics {
             &["project_id", "endpoint"],
         )
         .expect("valid metric definition");
+        let dropped_functions = IntCounter::new(
+            "functiongraph_exporter_functions_dropped_total",
+            "Functions found (configured or discovered) but not monitored because polling.max_functions was reached.",
+        )
+        .expect("valid metric definition");
         let poll_duration = Gauge::new(
             "functiongraph_exporter_poll_duration_seconds",
             "Wall time of the last complete poll cycle over all functions; after the first cycle, polls are spread over the first half of polling.interval.",
@@ -99,6 +107,7 @@ impl ExporterMetrics {
             Box::new(auth_failures.clone()),
             Box::new(throttled.clone()),
             Box::new(poll_duration.clone()),
+            Box::new(dropped_functions.clone()),
             Box::new(build_info),
             Box::new(shard_info.clone()),
         ] {
@@ -118,6 +127,7 @@ impl ExporterMetrics {
             auth_failures,
             throttled,
             poll_duration,
+            dropped_functions,
         }
     }
 
@@ -145,6 +155,11 @@ impl ExporterMetrics {
         match cycles.last_duration {
             Some(d) => self.poll_duration.set(d.as_secs_f64()),
             None => self.poll_duration.set(0.0),
+        }
+        let counted = self.dropped_functions.get();
+        if cycles.dropped_functions > counted {
+            self.dropped_functions
+                .inc_by(cycles.dropped_functions - counted);
         }
         self.registry.gather()
     }

@@ -38,6 +38,9 @@ pub struct Schedule {
     pub intervals: Intervals,
     /// Minutes of look-back of the statistics API, when that collector is on.
     pub statistics_period: Option<u32>,
+    /// A failed collector's last values are exported for this long after
+    /// its last success, then dropped.
+    pub stale_after: Duration,
 }
 
 impl Schedule {
@@ -174,6 +177,7 @@ impl FunctionPoller {
             logged: &mut self.logged,
             last_run: &mut self.last_run,
             now,
+            stale_after: self.schedule.stale_after.as_secs_f64(),
         };
         if let Some(c) = folder.fold(
             CollectorKind::AsyncInvocations,
@@ -241,6 +245,7 @@ struct Folder<'a> {
     logged: &'a mut HashMap<CollectorKind, String>,
     last_run: &'a mut HashMap<CollectorKind, f64>,
     now: f64,
+    stale_after: f64,
 }
 
 impl Folder<'_> {
@@ -255,7 +260,15 @@ impl Folder<'_> {
         if result.is_ok() {
             self.last_run.insert(kind, self.now);
         }
-        Some(settle(self.urn, self.logged, kind, previous, result))
+        let mut collected = settle(self.urn, self.logged, kind, previous, result);
+        let fresh = self
+            .last_run
+            .get(&kind)
+            .is_some_and(|last| self.now - last <= self.stale_after);
+        if !collected.success && !fresh && collected.value.take().is_some() {
+            tracing::info!(function = %self.urn, collector = %kind, "collector failing for longer than polling.stale_after; its last values are no longer exported");
+        }
+        Some(collected)
     }
 }
 

@@ -59,6 +59,10 @@ pub struct ProjectTarget {
 /// How the scheduler runs.
 pub struct Settings {
     pub intervals: Intervals,
+    /// How long a failed collector's last values stay exported.
+    pub stale_after: Duration,
+    /// Cap on monitored functions; the rest are dropped and counted.
+    pub max_functions: usize,
     pub async_lookback: Duration,
     /// Look-back minutes of the statistics collector, when enabled.
     pub statistics_period: Option<u32>,
@@ -177,6 +181,7 @@ impl Poller {
         let schedule = Arc::new(Schedule {
             intervals: settings.intervals.clone(),
             statistics_period: settings.statistics_period,
+            stale_after: settings.stale_after,
         });
         let (ready_tx, ready_rx) = watch::channel(false);
         let (trigger_tx, trigger_rx) = mpsc::channel(4);
@@ -275,8 +280,13 @@ impl Shared {
         let lookback = i64::try_from(self.settings.async_lookback.as_secs()).unwrap_or(i64::MAX);
         let client = &self.projects[project].target.client;
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        let mut dropped = 0u64;
         for urn in urns {
             if slots.contains_key(&urn) {
+                continue;
+            }
+            if slots.len() >= self.settings.max_functions {
+                dropped += 1;
                 continue;
             }
             if discovered {
@@ -303,6 +313,14 @@ impl Shared {
                     urn,
                 }),
             );
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                max_functions = self.settings.max_functions,
+                "more functions than polling.max_functions; the rest are not monitored"
+            );
+            self.store.record_dropped(dropped);
         }
     }
 

@@ -3,6 +3,7 @@
 //! included (reference, sections 3 and 7), and IAM's token endpoint.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -48,9 +49,13 @@ pub(super) async fn handle(sim: &Simulator, req: Request<Incoming>) -> HttpRespo
     } else {
         Bytes::new()
     };
-    let (endpoint, answer) = route(sim, &parts, &body);
+    let (endpoint, mut answer) = route(sim, &parts, &body);
     if let Some(e) = endpoint {
         sim.count(e);
+    }
+    if let Ok(Reply::Delayed(delay, inner)) = answer {
+        tokio::time::sleep(delay).await;
+        answer = Ok(*inner);
     }
     let mut response = match answer {
         Ok(Reply::Json(v)) => json_response(StatusCode::OK, &v),
@@ -70,6 +75,31 @@ pub(super) async fn handle(sim: &Simulator, req: Request<Incoming>) -> HttpRespo
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body,
         ),
+        Ok(Reply::Fault(Fault::Throttle { code, retry_after })) => {
+            let message = if code.starts_with("APIGW") {
+                "The throttling threshold has been reached: policy user over ratelimit, limit:20, time:1 second"
+            } else {
+                "too many requests, please retry later"
+            };
+            let mut r = json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &json!({"error_code": code, "error_msg": message, "request_id": request_id}),
+            );
+            if let Some(seconds) = retry_after {
+                r.headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            r
+        }
+        Ok(Reply::Fault(Fault::Huge(size))) => huge(size),
+        // Until shutdown: the client gives up on its own timeout.
+        Ok(Reply::Fault(Fault::Hang | Fault::Stall | Fault::Reset)) => {
+            std::future::pending::<()>().await;
+            unreachable!("pending never completes")
+        }
+        Ok(Reply::Fault(Fault::Delay(_)) | Reply::Delayed(..)) => {
+            json_response(StatusCode::OK, &json!({}))
+        }
         Err(ApiFailure(status, code, msg)) => json_response(
             status,
             &json!({"error_code": code, "error_msg": msg, "request_id": request_id}),
@@ -88,6 +118,17 @@ enum Reply {
     /// Any status with a JSON body (IAM's errors).
     Raw(u16, Value),
     Fault(Fault),
+    /// The answer, to be sent after a delay.
+    Delayed(Duration, Box<Reply>),
+}
+
+/// A 200 whose body is valid JSON of about `size` bytes (a padding field).
+fn huge(size: usize) -> HttpResponse {
+    let mut body = String::with_capacity(size + 32);
+    body.push_str("{\"padding\":\"");
+    body.extend(std::iter::repeat_n('x', size));
+    body.push_str("\"}");
+    raw(StatusCode::OK, body)
 }
 
 fn route(
@@ -166,7 +207,8 @@ fn answer(
 ) -> Result<Reply, ApiFailure> {
     let query = parse_query(req.uri.query().unwrap_or(""));
     let now = sim.now();
-    let world = sim.world();
+    let mut world = sim.world();
+    let world = &mut *world;
     let Some(p) = world.projects.get(project) else {
         return Err(ApiFailure(
             StatusCode::FORBIDDEN,
@@ -174,8 +216,8 @@ fn answer(
             format!("the token is not valid for project {project}"),
         ));
     };
-    if let Some(fault) = world.project_faults.get(project) {
-        return Ok(Reply::Fault(fault.clone()));
+    if let Some(fault) = world.project_faults.get_mut(project).and_then(|r| r.take()) {
+        return Ok(Reply::Fault(fault));
     }
     let Some(segment) = urn_segment else {
         return if endpoint == Endpoint::Quotas {
@@ -201,9 +243,11 @@ fn answer(
         ));
     };
     let fault_key = (project.to_owned(), key.0.clone(), key.1.clone(), endpoint);
-    if let Some(fault) = world.faults.get(&fault_key) {
-        return Ok(Reply::Fault(fault.clone()));
-    }
+    let delay = match world.faults.get_mut(&fault_key).and_then(|r| r.take()) {
+        Some(Fault::Delay(d)) => Some(d),
+        Some(fault) => return Ok(Reply::Fault(fault)),
+        None => None,
+    };
     let Some(version) = f.resolve(urn.qualifier()) else {
         return Err(if urn.is_alias() {
             ApiFailure(
@@ -242,7 +286,10 @@ fn answer(
             return Err(no_such_api());
         }
     };
-    Ok(Reply::Json(value))
+    Ok(match delay {
+        Some(d) => Reply::Delayed(d, Box::new(Reply::Json(value))),
+        None => Reply::Json(value),
+    })
 }
 
 fn parse_query(q: &str) -> HashMap<String, String> {

@@ -256,6 +256,39 @@ impl Simulator {
         endpoint: Endpoint,
         fault: Option<Fault>,
     ) {
+        self.set_fault_rule(project_id, package, name, endpoint, fault, None);
+    }
+
+    /// Makes one endpoint of one function misbehave for the next `times`
+    /// requests only.
+    pub fn set_fault_times(
+        &self,
+        project_id: &str,
+        package: &str,
+        name: &str,
+        endpoint: Endpoint,
+        fault: Fault,
+        times: u32,
+    ) {
+        self.set_fault_rule(
+            project_id,
+            package,
+            name,
+            endpoint,
+            Some(fault),
+            Some(times),
+        );
+    }
+
+    fn set_fault_rule(
+        &self,
+        project_id: &str,
+        package: &str,
+        name: &str,
+        endpoint: Endpoint,
+        fault: Option<Fault>,
+        remaining: Option<u32>,
+    ) {
         let key = (
             project_id.to_owned(),
             package.to_owned(),
@@ -264,8 +297,8 @@ impl Simulator {
         );
         let mut w = self.world();
         match fault {
-            Some(f) => {
-                w.faults.insert(key, f);
+            Some(fault) => {
+                w.faults.insert(key, world::FaultRule { fault, remaining });
             }
             None => {
                 w.faults.remove(&key);
@@ -277,8 +310,14 @@ impl Simulator {
     pub fn set_project_fault(&self, project_id: &str, fault: Option<Fault>) {
         let mut w = self.world();
         match fault {
-            Some(f) => {
-                w.project_faults.insert(project_id.to_owned(), f);
+            Some(fault) => {
+                w.project_faults.insert(
+                    project_id.to_owned(),
+                    world::FaultRule {
+                        fault,
+                        remaining: None,
+                    },
+                );
             }
             None => {
                 w.project_faults.remove(project_id);

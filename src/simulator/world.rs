@@ -3,6 +3,7 @@
 //! time. No HTTP here; `http.rs` answers requests from this state.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -233,6 +234,23 @@ pub enum Fault {
     Status { status: u16, body: String },
     /// Answer 200 with this body (not JSON, wrong types, ...).
     Body(String),
+    /// 429 with this `error_code` (`APIGW.0308` from the gateway,
+    /// `FSS.0429` from FunctionGraph) and, if given, `Retry-After` seconds.
+    Throttle {
+        code: String,
+        retry_after: Option<u32>,
+    },
+    /// Answer normally, but only after this long (longer than the
+    /// exporter's timeout: a timeout).
+    Delay(Duration),
+    /// Never answer.
+    Hang,
+    /// Send the headers and half of a body, then nothing more.
+    Stall,
+    /// Close the connection without answering.
+    Reset,
+    /// 200 with a (valid JSON) body of about this many bytes.
+    Huge(usize),
 }
 
 impl Fault {
@@ -243,6 +261,36 @@ impl Fault {
             body: serde_json::json!({"error_code": code, "error_msg": message}).to_string(),
         }
     }
+
+    /// A throttling answer.
+    pub fn throttle(code: &str, retry_after: Option<u32>) -> Self {
+        Fault::Throttle {
+            code: code.to_owned(),
+            retry_after,
+        }
+    }
+}
+
+/// A fault, for a number of requests or until healed.
+#[derive(Debug, Clone)]
+pub(super) struct FaultRule {
+    pub fault: Fault,
+    /// Requests it still applies to; `None`: all.
+    pub remaining: Option<u32>,
+}
+
+impl FaultRule {
+    /// The fault for this request, if it still applies (and counts it).
+    pub fn take(&mut self) -> Option<Fault> {
+        match &mut self.remaining {
+            Some(0) => None,
+            Some(n) => {
+                *n -= 1;
+                Some(self.fault.clone())
+            }
+            None => Some(self.fault.clone()),
+        }
+    }
 }
 
 /// Where a fault applies: one endpoint of one function.
@@ -250,9 +298,9 @@ pub(super) type FaultKey = (String, String, String, Endpoint);
 
 pub(super) struct World {
     pub projects: BTreeMap<String, Project>,
-    pub faults: HashMap<FaultKey, Fault>,
+    pub faults: HashMap<FaultKey, FaultRule>,
     /// Faults of every endpoint of a project.
-    pub project_faults: HashMap<String, Fault>,
+    pub project_faults: HashMap<String, FaultRule>,
     rng: StdRng,
     ids: u64,
 }

@@ -94,38 +94,39 @@ impl Verifier {
         let Some((user, password)) = authorization.and_then(parse_basic) else {
             return false;
         };
-        let known = users.0.get(&user);
-        let hash = match known {
-            Some(h) => h.expose().to_owned(),
-            None => match dummy_hash() {
-                Some(h) => h.to_owned(),
-                None => return false,
-            },
-        };
-        let mac = self.mac(&user, &hash, &password);
-        if known.is_some() && self.remembered(&mac) {
+        let hash = users.0.get(&user).map(|h| h.expose().to_owned());
+        let mac = hash.as_ref().map(|h| self.mac(&user, h, &password));
+        if mac.as_ref().is_some_and(|m| self.remembered(m)) {
             return true;
         }
         let Ok(_permit) = self.gate.acquire().await else {
             return false;
         };
         // Another request may have verified the same credentials meanwhile.
-        if known.is_some() && self.remembered(&mac) {
+        if mac.as_ref().is_some_and(|m| self.remembered(m)) {
             return true;
         }
-        let verified =
-            tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
-        let ok = verified && known.is_some();
-        if ok {
+        let verified = tokio::task::spawn_blocking(move || match hash {
+            Some(hash) => bcrypt::verify(&password, &hash).unwrap_or(false),
+            None => {
+                // As long as for a known user, and never a success.
+                if let Some(dummy) = dummy_hash() {
+                    let _ = bcrypt::verify(&password, dummy);
+                }
+                false
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if let (true, Some(mac)) = (verified, mac) {
             let mut cache = self.ok.lock().unwrap_or_else(|e| e.into_inner());
             if cache.len() >= MAX_CACHED {
                 cache.clear();
             }
             cache.insert(mac);
+            return true;
         }
-        ok
+        false
     }
 
     fn remembered(&self, mac: &[u8; 32]) -> bool {

@@ -316,7 +316,7 @@ async fn one_failing_function_does_not_affect_the_others() {
             "functiongraph_exporter_api_requests_total",
             &[("endpoint", "code"), ("code", "500")]
         ),
-        1.0
+        3.0
     );
     assert!(
         m.value(
@@ -326,6 +326,7 @@ async fn one_failing_function_does_not_affect_the_others() {
         .is_none()
     );
 
+    // A 500 is retried twice before the collector gives up.
     // The landing page says why.
     let page = h.get("/").await.text().await.unwrap();
     assert!(
@@ -588,7 +589,7 @@ async fn http_endpoints() {
         simulator(&[F]),
         Setup {
             functions: &[F],
-            polling: "timeout = \"1s\"",
+            polling: "timeout = \"1s\"\nretries = 0",
             endpoint: Some(format!("http://{}", blackhole.local_addr().unwrap())),
             ..Setup::default()
         },
