@@ -324,6 +324,14 @@ impl Shared {
         }
     }
 
+    fn all_polled(&self) -> bool {
+        self.slots().iter().all(|s| {
+            self.store
+                .function(&s.urn)
+                .is_some_and(|snapshot| snapshot.polls > 0)
+        })
+    }
+
     /// Stops monitoring a function and drops its series.
     fn remove(&self, urn: &FunctionUrn) {
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
@@ -397,7 +405,11 @@ impl Shared {
         }
         let took = started.elapsed();
         self.store.record_cycle(took);
-        self.ready.send_replace(true);
+        // Ready once every function has been polled at least once (a cycle
+        // that skipped a still-running poll does not count for it).
+        if !*self.ready.borrow() && self.all_polled() {
+            self.ready.send_replace(true);
+        }
         tracing::debug!(took = ?took, ?mode, "poll cycle complete");
         if let Some(reply) = reply {
             let _ = reply.send(());

@@ -477,8 +477,14 @@ fn credential_files(toml: &str) -> Vec<(String, String)> {
 }
 
 /// Runs `--check-config` on `toml` with every credential file replaced by a
-/// temporary one, and requires a valid configuration.
-fn assert_valid_with_stand_in_credentials(origin: &str, toml: &str) {
+/// temporary one, with `args` (the rest of a command line) and `env`, and
+/// requires a valid configuration.
+fn assert_valid_with_stand_in_credentials(
+    origin: &str,
+    toml: &str,
+    args: &[String],
+    env: &[(&str, &str)],
+) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = toml.to_owned();
     for (key, path) in credential_files(toml) {
@@ -492,6 +498,8 @@ fn assert_valid_with_stand_in_credentials(origin: &str, toml: &str) {
         .arg("--config")
         .arg(&file)
         .arg("--check-config")
+        .args(args)
+        .envs(env.iter().copied())
         .env_remove("FUNCTIONGRAPH_TOKEN")
         .env_remove("HUAWEICLOUD_SDK_AK")
         .env_remove("HUAWEICLOUD_SDK_SK")
@@ -505,6 +513,18 @@ fn assert_valid_with_stand_in_credentials(origin: &str, toml: &str) {
         "{origin}: --check-config: {stdout}{}",
         text(&out.stderr)
     );
+}
+
+/// The items of a manifest's `args:` list, comments left out.
+fn container_args(manifest: &str) -> Vec<String> {
+    manifest
+        .lines()
+        .skip_while(|l| l.trim() != "args:")
+        .skip(1)
+        .filter(|l| !is_comment_or_blank(l))
+        .map_while(|l| l.trim().strip_prefix("- "))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The TOML embedded in configmap.yaml under `functiongraph_exporter.toml: |`.
@@ -554,7 +574,12 @@ fn example_configs_are_valid_and_match_their_mounts() {
     for (key, path) in &files {
         assert!(path.starts_with(SECRETS), "docker config: {key} = {path}");
     }
-    assert_valid_with_stand_in_credentials("deploy/docker/functiongraph_exporter.toml", &docker);
+    assert_valid_with_stand_in_credentials(
+        "deploy/docker/functiongraph_exporter.toml",
+        &docker,
+        &[],
+        &[],
+    );
 
     // Kubernetes: each file is a key of the Secret, mounted at SECRETS.
     let cm = configmap_toml();
@@ -586,8 +611,30 @@ fn example_configs_are_valid_and_match_their_mounts() {
                 "{manifest}: no `{expected}`"
             );
         }
+        // The container's other arguments are accepted, in a pod named as
+        // the StatefulSet names them (the shard index is its ordinal).
+        let args: Vec<String> = container_args(&m)
+            .into_iter()
+            .filter(|a| *a != format!("--config={CONFIG}"))
+            .collect();
+        assert_valid_with_stand_in_credentials(
+            manifest,
+            &cm,
+            &args,
+            &[("HOSTNAME", "functiongraph-exporter-1")],
+        );
     }
-    assert_valid_with_stand_in_credentials("deploy/kubernetes/configmap.yaml", &cm);
+    // Each shard of the StatefulSet is one of `replicas`.
+    let statefulset = read("deploy/kubernetes/statefulset.yaml");
+    let replicas = statefulset
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replicas:"))
+        .map(str::trim)
+        .expect("statefulset.yaml: replicas");
+    assert!(
+        container_args(&statefulset).contains(&format!("--shard.count={replicas}")),
+        "statefulset.yaml: --shard.count must equal replicas ({replicas})"
+    );
 
     // systemd: each file is a credential the unit loads, and nothing more.
     let unit = read("deploy/systemd/functiongraph_exporter.service");
@@ -619,7 +666,12 @@ fn example_configs_are_valid_and_match_their_mounts() {
             .any(|l| l.starts_with("ExecStart=") && l.contains(&format!("--config {CONFIG}"))),
         "the unit's ExecStart"
     );
-    assert_valid_with_stand_in_credentials("deploy/systemd/functiongraph_exporter.toml", &systemd);
+    assert_valid_with_stand_in_credentials(
+        "deploy/systemd/functiongraph_exporter.toml",
+        &systemd,
+        &[],
+        &[],
+    );
 }
 
 /// The paths of the Kubernetes probes and of the image's HEALTHCHECK answer

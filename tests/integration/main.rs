@@ -9,6 +9,8 @@
 //! - `cli`: the built binary: `--check-config`, `--demo`, signals, promtool.
 //! - `scale`: discovery, sharding, several projects, API cost, rate limit,
 //!   statistics and quotas.
+//! - `faults`: retries, throttling, hangs, huge bodies, staleness, hostile
+//!   names, the function cap, overruns, many scrapers.
 //! - `golden`: a fixed scenario's exposition against a checked-in file.
 //! - `web`: `--web.config.file` (basic auth, TLS and certificate rotation,
 //!   mutual TLS, start-up validation), OpenMetrics negotiation, gzip.
@@ -18,6 +20,7 @@ mod cli;
 mod config;
 mod deploy;
 mod exporter;
+mod faults;
 mod golden;
 mod scale;
 mod util;

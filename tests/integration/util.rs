@@ -69,6 +69,8 @@ pub struct Setup<'a> {
     pub auth: Option<String>,
     /// Extra `[polling]` lines.
     pub polling: &'a str,
+    /// Extra `[[projects]]` lines.
+    pub project: &'a str,
     /// Override of the project's endpoint (default: the simulator).
     pub endpoint: Option<String>,
     pub project_id: &'a str,
@@ -85,6 +87,7 @@ impl Default for Setup<'_> {
             token: TOKEN,
             auth: None,
             polling: "",
+            project: "",
             endpoint: None,
             project_id: PROJECT,
             clock: None,
@@ -128,6 +131,10 @@ impl Harness {
             setup.project_id,
             &auth,
             setup.polling,
+        )
+        .replace(
+            "[projects.auth]",
+            &format!("{}\n[projects.auth]", setup.project),
         );
         let web = setup
             .web_config
@@ -235,14 +242,22 @@ pub fn config_text(
     polling: &str,
 ) -> String {
     let functions: Vec<String> = functions.iter().map(|f| format!("{f:?}")).collect();
+    // A long interval unless the test sets one: tests drive cycles themselves.
+    let interval = if polling
+        .lines()
+        .any(|l| l.trim_start().starts_with("interval"))
+    {
+        ""
+    } else {
+        "interval = \"1h\"\n"
+    };
     format!(
         r#"
 [web]
 listen_address = "127.0.0.1:0"
 
 [polling]
-interval = "1h"
-{polling}
+{interval}{polling}
 
 [[projects]]
 project_id = "{project_id}"
