@@ -3,7 +3,8 @@
 //!
 //! [`start`] takes an already bound listener and a cancellation token, so
 //! the binary, the demo and the tests all run the exporter the same way
-//! (the tests on `127.0.0.1:0`).
+//! (the tests on `127.0.0.1:0`). [`Running::reload`] applies a new
+//! configuration to the running poller without losing counters.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +32,18 @@ pub struct Running {
     shutdown: CancellationToken,
     server: JoinHandle<()>,
     polling: JoinHandle<()>,
+    /// What a reload builds new clients with.
+    parts: Parts,
+    /// The configuration in force (for what a reload cannot change).
+    config: std::sync::Mutex<Config>,
+}
+
+/// What outlives a reload: the HTTP client, the exporter's own metrics and
+/// the clock.
+struct Parts {
+    http: reqwest::Client,
+    exporter: Arc<ExporterMetrics>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Running {
@@ -45,6 +58,31 @@ impl Running {
 
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// Applies a new configuration: secrets are read and clients built
+    /// first, so an invalid configuration changes nothing; then functions
+    /// are added and removed, and the others carry on with their counters.
+    /// The listen address and the web configuration file are not changed by
+    /// a reload (the latter is re-read on its own).
+    pub async fn reload(&self, config: &Config) -> Result<(), Error> {
+        let (projects, settings) = build(config, &self.parts)?;
+        {
+            let current = self.config.lock().unwrap_or_else(|e| e.into_inner());
+            if current.web.listen_address != config.web.listen_address {
+                tracing::warn!(
+                    running = %current.web.listen_address,
+                    configured = %config.web.listen_address,
+                    "web.listen_address changes take effect at the next restart"
+                );
+            }
+        }
+        self.poller
+            .reconfigure(projects, settings)
+            .await
+            .map_err(|_| Error::Stopped)?;
+        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = config.clone();
+        Ok(())
     }
 
     /// Stops polling and serving (in-flight responses finish) and waits.
@@ -67,13 +105,19 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     /// `--web.config.file`, loaded: TLS and basic authentication.
     pub web: Option<Arc<crate::web::LiveWebConfig>>,
+    /// Where `POST /-/reload` asks for a reload (the binary answers them).
+    pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
 }
+
+/// A reload asked for over HTTP: the reply says whether it worked.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             clock: Arc::new(SystemClock),
             web: None,
+            reload: None,
         }
     }
 }
@@ -97,12 +141,47 @@ pub async fn start_with(
     options: Options,
 ) -> Result<Running, Error> {
     let local_addr = listener.local_addr().map_err(Error::Io)?;
-    let exporter = Arc::new(ExporterMetrics::new());
-    let observer: Arc<dyn ApiObserver> = exporter.clone();
+    let parts = Parts {
+        http: http_client(config.polling.timeout)?,
+        exporter: Arc::new(ExporterMetrics::new()),
+        clock: Arc::clone(&options.clock),
+    };
+    let (projects, settings) = build(config, &parts)?;
+    let store = Arc::new(Store::new());
+    let (poller, handle) = Poller::new(projects, Arc::clone(&store), settings);
+    let polling = tokio::spawn(poller.run(shutdown.clone()));
+    let state = Arc::new(ServerState {
+        renderer: Renderer::new(
+            Arc::clone(&store),
+            Arc::clone(&parts.exporter),
+            config.polling.interval,
+        ),
+        store: Arc::clone(&store),
+        poller: handle.clone(),
+        interval: config.polling.interval,
+        web: options.web.clone(),
+        reload: options.reload.clone(),
+    });
+    let server = tokio::spawn(server::serve(listener, state, shutdown.clone()));
+    tracing::info!(address = %local_addr, "serving metrics on http://{local_addr}/metrics");
+    Ok(Running {
+        local_addr,
+        poller: handle,
+        store,
+        shutdown,
+        server,
+        polling,
+        parts,
+        config: std::sync::Mutex::new(config.clone()),
+    })
+}
+
+/// Reads every secret and builds every client a configuration needs.
+fn build(config: &Config, parts: &Parts) -> Result<(Vec<ProjectTarget>, Settings), Error> {
+    let observer: Arc<dyn ApiObserver> = parts.exporter.clone();
     let permits = Arc::new(Semaphore::new(config.polling.concurrency));
-    let http = http_client(config.polling.timeout)?;
     let shard = shard(config)?;
-    exporter.set_shard(shard);
+    parts.exporter.set_shard(shard);
     // With several projects, none may take more than half the slots, so a
     // project whose API hangs cannot stall the others.
     let max_in_flight = match config.projects.len() {
@@ -111,8 +190,8 @@ pub async fn start_with(
     };
     let mut targets = Vec::new();
     for project in &config.projects {
-        exporter.init_project(&project.project_id);
-        let credentials = credentials(project, config, &http, &options, &observer)?;
+        parts.exporter.init_project(&project.project_id);
+        let credentials = credentials(project, config, parts, &observer)?;
         let client = Client::new(
             ClientOptions {
                 endpoint: project.endpoint.clone(),
@@ -127,13 +206,12 @@ pub async fn start_with(
                 // poll does not run into the next one.
                 retry_budget: config.polling.intervals.cycle() / 2,
             },
-            http.clone(),
+            parts.http.clone(),
             credentials,
-            Arc::clone(&options.clock),
+            Arc::clone(&parts.clock),
             Arc::clone(&permits),
             Arc::clone(&observer),
         )?;
-        let client = Arc::new(client);
         tracing::info!(
             project_id = %project.project_id,
             endpoint = %project.endpoint,
@@ -145,48 +223,25 @@ pub async fn start_with(
         targets.push(ProjectTarget {
             project_id: project.project_id.clone(),
             region: project.region.clone(),
-            client,
+            client: Arc::new(client),
             explicit: project.functions.clone(),
             discovery: project.discovery.clone(),
         });
     }
-
-    let store = Arc::new(Store::new());
-    let (poller, handle) = Poller::new(
-        targets,
-        Arc::clone(&store),
-        Settings {
-            intervals: config.polling.intervals.clone(),
-            stale_after: config.polling.stale_after,
-            max_functions: config.polling.max_functions,
-            async_lookback: config.polling.async_lookback,
-            statistics_period: config
-                .collectors
-                .statistics
-                .then_some(config.collectors.statistics_period_minutes),
-            quotas: config.collectors.quotas,
-            shard,
-            clock: Arc::clone(&options.clock),
-        },
-    );
-    let polling = tokio::spawn(poller.run(shutdown.clone()));
-    let state = Arc::new(ServerState {
-        renderer: Renderer::new(Arc::clone(&store), exporter, config.polling.interval),
-        store: Arc::clone(&store),
-        poller: handle.clone(),
-        interval: config.polling.interval,
-        web: options.web.clone(),
-    });
-    let server = tokio::spawn(server::serve(listener, state, shutdown.clone()));
-    tracing::info!(address = %local_addr, "serving metrics on http://{local_addr}/metrics");
-    Ok(Running {
-        local_addr,
-        poller: handle,
-        store,
-        shutdown,
-        server,
-        polling,
-    })
+    let settings = Settings {
+        intervals: config.polling.intervals.clone(),
+        stale_after: config.polling.stale_after,
+        max_functions: config.polling.max_functions,
+        async_lookback: config.polling.async_lookback,
+        statistics_period: config
+            .collectors
+            .statistics
+            .then_some(config.collectors.statistics_period_minutes),
+        quotas: config.collectors.quotas,
+        shard,
+        clock: Arc::clone(&parts.clock),
+    };
+    Ok((targets, settings))
 }
 
 /// This replica's shard: from the configuration (and flags), or from the
@@ -221,8 +276,7 @@ pub fn shard(config: &Config) -> Result<Shard, Error> {
 fn credentials(
     project: &ProjectConfig,
     config: &Config,
-    http: &reqwest::Client,
-    options: &Options,
+    parts: &Parts,
     observer: &Arc<dyn ApiObserver>,
 ) -> Result<Credentials, Error> {
     let load = |source: &crate::secret::SecretSource| {
@@ -252,9 +306,9 @@ fn credentials(
             load(password)?,
             iam_endpoint.clone(),
             project.project_id.clone(),
-            http.clone(),
+            parts.http.clone(),
             config.polling.timeout,
-            Arc::clone(&options.clock),
+            Arc::clone(&parts.clock),
             Arc::clone(observer),
         )),
         AuthMethod::Token(source) => Credentials::Token(load(source)?),

@@ -137,19 +137,50 @@ async fn run(cli: Cli, web: Option<Arc<LiveWebConfig>>) -> Result<(), Error> {
         Some(w) if w.tls_enabled() => "https",
         _ => "http",
     };
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<app::ReloadRequest>(4);
     let options = app::Options {
         web,
+        reload: Some(reload_tx.clone()),
         ..app::Options::default()
     };
-    let running = app::start_with(&config, listener, token, options).await?;
+    let running = app::start_with(&config, listener, token.clone(), options).await?;
     if cli.demo {
         tracing::info!(
             "demo: open {scheme}://{}/metrics (landing page at /)",
             running.local_addr()
         );
     }
+    tokio::spawn(shutdown::reload_on_sighup(reload_tx, token.clone()));
+    // Reloads, from SIGHUP or POST /-/reload, one at a time, until shutdown.
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            Some(reply) = reload_rx.recv() => {
+                let outcome = reload(&cli, &running).await;
+                match &outcome {
+                    Ok(()) => tracing::info!("configuration reloaded"),
+                    Err(e) => tracing::error!(error = %e, "reload refused; the running configuration is kept"),
+                }
+                let _ = reply.send(outcome.map_err(|e| e.to_string()));
+            }
+        }
+    }
     running.wait().await;
     Ok(())
+}
+
+/// Re-reads the configuration file and applies it.
+async fn reload(cli: &Cli, running: &app::Running) -> Result<(), Error> {
+    if cli.demo {
+        return Err(Error::Reload(
+            "the demo has no configuration file to reload".into(),
+        ));
+    }
+    let mut config = Config::load(&config_path(cli)?)?;
+    if let Some(addr) = cli.listen_address {
+        config.web.listen_address = addr;
+    }
+    running.reload(&with_shard_flags(cli, config)).await
 }
 
 /// `--config`, or the default path when that file exists.

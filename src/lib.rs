@@ -75,6 +75,10 @@ pub enum Error {
     },
     #[error("sharding: {0}")]
     Shard(String),
+    #[error("the exporter is shutting down")]
+    Stopped,
+    #[error("reload: {0}")]
+    Reload(String),
     #[error("{0}")]
     Io(std::io::Error),
 }
@@ -85,7 +89,11 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::NoConfig | Error::Secret { .. } | Error::Shard(_) => 2,
-            Error::Client(_) | Error::Bind { .. } | Error::Io(_) => 1,
+            Error::Client(_)
+            | Error::Bind { .. }
+            | Error::Io(_)
+            | Error::Stopped
+            | Error::Reload(_) => 1,
         }
     }
 }

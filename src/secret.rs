@@ -174,7 +174,7 @@ impl SecretCell {
                     tracing::warn!(
                         file = %path.display(),
                         mode = format!("{:o}", m.permissions().mode() & 0o777),
-                        "secret file is readable by other users; consider chmod 600 (or defaultMode: 0400 in Kubernetes)"
+                        "secret file is readable by other users; consider chmod 600 (in Kubernetes: defaultMode 0440 with the pod's fsGroup)"
                     );
                 }
             }

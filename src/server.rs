@@ -57,6 +57,8 @@ pub struct ServerState {
     pub interval: Duration,
     /// `--web.config.file`: TLS and basic authentication.
     pub web: Option<Arc<LiveWebConfig>>,
+    /// Where `POST /-/reload` sends its request, when reloading is possible.
+    pub reload: Option<tokio::sync::mpsc::Sender<crate::app::ReloadRequest>>,
 }
 
 /// Serves the exporter on `listener` until `shutdown`.
@@ -186,14 +188,14 @@ where
 
 async fn handle(state: &ServerState, req: Request<Incoming>) -> HttpResponse {
     let Some(web) = &state.web else {
-        return route(state, &req);
+        return dispatch(state, &req).await;
     };
     let active = web.current();
     let mut response = if web
         .authorize(&active, req.headers().get(AUTHORIZATION))
         .await
     {
-        route(state, &req)
+        dispatch(state, &req).await
     } else {
         unauthorized()
     };
@@ -201,6 +203,44 @@ async fn handle(state: &ServerState, req: Request<Incoming>) -> HttpResponse {
         response.headers_mut().insert(name.clone(), value.clone());
     }
     response
+}
+
+/// `/-/reload` (asynchronous: it waits for the reload), then the rest.
+async fn dispatch(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
+    if req.uri().path() != "/-/reload" {
+        return route(state, req);
+    }
+    if *req.method() != Method::POST && *req.method() != Method::PUT {
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed; use POST.\n",
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST, PUT"));
+        return r;
+    }
+    let Some(reload) = &state.reload else {
+        return text(StatusCode::NOT_FOUND, "Reloading is not available.\n");
+    };
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    if reload.send(reply).await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down.\n");
+    }
+    match outcome.await {
+        Ok(Ok(())) => text(StatusCode::OK, "Configuration reloaded.\n"),
+        Ok(Err(e)) => {
+            let mut r = Response::new(Full::new(Bytes::from(format!(
+                "Reload refused, the running configuration is kept: {e}\n"
+            ))));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r
+        }
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down.\n"),
+    }
 }
 
 /// 401 with the basic authentication challenge.

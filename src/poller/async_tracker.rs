@@ -71,6 +71,11 @@ impl AsyncTracker {
         }
     }
 
+    /// Changes the window (a reload); records outside it leave at the next poll.
+    pub fn set_lookback(&mut self, lookback_seconds: i64) {
+        self.lookback = lookback_seconds.max(1);
+    }
+
     pub fn counters(&self) -> &AsyncCounters {
         &self.counters
     }

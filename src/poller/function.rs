@@ -12,7 +12,6 @@
 //! is down for a night writes a few lines, not thousands.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use std::time::Duration;
 
@@ -41,6 +40,8 @@ pub struct Schedule {
     /// A failed collector's last values are exported for this long after
     /// its last success, then dropped.
     pub stale_after: Duration,
+    /// Window of async invocation records, in seconds.
+    pub lookback_seconds: i64,
 }
 
 impl Schedule {
@@ -64,8 +65,6 @@ pub struct PollOutcome {
 #[derive(Debug)]
 pub struct FunctionPoller {
     urn: FunctionUrn,
-    client: Arc<Client>,
-    schedule: Arc<Schedule>,
     /// When each collector last succeeded (clock seconds).
     last_run: HashMap<CollectorKind, f64>,
     tracker: AsyncTracker,
@@ -79,21 +78,10 @@ pub struct FunctionPoller {
 }
 
 impl FunctionPoller {
-    pub fn new(
-        urn: FunctionUrn,
-        client: Arc<Client>,
-        schedule: Arc<Schedule>,
-        lookback_seconds: i64,
-    ) -> Self {
-        let mut current = FunctionSnapshot::new(urn.clone());
-        if schedule.statistics_period.is_some() {
-            current.statistics = Some(Collected::default());
-        }
+    pub fn new(urn: FunctionUrn, lookback_seconds: i64) -> Self {
         Self {
-            current,
+            current: FunctionSnapshot::new(urn.clone()),
             urn,
-            client,
-            schedule,
             last_run: HashMap::new(),
             tracker: AsyncTracker::new(lookback_seconds),
             digest: None,
@@ -107,25 +95,37 @@ impl FunctionPoller {
     }
 
     /// Polls the collectors that are due (all of them with `everything`)
-    /// and returns the new snapshot. `now` is Unix time in seconds.
-    pub async fn poll(&mut self, now: f64, everything: bool) -> PollOutcome {
+    /// with `client` and returns the new snapshot. `now` is Unix time in
+    /// seconds. The client and the schedule are passed in, not kept, so a
+    /// configuration reload applies to the next poll while the function's
+    /// state (counters, tracked records) carries on.
+    pub async fn poll(
+        &mut self,
+        client: &Client,
+        schedule: &Schedule,
+        now: f64,
+        everything: bool,
+    ) -> PollOutcome {
         let now_secs = now.floor() as i64;
-        let intervals = &self.schedule.intervals;
+        // The statistics collector may have been switched on or off.
+        match (schedule.statistics_period, &self.current.statistics) {
+            (Some(_), None) => self.current.statistics = Some(Collected::default()),
+            (None, Some(_)) => self.current.statistics = None,
+            _ => {}
+        }
+        self.tracker.set_lookback(schedule.lookback_seconds);
+        let intervals = &schedule.intervals;
         let due = |kind: CollectorKind, interval: Duration| {
-            everything
-                || self
-                    .schedule
-                    .due(self.last_run.get(&kind).copied(), interval, now)
+            everything || schedule.due(self.last_run.get(&kind).copied(), interval, now)
         };
         let run_async = due(CollectorKind::AsyncInvocations, intervals.async_invocations);
         let run_versions = due(CollectorKind::Versions, intervals.versions);
         let run_code = due(CollectorKind::Code, intervals.code);
         let run_snapshot = due(CollectorKind::Snapshot, intervals.snapshot);
-        let statistics_period = self
-            .schedule
+        let statistics_period = schedule
             .statistics_period
             .filter(|_| due(CollectorKind::Statistics, intervals.statistics));
-        let (client, urn, tracker) = (&*self.client, &self.urn, &mut self.tracker);
+        let (urn, tracker) = (&self.urn, &mut self.tracker);
         let (asyncs, versions, code, snapshot, statistics) = tokio::join!(
             async {
                 match run_async {
@@ -177,7 +177,7 @@ impl FunctionPoller {
             logged: &mut self.logged,
             last_run: &mut self.last_run,
             now,
-            stale_after: self.schedule.stale_after.as_secs_f64(),
+            stale_after: schedule.stale_after.as_secs_f64(),
         };
         if let Some(c) = folder.fold(
             CollectorKind::AsyncInvocations,

@@ -75,8 +75,9 @@ pub struct Settings {
 /// One monitored function and its poll state.
 struct Slot {
     urn: FunctionUrn,
-    /// Index into the projects.
-    project: usize,
+    /// Its project (looked up in the current [`Generation`] at each poll, so
+    /// a reload's new client is used).
+    project_id: String,
     /// Found by discovery (and so removable when gone).
     discovered: bool,
     /// Delay from a spread cycle's start to this function's poll.
@@ -96,13 +97,63 @@ struct ProjectState {
     quotas: std::sync::Mutex<Collected<Vec<Quota>>>,
 }
 
+/// The configuration-dependent part of the scheduler; replaced as a whole
+/// by a reload, while the functions' poll state carries on.
+struct Generation {
+    projects: Vec<ProjectState>,
+    schedule: Arc<Schedule>,
+    settings: Settings,
+}
+
+impl Generation {
+    fn new(projects: Vec<ProjectTarget>, settings: Settings) -> Self {
+        Self {
+            schedule: Arc::new(Schedule {
+                intervals: settings.intervals.clone(),
+                statistics_period: settings.statistics_period,
+                stale_after: settings.stale_after,
+                lookback_seconds: i64::try_from(settings.async_lookback.as_secs())
+                    .unwrap_or(i64::MAX),
+            }),
+            projects: projects
+                .into_iter()
+                .map(|target| ProjectState {
+                    target,
+                    next_discovery: std::sync::Mutex::new(f64::MIN),
+                    next_quotas: std::sync::Mutex::new(f64::MIN),
+                    quotas: std::sync::Mutex::new(Collected::default()),
+                })
+                .collect(),
+            settings,
+        }
+    }
+
+    fn project(&self, project_id: &str) -> Option<&ProjectState> {
+        self.projects
+            .iter()
+            .find(|p| p.target.project_id == project_id)
+    }
+
+    /// The configured functions this shard polls, by project.
+    fn explicit(&self) -> Vec<(String, FunctionUrn)> {
+        self.projects
+            .iter()
+            .flat_map(|p| {
+                p.target
+                    .explicit
+                    .iter()
+                    .filter(|u| self.settings.shard.owns(u))
+                    .map(|u| (p.target.project_id.clone(), u.clone()))
+            })
+            .collect()
+    }
+}
+
 /// What cycles share.
 struct Shared {
     slots: RwLock<BTreeMap<FunctionUrn, Arc<Slot>>>,
-    projects: Vec<ProjectState>,
+    generation: RwLock<Arc<Generation>>,
     store: Arc<Store>,
-    schedule: Arc<Schedule>,
-    settings: Settings,
     ready: watch::Sender<bool>,
 }
 
@@ -110,20 +161,28 @@ struct Shared {
 /// [`Poller::run`].
 pub struct Poller {
     shared: Arc<Shared>,
-    triggers: mpsc::Receiver<Trigger>,
+    requests: mpsc::Receiver<Request>,
 }
 
-/// A cycle asked for through the handle.
-struct Trigger {
-    /// Every collector, due or not.
-    everything: bool,
-    reply: oneshot::Sender<()>,
+/// What the handle asks of the run loop.
+enum Request {
+    /// A cycle now; `everything`: every collector, due or not.
+    Cycle {
+        everything: bool,
+        reply: oneshot::Sender<()>,
+    },
+    /// A new configuration.
+    Reconfigure {
+        projects: Vec<ProjectTarget>,
+        settings: Settings,
+        reply: oneshot::Sender<()>,
+    },
 }
 
-/// Talks to a running [`Poller`]: readiness, and on-demand cycles.
+/// Talks to a running [`Poller`]: readiness, on-demand cycles, reloads.
 #[derive(Clone)]
 pub struct PollerHandle {
-    triggers: mpsc::Sender<Trigger>,
+    requests: mpsc::Sender<Request>,
     ready: watch::Receiver<bool>,
 }
 
@@ -160,10 +219,31 @@ impl PollerHandle {
         self.trigger(false).await
     }
 
+    /// Applies a new configuration: functions no longer configured (or no
+    /// longer this shard's) are dropped with their series, new ones are
+    /// added, and the rest keep their state (counters, tracked records)
+    /// but use the new clients and intervals from their next poll.
+    pub async fn reconfigure(
+        &self,
+        projects: Vec<ProjectTarget>,
+        settings: Settings,
+    ) -> Result<(), Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Reconfigure {
+                projects,
+                settings,
+                reply,
+            })
+            .await
+            .map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
     async fn trigger(&self, everything: bool) -> Result<(), Stopped> {
         let (reply, rx) = oneshot::channel();
-        self.triggers
-            .send(Trigger { everything, reply })
+        self.requests
+            .send(Request::Cycle { everything, reply })
             .await
             .map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
@@ -178,46 +258,25 @@ impl Poller {
         store: Arc<Store>,
         settings: Settings,
     ) -> (Self, PollerHandle) {
-        let schedule = Arc::new(Schedule {
-            intervals: settings.intervals.clone(),
-            statistics_period: settings.statistics_period,
-            stale_after: settings.stale_after,
-        });
         let (ready_tx, ready_rx) = watch::channel(false);
-        let (trigger_tx, trigger_rx) = mpsc::channel(4);
+        let (request_tx, request_rx) = mpsc::channel(4);
+        let generation = Arc::new(Generation::new(projects, settings));
         let shared = Arc::new(Shared {
             slots: RwLock::new(BTreeMap::new()),
-            projects: projects
-                .into_iter()
-                .map(|target| ProjectState {
-                    target,
-                    next_discovery: std::sync::Mutex::new(f64::MIN),
-                    next_quotas: std::sync::Mutex::new(f64::MIN),
-                    quotas: std::sync::Mutex::new(Collected::default()),
-                })
-                .collect(),
+            generation: RwLock::new(Arc::clone(&generation)),
             store,
-            schedule,
-            settings,
             ready: ready_tx,
         });
-        for (i, p) in shared.projects.iter().enumerate() {
-            let explicit: Vec<FunctionUrn> = p
-                .target
-                .explicit
-                .iter()
-                .filter(|u| shared.settings.shard.owns(u))
-                .cloned()
-                .collect();
-            shared.add(i, explicit, false);
+        for (project_id, urn) in generation.explicit() {
+            shared.add(&generation, &project_id, [urn], false);
         }
         (
             Self {
                 shared,
-                triggers: trigger_rx,
+                requests: request_rx,
             },
             PollerHandle {
-                triggers: trigger_tx,
+                requests: request_tx,
                 ready: ready_rx,
             },
         )
@@ -225,18 +284,21 @@ impl Poller {
 
     /// Runs cycles until `shutdown`; polls in flight are then abandoned.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let period = self.shared.settings.intervals.cycle();
+        let mut period = self.shared.generation().settings.intervals.cycle();
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut cycles = JoinSet::new();
         let mut first = true;
-        tracing::info!(
-            functions = self.shared.slots().len(),
-            cycle = %humantime::format_duration(period),
-            shard = self.shared.settings.shard.index,
-            shards = self.shared.settings.shard.count,
-            "poller started"
-        );
+        {
+            let g = self.shared.generation();
+            tracing::info!(
+                functions = self.shared.slots().len(),
+                cycle = %humantime::format_duration(period),
+                shard = g.settings.shard.index,
+                shards = g.settings.shard.count,
+                "poller started"
+            );
+        }
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -245,10 +307,22 @@ impl Poller {
                     first = false;
                     cycles.spawn(Arc::clone(&self.shared).cycle(mode, None));
                 }
-                Some(t) = self.triggers.recv() => {
-                    let mode = Mode::OnDemand { everything: t.everything };
-                    cycles.spawn(Arc::clone(&self.shared).cycle(mode, Some(t.reply)));
-                }
+                Some(request) = self.requests.recv() => match request {
+                    Request::Cycle { everything, reply } => {
+                        let mode = Mode::OnDemand { everything };
+                        cycles.spawn(Arc::clone(&self.shared).cycle(mode, Some(reply)));
+                    }
+                    Request::Reconfigure { projects, settings, reply } => {
+                        self.shared.reconfigure(projects, settings);
+                        let new_period = self.shared.generation().settings.intervals.cycle();
+                        if new_period != period {
+                            period = new_period;
+                            ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                            ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                        }
+                        let _ = reply.send(());
+                    }
+                },
                 Some(_) = cycles.join_next(), if !cycles.is_empty() => {}
             }
         }
@@ -273,33 +347,37 @@ impl Shared {
         slots.values().cloned().collect()
     }
 
-    /// Starts monitoring functions of project `project` (those already
-    /// monitored are left alone).
-    fn add(&self, project: usize, urns: impl IntoIterator<Item = FunctionUrn>, discovered: bool) {
-        let period = self.settings.intervals.cycle();
-        let lookback = i64::try_from(self.settings.async_lookback.as_secs()).unwrap_or(i64::MAX);
-        let client = &self.projects[project].target.client;
+    fn generation(&self) -> Arc<Generation> {
+        Arc::clone(&self.generation.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Starts monitoring functions of a project (those already monitored
+    /// are left alone), within `max_functions`.
+    fn add(
+        &self,
+        generation: &Generation,
+        project_id: &str,
+        urns: impl IntoIterator<Item = FunctionUrn>,
+        discovered: bool,
+    ) {
+        let settings = &generation.settings;
+        let period = settings.intervals.cycle();
+        let lookback = generation.schedule.lookback_seconds;
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
         let mut dropped = 0u64;
         for urn in urns {
             if slots.contains_key(&urn) {
                 continue;
             }
-            if slots.len() >= self.settings.max_functions {
+            if slots.len() >= settings.max_functions {
                 dropped += 1;
                 continue;
             }
             if discovered {
                 tracing::info!(function = %urn, "discovered function; polling it");
             }
-            let poller = FunctionPoller::new(
-                urn.clone(),
-                Arc::clone(client),
-                Arc::clone(&self.schedule),
-                lookback,
-            );
             let mut snapshot = FunctionSnapshot::new(urn.clone());
-            if self.schedule.statistics_period.is_some() {
+            if generation.schedule.statistics_period.is_some() {
                 snapshot.statistics = Some(Collected::default());
             }
             self.store.publish(snapshot);
@@ -307,9 +385,9 @@ impl Shared {
                 urn.clone(),
                 Arc::new(Slot {
                     offset: offset(&urn, period),
-                    project,
+                    project_id: project_id.to_owned(),
                     discovered,
-                    poller: Mutex::new(poller),
+                    poller: Mutex::new(FunctionPoller::new(urn.clone(), lookback)),
                     urn,
                 }),
             );
@@ -317,11 +395,45 @@ impl Shared {
         if dropped > 0 {
             tracing::warn!(
                 dropped,
-                max_functions = self.settings.max_functions,
+                max_functions = settings.max_functions,
                 "more functions than polling.max_functions; the rest are not monitored"
             );
             self.store.record_dropped(dropped);
         }
+    }
+
+    /// Swaps in a new configuration (see [`PollerHandle::reconfigure`]).
+    fn reconfigure(&self, projects: Vec<ProjectTarget>, settings: Settings) {
+        let generation = Arc::new(Generation::new(projects, settings));
+        let explicit: BTreeSet<FunctionUrn> =
+            generation.explicit().into_iter().map(|(_, u)| u).collect();
+        let stale: Vec<FunctionUrn> = self
+            .slots()
+            .into_iter()
+            .filter(|s| {
+                let keep = match generation.project(&s.project_id) {
+                    None => false,
+                    Some(p) if s.discovered => {
+                        p.target.discovery.is_some() && generation.settings.shard.owns(&s.urn)
+                    }
+                    Some(_) => explicit.contains(&s.urn),
+                };
+                !keep
+            })
+            .map(|s| s.urn.clone())
+            .collect();
+        for urn in &stale {
+            self.remove(urn);
+        }
+        for (project_id, urn) in generation.explicit() {
+            self.add(&generation, &project_id, [urn], false);
+        }
+        *self.generation.write().unwrap_or_else(|e| e.into_inner()) = generation;
+        tracing::info!(
+            functions = self.slots().len(),
+            removed = stale.len(),
+            "configuration reloaded"
+        );
     }
 
     fn all_polled(&self) -> bool {
@@ -343,36 +455,42 @@ impl Shared {
 
     async fn cycle(self: Arc<Self>, mode: Mode, reply: Option<oneshot::Sender<()>>) {
         let started = Instant::now();
-        let now = self.settings.clock.unix();
+        // One configuration for the whole cycle, even if a reload lands.
+        let generation = self.generation();
+        let settings = &generation.settings;
+        let now = settings.clock.unix();
         let everything = matches!(mode, Mode::OnDemand { everything: true });
         let mut tasks = JoinSet::new();
-        let tolerance = self.settings.intervals.cycle().as_secs_f64() / 2.0;
-        for (i, p) in self.projects.iter().enumerate() {
+        let tolerance = settings.intervals.cycle().as_secs_f64() / 2.0;
+        for (i, p) in generation.projects.iter().enumerate() {
             let Some(d) = &p.target.discovery else {
                 continue;
             };
             if take_due(&p.next_discovery, now, d.refresh_interval, tolerance) || everything {
-                let shared = Arc::clone(&self);
-                tasks.spawn(async move { shared.discover(i).await });
+                let (shared, generation) = (Arc::clone(&self), Arc::clone(&generation));
+                tasks.spawn(async move { shared.discover(&generation, i).await });
             }
         }
         // New functions are polled in this very cycle.
         while tasks.join_next().await.is_some() {}
 
-        for (i, p) in self.projects.iter().enumerate() {
-            let interval = self.settings.intervals.quotas;
-            if self.settings.quotas
-                && (take_due(&p.next_quotas, now, interval, tolerance) || everything)
+        for (i, p) in generation.projects.iter().enumerate() {
+            let interval = settings.intervals.quotas;
+            if settings.quotas && (take_due(&p.next_quotas, now, interval, tolerance) || everything)
             {
-                let shared = Arc::clone(&self);
-                tasks.spawn(async move { shared.poll_quotas(i).await });
+                let (shared, generation) = (Arc::clone(&self), Arc::clone(&generation));
+                tasks.spawn(async move { shared.poll_quotas(&generation, i).await });
             }
         }
         let gone = Arc::new(std::sync::Mutex::new(Vec::new()));
         for slot in self.slots() {
             let shared = Arc::clone(&self);
+            let generation = Arc::clone(&generation);
             let gone = Arc::clone(&gone);
             tasks.spawn(async move {
+                let Some(project) = generation.project(&slot.project_id) else {
+                    return;
+                };
                 if mode == Mode::Spread && !slot.offset.is_zero() {
                     tokio::time::sleep(slot.offset).await;
                 }
@@ -389,7 +507,14 @@ impl Shared {
                         }
                     },
                 };
-                let outcome = poller.poll(shared.settings.clock.unix(), everything).await;
+                let outcome = poller
+                    .poll(
+                        &project.target.client,
+                        &generation.schedule,
+                        generation.settings.clock.unix(),
+                        everything,
+                    )
+                    .await;
                 // Not brought back if it was removed meanwhile.
                 shared.store.update(outcome.snapshot);
                 if outcome.gone && slot.discovered {
@@ -401,7 +526,7 @@ impl Shared {
         let gone: Vec<Arc<Slot>> =
             std::mem::take(&mut *gone.lock().unwrap_or_else(|e| e.into_inner()));
         for slot in gone {
-            self.confirm_gone(&slot).await;
+            self.confirm_gone(&generation, &slot).await;
         }
         let took = started.elapsed();
         self.store.record_cycle(took);
@@ -417,12 +542,11 @@ impl Shared {
     }
 
     /// Refreshes one project's discovered functions.
-    async fn discover(&self, project: usize) {
-        let p = &self.projects[project].target;
+    async fn discover(&self, generation: &Generation, project: usize) {
+        let p = &generation.projects[project].target;
         let Some(config) = &p.discovery else { return };
-        let found = match discovery::discover(&p.client, &p.region, config, self.settings.shard)
-            .await
-        {
+        let shard = generation.settings.shard;
+        let found = match discovery::discover(&p.client, &p.region, config, shard).await {
             Ok(found) => found,
             Err(e) => {
                 tracing::warn!(project_id = %p.project_id, error = %e, "function discovery failed; keeping the functions known so far");
@@ -433,7 +557,7 @@ impl Shared {
         let known: Vec<Arc<Slot>> = self
             .slots()
             .into_iter()
-            .filter(|s| s.project == project && s.discovered)
+            .filter(|s| s.project_id == p.project_id && s.discovered)
             .collect();
         let missing: Vec<Arc<Slot>> = known
             .iter()
@@ -445,15 +569,18 @@ impl Shared {
             .filter(|u| !explicit.contains(u))
             .collect();
         tracing::debug!(project_id = %p.project_id, found = new.len(), missing = missing.len(), "discovery refreshed");
-        self.add(project, new, true);
+        self.add(generation, &p.project_id, new, true);
         for slot in missing {
-            self.confirm_gone(&slot).await;
+            self.confirm_gone(generation, &slot).await;
         }
     }
 
     /// Removes a discovered function once the API confirms it is gone.
-    async fn confirm_gone(&self, slot: &Slot) {
-        let client = &self.projects[slot.project].target.client;
+    async fn confirm_gone(&self, generation: &Generation, slot: &Slot) {
+        let Some(project) = generation.project(&slot.project_id) else {
+            return;
+        };
+        let client = &project.target.client;
         match discovery::exists(client, &slot.urn).await {
             Ok(false) => self.remove(&slot.urn),
             Ok(true) => {}
@@ -463,8 +590,8 @@ impl Shared {
         }
     }
 
-    async fn poll_quotas(&self, project: usize) {
-        let p = &self.projects[project];
+    async fn poll_quotas(&self, generation: &Generation, project: usize) {
+        let p = &generation.projects[project];
         let result: Result<Vec<Quota>, ApiError> = p.target.client.quotas().await.map(|body| {
             body.quotas
                 .map(|q| q.resources)

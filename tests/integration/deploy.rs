@@ -703,11 +703,14 @@ fn probes_and_healthcheck_use_the_exporters_endpoints() {
         }
     }
     let dockerfile = read("deploy/Dockerfile");
+    // The command of the instruction: the line after `HEALTHCHECK ... \`.
     let healthcheck = dockerfile
-        .split("http://127.0.0.1:10050")
-        .nth(1)
+        .lines()
+        .skip_while(|l| !l.starts_with("HEALTHCHECK "))
+        .find(|l| l.trim_start().starts_with("CMD "))
+        .and_then(|cmd| cmd.split("\"http://127.0.0.1:10050").nth(1))
         .and_then(|rest| rest.split('"').next())
-        .expect("a HEALTHCHECK on http://127.0.0.1:10050");
+        .expect("a HEALTHCHECK CMD on http://127.0.0.1:10050");
     assert_eq!(healthcheck, "/-/healthy");
     paths.insert(healthcheck.to_owned(), "Dockerfile HEALTHCHECK".to_owned());
 

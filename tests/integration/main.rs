@@ -7,6 +7,7 @@
 //!   Prometheus), the dashboard's queries, example configurations, probes.
 //! - `exporter`: the simulator and the exporter end to end over loopback HTTP.
 //! - `cli`: the built binary: `--check-config`, `--demo`, signals, promtool.
+//! - `reload`: SIGHUP and `POST /-/reload` on the running binary.
 //! - `scale`: discovery, sharding, several projects, API cost, rate limit,
 //!   statistics and quotas.
 //! - `faults`: retries, throttling, hangs, huge bodies, staleness, hostile
@@ -22,6 +23,7 @@ mod deploy;
 mod exporter;
 mod faults;
 mod golden;
+mod reload;
 mod scale;
 mod util;
 mod web;
