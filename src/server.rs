@@ -75,7 +75,7 @@ pub async fn serve(listener: TcpListener, state: Arc<ServerState>, shutdown: Can
     let web = state.web.clone();
     accept_loop(listener, shutdown, web, move |req| {
         let state = Arc::clone(&state);
-        async move { handle(&state, req).await }
+        async move { Ok::<_, Infallible>(handle(&state, req).await) }
     })
     .await
 }
@@ -88,20 +88,46 @@ where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = HttpResponse> + Send + 'static,
 {
+    let handler = move |req| {
+        let fut = handler(req);
+        async move { Ok::<_, Infallible>(fut.await) }
+    };
+    accept_loop(listener, shutdown, None, handler).await
+}
+
+/// [`serve_connections`] for handlers that stream bodies of any type, or
+/// fail: a handler error closes the connection without an answer (the
+/// simulator's "connection reset" fault).
+pub async fn serve_streaming<H, F, B, E>(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    handler: H,
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     accept_loop(listener, shutdown, None, handler).await
 }
 
 /// [`serve_connections`], with TLS on every connection when `web` says so.
 /// The web configuration is refreshed (files re-read if they changed) once
 /// per new connection, before its handshake.
-async fn accept_loop<H, F>(
+async fn accept_loop<H, F, B, E>(
     listener: TcpListener,
     shutdown: CancellationToken,
     web: Option<Arc<LiveWebConfig>>,
     handler: H,
 ) where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = HttpResponse> + Send + 'static,
+    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
@@ -123,10 +149,7 @@ async fn accept_loop<H, F>(
             }
         };
         let handler = handler.clone();
-        let service = service_fn(move |req| {
-            let fut = handler(req);
-            async move { Ok::<_, Infallible>(fut.await) }
-        });
+        let service = service_fn(move |req| handler(req));
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let web = web.clone();
@@ -173,12 +196,15 @@ async fn handshake(
 }
 
 /// Serves HTTP/1 on one connection, watched for graceful shutdown.
-async fn serve_io<I, S>(builder: &http1::Builder, watcher: Watcher, io: I, service: S)
+async fn serve_io<I, S, B>(builder: &http1::Builder, watcher: Watcher, io: I, service: S)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::HttpService<Incoming, ResBody = Full<Bytes>> + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let conn = builder.serve_connection(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn).await {

@@ -38,7 +38,11 @@ type Answer = Result<Value, ApiFailure>;
 /// Largest request body read (IAM token requests are small).
 const MAX_BODY: usize = 64 * 1024;
 
-pub(super) async fn handle(sim: &Simulator, req: Request<Incoming>) -> HttpResponse {
+/// Answers one request; an error closes the connection without an answer.
+pub(super) async fn handle(
+    sim: &Simulator,
+    req: Request<Incoming>,
+) -> Result<Response<SimBody>, std::io::Error> {
     let request_id = sim.next_request_id();
     let (parts, body) = req.into_parts();
     let body = if parts.method == Method::POST {
@@ -57,7 +61,126 @@ pub(super) async fn handle(sim: &Simulator, req: Request<Incoming>) -> HttpRespo
         tokio::time::sleep(delay).await;
         answer = Ok(*inner);
     }
-    let mut response = match answer {
+    let streamed = match &answer {
+        Ok(Reply::Fault(Fault::Reset)) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "simulated connection reset",
+            ));
+        }
+        Ok(Reply::Fault(Fault::Huge(size))) => Some(SimBody::huge(*size)),
+        Ok(Reply::Fault(Fault::Stall)) => Some(SimBody::stall()),
+        _ => None,
+    };
+    let mut response = match streamed {
+        Some(body) => {
+            let mut r = Response::new(body);
+            if let Some(len) = r.body().declared_len() {
+                r.headers_mut()
+                    .insert(hyper::header::CONTENT_LENGTH, HeaderValue::from(len));
+            }
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/json;charset=UTF-8"),
+            );
+            r
+        }
+        None => answer_response(answer, &request_id)
+            .await
+            .map(SimBody::Full),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    Ok(response)
+}
+
+/// A response body: whole, or streamed to misbehave.
+pub(super) enum SimBody {
+    Full(Full<Bytes>),
+    /// Valid JSON of `total` bytes, sent in chunks (several hundred MB
+    /// without holding them).
+    Huge {
+        total: u64,
+        left: u64,
+        head: bool,
+    },
+    /// Half a body, then nothing, ever.
+    Stall {
+        first: Option<Bytes>,
+    },
+}
+
+impl SimBody {
+    const CHUNK: usize = 64 * 1024;
+
+    fn huge(size: usize) -> Self {
+        let total = size as u64 + 15; // {"padding":"…"}
+        SimBody::Huge {
+            total,
+            left: total,
+            head: true,
+        }
+    }
+
+    fn stall() -> Self {
+        SimBody::Stall {
+            first: Some(Bytes::from_static(
+                b"{\"invocations\":[{\"request_id\":\"a\",",
+            )),
+        }
+    }
+
+    /// The Content-Length to announce.
+    fn declared_len(&self) -> Option<u64> {
+        match self {
+            SimBody::Full(_) => None,
+            SimBody::Huge { total, .. } => Some(*total),
+            SimBody::Stall { .. } => Some(4096),
+        }
+    }
+}
+
+impl hyper::body::Body for SimBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        match self.get_mut() {
+            SimBody::Full(full) => std::pin::Pin::new(full)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(|never| match never {}))),
+            SimBody::Huge { left, head, .. } => {
+                if *left == 0 {
+                    return Poll::Ready(None);
+                }
+                let chunk = if *head {
+                    *head = false;
+                    Bytes::from_static(b"{\"padding\":\"")
+                } else if *left == 2 {
+                    Bytes::from_static(b"\"}")
+                } else {
+                    let n = (*left - 2).min(Self::CHUNK as u64) as usize;
+                    Bytes::from(vec![b'x'; n])
+                };
+                *left -= chunk.len() as u64;
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+            }
+            SimBody::Stall { first } => match first.take() {
+                Some(b) => Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
+                // Never woken: the client's timeout ends it.
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+async fn answer_response(answer: Result<Reply, ApiFailure>, request_id: &str) -> HttpResponse {
+    let response = match answer {
         Ok(Reply::Json(v)) => json_response(StatusCode::OK, &v),
         Ok(Reply::Token(token, v)) => {
             let mut r = json_response(StatusCode::CREATED, &v);
@@ -91,9 +214,9 @@ pub(super) async fn handle(sim: &Simulator, req: Request<Incoming>) -> HttpRespo
             }
             r
         }
-        Ok(Reply::Fault(Fault::Huge(size))) => huge(size),
-        // Until shutdown: the client gives up on its own timeout.
-        Ok(Reply::Fault(Fault::Hang | Fault::Stall | Fault::Reset)) => {
+        // Until shutdown: the client gives up on its own timeout. (Huge,
+        // Stall and Reset were answered before.)
+        Ok(Reply::Fault(Fault::Hang | Fault::Stall | Fault::Reset | Fault::Huge(_))) => {
             std::future::pending::<()>().await;
             unreachable!("pending never completes")
         }
@@ -105,9 +228,6 @@ pub(super) async fn handle(sim: &Simulator, req: Request<Incoming>) -> HttpRespo
             &json!({"error_code": code, "error_msg": msg, "request_id": request_id}),
         ),
     };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", v);
-    }
     response
 }
 
@@ -120,15 +240,6 @@ enum Reply {
     Fault(Fault),
     /// The answer, to be sent after a delay.
     Delayed(Duration, Box<Reply>),
-}
-
-/// A 200 whose body is valid JSON of about `size` bytes (a padding field).
-fn huge(size: usize) -> HttpResponse {
-    let mut body = String::with_capacity(size + 32);
-    body.push_str("{\"padding\":\"");
-    body.extend(std::iter::repeat_n('x', size));
-    body.push_str("\"}");
-    raw(StatusCode::OK, body)
 }
 
 fn route(

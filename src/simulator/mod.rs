@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub use world::{Activity, Fault, FunctionSpec, Invocation, SimStatus};
 
 use crate::api::Endpoint;
-use crate::server::serve_connections;
+use crate::server::serve_streaming;
 use world::{Project, World};
 
 /// The project of the demo account.
@@ -385,7 +385,7 @@ impl Simulator {
     /// `shutdown`.
     pub async fn serve(&self, listener: TcpListener, shutdown: CancellationToken) {
         let sim = self.clone();
-        serve_connections(listener, shutdown, move |req| {
+        serve_streaming(listener, shutdown, move |req| {
             let sim = sim.clone();
             async move { http::handle(&sim, req).await }
         })

@@ -147,7 +147,7 @@ async fn a_hanging_endpoint_times_out_alone() {
     h.stop().await;
 }
 
-/// A body over `max_response_bytes` is refused without reading it all.
+/// A body of several hundred MB is refused without reading it all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_body_is_refused() {
     let sim = simulator(&[F, "default:f2"]);
@@ -156,7 +156,7 @@ async fn a_huge_body_is_refused() {
         "default",
         "f1",
         Endpoint::Code,
-        Some(Fault::Huge(4 * 1024 * 1024)),
+        Some(Fault::Huge(300 * 1024 * 1024)),
     );
     let h = start(&sim, "max_response_bytes = 1048576").await;
     let m = h.metrics().await;
@@ -173,6 +173,45 @@ async fn a_huge_body_is_refused() {
         page.contains("response body larger than 1048576 bytes"),
         "{page}"
     );
+    h.stop().await;
+}
+
+/// A body that stalls halfway, and a connection reset without an answer,
+/// fail their collector (a timeout, a transport error) and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_bodies_and_resets_fail_only_their_collector() {
+    let sim = simulator(&[F, "default:f2"]);
+    sim.set_fault(PROJECT, "default", "f1", Endpoint::Code, Some(Fault::Stall));
+    sim.set_fault(
+        PROJECT,
+        "default",
+        "f1",
+        Endpoint::Versions,
+        Some(Fault::Reset),
+    );
+    let h = start(&sim, "timeout = \"1s\"\nretries = 1").await;
+    let m = h.metrics().await;
+    let success = |f, c| {
+        m.get(
+            "functiongraph_collector_success",
+            &[("function", f), ("collector", c)],
+        )
+    };
+    assert_eq!(success("f1", "code"), 0.0);
+    assert_eq!(success("f1", "versions"), 0.0);
+    assert_eq!(success("f1", "async_invocations"), 1.0);
+    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
+    assert!(
+        requests(&m, "code", "timeout") >= 1.0,
+        "the stalled body times out"
+    );
+    assert_eq!(
+        requests(&m, "versions", "error"),
+        2.0,
+        "the reset is retried once"
+    );
+    let page = h.get("/").await.text().await.unwrap();
+    assert!(page.contains("versions: transport error"), "{page}");
     h.stop().await;
 }
 
