@@ -149,7 +149,7 @@ async fn accept_loop<H, F, B, E>(
             }
         };
         let handler = handler.clone();
-        let service = service_fn(move |req| handler(req));
+        let service = service_fn(handler);
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let web = web.clone();

@@ -180,7 +180,7 @@ impl hyper::body::Body for SimBody {
 }
 
 async fn answer_response(answer: Result<Reply, ApiFailure>, request_id: &str) -> HttpResponse {
-    let response = match answer {
+    match answer {
         Ok(Reply::Json(v)) => json_response(StatusCode::OK, &v),
         Ok(Reply::Token(token, v)) => {
             let mut r = json_response(StatusCode::CREATED, &v);
@@ -227,8 +227,7 @@ async fn answer_response(answer: Result<Reply, ApiFailure>, request_id: &str) ->
             status,
             &json!({"error_code": code, "error_msg": msg, "request_id": request_id}),
         ),
-    };
-    response
+    }
 }
 
 enum Reply {
