@@ -151,11 +151,11 @@ pub async fn start_with(
     let (poller, handle) = Poller::new(projects, Arc::clone(&store), settings);
     let polling = tokio::spawn(poller.run(shutdown.clone()));
     let state = Arc::new(ServerState {
-        renderer: Renderer::new(
+        renderer: Arc::new(Renderer::new(
             Arc::clone(&store),
             Arc::clone(&parts.exporter),
             config.polling.interval,
-        ),
+        )),
         store: Arc::clone(&store),
         poller: handle.clone(),
         interval: config.polling.interval,

@@ -10,7 +10,10 @@
 //! certificate is served without a restart) and every path requires basic
 //! authentication when users are configured, as in exporter-toolkit.
 
-pub mod negotiate;
+mod body;
+mod negotiate;
+
+pub use body::Chunks;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
     ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, VARY,
@@ -46,11 +48,11 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A response as every handler here builds it.
-pub type HttpResponse = Response<Full<Bytes>>;
+pub type HttpResponse = Response<Chunks>;
 
 /// What the exporter's handlers need.
 pub struct ServerState {
-    pub renderer: Renderer,
+    pub renderer: Arc<Renderer>,
     pub store: Arc<Store>,
     pub poller: PollerHandle,
     /// For the landing page.
@@ -233,6 +235,10 @@ async fn handle(state: &ServerState, req: Request<Incoming>) -> HttpResponse {
 
 /// `/-/reload` (asynchronous: it waits for the reload), then the rest.
 async fn dispatch(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
+    let get = matches!(*req.method(), Method::GET | Method::HEAD);
+    if req.uri().path() == "/metrics" && get {
+        return metrics(state, req).await;
+    }
     if req.uri().path() != "/-/reload" {
         return route(state, req);
     }
@@ -255,7 +261,7 @@ async fn dispatch(state: &ServerState, req: &Request<Incoming>) -> HttpResponse 
     match outcome.await {
         Ok(Ok(())) => text(StatusCode::OK, "Configuration reloaded.\n"),
         Ok(Err(e)) => {
-            let mut r = Response::new(Full::new(Bytes::from(format!(
+            let mut r = Response::new(Chunks::from(Bytes::from(format!(
                 "Reload refused, the running configuration is kept: {e}\n"
             ))));
             *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
@@ -296,7 +302,8 @@ fn route(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
         return r;
     }
     match path {
-        "/metrics" => metrics(state, req),
+        // Answered in `dispatch`, which may render off the runtime.
+        "/metrics" => text(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.\n"),
         "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
         "/-/ready" if state.poller.is_ready() => text(StatusCode::OK, "Ready.\n"),
         "/-/ready" => text(
@@ -307,12 +314,26 @@ fn route(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
     }
 }
 
-/// `/metrics`, in the negotiated format and encoding.
-fn metrics(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
+/// `/metrics`, in the negotiated format and encoding. Served from the
+/// cache on the runtime; when the per-function part must be rendered or
+/// compressed first (once per poll), that runs on the blocking pool so the
+/// runtime keeps serving.
+async fn metrics(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
     let format = negotiate::format(req.headers());
     let gzip = negotiate::accepts_gzip(req.headers());
-    let body = state.renderer.body(format, gzip);
-    let mut r = Response::new(Full::new(body.bytes));
+    let renderer = Arc::clone(&state.renderer);
+    let body = if renderer.is_cached(format, gzip) {
+        renderer.body(format, gzip)
+    } else {
+        match tokio::task::spawn_blocking(move || renderer.body(format, gzip)).await {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::error!(error = %e, "rendering /metrics");
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "Rendering failed.\n");
+            }
+        }
+    };
+    let mut r = Response::new(Chunks::new(body.chunks));
     let headers = r.headers_mut();
     headers.insert(
         CONTENT_TYPE,
@@ -328,7 +349,7 @@ fn metrics(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
 
 /// A plain-text response.
 pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut r = Response::new(Chunks::from(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -391,7 +412,7 @@ fn landing(state: &ServerState) -> HttpResponse {
         interval = state.interval.as_secs(),
         total = functions.len(),
     );
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(Chunks::from(Bytes::from(body)));
     r.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),

@@ -10,6 +10,7 @@
 //! together. The result is one ordinary gzip member that every client
 //! decompresses.
 
+use bytes::Bytes;
 use flate2::{Compress, Compression, FlushCompress, Status};
 
 /// A gzip member header: magic, deflate, no flags, no mtime, no extra
@@ -23,7 +24,7 @@ pub struct GzipError(String);
 
 /// A compressed head, ready to be completed by any number of tails.
 pub struct GzipHead {
-    bytes: Vec<u8>,
+    bytes: Bytes,
     crc: u32,
     len: u64,
 }
@@ -38,16 +39,16 @@ impl GzipHead {
         let mut crc = crc32fast::Hasher::new();
         crc.update(head);
         Ok(Self {
-            bytes,
+            bytes: Bytes::from(bytes),
             crc: crc.finalize(),
             len: head.len() as u64,
         })
     }
 
-    /// The complete gzip body of head followed by `tail`.
-    pub fn finish(&self, tail: &[u8]) -> Result<Vec<u8>, GzipError> {
-        let mut out = Vec::with_capacity(self.bytes.len() + tail.len() / 2 + 64);
-        out.extend_from_slice(&self.bytes);
+    /// The complete gzip body of head followed by `tail`, in two parts: the
+    /// cached compressed head (shared, not copied) and the rest.
+    pub fn finish(&self, tail: &[u8]) -> Result<(Bytes, Vec<u8>), GzipError> {
+        let mut out = Vec::with_capacity(tail.len() / 2 + 64);
         let mut c = Compress::new(Compression::default(), false);
         deflate(&mut c, tail, FlushCompress::Finish, &mut out)?;
         let mut crc = crc32fast::Hasher::new_with_initial_len(self.crc, self.len);
@@ -56,7 +57,7 @@ impl GzipHead {
         // ISIZE is the length modulo 2^32.
         let total = self.len.wrapping_add(tail.len() as u64) as u32;
         out.extend_from_slice(&total.to_le_bytes());
-        Ok(out)
+        Ok((self.bytes.clone(), out))
     }
 }
 
@@ -112,7 +113,8 @@ mod tests {
             .collect();
         let prefix = GzipHead::new(&head).unwrap();
         for tail in [&b""[..], b"tail 1\n# EOF\n", &head[..5000]] {
-            let body = prefix.finish(tail).unwrap();
+            let (head_part, rest) = prefix.finish(tail).unwrap();
+            let body = [&head_part[..], &rest[..]].concat();
             let mut expected = head.clone();
             expected.extend_from_slice(tail);
             assert_eq!(gunzip(&body), expected);
@@ -124,7 +126,8 @@ mod tests {
     #[test]
     fn empty_head() {
         let prefix = GzipHead::new(b"").unwrap();
-        assert_eq!(gunzip(&prefix.finish(b"x 1\n").unwrap()), b"x 1\n");
-        assert_eq!(gunzip(&prefix.finish(b"").unwrap()), b"");
+        let joined = |(h, r): (Bytes, Vec<u8>)| [&h[..], &r[..]].concat();
+        assert_eq!(gunzip(&joined(prefix.finish(b"x 1\n").unwrap())), b"x 1\n");
+        assert_eq!(gunzip(&joined(prefix.finish(b"").unwrap())), b"");
     }
 }

@@ -67,13 +67,24 @@ impl Format {
     }
 }
 
-/// A rendered `/metrics` body.
+/// A rendered `/metrics` body: the cached per-function part and the fresh
+/// tail as separate chunks, so the large part is never copied per scrape.
 #[derive(Debug, Clone)]
 pub struct Body {
-    pub bytes: Bytes,
-    /// Whether `bytes` is gzip-compressed. Compression was asked for but
+    pub chunks: Vec<Bytes>,
+    /// Whether the chunks are gzip-compressed. Compression was asked for but
     /// failed when this is false; the body is then plain.
     pub gzip: bool,
+}
+
+impl Body {
+    /// The whole body in one buffer (tests and `render`).
+    pub fn to_bytes(&self) -> Bytes {
+        match self.chunks.as_slice() {
+            [one] => one.clone(),
+            chunks => Bytes::from(chunks.concat()),
+        }
+    }
 }
 
 /// Renders `/metrics`.
@@ -100,21 +111,21 @@ struct FunctionPart {
 /// One encoding of the function part, and its compressed form once asked
 /// for (`None` if compression failed).
 struct Encoded {
-    plain: String,
+    plain: Bytes,
     gzip: OnceLock<Option<GzipHead>>,
 }
 
 impl Encoded {
     fn new(plain: String) -> Arc<Self> {
         Arc::new(Self {
-            plain,
+            plain: Bytes::from(plain),
             gzip: OnceLock::new(),
         })
     }
 
     fn gzip_head(&self) -> Option<&GzipHead> {
         self.gzip
-            .get_or_init(|| match GzipHead::new(self.plain.as_bytes()) {
+            .get_or_init(|| match GzipHead::new(&self.plain) {
                 Ok(head) => Some(head),
                 Err(e) => {
                     tracing::error!(error = %e, "compressing function metrics");
@@ -176,7 +187,31 @@ impl Renderer {
     /// The whole exposition in text format 0.0.4.
     pub fn render(&self) -> String {
         let body = self.body(Format::Text, false);
-        String::from_utf8_lossy(&body.bytes).into_owned()
+        String::from_utf8_lossy(&body.to_bytes()).into_owned()
+    }
+
+    /// True when a [`Renderer::body`] call would be served from the cache
+    /// (no rendering or compression of the per-function part), so it can
+    /// run on the async runtime; otherwise it should run where blocking is
+    /// fine.
+    pub fn is_cached(&self, format: Format, gzip: bool) -> bool {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(part) = cache.as_ref() else {
+            return false;
+        };
+        if part.generation != self.store.generation() {
+            return false;
+        }
+        let encoded = match format {
+            Format::Text => part.text.get().cloned(),
+            Format::OpenMetrics => part
+                .openmetrics
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|(_, e)| Arc::clone(e)),
+        };
+        encoded.is_some_and(|e| !gzip || e.gzip.get().is_some())
     }
 
     /// The whole exposition in `format`, gzip-compressed if `gzip`.
@@ -206,9 +241,9 @@ impl Renderer {
         if gzip {
             if let Some(compressed) = head.gzip_head() {
                 match compressed.finish(tail.as_bytes()) {
-                    Ok(bytes) => {
+                    Ok((head, rest)) => {
                         return Body {
-                            bytes: Bytes::from(bytes),
+                            chunks: vec![head, Bytes::from(rest)],
                             gzip: true,
                         };
                     }
@@ -216,11 +251,8 @@ impl Renderer {
                 }
             }
         }
-        let mut out = String::with_capacity(head.plain.len() + tail.len());
-        out.push_str(&head.plain);
-        out.push_str(&tail);
         Body {
-            bytes: Bytes::from(out),
+            chunks: vec![head.plain.clone(), Bytes::from(tail)],
             gzip: false,
         }
     }
@@ -316,10 +348,12 @@ mod tests {
             "other exporter names, other encoding"
         );
         assert!(a.gzip.get().is_some(), "compressed once, kept");
-        let (first, second) = (gunzip(&first.bytes), gunzip(&second.bytes));
-        assert!(first.starts_with(&a.plain) && second.starts_with(&a.plain));
+        let (first, second) = (gunzip(&first.to_bytes()), gunzip(&second.to_bytes()));
+        let plain = String::from_utf8_lossy(&a.plain).into_owned();
+        assert!(first.starts_with(&plain) && second.starts_with(&plain));
         assert!(second.ends_with("# EOF\n"));
-        assert!(String::from_utf8_lossy(&text_before.bytes).starts_with(&part.text().plain));
+        assert!(text_before.to_bytes().starts_with(&part.text().plain));
+        assert!(r.is_cached(Format::Text, false));
 
         store.publish(FunctionSnapshot::new(urn));
         assert!(!Arc::ptr_eq(&part, &r.functions_part()));

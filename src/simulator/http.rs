@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
@@ -97,7 +96,7 @@ pub(super) async fn handle(
 
 /// A response body: whole, or streamed to misbehave.
 pub(super) enum SimBody {
-    Full(Full<Bytes>),
+    Full(crate::server::Chunks),
     /// Valid JSON of `total` bytes, sent in chunks (several hundred MB
     /// without holding them).
     Huge {
@@ -151,7 +150,7 @@ impl hyper::body::Body for SimBody {
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
         use std::task::Poll;
         match self.get_mut() {
-            SimBody::Full(full) => std::pin::Pin::new(full)
+            SimBody::Full(chunks) => std::pin::Pin::new(chunks)
                 .poll_frame(cx)
                 .map(|f| f.map(|r| r.map_err(|never| match never {}))),
             SimBody::Huge { left, head, .. } => {
@@ -712,7 +711,7 @@ fn json_response(status: StatusCode, v: &Value) -> HttpResponse {
 }
 
 fn raw(status: StatusCode, body: String) -> HttpResponse {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(crate::server::Chunks::from(body));
     *r.status_mut() = status;
     r
 }
