@@ -56,6 +56,10 @@ pub(super) async fn handle(
     if let Some(e) = endpoint {
         sim.count(e);
     }
+    let latency = sim.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     if let Ok(Reply::Delayed(delay, inner)) = answer {
         tokio::time::sleep(delay).await;
         answer = Ok(*inner);

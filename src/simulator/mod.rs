@@ -51,6 +51,8 @@ struct Inner {
     clock_offset: AtomicI64,
     /// Arrival times, when recording (rate-limit tests).
     times: Mutex<Option<Vec<Instant>>>,
+    /// Added before every answer, in microseconds (benchmarks).
+    latency_us: AtomicU64,
 }
 
 impl Simulator {
@@ -64,6 +66,7 @@ impl Simulator {
                 request_ids: AtomicU64::new(0),
                 clock_offset: AtomicI64::new(0),
                 times: Mutex::new(None),
+                latency_us: AtomicU64::new(0),
             }),
         }
     }
@@ -306,6 +309,13 @@ impl Simulator {
         }
     }
 
+    /// Heals every fault, of every function and project.
+    pub fn clear_faults(&self) {
+        let mut w = self.world();
+        w.faults.clear();
+        w.project_faults.clear();
+    }
+
     /// Makes every endpoint of a project misbehave (`None` heals it).
     pub fn set_project_fault(&self, project_id: &str, fault: Option<Fault>) {
         let mut w = self.world();
@@ -337,6 +347,18 @@ impl Simulator {
                 now,
             );
         }
+    }
+
+    /// Answers every request only after `latency` (benchmarks: a fixed
+    /// service time, like a remote API's).
+    pub fn set_latency(&self, latency: Duration) {
+        self.inner
+            .latency_us
+            .store(latency.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn latency(&self) -> Duration {
+        Duration::from_micros(self.inner.latency_us.load(Ordering::Relaxed))
     }
 
     /// Starts or stops keeping the arrival time of every request.

@@ -1,0 +1,450 @@
+//! Benchmarks of the exporter, each reported as a ratio against a limit
+//! measured in the same run (see BENCHMARKS.md).
+//!
+//! ```sh
+//! cargo build --release && cargo run --release --example bench -- all
+//! cargo run --release --example bench -- poll-cycle 1000
+//! ```
+//!
+//! The exporter runs as its own process (the release binary), polling a
+//! simulator in this process on loopback, so its memory and CPU are its
+//! own. `scrape` also needs Debian's `nginx` and `wrk`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use functiongraph_exporter::app;
+use functiongraph_exporter::clock::ManualClock;
+use functiongraph_exporter::config::Config;
+use functiongraph_exporter::simulator::Simulator;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const PROJECT: &str = "be0c0000000000000000000000000001";
+const REGION: &str = "ap-southeast-1";
+const TOKEN: &str = "bench-token";
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let what = args.first().map(String::as_str).unwrap_or("all");
+    let n = |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    rt.block_on(async {
+        match what {
+            "poll-cycle" => poll_cycle(n(1, 1000), Duration::from_millis(20), 64).await,
+            "api-cost" => api_cost().await,
+            "scrape" => scrape(n(1, 1000)).await,
+            "memory" => memory(n(1, 1000)).await,
+            "startup" => startup().await,
+            "all" => {
+                for functions in [100, 1000, 10_000] {
+                    poll_cycle(functions, Duration::from_millis(20), 64).await?;
+                }
+                api_cost().await?;
+                for functions in [1000, 10_000] {
+                    scrape(functions).await?;
+                }
+                for functions in [1000, 10_000] {
+                    memory(functions).await?;
+                }
+                startup().await
+            }
+            other => Err(format!("unknown benchmark {other:?}").into()),
+        }
+    })
+}
+
+/// A simulator with `functions` functions, served on loopback.
+async fn simulator(functions: usize) -> Res<(Simulator, SocketAddr, CancellationToken)> {
+    let sim = Simulator::new(TOKEN);
+    sim.add_project(PROJECT, REGION);
+    sim.generate_functions(PROJECT, "bench-", functions);
+    let shutdown = CancellationToken::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (s, t) = (sim.clone(), shutdown.clone());
+    tokio::spawn(async move { s.serve(listener, t).await });
+    Ok((sim, addr, shutdown))
+}
+
+/// A configuration polling every simulated function explicitly.
+fn config_text(sim: SocketAddr, functions: usize, token_file: &Path, polling: &str) -> String {
+    let list: Vec<String> = (0..functions)
+        .map(|i| format!("\"default:bench-{i:04}\""))
+        .collect();
+    format!(
+        r#"
+[web]
+listen_address = "127.0.0.1:0"
+[polling]
+{polling}
+[[projects]]
+project_id = "{PROJECT}"
+region = "{REGION}"
+endpoint = "http://{sim}"
+functions = [{}]
+max_requests_per_second = 1000000
+[projects.auth]
+type = "token"
+token_file = "{}"
+"#,
+        list.join(", "),
+        token_file.display()
+    )
+}
+
+/// The exporter binary, started with a configuration; stopped on drop.
+struct Exporter {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Exporter {
+    fn start(config: &str) -> Res<Exporter> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config)?;
+        let (child, addr) = spawn_exporter(&path)?;
+        Ok(Exporter {
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    // target/release/examples/bench -> target/release/functiongraph_exporter
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("functiongraph_exporter"))
+        .expect("target directory")
+}
+
+/// Starts the binary and returns it and the address it logs.
+fn spawn_exporter(config: &Path) -> Res<(Child, String)> {
+    let mut child = Command::new(binary())
+        .args([
+            "--config",
+            &config.display().to_string(),
+            "--log.level",
+            "warn",
+        ])
+        .env("RUST_LOG", "warn,functiongraph_exporter=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("serving metrics on http://").nth(1) {
+                let _ = tx.send(rest.split("/metrics").next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60))?;
+    Ok((child, addr))
+}
+
+async fn wait_ready(addr: &str) -> Res<()> {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if let Ok(r) = http.get(format!("http://{addr}/-/ready")).send().await {
+            if r.status() == 200 {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("not ready".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Poll cycle efficiency: a full cycle's wall time against the limit
+/// `requests × latency / concurrency`.
+async fn poll_cycle(functions: usize, latency: Duration, concurrency: usize) -> Res<()> {
+    let (sim, addr, stop) = simulator(functions).await?;
+    sim.set_latency(latency);
+    let dir = tempfile::tempdir()?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN)?;
+    // In-process, to drive a cycle on demand and time exactly it.
+    let toml = config_text(
+        addr,
+        functions,
+        &token,
+        &format!(
+            "interval = \"1h\"\ntimeout = \"30s\"\nconcurrency = {concurrency}\nmax_functions = 100000"
+        ),
+    );
+    let config = Config::from_toml(&toml, "bench")?;
+    let shutdown = CancellationToken::new();
+    let running = app::start(
+        &config,
+        TcpListener::bind("127.0.0.1:0").await?,
+        shutdown.clone(),
+    )
+    .await?;
+    running.poller().wait_ready().await?;
+    let before = sim.requests();
+    let started = Instant::now();
+    running.poller().poll_now().await?;
+    let took = started.elapsed();
+    let requests = sim.requests() - before;
+    let limit = latency.mul_f64(requests as f64 / concurrency as f64);
+    println!(
+        "poll-cycle | N={functions} L={}ms C={concurrency} | requests {requests} | cycle {:.3}s | limit {:.3}s | ratio {:.3}",
+        latency.as_millis(),
+        took.as_secs_f64(),
+        limit.as_secs_f64(),
+        took.as_secs_f64() / limit.as_secs_f64()
+    );
+    running.stop().await;
+    stop.cancel();
+    Ok(())
+}
+
+/// API cost per function per hour at the default intervals, against the
+/// minimum they imply (60 async listings, 12 each of versions, code and
+/// snapshot state).
+async fn api_cost() -> Res<()> {
+    let functions = 10;
+    let (sim, addr, stop) = simulator(functions).await?;
+    let dir = tempfile::tempdir()?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN)?;
+    let config = Config::from_toml(&config_text(addr, functions, &token, ""), "bench")?;
+    let clock = Arc::new(ManualClock::new());
+    let shutdown = CancellationToken::new();
+    let mut options = app::Options::default();
+    options.clock = clock.clone();
+    let running = app::start_with(
+        &config,
+        TcpListener::bind("127.0.0.1:0").await?,
+        shutdown,
+        options,
+    )
+    .await?;
+    running.poller().wait_ready().await?;
+    let before = sim.requests();
+    for _ in 0..60 {
+        clock.advance(Duration::from_secs(60));
+        running.poller().run_cycle().await?;
+    }
+    let per_hour = (sim.requests() - before) as f64 / functions as f64;
+    let minimum = 60.0 + 3.0 * 12.0;
+    println!(
+        "api-cost | defaults | requests per function per hour {per_hour:.1} | minimum {minimum:.0} | ratio {:.3}",
+        per_hour / minimum
+    );
+    running.stop().await;
+    stop.cancel();
+    Ok(())
+}
+
+/// wrk's requests per second and p99 latency for a URL.
+fn wrk(url: &str) -> Res<(f64, String)> {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c64", "-d10s", "--latency", url])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no Requests/sec in wrk output:\n{text}"))?;
+    let p99 = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("99%"))
+        .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    Ok((rps, p99))
+}
+
+/// Scrape serving: `/metrics` under 64 concurrent connections, against
+/// nginx serving the identical bytes as a static file.
+async fn scrape(functions: usize) -> Res<()> {
+    let (_sim, addr, stop) = simulator(functions).await?;
+    let dir = tempfile::tempdir()?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN)?;
+    let exporter = Exporter::start(&config_text(
+        addr,
+        functions,
+        &token,
+        "interval = \"1h\"\nconcurrency = 64\nmax_functions = 100000",
+    ))?;
+    wait_ready(&exporter.addr).await?;
+    let url = format!("http://{}/metrics", exporter.addr);
+    let body = reqwest::get(&url).await?.bytes().await?;
+    // nginx serving the same bytes.
+    let root = dir.path().join("www");
+    std::fs::create_dir_all(&root)?;
+    std::fs::write(root.join("metrics"), &body)?;
+    let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
+    let conf = dir.path().join("nginx.conf");
+    let mut f = std::fs::File::create(&conf)?;
+    write!(
+        f,
+        "daemon off; worker_processes 2; pid {}/nginx.pid; error_log stderr error;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n\
+           default_type text/plain;\n\
+           client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+           server {{ listen 127.0.0.1:{port}; root {}; }} }}\n",
+        dir.path().display(),
+        root.display(),
+        d = dir.path().display()
+    )?;
+    let mut nginx = Command::new("nginx")
+        .args([
+            "-c",
+            &conf.display().to_string(),
+            "-p",
+            &dir.path().display().to_string(),
+        ])
+        .stderr(Stdio::null())
+        .spawn()?;
+    let nginx_url = format!("http://127.0.0.1:{port}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reqwest::get(&nginx_url).await.is_err() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ours = tokio::task::spawn_blocking(move || wrk(&url)).await??;
+    let theirs = tokio::task::spawn_blocking(move || wrk(&nginx_url)).await??;
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+    println!(
+        "scrape | N={functions} body {} bytes | exporter {:.1} req/s p99 {} | nginx {:.1} req/s p99 {} | ratio {:.3}",
+        body.len(),
+        ours.0,
+        ours.1,
+        theirs.0,
+        theirs.1,
+        ours.0 / theirs.0
+    );
+    drop(exporter);
+    stop.cancel();
+    Ok(())
+}
+
+/// Resident memory of the exporter process after its first cycle and a
+/// scrape, against the size of one rendered exposition.
+async fn memory(functions: usize) -> Res<()> {
+    let (_sim, addr, stop) = simulator(functions).await?;
+    let dir = tempfile::tempdir()?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN)?;
+    let exporter = Exporter::start(&config_text(
+        addr,
+        functions,
+        &token,
+        "interval = \"1h\"\nconcurrency = 64\nmax_functions = 100000",
+    ))?;
+    wait_ready(&exporter.addr).await?;
+    let url = format!("http://{}/metrics", exporter.addr);
+    let mut body = reqwest::get(&url).await?.bytes().await?;
+    for _ in 0..5 {
+        body = reqwest::get(&url).await?.bytes().await?;
+    }
+    let series = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty() && l[0] != b'#')
+        .count();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", exporter.pid()))?;
+    let fields: BTreeMap<&str, u64> = status
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k, v.split_whitespace().next()?.parse().ok()?))
+        })
+        .collect();
+    let rss = fields.get("VmRSS").copied().unwrap_or(0) * 1024;
+    println!(
+        "memory | N={functions} | RSS {:.1} MiB | exposition {:.1} MiB, {series} series | RSS/exposition {:.2} | {:.0} bytes per series",
+        rss as f64 / 1048576.0,
+        body.len() as f64 / 1048576.0,
+        rss as f64 / body.len() as f64,
+        rss as f64 / series as f64
+    );
+    drop(exporter);
+    stop.cancel();
+    Ok(())
+}
+
+/// Start-up: process start to serving `/-/healthy` (the first poll still
+/// running), against starting the same binary for `--version`.
+async fn startup() -> Res<()> {
+    let (sim, addr, stop) = simulator(1000).await?;
+    // The first poll cannot finish: it does not count.
+    sim.set_latency(Duration::from_secs(20));
+    let dir = tempfile::tempdir()?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN)?;
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        config_text(addr, 1000, &token, "interval = \"1h\"\ntimeout = \"30s\""),
+    )?;
+    let mut serving = Vec::new();
+    let mut version = Vec::new();
+    let http = reqwest::Client::new();
+    for _ in 0..15 {
+        let started = Instant::now();
+        let out = Command::new(binary()).arg("--version").output()?;
+        assert!(out.status.success());
+        version.push(started.elapsed());
+
+        let started = Instant::now();
+        let (mut child, addr) = spawn_exporter(&path)?;
+        loop {
+            if let Ok(r) = http.get(format!("http://{addr}/-/healthy")).send().await {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        serving.push(started.elapsed());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    serving.sort();
+    version.sort();
+    let (s, v) = (serving[serving.len() / 2], version[version.len() / 2]);
+    println!(
+        "startup | 1000 functions | to serving {:.1} ms (median of 15) | bare process start {:.1} ms | ratio {:.2}",
+        s.as_secs_f64() * 1000.0,
+        v.as_secs_f64() * 1000.0,
+        s.as_secs_f64() / v.as_secs_f64()
+    );
+    stop.cancel();
+    Ok(())
+}
