@@ -243,8 +243,10 @@ async fn api_cost() -> Res<()> {
     let config = Config::from_toml(&config_text(addr, functions, &token, ""), "bench")?;
     let clock = Arc::new(ManualClock::new());
     let shutdown = CancellationToken::new();
-    let mut options = app::Options::default();
-    options.clock = clock.clone();
+    let options = app::Options {
+        clock: clock.clone(),
+        ..app::Options::default()
+    };
     let running = app::start_with(
         &config,
         TcpListener::bind("127.0.0.1:0").await?,
