@@ -58,6 +58,9 @@ async fn main() -> Res<()> {
             }),
         );
     }
+    // An hour of history: the exporter's lookback window is full from the
+    // start, so memory after warm-up reflects a steady state.
+    sim.backfill(Duration::from_secs(3600));
     let stop = CancellationToken::new();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let sim_addr = listener.local_addr()?;

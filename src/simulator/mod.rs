@@ -132,14 +132,7 @@ impl Simulator {
         for spec in world::demo_functions() {
             sim.add_function(DEMO_PROJECT_ID, spec);
         }
-        let now = sim.now();
-        let mut w = sim.world();
-        let mut t = now - 3600;
-        while t < now {
-            t += 10;
-            w.step(t.min(now), 10.0);
-        }
-        drop(w);
+        sim.backfill(Duration::from_secs(3600));
         sim
     }
 
@@ -380,6 +373,18 @@ impl Simulator {
     /// Requests received so far by one endpoint.
     pub fn requests_to(&self, endpoint: Endpoint) -> u64 {
         self.lock_requests().get(&endpoint).copied().unwrap_or(0)
+    }
+
+    /// Generates the traffic of the last `span`, as if the simulator had
+    /// been running: the lookback window is full from the start.
+    pub fn backfill(&self, span: Duration) {
+        let now = self.now();
+        let mut w = self.world();
+        let mut t = now - span.as_secs() as i64;
+        while t < now {
+            t += 10;
+            w.step(t.min(now), 10.0);
+        }
     }
 
     /// Advances generated traffic to now.

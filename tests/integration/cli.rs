@@ -1,10 +1,8 @@
 //! The built binary: `--check-config`, `--version`, `--demo`, signals, and
 //! `promtool check metrics` on the demo's live output.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::util::{DEADLINE, Exposition};
@@ -131,28 +129,8 @@ pub(crate) struct Demo {
 
 impl Demo {
     pub(crate) fn start() -> Demo {
-        let mut child = Command::new(BIN)
-            .args(["--demo", "--web.listen-address", "127.0.0.1:0"])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        // Reads the log until the exporter says where it listens, then keeps
-        // draining it so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("serving metrics on http://").nth(1) {
-                    let addr = rest.split("/metrics").next().unwrap_or_default().to_owned();
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(DEADLINE)
-            .expect("the demo logs its address");
+        let (child, addr) =
+            crate::util::spawn_binary(&["--demo", "--web.listen-address", "127.0.0.1:0"]);
         let demo = Demo {
             child,
             addr,

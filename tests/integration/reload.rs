@@ -2,9 +2,7 @@
 //! SIGHUP apply a valid new file without losing counters, and refuse an
 //! invalid one while the old configuration keeps running.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use functiongraph_exporter::simulator::{Invocation, SimStatus};
@@ -12,8 +10,6 @@ use functiongraph_exporter::timefmt::now_unix;
 use tokio_util::sync::CancellationToken;
 
 use crate::util::{DEADLINE, Exposition, PROJECT, REGION, TOKEN, serve_simulator, simulator};
-
-const BIN: &str = env!("CARGO_BIN_EXE_functiongraph_exporter");
 
 fn config(endpoint: &str, token_file: &str, functions: &str) -> String {
     format!(
@@ -99,25 +95,8 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
     )
     .unwrap();
 
-    let mut child = Command::new(BIN)
-        .args(["--config", &config_file.display().to_string()])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("serving metrics on http://").nth(1) {
-                let _ = tx.send(rest.split("/metrics").next().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(DEADLINE)
-        .expect("the exporter logs its address");
+    let config_path = config_file.display().to_string();
+    let (child, addr) = crate::util::spawn_binary(&["--config", &config_path]);
     let exporter = Exporter { child, addr };
     let http = reqwest::Client::new();
     let addr = exporter.addr.clone();

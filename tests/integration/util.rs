@@ -407,3 +407,30 @@ fn parse_sample(line: &str) -> (String, BTreeMap<String, String>, f64) {
     }
     (name.to_owned(), labels, value)
 }
+
+/// Starts the built binary with `args` (log at the default level, stdout
+/// discarded) and returns it and the address it logs that it serves on.
+/// Its log is drained in the background so it never blocks on a full pipe.
+pub fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_functiongraph_exporter"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("serving metrics on http://").nth(1) {
+                let _ = tx.send(rest.split("/metrics").next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(DEADLINE)
+        .expect("the exporter logs its address");
+    (child, addr)
+}
