@@ -97,15 +97,18 @@ pub struct Renderer {
     cache: Mutex<Option<Arc<FunctionPart>>>,
 }
 
-/// The per-function part of one store generation, encoded lazily per
-/// format.
+/// The per-function part of one store generation, encoded in both formats
+/// when it is built; the metric families themselves are not kept (they
+/// take several times the memory of the text).
 struct FunctionPart {
     generation: u64,
-    families: Vec<MetricFamily>,
-    text: OnceLock<Arc<Encoded>>,
-    /// The OpenMetrics text and the exporter family names it was encoded
-    /// against.
-    openmetrics: Mutex<Option<(Vec<String>, Arc<Encoded>)>>,
+    /// The function part's family names, for the OpenMetrics clash rule of
+    /// the exporter part.
+    names: Vec<String>,
+    text: Arc<Encoded>,
+    openmetrics: Arc<Encoded>,
+    /// The exporter family names the OpenMetrics text was encoded against.
+    exporter_names: Vec<String>,
 }
 
 /// One encoding of the function part, and its compressed form once asked
@@ -133,41 +136,6 @@ impl Encoded {
                 }
             })
             .as_ref()
-    }
-}
-
-impl FunctionPart {
-    fn text(&self) -> Arc<Encoded> {
-        Arc::clone(self.text.get_or_init(|| {
-            let mut text = String::new();
-            encode_text(&self.families, &mut text, "function metrics");
-            Encoded::new(text)
-        }))
-    }
-
-    fn openmetrics(&self, exporter_names: &[&str]) -> Arc<Encoded> {
-        let mut slot = self.openmetrics.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((against, encoded)) = slot.as_ref() {
-            if against
-                .iter()
-                .map(String::as_str)
-                .eq(exporter_names.iter().copied())
-            {
-                return Arc::clone(encoded);
-            }
-        }
-        let names: HashSet<&str> = self
-            .families
-            .iter()
-            .map(MetricFamily::name)
-            .chain(exporter_names.iter().copied())
-            .collect();
-        let mut text = String::new();
-        openmetrics::encode(&self.families, &names, &mut text);
-        let encoded = Encoded::new(text);
-        let against = exporter_names.iter().map(|n| (*n).to_owned()).collect();
-        *slot = Some((against, Arc::clone(&encoded)));
-        encoded
     }
 }
 
@@ -203,39 +171,33 @@ impl Renderer {
             return false;
         }
         let encoded = match format {
-            Format::Text => part.text.get().cloned(),
-            Format::OpenMetrics => part
-                .openmetrics
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-                .map(|(_, e)| Arc::clone(e)),
+            Format::Text => &part.text,
+            Format::OpenMetrics => &part.openmetrics,
         };
-        encoded.is_some_and(|e| !gzip || e.gzip.get().is_some())
+        !gzip || encoded.gzip.get().is_some()
     }
 
     /// The whole exposition in `format`, gzip-compressed if `gzip`.
     pub fn body(&self, format: Format, gzip: bool) -> Body {
-        let part = self.functions_part();
         let exporter = self.exporter.gather(&self.store.cycles());
+        let exporter_names: Vec<&str> = exporter.iter().map(MetricFamily::name).collect();
+        let part = self.functions_part(&exporter_names);
         let mut tail = String::with_capacity(16 * 1024);
         let head = match format {
             Format::Text => {
                 encode_text(&exporter, &mut tail, "the exporter's own metrics");
-                part.text()
+                &part.text
             }
             Format::OpenMetrics => {
-                let exporter_names: Vec<&str> = exporter.iter().map(MetricFamily::name).collect();
-                let head = part.openmetrics(&exporter_names);
                 let names: HashSet<&str> = part
-                    .families
+                    .names
                     .iter()
-                    .map(MetricFamily::name)
+                    .map(String::as_str)
                     .chain(exporter_names.iter().copied())
                     .collect();
                 openmetrics::encode(&exporter, &names, &mut tail);
                 tail.push_str(openmetrics::EOF);
-                head
+                &part.openmetrics
             }
         };
         if gzip {
@@ -257,13 +219,22 @@ impl Renderer {
         }
     }
 
-    fn functions_part(&self) -> Arc<FunctionPart> {
+    /// The per-function part of the current store generation: built (and
+    /// encoded in both formats) once per generation, and again only if the
+    /// exporter part's family names changed (they decide OpenMetrics name
+    /// clashes).
+    fn functions_part(&self, exporter_names: &[&str]) -> Arc<FunctionPart> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         // Read the generation before the snapshots: a publish in between
         // makes the next render rebuild, never serves stale data as fresh.
         let generation = self.store.generation();
         if let Some(part) = cache.as_ref() {
-            if part.generation == generation {
+            let same_names = part
+                .exporter_names
+                .iter()
+                .map(String::as_str)
+                .eq(exporter_names.iter().copied());
+            if part.generation == generation && same_names {
                 return Arc::clone(part);
             }
         }
@@ -274,11 +245,22 @@ impl Renderer {
             &self.store.projects(),
             &self.refresh,
         ));
+        drop(snapshots);
+        let mut text = String::new();
+        encode_text(&families, &mut text, "function metrics");
+        let names: HashSet<&str> = families
+            .iter()
+            .map(MetricFamily::name)
+            .chain(exporter_names.iter().copied())
+            .collect();
+        let mut om = String::with_capacity(text.len() + text.len() / 8);
+        openmetrics::encode(&families, &names, &mut om);
         let part = Arc::new(FunctionPart {
             generation,
-            families,
-            text: OnceLock::new(),
-            openmetrics: Mutex::new(None),
+            names: families.iter().map(|f| f.name().to_owned()).collect(),
+            text: Encoded::new(text),
+            openmetrics: Encoded::new(om),
+            exporter_names: exporter_names.iter().map(|n| (*n).to_owned()).collect(),
         });
         *cache = Some(Arc::clone(&part));
         part
@@ -307,8 +289,8 @@ mod tests {
         s
     }
 
-    /// Between two publishes, the function part is encoded and compressed
-    /// once per format; a publish makes a new one.
+    /// Between two publishes, the function part is encoded once and
+    /// compressed once per format; a publish makes a new one.
     #[test]
     fn one_render_and_compression_per_generation() {
         let store = Arc::new(Store::new());
@@ -326,14 +308,18 @@ mod tests {
             Arc::new(ExporterMetrics::new()),
             Duration::from_secs(60),
         );
+        assert!(!r.is_cached(Format::OpenMetrics, true));
         let first = r.body(Format::OpenMetrics, true);
         assert!(first.gzip);
-        let part = r.functions_part();
-        let om = part.openmetrics(&[]);
-        let text_before = r.body(Format::Text, false);
-        let second = r.body(Format::OpenMetrics, true);
-        assert!(Arc::ptr_eq(&part, &r.functions_part()));
-        // Same exporter family names: the same encoded OpenMetrics part.
+        assert!(r.is_cached(Format::OpenMetrics, true));
+        assert!(
+            r.is_cached(Format::Text, false),
+            "both formats are encoded at once"
+        );
+        assert!(
+            !r.is_cached(Format::Text, true),
+            "compressed only when asked"
+        );
         let names: Vec<String> = r
             .exporter
             .gather(&store.cycles())
@@ -341,21 +327,18 @@ mod tests {
             .map(|f| f.name().to_owned())
             .collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let a = part.openmetrics(&names);
-        assert!(Arc::ptr_eq(&a, &part.openmetrics(&names)));
-        assert!(
-            !Arc::ptr_eq(&a, &om),
-            "other exporter names, other encoding"
-        );
-        assert!(a.gzip.get().is_some(), "compressed once, kept");
+        let part = r.functions_part(&names);
+        let second = r.body(Format::OpenMetrics, true);
+        let text = r.body(Format::Text, false);
+        assert!(Arc::ptr_eq(&part, &r.functions_part(&names)));
         let (first, second) = (gunzip(&first.to_bytes()), gunzip(&second.to_bytes()));
-        let plain = String::from_utf8_lossy(&a.plain).into_owned();
+        let plain = String::from_utf8_lossy(&part.openmetrics.plain).into_owned();
         assert!(first.starts_with(&plain) && second.starts_with(&plain));
         assert!(second.ends_with("# EOF\n"));
-        assert!(text_before.to_bytes().starts_with(&part.text().plain));
-        assert!(r.is_cached(Format::Text, false));
+        assert!(text.to_bytes().starts_with(&part.text.plain));
 
         store.publish(FunctionSnapshot::new(urn));
-        assert!(!Arc::ptr_eq(&part, &r.functions_part()));
+        assert!(!r.is_cached(Format::Text, false));
+        assert!(!Arc::ptr_eq(&part, &r.functions_part(&names)));
     }
 }
