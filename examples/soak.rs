@@ -113,7 +113,8 @@ token_file = "{}"
     let (mut child, addr) = spawn(&config, Arc::clone(&panics))?;
     let started = Instant::now();
 
-    // Random faults until `faults_until`.
+    // Random faults until `faults_until`; then the time they were healed.
+    let (healed_tx, healed_rx) = tokio::sync::oneshot::channel::<Instant>();
     {
         let (sim, names, stop) = (sim.clone(), names.clone(), stop.clone());
         tokio::spawn(async move {
@@ -144,11 +145,15 @@ token_file = "{}"
                     };
                     sim.set_fault_times(PROJECT, "default", &name, endpoint, fault, times);
                 }
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                let left = faults_until.saturating_sub(started.elapsed());
+                tokio::time::sleep(left.min(Duration::from_secs(5))).await;
             }
             sim.clear_faults();
+            let _ = healed_tx.send(Instant::now());
         });
     }
+    let mut healed_rx = Some(healed_rx);
+    let mut healed_at: Option<Instant> = None;
 
     let http = reqwest::Client::new();
     let mut counters: HashMap<String, f64> = HashMap::new();
@@ -157,7 +162,15 @@ token_file = "{}"
     let mut all_up_after: Option<Duration> = None;
     let mut down_after_recovery_window = 0usize;
     while started.elapsed() < total {
-        tokio::time::sleep(INTERVAL).await;
+        // Every interval; every second between the healing and recovery.
+        let fine = healed_at.is_some() && all_up_after.is_none();
+        tokio::time::sleep(if fine { Duration::from_secs(1) } else { INTERVAL }).await;
+        if let Some(rx) = healed_rx.as_mut() {
+            if let Ok(at) = rx.try_recv() {
+                healed_at = Some(at);
+                healed_rx = None;
+            }
+        }
         if let Some(status) = child.try_wait()? {
             return Err(format!("exporter exited: {status}").into());
         }
@@ -194,11 +207,11 @@ token_file = "{}"
             }
         }
         let elapsed = started.elapsed();
-        if elapsed > faults_until {
+        if let Some(at) = healed_at {
             if up == total_up && all_up_after.is_none() {
-                all_up_after = Some(elapsed - faults_until);
+                all_up_after = Some(at.elapsed());
             }
-            if elapsed > faults_until + INTERVAL * 2 && up < total_up {
+            if at.elapsed() > INTERVAL * 2 && up < total_up {
                 down_after_recovery_window += 1;
             }
         }
@@ -232,7 +245,7 @@ token_file = "{}"
     println!("resident memory after warm-up: min {min:.1} MiB, max {max:.1} MiB");
     println!(
         "all functions up {} after faults stopped (interval {} s); samples still down after two intervals: {down_after_recovery_window}",
-        all_up_after.map_or("never".to_owned(), |d| format!("{} s", d.as_secs())),
+        all_up_after.map_or("never".to_owned(), |d| format!("{:.1} s", d.as_secs_f64())),
         INTERVAL.as_secs()
     );
     Ok(())
