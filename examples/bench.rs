@@ -339,18 +339,22 @@ async fn scrape(functions: usize) -> Res<()> {
     while reqwest::get(&nginx_url).await.is_err() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let rss_before = rss(exporter.pid())?;
     let ours = tokio::task::spawn_blocking(move || wrk(&url)).await??;
+    let rss_after = rss(exporter.pid())?;
     let theirs = tokio::task::spawn_blocking(move || wrk(&nginx_url)).await??;
     let _ = nginx.kill();
     let _ = nginx.wait();
     println!(
-        "scrape | N={functions} body {} bytes | exporter {:.1} req/s p99 {} | nginx {:.1} req/s p99 {} | ratio {:.3}",
+        "scrape | N={functions} body {} bytes | exporter {:.1} req/s p99 {} | nginx {:.1} req/s p99 {} | ratio {:.3} | exporter RSS {:.1} MiB before, {:.1} MiB after 64 connections for 10 s",
         body.len(),
         ours.0,
         ours.1,
         theirs.0,
         theirs.1,
-        ours.0 / theirs.0
+        ours.0 / theirs.0,
+        rss_before as f64 / 1048576.0,
+        rss_after as f64 / 1048576.0,
     );
     drop(exporter);
     stop.cancel();
@@ -380,15 +384,7 @@ async fn memory(functions: usize) -> Res<()> {
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty() && l[0] != b'#')
         .count();
-    let status = std::fs::read_to_string(format!("/proc/{}/status", exporter.pid()))?;
-    let fields: BTreeMap<&str, u64> = status
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            Some((k, v.split_whitespace().next()?.parse().ok()?))
-        })
-        .collect();
-    let rss = fields.get("VmRSS").copied().unwrap_or(0) * 1024;
+    let rss = rss(exporter.pid())?;
     println!(
         "memory | N={functions} | RSS {:.1} MiB | exposition {:.1} MiB, {series} series | RSS/exposition {:.2} | {:.0} bytes per series",
         rss as f64 / 1048576.0,
@@ -399,6 +395,19 @@ async fn memory(functions: usize) -> Res<()> {
     drop(exporter);
     stop.cancel();
     Ok(())
+}
+
+/// Resident memory of a process, in bytes.
+fn rss(pid: u32) -> Res<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let fields: BTreeMap<&str, u64> = status
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k, v.split_whitespace().next()?.parse().ok()?))
+        })
+        .collect();
+    Ok(fields.get("VmRSS").copied().unwrap_or(0) * 1024)
 }
 
 /// Start-up: process start to serving `/-/healthy` (the first poll still
