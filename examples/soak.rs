@@ -164,7 +164,12 @@ token_file = "{}"
     while started.elapsed() < total {
         // Every interval; every second between the healing and recovery.
         let fine = healed_at.is_some() && all_up_after.is_none();
-        tokio::time::sleep(if fine { Duration::from_secs(1) } else { INTERVAL }).await;
+        tokio::time::sleep(if fine {
+            Duration::from_secs(1)
+        } else {
+            INTERVAL
+        })
+        .await;
         if let Some(rx) = healed_rx.as_mut() {
             if let Ok(at) = rx.try_recv() {
                 healed_at = Some(at);
