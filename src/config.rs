@@ -52,6 +52,10 @@ const DEFAULT_MAX_REQUESTS_PER_SECOND: u32 = 20;
 const DEFAULT_STATISTICS_PERIOD: u32 = 5;
 const DEFAULT_RETRIES: u32 = 2;
 const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15 * 60);
+/// Longest interval of anything polled (and of discovery): a day.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// Longest async lookback and staleness limit.
+const MAX_LOOKBACK: Duration = Duration::from_secs(30 * 24 * 3600);
 const DEFAULT_MAX_FUNCTIONS: usize = 10_000;
 
 // === raw: the file as written ===
@@ -644,16 +648,14 @@ impl Config {
             self.collectors.statistics_period_minutes,
             on(self.collectors.quotas),
         );
-        let _ = writeln!(
-            s,
-            "sharding: {} of {}",
-            self.sharding
-                .index
-                .map_or("index from the host name".to_owned(), |i| format!(
-                    "shard {i}"
-                )),
-            self.sharding.count,
-        );
+        let _ = match (self.sharding.count, self.sharding.index) {
+            (1, _) => writeln!(s, "sharding: off (one replica polls every function)"),
+            (n, Some(i)) => writeln!(s, "sharding: shard {i} of {n}"),
+            (n, None) => writeln!(
+                s,
+                "sharding: {n} shards, this one's index from the host name's ordinal"
+            ),
+        };
         let functions: usize = self.projects.iter().map(|p| p.functions.len()).sum();
         let _ = writeln!(
             s,
@@ -800,6 +802,9 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
     if p.interval < Duration::from_secs(1) {
         return Err(c.err("polling.interval", "must be at least 1s"));
     }
+    if p.interval > MAX_INTERVAL {
+        return Err(c.err("polling.interval", "must be at most 1d"));
+    }
     if p.timeout.is_zero() {
         return Err(c.err("polling.timeout", "must be greater than zero"));
     }
@@ -820,6 +825,9 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
     }
     if p.async_lookback < Duration::from_secs(60) {
         return Err(c.err("polling.async_lookback", "must be at least 1m"));
+    }
+    if p.async_lookback > MAX_LOOKBACK {
+        return Err(c.err("polling.async_lookback", "must be at most 30d"));
     }
     if p.max_response_bytes < 1024 {
         return Err(c.err(
@@ -848,6 +856,9 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
         if d < Duration::from_secs(1) {
             return Err(c.err(format!("polling.intervals.{name}"), "must be at least 1s"));
         }
+        if d > MAX_INTERVAL {
+            return Err(c.err(format!("polling.intervals.{name}"), "must be at most 1d"));
+        }
     }
     if p.retries > 10 {
         return Err(c.err(
@@ -873,8 +884,11 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
                 "must be at least the shortest collector interval",
             ));
         }
+        Some(d) if d > MAX_LOOKBACK => {
+            return Err(c.err("polling.stale_after", "must be at most 30d"));
+        }
         Some(d) => d,
-        None => DEFAULT_STALE_AFTER.max(longest * 2),
+        None => DEFAULT_STALE_AFTER.max(longest.saturating_mul(2)),
     };
     if p.max_functions == 0 {
         return Err(c.err("polling.max_functions", "must be at least 1"));
@@ -989,8 +1003,11 @@ fn validate_discovery(
     if !d.enabled {
         return Ok(None);
     }
-    if d.refresh_interval < Duration::from_secs(1) {
-        return Err(c.err(format!("{key}.refresh_interval"), "must be at least 1s"));
+    if d.refresh_interval < Duration::from_secs(1) || d.refresh_interval > MAX_INTERVAL {
+        return Err(c.err(
+            format!("{key}.refresh_interval"),
+            "must be between 1s and 1d",
+        ));
     }
     if let Some(j) = d.packages.iter().position(|p| p.trim().is_empty()) {
         return Err(c.err(format!("{key}.packages[{j}]"), "must not be empty"));

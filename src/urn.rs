@@ -56,7 +56,7 @@ pub enum UrnError {
     #[error("the {field} is empty")]
     EmptyField { field: &'static str },
     #[error(
-        "the {field} {value:?} contains a character that is not allowed (whitespace, control, '/', '?', '#' or '%')"
+        "the {field} {value:?} contains a character that is not allowed (whitespace, control, ':', '/', '?', '#' or '%')"
     )]
     BadChar { field: &'static str, value: String },
     #[error("the URN names project {found}, but it is listed under project {expected}")]
@@ -182,9 +182,11 @@ fn check(field: &'static str, value: &str) -> Result<(), UrnError> {
     if value.is_empty() {
         return Err(UrnError::EmptyField { field });
     }
+    // ':' separates the fields: a part containing one would make a URN
+    // that does not parse back to itself.
     if value
         .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#' | '%'))
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ':' | '/' | '?' | '#' | '%'))
     {
         return Err(UrnError::BadChar {
             field,
@@ -322,6 +324,31 @@ mod tests {
                 field: "alias name"
             }
         );
+    }
+
+    #[test]
+    fn no_part_may_contain_a_colon() {
+        // Found by the urn fuzz target: region ":" (and any part with a ':',
+        // e.g. a function name from a discovery record) made a URN whose
+        // Display form has extra fields and does not parse back.
+        assert_eq!(
+            FunctionUrn::parse_in("2", ":", "2").unwrap_err(),
+            UrnError::BadChar {
+                field: "region",
+                value: ":".into()
+            }
+        );
+        assert_eq!(
+            FunctionUrn::new(R, P, "default", "a:b", LATEST).unwrap_err(),
+            UrnError::BadChar {
+                field: "function name",
+                value: "a:b".into()
+            }
+        );
+        assert!(FunctionUrn::new(R, P, "pkg:x", "f", LATEST).is_err());
+        assert!(FunctionUrn::new(R, &format!("{P}:x"), "default", "f", LATEST).is_err());
+        let urn = FunctionUrn::new(R, P, "default", "f", "!prod").unwrap();
+        assert_eq!(FunctionUrn::parse_full(&urn.to_string()).unwrap(), urn);
     }
 
     #[test]

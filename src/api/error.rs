@@ -173,7 +173,8 @@ impl std::error::Error for ApiError {}
 /// Reads an error body the way the official SDK does (reference, section
 /// 7.1): `error_code`/`error_msg`, then `errorCode`/`errorMsg`, then
 /// `code`/`message`, then the same keys one level down; failing all that,
-/// no code and the raw body (shortened) as the message.
+/// no code and the raw body (shortened) as the message. The code is
+/// shortened like the message; an empty one counts as absent.
 pub fn parse_error_body(body: &[u8]) -> (Option<String>, String) {
     const PAIRS: [(&str, &str); 3] = [
         ("error_code", "error_msg"),
@@ -203,6 +204,8 @@ pub fn parse_error_body(body: &[u8]) -> (Option<String>, String) {
                 .find_map(from_object)
         });
         if let Some((code, msg)) = found {
+            // The code lands in the same log line and page as the message.
+            let code = code.map(|c| shorten(&c)).filter(|c| !c.is_empty());
             return (code, shorten(&msg));
         }
     }
@@ -212,11 +215,13 @@ pub fn parse_error_body(body: &[u8]) -> (Option<String>, String) {
 /// Trims, folds control characters (an upstream message ends up in a log
 /// line and on the landing page) and caps the length.
 pub fn shorten(s: &str) -> String {
-    let cleaned: String = s
-        .trim()
+    // Fold first, then trim: a control character that is not whitespace
+    // (NUL, ESC) at either end must not leave spaces behind.
+    let folded: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
+    let cleaned = folded.trim().to_owned();
     if cleaned.chars().count() <= MAX_MESSAGE_CHARS {
         cleaned
     } else {
@@ -263,8 +268,35 @@ mod tests {
     #[test]
     fn messages_are_cleaned_and_capped() {
         assert_eq!(shorten(" a\nb\r\n "), "a b");
+        // Found by the api_decode fuzz target: a body of one NUL byte gave
+        // " " (trimmed before the NUL was folded into a space).
+        assert_eq!(shorten("\0"), "");
+        assert_eq!(parse_error_body(b"\0"), (None, String::new()));
+        assert_eq!(shorten("\u{1b}[31mred\u{7}\0"), "[31mred");
         let long = "x".repeat(1000);
         assert_eq!(shorten(&long).chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+
+    #[test]
+    fn codes_are_cleaned_and_capped_like_messages() {
+        // Found by the api_decode fuzz target: `{"code":"<DEL>n"}` kept its
+        // DEL character (and any code, however long or multi-line, was kept
+        // as sent) although it ends up in the same log line as the message.
+        assert_eq!(
+            parse_error_body(b"{\"code\":\"\x7fn\"}"),
+            (Some("n".into()), String::new())
+        );
+        assert_eq!(
+            parse_error_body(b"{\"error_code\":\"FSS.1051\\n\",\"error_msg\":\"m\"}"),
+            (Some("FSS.1051".into()), "m".into())
+        );
+        let long = format!(r#"{{"code":"{}"}}"#, "c".repeat(1000));
+        let (code, _) = parse_error_body(long.as_bytes());
+        assert_eq!(code.unwrap().chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert_eq!(
+            parse_error_body(br#"{"error_code":"","error_msg":"m"}"#),
+            (None, "m".into())
+        );
     }
 
     #[test]
