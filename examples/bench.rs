@@ -213,18 +213,40 @@ async fn poll_cycle(functions: usize, latency: Duration, concurrency: usize) -> 
     )
     .await?;
     running.poller().wait_ready().await?;
+    // The simulator's actual service time (its timer rounds up): the median
+    // of sequential requests, measured now, is the L of the limit.
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/v2/{PROJECT}/fgs/functions/default%3Abench-0000/code");
+    let mut samples = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        http.get(&url)
+            .header("x-auth-token", TOKEN)
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    let measured = samples[samples.len() / 2];
     let before = sim.requests();
     let started = Instant::now();
     running.poller().poll_now().await?;
     let took = started.elapsed();
     let requests = sim.requests() - before;
-    let limit = latency.mul_f64(requests as f64 / concurrency as f64);
+    let limit = measured.mul_f64(requests as f64 / concurrency as f64);
+    // Requests are indivisible: no schedule beats ceil(R / C) rounds.
+    let rounds = measured * (requests as u32).div_ceil(concurrency as u32);
     println!(
-        "poll-cycle | N={functions} L={}ms C={concurrency} | requests {requests} | cycle {:.3}s | limit {:.3}s | ratio {:.3}",
+        "poll-cycle | N={functions} L={}ms (measured {:.2}ms) C={concurrency} | requests {requests} | cycle {:.3}s | limit R*L/C {:.3}s | ratio {:.3} | (ceil(R/C)*L {:.3}s, ratio {:.3})",
         latency.as_millis(),
+        measured.as_secs_f64() * 1000.0,
         took.as_secs_f64(),
         limit.as_secs_f64(),
-        took.as_secs_f64() / limit.as_secs_f64()
+        took.as_secs_f64() / limit.as_secs_f64(),
+        rounds.as_secs_f64(),
+        took.as_secs_f64() / rounds.as_secs_f64(),
     );
     running.stop().await;
     stop.cancel();
