@@ -312,9 +312,9 @@ fn wrk(url: &str) -> Res<(f64, String)> {
     Ok((rps, p99))
 }
 
-/// Scrape serving: `/metrics` under 64 concurrent connections, against
-/// nginx serving the identical bytes as a static file.
-async fn scrape(functions: usize) -> Res<()> {
+/// The exporter binary polling `functions` simulated functions, after its
+/// first complete cycle (and the directory its files are in).
+async fn ready_exporter(functions: usize) -> Res<(Exporter, tempfile::TempDir, CancellationToken)> {
     let (_sim, addr, stop) = simulator(functions).await?;
     let dir = tempfile::tempdir()?;
     let token = dir.path().join("token");
@@ -326,6 +326,13 @@ async fn scrape(functions: usize) -> Res<()> {
         "interval = \"1h\"\nconcurrency = 64\nmax_functions = 100000",
     ))?;
     wait_ready(&exporter.addr).await?;
+    Ok((exporter, dir, stop))
+}
+
+/// Scrape serving: `/metrics` under 64 concurrent connections, against
+/// nginx serving the identical bytes as a static file.
+async fn scrape(functions: usize) -> Res<()> {
+    let (exporter, dir, stop) = ready_exporter(functions).await?;
     let url = format!("http://{}/metrics", exporter.addr);
     let body = reqwest::get(&url).await?.bytes().await?;
     // nginx serving the same bytes.
@@ -386,17 +393,7 @@ async fn scrape(functions: usize) -> Res<()> {
 /// Resident memory of the exporter process after its first cycle and a
 /// scrape, against the size of one rendered exposition.
 async fn memory(functions: usize) -> Res<()> {
-    let (_sim, addr, stop) = simulator(functions).await?;
-    let dir = tempfile::tempdir()?;
-    let token = dir.path().join("token");
-    std::fs::write(&token, TOKEN)?;
-    let exporter = Exporter::start(&config_text(
-        addr,
-        functions,
-        &token,
-        "interval = \"1h\"\nconcurrency = 64\nmax_functions = 100000",
-    ))?;
-    wait_ready(&exporter.addr).await?;
+    let (exporter, _dir, stop) = ready_exporter(functions).await?;
     let url = format!("http://{}/metrics", exporter.addr);
     let mut body = reqwest::get(&url).await?.bytes().await?;
     for _ in 0..5 {
