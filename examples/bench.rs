@@ -42,14 +42,16 @@ fn main() -> Res<()> {
     let n = |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     rt.block_on(async {
         match what {
-            "poll-cycle" => poll_cycle(n(1, 1000), Duration::from_millis(20), 64).await,
+            "poll-cycle" => poll_cycle(n(1, 1000), Duration::from_millis(20), n(2, 64)).await,
             "api-cost" => api_cost().await,
             "scrape" => scrape(n(1, 1000)).await,
             "memory" => memory(n(1, 1000)).await,
             "startup" => startup().await,
             "all" => {
-                for functions in [100, 1000, 10_000] {
-                    poll_cycle(functions, Duration::from_millis(20), 64).await?;
+                for concurrency in [50, 64] {
+                    for functions in [100, 1000, 10_000] {
+                        poll_cycle(functions, Duration::from_millis(20), concurrency).await?;
+                    }
                 }
                 api_cost().await?;
                 for functions in [1000, 10_000] {
