@@ -11,12 +11,11 @@
 //! own. `scrape` also needs Debian's `nginx` and `wrk`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use functiongraph_exporter::app;
@@ -30,7 +29,9 @@ const PROJECT: &str = "be0c0000000000000000000000000001";
 const REGION: &str = "ap-southeast-1";
 const TOKEN: &str = "bench-token";
 
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+mod support;
+
+use support::{Res, binary, spawn_exporter};
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -118,7 +119,7 @@ impl Exporter {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config)?;
-        let (child, addr) = spawn_exporter(&path)?;
+        let (child, addr) = spawn_exporter(&path, &["--log.level", "warn"], |_| {})?;
         Ok(Exporter {
             child,
             addr,
@@ -136,41 +137,6 @@ impl Drop for Exporter {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("own path");
-    // target/release/examples/bench -> target/release/functiongraph_exporter
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("functiongraph_exporter"))
-        .expect("target directory")
-}
-
-/// Starts the binary and returns it and the address it logs.
-fn spawn_exporter(config: &Path) -> Res<(Child, String)> {
-    let mut child = Command::new(binary())
-        .args([
-            "--config",
-            &config.display().to_string(),
-            "--log.level",
-            "warn",
-        ])
-        .env("RUST_LOG", "warn,functiongraph_exporter=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("serving metrics on http://").nth(1) {
-                let _ = tx.send(rest.split("/metrics").next().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60))?;
-    Ok((child, addr))
 }
 
 async fn wait_ready(addr: &str) -> Res<()> {
@@ -455,7 +421,7 @@ async fn startup() -> Res<()> {
         version.push(started.elapsed());
 
         let started = Instant::now();
-        let (mut child, addr) = spawn_exporter(&path)?;
+        let (mut child, addr) = spawn_exporter(&path, &["--log.level", "warn"], |_| {})?;
         loop {
             if let Ok(r) = http.get(format!("http://{addr}/-/healthy")).send().await {
                 if r.status() == 200 {

@@ -11,11 +11,8 @@
 //! function must be back up within one interval.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use functiongraph_exporter::api::Endpoint;
@@ -29,7 +26,9 @@ const REGION: &str = "ap-southeast-1";
 const TOKEN: &str = "soak-token";
 const INTERVAL: Duration = Duration::from_secs(15);
 
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+mod support;
+
+use support::{Res, spawn_exporter};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Res<()> {
@@ -110,7 +109,13 @@ token_file = "{}"
     )?;
 
     let panics = Arc::new(AtomicUsize::new(0));
-    let (mut child, addr) = spawn(&config, Arc::clone(&panics))?;
+    let counted = Arc::clone(&panics);
+    let (mut child, addr) = spawn_exporter(&config, &[], move |line| {
+        if line.contains("panicked") {
+            counted.fetch_add(1, Ordering::Relaxed);
+            eprintln!("{line}");
+        }
+    })?;
     let started = Instant::now();
 
     // Random faults until `faults_until`; then the time they were healed.
@@ -254,36 +259,4 @@ token_file = "{}"
         INTERVAL.as_secs()
     );
     Ok(())
-}
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("own path");
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("functiongraph_exporter"))
-        .expect("target directory")
-}
-
-/// Starts the exporter; counts panics in its log.
-fn spawn(config: &Path, panics: Arc<AtomicUsize>) -> Res<(std::process::Child, String)> {
-    let mut child = Command::new(binary())
-        .args(["--config", &config.display().to_string()])
-        .env("RUST_LOG", "warn,functiongraph_exporter=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("panicked") {
-                panics.fetch_add(1, Ordering::Relaxed);
-                eprintln!("{line}");
-            }
-            if let Some(rest) = line.split("serving metrics on http://").nth(1) {
-                let _ = tx.send(rest.split("/metrics").next().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    Ok((child, rx.recv_timeout(Duration::from_secs(60))?))
 }

@@ -146,7 +146,7 @@ async fn a_wrong_secret_backs_off_and_recovers_when_the_file_is_fixed() {
         assert_eq!(up(&m, f), 0.0);
     }
     assert_eq!(auth_failures(&m, project), 1.0);
-    let page = h.get("/").await.text().await.unwrap();
+    let page = h.status_page().await;
     assert!(page.contains("verify aksk signature fail"), "{page}");
 
     // Within the back-off: nothing is sent, however often we poll, even
@@ -205,7 +205,7 @@ async fn clock_skew_beyond_fifteen_minutes_is_refused() {
         let m = h.metrics().await;
         assert_eq!(up(&m, "f1"), expect_up, "skew {skew_minutes} min");
         if expect_up == 0.0 {
-            let page = h.get("/").await.text().await.unwrap();
+            let page = h.status_page().await;
             assert!(page.contains("signature expired"), "{page}");
         }
         h.stop().await;
@@ -424,7 +424,7 @@ async fn a_wrong_password_backs_off() {
     let m = h.metrics().await;
     assert_eq!(up(&m, "f1"), 0.0);
     assert_eq!(auth_failures(&m, project), 1.0);
-    let page = h.get("/").await.text().await.unwrap();
+    let page = h.status_page().await;
     assert!(page.contains("The username or password is wrong"), "{page}");
     h.stop().await;
 }
@@ -504,7 +504,7 @@ async fn no_secret_reaches_logs_pages_or_metrics() {
         h.ready().await;
         h.poll().await;
         shown.push_str(&h.metrics().await.text);
-        shown.push_str(&h.get("/").await.text().await.unwrap());
+        shown.push_str(&h.status_page().await);
         h.stop().await;
     }
     let logs = log_text();

@@ -297,16 +297,10 @@ async fn one_failing_function_does_not_affect_the_others() {
     assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
     assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 0.0);
     assert_eq!(m.get("functiongraph_up", &[("function", "f3")]), 1.0);
-    let success = |f, c| {
-        m.get(
-            "functiongraph_collector_success",
-            &[("function", f), ("collector", c)],
-        )
-    };
-    assert_eq!(success("f2", "code"), 0.0);
-    assert_eq!(success("f2", "versions"), 1.0);
-    assert_eq!(success("f2", "async_invocations"), 1.0);
-    assert_eq!(success("f1", "code"), 1.0);
+    assert_eq!(m.success("f2", "code"), 0.0);
+    assert_eq!(m.success("f2", "versions"), 1.0);
+    assert_eq!(m.success("f2", "async_invocations"), 1.0);
+    assert_eq!(m.success("f1", "code"), 1.0);
     assert!(
         m.value("functiongraph_code_size_bytes", &[("function", "f2")])
             .is_none()
@@ -328,7 +322,7 @@ async fn one_failing_function_does_not_affect_the_others() {
 
     // A 500 is retried twice before the collector gives up.
     // The landing page says why.
-    let page = h.get("/").await.text().await.unwrap();
+    let page = h.status_page().await;
     assert!(
         page.contains("code: http 500 FSS.0500: internal error"),
         "{page}"
@@ -378,17 +372,11 @@ async fn bad_bodies_fail_only_their_collector() {
     let h = Harness::start(sim, &["default:f1", "default:f2"]).await;
     h.ready().await;
     let m = h.metrics().await;
-    let success = |f, c| {
-        m.get(
-            "functiongraph_collector_success",
-            &[("function", f), ("collector", c)],
-        )
-    };
-    assert_eq!(success("f1", "versions"), 0.0);
-    assert_eq!(success("f1", "code"), 1.0);
-    assert_eq!(success("f2", "code"), 0.0);
-    assert_eq!(success("f2", "versions"), 1.0);
-    let page = h.get("/").await.text().await.unwrap();
+    assert_eq!(m.success("f1", "versions"), 0.0);
+    assert_eq!(m.success("f1", "code"), 1.0);
+    assert_eq!(m.success("f2", "code"), 0.0);
+    assert_eq!(m.success("f2", "versions"), 1.0);
+    let page = h.status_page().await;
     assert!(
         page.contains("code: unexpected response body: code_size: invalid type"),
         "{page}"
@@ -464,13 +452,7 @@ async fn versions_code_and_snapshots() {
     assert_eq!(m.get("functiongraph_snapshot_enabled", &java_labels), 0.0);
     // Python on latest: not applicable, not down, no snapshot series.
     assert_eq!(m.get("functiongraph_up", &[("function", "py")]), 1.0);
-    assert_eq!(
-        m.get(
-            "functiongraph_collector_success",
-            &[("function", "py"), ("collector", "snapshot")]
-        ),
-        1.0
-    );
+    assert_eq!(m.success("py", "snapshot"), 1.0);
     assert_eq!(
         m.matching("functiongraph_snapshot_state", &[("function", "py")])
             .count(),
@@ -548,7 +530,7 @@ async fn wrong_token_and_unknown_function_mark_functions_down() {
         ),
         1.0
     );
-    let page = h.get("/").await.text().await.unwrap();
+    let page = h.status_page().await;
     assert!(page.contains("http 401 APIGW.0301"), "{page}");
     assert!(!page.contains("expired-token") && !m.text.contains("expired-token"));
     h.stop().await;
@@ -558,7 +540,7 @@ async fn wrong_token_and_unknown_function_mark_functions_down() {
     let m = h.metrics().await;
     assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
     assert_eq!(m.get("functiongraph_up", &[("function", "ghost")]), 0.0);
-    let page = h.get("/").await.text().await.unwrap();
+    let page = h.status_page().await;
     assert!(page.contains("FSS.1051"), "{page}");
     h.stop().await;
 }

@@ -134,15 +134,9 @@ async fn a_hanging_endpoint_times_out_alone() {
     );
     let h = start(&sim, "timeout = \"1s\"\nretries = 0").await;
     let m = h.metrics().await;
-    let success = |f, c| {
-        m.get(
-            "functiongraph_collector_success",
-            &[("function", f), ("collector", c)],
-        )
-    };
-    assert_eq!(success("f1", "versions"), 0.0);
-    assert_eq!(success("f1", "code"), 1.0);
-    assert_eq!(success("f2", "versions"), 1.0);
+    assert_eq!(m.success("f1", "versions"), 0.0);
+    assert_eq!(m.success("f1", "code"), 1.0);
+    assert_eq!(m.success("f2", "versions"), 1.0);
     assert_eq!(requests(&m, "versions", "timeout"), 1.0);
     h.stop().await;
 }
@@ -160,15 +154,9 @@ async fn a_huge_body_is_refused() {
     );
     let h = start(&sim, "max_response_bytes = 1048576").await;
     let m = h.metrics().await;
-    assert_eq!(
-        m.get(
-            "functiongraph_collector_success",
-            &[("function", "f1"), ("collector", "code")]
-        ),
-        0.0
-    );
+    assert_eq!(m.success("f1", "code"), 0.0);
     assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
-    let page = h.get("/").await.text().await.unwrap();
+    let page = h.status_page().await;
     assert!(
         page.contains("response body larger than 1048576 bytes"),
         "{page}"
@@ -191,15 +179,9 @@ async fn stalled_bodies_and_resets_fail_only_their_collector() {
     );
     let h = start(&sim, "timeout = \"1s\"\nretries = 1").await;
     let m = h.metrics().await;
-    let success = |f, c| {
-        m.get(
-            "functiongraph_collector_success",
-            &[("function", f), ("collector", c)],
-        )
-    };
-    assert_eq!(success("f1", "code"), 0.0);
-    assert_eq!(success("f1", "versions"), 0.0);
-    assert_eq!(success("f1", "async_invocations"), 1.0);
+    assert_eq!(m.success("f1", "code"), 0.0);
+    assert_eq!(m.success("f1", "versions"), 0.0);
+    assert_eq!(m.success("f1", "async_invocations"), 1.0);
     assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
     assert!(
         requests(&m, "code", "timeout") >= 1.0,
@@ -210,7 +192,7 @@ async fn stalled_bodies_and_resets_fail_only_their_collector() {
         2.0,
         "the reset is retried once"
     );
-    let page = h.get("/").await.text().await.unwrap();
+    let page = h.status_page().await;
     assert!(page.contains("versions: transport error"), "{page}");
     h.stop().await;
 }
@@ -245,13 +227,7 @@ async fn counters_survive_failed_polls() {
     );
     h.poll().await;
     let m = h.metrics().await;
-    assert_eq!(
-        m.get(
-            "functiongraph_collector_success",
-            &[("function", "f1"), ("collector", "async_invocations")]
-        ),
-        0.0
-    );
+    assert_eq!(m.success("f1", "async_invocations"), 0.0);
     assert_eq!(total(&m), 1.0);
     sim.set_fault(PROJECT, "default", "f1", Endpoint::AsyncInvocations, None);
     h.poll().await;
@@ -286,13 +262,7 @@ async fn stale_values_are_dropped_after_the_limit() {
     clock.advance(Duration::from_secs(60 * 60));
     h.poll().await;
     let m = h.metrics().await;
-    assert_eq!(
-        m.get(
-            "functiongraph_collector_success",
-            &[("function", "f1"), ("collector", "code")]
-        ),
-        0.0
-    );
+    assert_eq!(m.success("f1", "code"), 0.0);
     assert!(
         m.value("functiongraph_code_size_bytes", &[("function", "f1")])
             .is_some(),
@@ -301,13 +271,7 @@ async fn stale_values_are_dropped_after_the_limit() {
     clock.advance(Duration::from_secs(90 * 60));
     h.poll().await;
     let m = h.metrics().await;
-    assert_eq!(
-        m.get(
-            "functiongraph_collector_success",
-            &[("function", "f1"), ("collector", "code")]
-        ),
-        0.0
-    );
+    assert_eq!(m.success("f1", "code"), 0.0);
     assert!(
         m.value("functiongraph_code_size_bytes", &[("function", "f1")])
             .is_none(),

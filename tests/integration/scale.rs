@@ -312,13 +312,7 @@ async fn statistics_and_quotas() {
         m.get("functiongraph_statistics_duration_max_seconds", &busy),
         2.0
     );
-    assert_eq!(
-        m.get(
-            "functiongraph_collector_success",
-            &[("function", "idle"), ("collector", "statistics")]
-        ),
-        1.0
-    );
+    assert_eq!(m.success("idle", "statistics"), 1.0);
     assert!(
         m.value(
             "functiongraph_statistics_invocations",

@@ -224,6 +224,11 @@ impl Harness {
         Exposition::parse(&r.text().await.unwrap())
     }
 
+    /// The status page at `/`, where each collector's last error is shown.
+    pub async fn status_page(&self) -> String {
+        self.get("/").await.text().await.unwrap()
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         tokio::time::timeout(DEADLINE, self.exporter.wait())
@@ -348,6 +353,14 @@ impl Exposition {
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.value(name, labels)
             .unwrap_or_else(|| panic!("no sample {name} {labels:?} in:\n{}", self.text))
+    }
+
+    /// `functiongraph_collector_success` of one function's collector.
+    pub fn success(&self, function: &str, collector: &str) -> f64 {
+        self.get(
+            "functiongraph_collector_success",
+            &[("function", function), ("collector", collector)],
+        )
     }
 
     /// Samples of `name` whose labels include `labels`.
