@@ -451,7 +451,6 @@ mod tests {
     fn body(state: Option<&str>) -> SnapshotBody {
         SnapshotBody {
             state: state.map(str::to_owned),
-            code: None,
         }
     }
 
