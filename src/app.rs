@@ -10,12 +10,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::api::{ApiObserver, Client, ClientOptions, Credentials, PasswordTokens, http_client};
+use crate::api::{
+    ApiObserver, Client, ClientOptions, Concurrency, Credentials, PasswordTokens, http_client,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::collector::{ExporterMetrics, Renderer};
 use crate::config::{AuthMethod, Config, ProjectConfig};
@@ -179,7 +180,7 @@ pub async fn start_with(
 /// Reads every secret and builds every client a configuration needs.
 fn build(config: &Config, parts: &Parts) -> Result<(Vec<ProjectTarget>, Settings), Error> {
     let observer: Arc<dyn ApiObserver> = parts.exporter.clone();
-    let permits = Arc::new(Semaphore::new(config.polling.concurrency));
+    let permits = Arc::new(Concurrency::new(config.polling.concurrency));
     let shard = shard(config)?;
     parts.exporter.set_shard(shard);
     // With several projects, none may take more than half the slots, so a
