@@ -239,6 +239,7 @@ fn build(config: &Config, parts: &Parts) -> Result<(Vec<ProjectTarget>, Settings
             .statistics
             .then_some(config.collectors.statistics_period_minutes),
         quotas: config.collectors.quotas,
+        concurrency: config.polling.concurrency,
         shard,
         clock: Arc::clone(&parts.clock),
     };

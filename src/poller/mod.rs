@@ -11,10 +11,16 @@
 //! previous poll is still running is skipped with a warning, never polled
 //! twice at once. Project quotas are polled alongside, when enabled.
 //!
+//! Every function gets its fair share of the request concurrency (see
+//! `function`): at most the bound divided by the number of functions (at
+//! least one) of its requests in flight at once, and a function whose
+//! requests go unanswered stops sending the rest of its poll and backs off.
+//!
 //! Discovered functions that the API says are gone (absent from a listing,
-//! or answering 404 `FSS.1051`) are checked once more, one by one, and
-//! removed with all their series when that confirms it. Functions listed in
-//! the configuration are never removed.
+//! or answering 404 with `FSS.1051`, `FSS.1052`, `FSS.1053` or `FSS.0404`
+//! on any endpoint) are checked once more, one by one, and removed with all
+//! their series when that confirms it. Functions listed in the
+//! configuration are never removed.
 //!
 //! The scheduler knows nothing of Prometheus: it fills the store, and the
 //! collectors read it.
@@ -22,6 +28,7 @@
 mod async_tracker;
 pub mod discovery;
 mod function;
+mod permissions;
 pub mod shard;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,7 +41,10 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 pub use async_tracker::AsyncTracker;
-pub use function::{FunctionPoller, PollOutcome, Schedule};
+pub use function::{
+    FunctionPoller, NOT_APPLICABLE_RECHECK, PollContext, PollOutcome, Schedule, backoff_delay,
+};
+pub use permissions::Denials;
 pub use shard::Shard;
 
 use crate::api::{ApiError, Client};
@@ -67,6 +77,9 @@ pub struct Settings {
     /// Look-back minutes of the statistics collector, when enabled.
     pub statistics_period: Option<u32>,
     pub quotas: bool,
+    /// API requests in flight at once (`polling.concurrency`): each
+    /// function's share of it is this divided by the number of functions.
+    pub concurrency: usize,
     pub shard: Shard,
     /// Decides what is due, and dates the async windows.
     pub clock: Arc<dyn Clock>,
@@ -155,6 +168,7 @@ struct Shared {
     generation: RwLock<Arc<Generation>>,
     store: Arc<Store>,
     ready: watch::Sender<bool>,
+    denials: Denials,
 }
 
 /// Polls every target on schedule. Built by [`Poller::new`], driven by
@@ -266,6 +280,7 @@ impl Poller {
             generation: RwLock::new(Arc::clone(&generation)),
             store,
             ready: ready_tx,
+            denials: Denials::default(),
         });
         for (project_id, urn) in generation.explicit() {
             shared.add(&generation, &project_id, [urn], false);
@@ -449,6 +464,7 @@ impl Shared {
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
         if slots.remove(urn).is_some() {
             self.store.remove(urn);
+            self.denials.forget(urn);
             tracing::info!(function = %urn, "function is gone; its series are removed");
         }
     }
@@ -483,7 +499,10 @@ impl Shared {
             }
         }
         let gone = Arc::new(std::sync::Mutex::new(Vec::new()));
-        for slot in self.slots() {
+        let slots = self.slots();
+        // Each function's share of the concurrency bound.
+        let share = (settings.concurrency / slots.len().max(1)).max(1);
+        for slot in slots {
             let shared = Arc::clone(&self);
             let generation = Arc::clone(&generation);
             let gone = Arc::clone(&gone);
@@ -507,12 +526,17 @@ impl Shared {
                         }
                     },
                 };
+                let ctx = PollContext {
+                    share,
+                    everything,
+                    denials: &shared.denials,
+                };
                 let outcome = poller
                     .poll(
                         &project.target.client,
                         &generation.schedule,
                         generation.settings.clock.unix(),
-                        everything,
+                        &ctx,
                     )
                     .await;
                 // Not brought back if it was removed meanwhile.
