@@ -399,7 +399,8 @@ fn landing(state: &ServerState) -> HttpResponse {
                         line,
                         " <small>({} in a row; next attempt {})</small>",
                         h.consecutive_failures,
-                        h.next_attempt.map_or_else(|| "at the next poll".to_owned(), rfc3339)
+                        h.next_attempt
+                            .map_or_else(|| "at the next poll".to_owned(), rfc3339)
                     );
                 }
                 line
@@ -421,8 +422,10 @@ fn landing(state: &ServerState) -> HttpResponse {
     }
     // Permission denials, by project and collector, with the functions
     // refused (the API answers per function).
-    let mut denied: std::collections::BTreeMap<(&str, crate::state::CollectorKind, &str), Vec<String>> =
-        std::collections::BTreeMap::new();
+    let mut denied: std::collections::BTreeMap<
+        (&str, crate::state::CollectorKind, &str),
+        Vec<String>,
+    > = std::collections::BTreeMap::new();
     for f in &functions {
         for (kind, h) in &f.health {
             if let Some(why) = &h.permission_denied {

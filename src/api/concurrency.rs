@@ -146,7 +146,11 @@ mod tests {
         }
         tokio::task::yield_now().await;
         let _slot = c.acquire().await.unwrap();
-        assert_eq!(started.elapsed(), timeout / 4, "one of the two was abandoned");
+        assert_eq!(
+            started.elapsed(),
+            timeout / 4,
+            "one of the two was abandoned"
+        );
         assert_eq!(c.run(timeout, async { "ok" }).await, Ok("ok"));
     }
 }

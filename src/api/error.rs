@@ -213,7 +213,10 @@ impl ApiError {
             return false;
         }
         let code = code.as_deref().unwrap_or_default();
-        if PERMISSION_CODES.iter().any(|c| c.eq_ignore_ascii_case(code)) {
+        if PERMISSION_CODES
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(code))
+        {
             return true;
         }
         if ["FSS.0401", "FSS.0403", "APIGW.0301", "APIG.0301"]
@@ -471,11 +474,19 @@ mod tests {
     #[test]
     fn credential_failures_and_permission_denials_are_told_apart() {
         let credentials: &[(u16, Option<&str>, &str)] = &[
-            (401, Some("APIGW.0301"), "Incorrect IAM authentication information: verify aksk signature fail"),
+            (
+                401,
+                Some("APIGW.0301"),
+                "Incorrect IAM authentication information: verify aksk signature fail",
+            ),
             (401, Some("FSS.0401"), "unauthorized"),
             (401, None, "no body"),
             (403, Some("FSS.0403"), "invalid token"),
-            (403, Some("APIGW.0301"), "Incorrect IAM authentication information: token expires"),
+            (
+                403,
+                Some("APIGW.0301"),
+                "Incorrect IAM authentication information: token expires",
+            ),
             // A 403 that says nothing recognisable: the safe side.
             (403, None, "<html>Forbidden</html>"),
             (403, Some("FSS.9999"), "forbidden"),
@@ -491,9 +502,15 @@ mod tests {
             (Some("FSS.1126"), "no permission to call the API"),
             (Some("FSS.1127"), "EPS user has no permission"),
             (Some("fss.1128"), "list enterprise projects failed"),
-            (Some("APIGW.0402"), "The client IP is not allowed to access the API"),
+            (
+                Some("APIGW.0402"),
+                "The client IP is not allowed to access the API",
+            ),
             (Some("APIG.0404"), "access denied"),
-            (None, "Policy doesn't allow functiongraph:function:getCode to be performed."),
+            (
+                None,
+                "Policy doesn't allow functiongraph:function:getCode to be performed.",
+            ),
             (Some("IAM.0001"), "IAM policy denial: request denied"),
         ];
         for (code, message) in permissions {
@@ -503,7 +520,12 @@ mod tests {
             assert!(e.is_auth_related() == false, "{e}");
         }
         // IAM refusing the user is about the credentials, whatever it says.
-        let iam = status(Endpoint::IamTokens, 403, None, "no permission for this project");
+        let iam = status(
+            Endpoint::IamTokens,
+            403,
+            None,
+            "no permission for this project",
+        );
         assert!(iam.is_auth_failure() && !iam.is_permission_denied());
         // Neither: other statuses.
         let e = status(Endpoint::Code, 404, Some("FSS.1127"), "x");
@@ -532,7 +554,10 @@ mod tests {
     #[test]
     fn every_documented_not_found_code_means_gone() {
         for code in ["FSS.1051", "FSS.1052", "FSS.1053", "FSS.0404", "fss.0404"] {
-            assert!(status(Endpoint::AsyncInvocations, 404, Some(code), "").is_gone(), "{code}");
+            assert!(
+                status(Endpoint::AsyncInvocations, 404, Some(code), "").is_gone(),
+                "{code}"
+            );
         }
         assert!(!status(Endpoint::Code, 404, Some("APIGW.0101"), "no such API").is_gone());
         assert!(!status(Endpoint::Code, 404, None, "").is_gone());
@@ -541,7 +566,10 @@ mod tests {
 
     #[test]
     fn timeouts_are_not_retried_but_transport_errors_and_5xx_are() {
-        let t = ApiError::new(Endpoint::Code, ApiErrorKind::Timeout(Duration::from_secs(1)));
+        let t = ApiError::new(
+            Endpoint::Code,
+            ApiErrorKind::Timeout(Duration::from_secs(1)),
+        );
         assert!(t.is_timeout() && !t.is_retryable() && t.reached_api());
         let a = ApiError::new(
             Endpoint::Code,
@@ -555,7 +583,9 @@ mod tests {
             a.summary(),
             "code: no response within 2s 500ms, while 4 other requests as slow held their share of polling.concurrency; abandoned"
         );
-        assert!(ApiError::new(Endpoint::Code, ApiErrorKind::Transport("reset".into())).is_retryable());
+        assert!(
+            ApiError::new(Endpoint::Code, ApiErrorKind::Transport("reset".into())).is_retryable()
+        );
         assert!(status(Endpoint::Code, 503, None, "").is_retryable());
         let n = ApiError::new(Endpoint::Code, ApiErrorKind::NotSent("why".into()));
         assert!(!n.reached_api());

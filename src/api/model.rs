@@ -267,7 +267,9 @@ impl LenientNumber for u64 {
         (v >= 0.0 && v.fract() == 0.0 && v < 1.8e19).then_some(v as u64)
     }
     fn parse(s: &str) -> Option<Self> {
-        s.parse().ok().or_else(|| s.parse().ok().and_then(Self::from_f64))
+        s.parse()
+            .ok()
+            .or_else(|| s.parse().ok().and_then(Self::from_f64))
     }
 }
 
@@ -282,7 +284,9 @@ impl LenientNumber for i64 {
         (v.fract() == 0.0 && v.abs() < 9.2e18).then_some(v as i64)
     }
     fn parse(s: &str) -> Option<Self> {
-        s.parse().ok().or_else(|| s.parse().ok().and_then(Self::from_f64))
+        s.parse()
+            .ok()
+            .or_else(|| s.parse().ok().and_then(Self::from_f64))
     }
 }
 
@@ -351,7 +355,9 @@ impl<'de, T: LenientNumber> serde::de::Visitor<'de> for LenientVisitor<T> {
     }
 }
 
-fn lenient_number<'de, D: Deserializer<'de>, T: LenientNumber>(d: D) -> Result<Option<T>, D::Error> {
+fn lenient_number<'de, D: Deserializer<'de>, T: LenientNumber>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     d.deserialize_any(LenientVisitor(std::marker::PhantomData))
 }
 
@@ -509,17 +515,20 @@ mod tests {
             decode(r#"{"code_size":" 245 ","strategy_config":{"concurrency":400.0}}"#).unwrap();
         assert_eq!(body.code_size, Some(245));
         assert_eq!(body.strategy_config.unwrap().concurrency, Some(400));
-        let body: CodeBody = decode(r#"{"code_size":"","strategy_config":{"concurrency":null}}"#).unwrap();
+        let body: CodeBody =
+            decode(r#"{"code_size":"","strategy_config":{"concurrency":null}}"#).unwrap();
         assert_eq!(body.code_size, None);
         assert_eq!(body.strategy_config.unwrap().concurrency, None);
-        let body: StatisticsBody =
-            decode(r#"{"count":[{"timestamp":"1596679200000","value":"3"},{"value":"-1"},{"value":2.5}]}"#)
-                .unwrap();
+        let body: StatisticsBody = decode(
+            r#"{"count":[{"timestamp":"1596679200000","value":"3"},{"value":"-1"},{"value":2.5}]}"#,
+        )
+        .unwrap();
         let values: Vec<Option<f64>> = body.count.iter().map(|p| p.value).collect();
         assert_eq!(values, vec![Some(3.0), Some(-1.0), Some(2.5)]);
-        let q: QuotasBody =
-            decode(r#"{"quotas":{"resources":[{"quota":"400","used":"12","type":"fgs_func_num"}]}}"#)
-                .unwrap();
+        let q: QuotasBody = decode(
+            r#"{"quotas":{"resources":[{"quota":"400","used":"12","type":"fgs_func_num"}]}}"#,
+        )
+        .unwrap();
         let r = &q.quotas.unwrap().resources[0];
         assert_eq!((r.quota, r.used), (Some(400.0), Some(12.0)));
     }
@@ -528,7 +537,10 @@ mod tests {
     fn a_field_of_the_wrong_type_is_an_error_naming_it() {
         let err = decode::<CodeBody>(r#"{"code_size":"big"}"#).unwrap_err();
         assert!(err.starts_with("code_size: invalid value"), "{err}");
-        assert!(err.contains("expected a number or a numeric string"), "{err}");
+        assert!(
+            err.contains("expected a number or a numeric string"),
+            "{err}"
+        );
         let err = decode::<CodeBody>(r#"{"code_size":-5}"#).unwrap_err();
         assert!(err.starts_with("code_size: invalid value"), "{err}");
         let err = decode::<CodeBody>(r#"{"code_size":true}"#).unwrap_err();

@@ -106,7 +106,9 @@ impl Schedule {
 /// [`BACKOFF_MAX_FACTOR`] intervals or [`BACKOFF_MAX`], whichever is
 /// shorter, and never shorter than the interval.
 pub fn backoff_delay(interval: Duration, failures: u32) -> Duration {
-    let cap = (interval * BACKOFF_MAX_FACTOR).min(BACKOFF_MAX).max(interval);
+    let cap = (interval * BACKOFF_MAX_FACTOR)
+        .min(BACKOFF_MAX)
+        .max(interval);
     let factor = 1u32 << failures.saturating_sub(1).min(BACKOFF_MAX_FACTOR.ilog2());
     (interval * factor).min(cap)
 }
@@ -265,21 +267,21 @@ impl FunctionPoller {
                 match snapshot_remembered {
                     true => Some(Ok(SnapshotInfo::NotApplicable)),
                     false => {
-                        fair.run(run_snapshot, Endpoint::SnapshotState, poll_snapshot(client, urn))
-                            .await
+                        fair.run(
+                            run_snapshot,
+                            Endpoint::SnapshotState,
+                            poll_snapshot(client, urn),
+                        )
+                        .await
                     }
                 }
             },
-            fair.run(
-                statistics_period.is_some(),
-                Endpoint::Statistics,
-                async {
-                    client
-                        .statistics(urn, statistics_period.unwrap_or_default())
-                        .await
-                        .map(statistics_of)
-                }
-            ),
+            fair.run(statistics_period.is_some(), Endpoint::Statistics, async {
+                client
+                    .statistics(urn, statistics_period.unwrap_or_default())
+                    .await
+                    .map(statistics_of)
+            }),
         );
         let errors = [
             asyncs.as_ref().and_then(|r| r.as_ref().err()),
@@ -347,20 +349,21 @@ impl FunctionPoller {
             next.last_success = Some(now);
         }
         next.health = self.health();
-        next.snapshot_recheck = self
-            .not_applicable
-            .as_ref()
-            .filter(|_| self.remembered_not_applicable(now))
-            .map(|na| na.since + NOT_APPLICABLE_RECHECK.as_secs_f64());
         tracing::debug!(
             function = %self.urn,
             up = next.up(),
             async_requests = self.tracker.last_requests(),
             "function polled"
         );
-        self.current = next.clone();
+        self.current = next;
+        // Against the code as of this poll.
+        self.current.snapshot_recheck = self
+            .not_applicable
+            .as_ref()
+            .filter(|_| self.remembered_not_applicable(now))
+            .map(|na| na.since + NOT_APPLICABLE_RECHECK.as_secs_f64());
         PollOutcome {
-            snapshot: next,
+            snapshot: self.current.clone(),
             gone,
         }
     }

@@ -140,7 +140,10 @@ mod tests {
         let p = "0123456789abcdef0123456789abcdef";
         assert_eq!(d.count(p, Endpoint::SnapshotState), 2);
         assert_eq!(d.count(p, Endpoint::Code), 0);
-        d.allowed(&urn("a"), &[Endpoint::SnapshotState, Endpoint::SnapshotEnable]);
+        d.allowed(
+            &urn("a"),
+            &[Endpoint::SnapshotState, Endpoint::SnapshotEnable],
+        );
         assert_eq!(d.count(p, Endpoint::SnapshotState), 1);
         d.forget(&urn("b"));
         assert_eq!(d.count(p, Endpoint::SnapshotState), 0);

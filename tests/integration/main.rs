@@ -3,6 +3,9 @@
 //! - `auth`: AK/SK, temporary credentials, password tokens, rotation,
 //!   back-off, secrets kept out of logs.
 //! - `config`: configuration fixtures and the documented example.
+//! - `containment`: one failure stays one failure, and costs once:
+//!   permission denials, not-applicable snapshots, back-off per collector,
+//!   tolerant decoding, gone functions, hanging functions (issue 11).
 //! - `deploy`: the files under `deploy/`: alert rules (promtool, a real
 //!   Prometheus), the dashboard's queries, example configurations, probes.
 //! - `exporter`: the simulator and the exporter end to end over loopback HTTP.
@@ -19,6 +22,7 @@
 mod auth;
 mod cli;
 mod config;
+mod containment;
 mod deploy;
 mod exporter;
 mod faults;
