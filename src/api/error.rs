@@ -517,7 +517,7 @@ mod tests {
             let e = status(Endpoint::SnapshotState, 403, *code, message);
             assert!(e.is_permission_denied(), "{e}");
             assert!(!e.is_auth_failure(), "{e}");
-            assert!(e.is_auth_related() == false, "{e}");
+            assert!(!e.is_auth_related(), "{e}");
         }
         // IAM refusing the user is about the credentials, whatever it says.
         let iam = status(

@@ -188,7 +188,7 @@ enum Request {
     /// A new configuration.
     Reconfigure {
         projects: Vec<ProjectTarget>,
-        settings: Settings,
+        settings: Box<Settings>,
         reply: oneshot::Sender<()>,
     },
 }
@@ -246,7 +246,7 @@ impl PollerHandle {
         self.requests
             .send(Request::Reconfigure {
                 projects,
-                settings,
+                settings: Box::new(settings),
                 reply,
             })
             .await
@@ -328,7 +328,7 @@ impl Poller {
                         cycles.spawn(Arc::clone(&self.shared).cycle(mode, Some(reply)));
                     }
                     Request::Reconfigure { projects, settings, reply } => {
-                        self.shared.reconfigure(projects, settings);
+                        self.shared.reconfigure(projects, *settings);
                         let new_period = self.shared.generation().settings.intervals.cycle();
                         if new_period != period {
                             period = new_period;
