@@ -194,7 +194,7 @@ impl ApiError {
 
     /// A 403 naming a missing permission: the credentials were accepted,
     /// but may not call this API for this resource. Recognised by its code
-    /// ([`PERMISSION_CODES`]), by IAM's `encoded_authorization_message`
+    /// (`PERMISSION_CODES`), by IAM's `encoded_authorization_message`
     /// ([`POLICY_DENIAL`]), or, without a known code, by a message that
     /// speaks of a permission or policy and not of a token, signature or
     /// credential. `FSS.0401`, `FSS.0403` ("invalid token") and the

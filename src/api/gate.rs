@@ -6,9 +6,11 @@
 //!
 //! - until a request of the project has been accepted, only one request at
 //!   a time goes out (the "probe"); the others wait for its outcome;
-//! - after a 401 or 403, nothing goes out for a back-off period (doubling
-//!   while failures go on, up to 15 minutes): requests fail locally with
-//!   [`ApiErrorKind::AuthBackoff`], which marks the functions down;
+//! - after a refusal of the credentials (a 401, or a 403 that does not name
+//!   a missing permission: see [`ApiError::is_auth_failure`]), nothing goes
+//!   out for a back-off period (doubling while failures go on, up to 15
+//!   minutes): requests fail locally with [`ApiErrorKind::AuthBackoff`],
+//!   which marks the functions down;
 //! - when the period is over, one probe tries again.
 //!
 //! The gate logs each change of state once: the failure with the gateway's
@@ -108,7 +110,7 @@ impl AuthGate {
         *state = State::Open;
     }
 
-    /// The gateway refused a request with 401 or 403.
+    /// The gateway or IAM refused the credentials.
     pub fn refused(&self, error: &ApiError, admission: &Admission<'_>) {
         let summary = error.summary();
         let mut state = self.state();

@@ -102,9 +102,9 @@ impl Schedule {
 }
 
 /// The pause before the next attempt of a collector that failed `failures`
-/// times in a row: its interval, doubled per further failure, up to
-/// [`BACKOFF_MAX_FACTOR`] intervals or [`BACKOFF_MAX`], whichever is
-/// shorter, and never shorter than the interval.
+/// times in a row: its interval, doubled per further failure, up to 16
+/// intervals or 30 minutes, whichever is shorter, and never shorter than
+/// the interval.
 pub fn backoff_delay(interval: Duration, failures: u32) -> Duration {
     let cap = (interval * BACKOFF_MAX_FACTOR)
         .min(BACKOFF_MAX)

@@ -6,7 +6,10 @@
 //! window filters, `X-Auth-Token` checking with the gateway's 401 body, 404
 //! `FSS.1051` for unknown functions and 400 for bad parameters. Functions can
 //! generate traffic over time (the demo), or be driven step by step by a
-//! test through this handle, which also injects faults and counts requests.
+//! test through this handle, which also injects faults (per function and
+//! endpoint, applying even once the function is deleted, so a test can
+//! choose how a deleted function answers) and counts requests (per
+//! endpoint, and per function with the most in flight at once).
 //!
 //! The simulator is its own implementation of the server side: it shares
 //! URN parsing and time formatting with the exporter, but builds its JSON
