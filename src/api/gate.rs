@@ -101,6 +101,12 @@ impl AuthGate {
         }
     }
 
+    /// Whether the credentials are known to work (a request was accepted
+    /// and none refused since).
+    pub fn is_open(&self) -> bool {
+        matches!(*self.state(), State::Open)
+    }
+
     /// The gateway accepted a request: the credentials work.
     pub fn accepted(&self) {
         let mut state = self.state();

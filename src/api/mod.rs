@@ -281,6 +281,25 @@ impl Client {
         &self.options.project_id
     }
 
+    /// Whether the project's credentials are known to work. Until they are,
+    /// requests go out one at a time (see [`gate`]).
+    pub fn credentials_verified(&self) -> bool {
+        self.gate.is_open()
+    }
+
+    /// Checks the credentials with the cheapest project-level request (one
+    /// function listed), so that the one-at-a-time probing of unverified
+    /// credentials is not done by a function's request, which may hang.
+    /// A permission denial counts as verified: the credentials were
+    /// accepted.
+    pub async fn verify_credentials(&self) -> Result<(), ApiError> {
+        match self.functions(0, 1, None, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_permission_denied() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     fn function_path(&self, urn: &FunctionUrn, rest: &str) -> String {
         format!(
             "/v2/{}/fgs/functions/{}/{rest}",

@@ -265,7 +265,7 @@ impl FunctionPoller {
             fair.run(run_code, Endpoint::Code, client.code(urn)),
             async {
                 match snapshot_remembered {
-                    true => Some(Ok(SnapshotInfo::NotApplicable)),
+                    true => Some(Ok((SnapshotInfo::NotApplicable, false))),
                     false => {
                         fair.run(
                             run_snapshot,
@@ -283,6 +283,8 @@ impl FunctionPoller {
                     .map(statistics_of)
             }),
         );
+        let snapshot_said_gone = matches!(snapshot, Some(Ok((_, true))));
+        let snapshot = snapshot.map(|r| r.map(|(info, _)| info));
         let errors = [
             asyncs.as_ref().and_then(|r| r.as_ref().err()),
             versions.as_ref().and_then(|r| r.as_ref().err()),
@@ -296,10 +298,13 @@ impl FunctionPoller {
             asyncs.as_ref().is_some_and(Result::is_ok),
             versions.as_ref().is_some_and(Result::is_ok),
             code.as_ref().is_some_and(Result::is_ok),
-            !snapshot_remembered && snapshot.as_ref().is_some_and(Result::is_ok),
+            !snapshot_remembered
+                && !snapshot_said_gone
+                && snapshot.as_ref().is_some_and(Result::is_ok),
             statistics.as_ref().is_some_and(Result::is_ok),
         ];
-        let gone = errors.iter().flatten().any(|e| e.is_gone()) && !answered.iter().any(|a| *a);
+        let gone = (snapshot_said_gone || errors.iter().flatten().any(|e| e.is_gone()))
+            && !answered.iter().any(|a| *a);
 
         let mut next = self.current.clone();
         next.polls += 1;
@@ -665,10 +670,18 @@ async fn poll_versions(client: &Client, urn: &FunctionUrn) -> Result<Vec<Version
 /// exports no snapshot series. (A function that really is gone fails the
 /// code and versions collectors, which is what marks it down.) When the
 /// state is readable, `enableSnapshot` is asked too.
-async fn poll_snapshot(client: &Client, urn: &FunctionUrn) -> Result<SnapshotInfo, ApiError> {
+///
+/// The second value says whether the answer was a not-found code (a 404
+/// with `FSS.1051` is the documented answer for a function that does not
+/// exist, and may be how some regions say "not applicable"): the poll counts
+/// it as a sign that the function is gone, not as proof that it exists.
+async fn poll_snapshot(
+    client: &Client,
+    urn: &FunctionUrn,
+) -> Result<(SnapshotInfo, bool), ApiError> {
     let state = match client.snapshot(urn, SnapshotAction::State).await {
         Ok(body) => body,
-        Err(e) if not_applicable(&e) => return Ok(SnapshotInfo::NotApplicable),
+        Err(e) if not_applicable(&e) => return Ok((SnapshotInfo::NotApplicable, e.is_gone())),
         Err(e) => return Err(e),
     };
     let enabled = match client.snapshot(urn, SnapshotAction::EnableSnapshot).await {
@@ -676,10 +689,13 @@ async fn poll_snapshot(client: &Client, urn: &FunctionUrn) -> Result<SnapshotInf
         Err(e) if not_applicable(&e) => None,
         Err(e) => return Err(e),
     };
-    Ok(SnapshotInfo::Known {
-        state: parse_state(&state),
-        enabled,
-    })
+    Ok((
+        SnapshotInfo::Known {
+            state: parse_state(&state),
+            enabled,
+        },
+        false,
+    ))
 }
 
 fn not_applicable(e: &ApiError) -> bool {

@@ -2,7 +2,8 @@
 //!
 //! A poll cycle runs at start-up and then every cycle period (the shortest
 //! collector interval). Each cycle first refreshes the projects whose
-//! discovery is due, then polls every function of this shard: the first
+//! discovery is due, checks with one project-level request the credentials
+//! not yet known to work, then polls every function of this shard: the first
 //! cycle all at once (bounded by the request concurrency and each project's
 //! rate limit) so the exporter is ready quickly, later cycles spread over
 //! the first half of the period, each function at a fixed offset derived
@@ -488,6 +489,22 @@ impl Shared {
             }
         }
         // New functions are polled in this very cycle.
+        while tasks.join_next().await.is_some() {}
+        // Credentials not verified yet (at start, or when a refusal's
+        // back-off is over) are checked with one project-level request
+        // before the functions' requests go out: while unverified they go
+        // one at a time, and a function whose API hangs must not be the one
+        // everything waits on.
+        for p in &generation.projects {
+            if !p.target.client.credentials_verified() {
+                let client = Arc::clone(&p.target.client);
+                tasks.spawn(async move {
+                    if let Err(e) = client.verify_credentials().await {
+                        tracing::debug!(project_id = client.project_id(), error = %e, "credentials not verified");
+                    }
+                });
+            }
+        }
         while tasks.join_next().await.is_some() {}
 
         for (i, p) in generation.projects.iter().enumerate() {

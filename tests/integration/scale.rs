@@ -282,7 +282,9 @@ async fn the_rate_limit_spreads_requests() {
     let h = Harness::start_toml(sim.clone(), &toml, None).await;
     h.ready().await;
     let times = sim.request_times();
-    assert_eq!(times.len(), 80);
+    // One listing checks the credentials, then 4 requests per function.
+    assert_eq!(times.len(), 1 + 80);
+    assert_eq!(sim.requests_to(Endpoint::ListFunctions), 1);
     for (i, t) in times.iter().enumerate() {
         let window = times[i..]
             .iter()
