@@ -320,6 +320,13 @@ impl Poller {
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => {
                     let mode = if first { Mode::Burst } else { Mode::Spread };
+                    if first {
+                        // Spread cycles poll each function up to half a
+                        // period after the cycle starts; starting the first
+                        // one half a period early keeps every function's
+                        // first two polls at most one period apart.
+                        ticker.reset_after(period.mul_f64(1.0 - SPREAD));
+                    }
                     first = false;
                     cycles.spawn(Arc::clone(&self.shared).cycle(mode, None));
                 }

@@ -594,6 +594,10 @@ async fn hanging_functions_cannot_starve_healthy_ones() {
     .await;
     // Ready: every function polled once, in the first cycle.
     h.ready().await;
+    // The credentials were checked with a listing, not by whichever
+    // function's request came first (while unverified, requests go one at
+    // a time, and a hanging one would hold up everything).
+    assert_eq!(sim.requests_to(Endpoint::ListFunctions), 1);
     let m = h.metrics().await;
     for name in &healthy {
         assert_eq!(
