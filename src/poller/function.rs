@@ -15,12 +15,15 @@
 //! authentication gate holds back do not count: the gate has its own
 //! back-off, and the collectors follow it as soon as it opens.
 //!
-//! A function's requests share the concurrency bound fairly: one function
-//! has at most its share of the slots (the bound divided by the number of
-//! functions, at least one) in flight at once, and once one of its
-//! requests goes unanswered in time, the rest of that poll is not sent
-//! (they fail too, and back off with it): a function whose API hangs costs
-//! one slot for one timeout per attempt, not one per collector.
+//! A function's requests share the concurrency bound fairly: until a poll of
+//! it has completed with every request answered in time (at start, and
+//! after any timeout), a function has at most its share of the slots (the
+//! bound divided by the number of functions, at least one) in flight at
+//! once; and once one of its requests goes unanswered in time, the rest of
+//! that poll is not sent (they fail too, and back off with it). So a
+//! function whose API hangs costs one slot for one timeout per attempt, not
+//! one per collector, while a function known to answer runs its collectors
+//! side by side.
 //!
 //! A snapshot answer meaning "snapshots do not apply to this function" is
 //! remembered: the snapshot API is asked again only when the function's
@@ -115,7 +118,8 @@ pub fn backoff_delay(interval: Duration, failures: u32) -> Duration {
 
 /// What the scheduler passes to a poll besides the client and schedule.
 pub struct PollContext<'a> {
-    /// Requests of this function in flight at once, at most.
+    /// Requests in flight at once, at most, of a function not known to
+    /// answer in time (see the module documentation).
     pub share: usize,
     /// Every collector now, due or not, backing off or not, and snapshot
     /// state asked even where it is remembered not to apply.
@@ -163,6 +167,9 @@ pub struct FunctionPoller {
     digest: Option<String>,
     code_changes: u64,
     not_applicable: Option<NotApplicable>,
+    /// The latest poll completed with every request answered in time: its
+    /// collectors may run side by side, not only within its fair share.
+    answers: bool,
     /// The snapshot published last; failed collectors keep its values.
     current: FunctionSnapshot,
     /// The error summary logged last, per collector.
@@ -180,6 +187,7 @@ impl FunctionPoller {
             digest: None,
             code_changes: 0,
             not_applicable: None,
+            answers: false,
             logged: HashMap::new(),
         }
     }
@@ -250,7 +258,10 @@ impl FunctionPoller {
             .statistics_period
             .filter(|_| due(CollectorKind::Statistics));
 
-        let share = Semaphore::new(ctx.share.max(1));
+        let share = Semaphore::new(match self.answers {
+            true => CollectorKind::ALL.len(),
+            false => ctx.share.max(1),
+        });
         let stalled = AtomicBool::new(false);
         let fair = Fair {
             share: &share,
@@ -305,6 +316,15 @@ impl FunctionPoller {
         ];
         let gone = (snapshot_said_gone || errors.iter().flatten().any(|e| e.is_gone()))
             && !answered.iter().any(|a| *a);
+        // Known to answer once a poll got answers and nothing timed out;
+        // a poll in which nothing ran changes nothing.
+        if stalled.load(Ordering::Relaxed) {
+            self.answers = false;
+        } else if answered.iter().any(|a| *a)
+            || errors.iter().flatten().any(|e| e.status().is_some())
+        {
+            self.answers = true;
+        }
 
         let mut next = self.current.clone();
         next.polls += 1;

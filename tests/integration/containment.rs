@@ -552,10 +552,12 @@ token_file = "{{token_file}}"
 
 /// Row 6. Sixteen functions whose API hangs and four healthy ones, at
 /// concurrency 8. Each hanging function sends one request per poll (the
-/// rest of its poll is not sent once it went unanswered), each function has
-/// at most its share of the slots in flight, the first cycle completes with
-/// the healthy functions up, the hanging ones back off like failing
-/// collectors, and the healthy ones are polled fresh every interval.
+/// rest of its poll is not sent once it went unanswered), each function not
+/// yet known to answer has at most its share of the slots in flight, the
+/// first cycle completes with the healthy functions up, the hanging ones
+/// back off like failing collectors, and the healthy ones are polled fresh
+/// every interval. (How long that takes in real time, against an
+/// all-healthy run, is `bench -- hanging`, in BENCHMARKS.md.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanging_functions_cannot_starve_healthy_ones() {
     let hanging: Vec<String> = (0..16).map(|i| format!("hang-{i:02}")).collect();
@@ -662,8 +664,5 @@ async fn hanging_functions_cannot_starve_healthy_ones() {
         }
     }
     assert_eq!(tried, vec![1, 3, 6, 9, 12, 15, 18]);
-    for name in &healthy {
-        assert_eq!(sim.max_in_flight_of("default", name), 1, "{name}");
-    }
     h.stop().await;
 }
