@@ -122,7 +122,8 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     /// `--web.config.file`, loaded: TLS and basic authentication.
     pub web: Option<Arc<crate::web::LiveWebConfig>>,
-    /// Where `POST /-/reload` asks for a reload (the binary answers them).
+    /// Where `POST /-/reload` asks for a reload (the binary answers them);
+    /// `None`, the lifecycle API is off and it answers 403.
     pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
 }
 
@@ -186,6 +187,7 @@ pub async fn start_with(
         interval: config.polling.interval,
         web: options.web.clone(),
         reload: options.reload.clone(),
+        reload_limiter: server::reload_limiter(),
     });
     let server = tokio::spawn(server::serve(listener, state, shutdown.clone()));
     tracing::info!(address = %local_addr, "serving metrics on http://{local_addr}/metrics");

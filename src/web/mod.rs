@@ -268,12 +268,17 @@ impl LiveWebConfig {
         Arc::clone(&self.state.lock().unwrap_or_else(|e| e.into_inner()).active)
     }
 
-    /// Whether a request with this `Authorization` header may proceed
-    /// under `active`: always when no users are configured.
-    pub async fn authorize(&self, active: &Active, authorization: Option<&HeaderValue>) -> bool {
+    /// Whether a request from `client` with this `Authorization` header may
+    /// proceed under `active`: always when no users are configured.
+    pub async fn authorize(
+        &self,
+        active: &Active,
+        authorization: Option<&HeaderValue>,
+        client: std::net::IpAddr,
+    ) -> auth::Verdict {
         match &active.users {
-            None => true,
-            Some(users) => self.verifier.check(users, authorization).await,
+            None => auth::Verdict::Allowed,
+            Some(users) => self.verifier.check(users, authorization, client).await,
         }
     }
 }
