@@ -265,7 +265,10 @@ fn build(
         let client = match same {
             Some((p, old)) => {
                 tracing::debug!(project_id = %project.project_id, "credentials unchanged; keeping their state");
-                client.inherit(old, p.max_requests_per_second == project.max_requests_per_second)
+                client.inherit(
+                    old,
+                    p.max_requests_per_second == project.max_requests_per_second,
+                )
             }
             None => client,
         };

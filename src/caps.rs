@@ -189,22 +189,30 @@ impl CapCounters {
             let (before, was_exceeded) = logged[cap.index()];
             let exceeded = now > before;
             if exceeded && !was_exceeded {
-                let subject = self.subjects.lock().unwrap_or_else(|e| e.into_inner())
-                    [cap.index()]
-                .clone()
-                .unwrap_or_default();
-                tracing::warn!(
-                    cap = cap.as_str(),
-                    dropped = now - before,
-                    latest = %subject,
-                    "upstream data exceeds a cap: {}; counted in functiongraph_exporter_capped_total",
-                    cap.describe()
-                );
+                let subject = self.subjects.lock().unwrap_or_else(|e| e.into_inner())[cap.index()]
+                    .clone()
+                    .unwrap_or_default();
+                let dropped = now - before;
+                let what = cap.describe();
+                // Cut error text loses no metric: worth a note, not a warning
+                // (the gateway's signature errors are longer than the cap).
+                if cap == Cap::ErrorText {
+                    tracing::info!(
+                        cap = cap.as_str(),
+                        dropped,
+                        latest = %subject,
+                        "upstream data exceeds a cap: {what}; counted in functiongraph_exporter_capped_total"
+                    );
+                } else {
+                    tracing::warn!(
+                        cap = cap.as_str(),
+                        dropped,
+                        latest = %subject,
+                        "upstream data exceeds a cap: {what}; counted in functiongraph_exporter_capped_total"
+                    );
+                }
             } else if !exceeded && was_exceeded {
-                tracing::info!(
-                    cap = cap.as_str(),
-                    "upstream data no longer exceeds a cap"
-                );
+                tracing::info!(cap = cap.as_str(), "upstream data no longer exceeds a cap");
             }
             logged[cap.index()] = (now, exceeded);
         }

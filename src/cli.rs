@@ -244,7 +244,9 @@ fn check_config(cli: &Cli) -> ExitCode {
                 problems.push(format!("{origin}: projects[{i}].auth: {what}: {e}"));
             } else if let Some(w) = source.readability_warning() {
                 // As the run warns.
-                warnings.push(format!("{origin}: projects[{i}].auth: {what}: warning: {w}"));
+                warnings.push(format!(
+                    "{origin}: projects[{i}].auth: {what}: warning: {w}"
+                ));
             }
         }
     }

@@ -337,10 +337,7 @@ fn own_groups() -> std::collections::HashSet<u32> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .filter_map(|l| {
-            l.strip_prefix("Gid:")
-                .or_else(|| l.strip_prefix("Groups:"))
-        })
+        .filter_map(|l| l.strip_prefix("Gid:").or_else(|| l.strip_prefix("Groups:")))
         .flat_map(|rest| rest.split_whitespace())
         .filter_map(|g| g.parse().ok())
         .collect()

@@ -471,8 +471,8 @@ impl PasswordTokens {
         if refresh_in < MIN_TOKEN_REFRESH {
             tracing::warn!(
                 project_id = %self.project_id,
-                expires_at = fields.token.expires_at.as_deref().map(|s| super::error::shorten(s)),
-                issued_at = fields.token.issued_at.as_deref().map(|s| super::error::shorten(s)),
+                expires_at = fields.token.expires_at.as_deref().map(super::error::shorten),
+                issued_at = fields.token.issued_at.as_deref().map(super::error::shorten),
                 lifetime = %humantime::format_duration(lifetime),
                 "IAM issued a token that expires within a minute or has already expired by this host's clock (is a clock wrong?); using it, and asking for a new one in no less than 1m"
             );

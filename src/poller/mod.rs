@@ -178,7 +178,7 @@ enum Request {
     /// A new configuration.
     Reconfigure {
         projects: Vec<ProjectTarget>,
-        settings: Settings,
+        settings: Box<Settings>,
         reply: oneshot::Sender<()>,
     },
 }
@@ -236,7 +236,7 @@ impl PollerHandle {
         self.requests
             .send(Request::Reconfigure {
                 projects,
-                settings,
+                settings: Box::new(settings),
                 reply,
             })
             .await
@@ -317,7 +317,7 @@ impl Poller {
                         cycles.spawn(Arc::clone(&self.shared).cycle(mode, Some(reply)));
                     }
                     Request::Reconfigure { projects, settings, reply } => {
-                        self.shared.reconfigure(projects, settings);
+                        self.shared.reconfigure(projects, *settings);
                         let new_period = self.shared.generation().settings.intervals.cycle();
                         if new_period != period {
                             period = new_period;
@@ -568,8 +568,11 @@ impl Shared {
             .into_iter()
             .filter(|u| !limits.too_long(u.name()) && !limits.too_long(u.package()))
             .collect();
-        p.client
-            .capped(Cap::LabelLength, (before - found.len()) as u64, &p.project_id);
+        p.client.capped(
+            Cap::LabelLength,
+            (before - found.len()) as u64,
+            &p.project_id,
+        );
         let known: Vec<Arc<Slot>> = self
             .slots()
             .into_iter()

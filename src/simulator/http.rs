@@ -355,7 +355,10 @@ fn answer(
     }
     let Some(segment) = urn_segment else {
         return if endpoint == Endpoint::Quotas {
-            Ok(Reply::Json(quotas(p.functions.values(), &world.extra_quotas)))
+            Ok(Reply::Json(quotas(
+                p.functions.values(),
+                &world.extra_quotas,
+            )))
         } else {
             list_functions(project, &p.region, p.functions.values(), &query).map(Reply::Json)
         };
@@ -379,7 +382,9 @@ fn answer(
     let fault_key = (project.to_owned(), key.0.clone(), key.1.clone(), endpoint);
     let delay = match world.faults.get_mut(&fault_key).and_then(|r| r.take()) {
         Some(Fault::Delay(d)) => Some(d),
-        Some(Fault::EndlessRecords { request_id_len }) if endpoint == Endpoint::AsyncInvocations => {
+        Some(Fault::EndlessRecords { request_id_len })
+            if endpoint == Endpoint::AsyncInvocations =>
+        {
             return endless_records(world, &query, request_id_len, now).map(Reply::Json);
         }
         Some(fault) => return Ok(Reply::Fault(fault)),
@@ -686,11 +691,9 @@ fn quotas<'a>(
         json!({"quota": 1000, "used": 0, "type": "fgs_func_occurs", "unit": ""}),
         json!({"quota": 1000, "used": 0, "type": "fgs_on_demand_instance_limit", "unit": ""}),
     ];
-    resources.extend(
-        extra
-            .iter()
-            .map(|(kind, quota, used)| json!({"quota": quota, "used": used, "type": kind, "unit": ""})),
-    );
+    resources.extend(extra.iter().map(
+        |(kind, quota, used)| json!({"quota": quota, "used": used, "type": kind, "unit": ""}),
+    ));
     json!({"quotas": {"resources": resources}})
 }
 

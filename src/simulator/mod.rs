@@ -328,7 +328,8 @@ impl Simulator {
         for i in 0..count {
             let base = format!("t{i}");
             let pad = "x".repeat(name_len.saturating_sub(base.len()));
-            w.extra_quotas.push((format!("{base}{pad}"), 1000, i as u64));
+            w.extra_quotas
+                .push((format!("{base}{pad}"), 1000, i as u64));
         }
     }
 

@@ -247,9 +247,7 @@ impl Verifier {
     /// The remembered outcome for these credentials, if any.
     fn remembered(&self, mac: &[u8; 32], known_user: bool) -> Option<Verdict> {
         let lock = |m: &Mutex<HashSet<[u8; 32]>>| {
-            m.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(mac)
+            m.lock().unwrap_or_else(|e| e.into_inner()).contains(mac)
         };
         if known_user && lock(&self.ok) {
             Some(Verdict::Allowed)
