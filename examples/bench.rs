@@ -5,6 +5,7 @@
 //! cargo build --release && cargo run --release --example bench -- all
 //! cargo run --release --example bench -- poll-cycle 1000
 //! cargo run --release --example bench -- login-flood 250
+//! cargo run --release --example bench -- check-config 40000
 //! cargo run --release --example bench -- endless-records 150 2048
 //! ```
 //!
@@ -52,6 +53,7 @@ fn main() -> Res<()> {
             "memory" => memory(n(1, 1000)).await,
             "startup" => startup().await,
             "login-flood" => login_flood(n(1, 250)).await,
+            "check-config" => check_config(n(1, 40_000)),
             "endless-records" => endless_records(n(1, 150), n(2, 2048)).await,
             "all" => {
                 for concurrency in [50, 64] {
@@ -67,6 +69,7 @@ fn main() -> Res<()> {
                     memory(functions).await?;
                 }
                 startup().await?;
+                check_config(40_000)?;
                 login_flood(250).await?;
                 endless_records(150, 2048).await
             }
@@ -657,5 +660,48 @@ async fn endless_records(seconds: usize, request_id_len: usize) -> Res<()> {
     );
     drop(exporter);
     stop.cancel();
+    Ok(())
+}
+
+/// `--check-config` of a file listing `functions` functions, against the
+/// same for a tenth of them: linear work gives a ratio near 10 (the
+/// duplicate check used to compare every pair: a ratio near 100).
+fn check_config(functions: usize) -> Res<()> {
+    let dir = tempfile::tempdir()?;
+    let time = |n: usize| -> Res<Duration> {
+        let path = dir.path().join(format!("config-{n}.toml"));
+        let list: Vec<String> = (0..n).map(|i| format!("\"default:f{i:06}\"")).collect();
+        std::fs::write(
+            &path,
+            format!(
+                "[[projects]]\nproject_id = \"{PROJECT}\"\nregion = \"{REGION}\"\nfunctions = [{}]\n[projects.auth]\ntype = \"token\"\ntoken_env = \"BENCH_TOKEN\"\n",
+                list.join(", ")
+            ),
+        )?;
+        let mut runs = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            let out = Command::new(binary())
+                .args(["--check-config", "--config"])
+                .arg(&path)
+                .env("BENCH_TOKEN", TOKEN)
+                .output()?;
+            runs.push(started.elapsed());
+            if !out.status.success() {
+                return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
+            }
+        }
+        runs.sort();
+        Ok(runs[runs.len() / 2])
+    };
+    let small = time(functions / 10)?;
+    let large = time(functions)?;
+    println!(
+        "check-config | {functions} functions {:.0} ms (median of 5) | {} functions {:.0} ms | ratio {:.1} (linear: ~10, quadratic: ~100)",
+        large.as_secs_f64() * 1000.0,
+        functions / 10,
+        small.as_secs_f64() * 1000.0,
+        large.as_secs_f64() / small.as_secs_f64()
+    );
     Ok(())
 }

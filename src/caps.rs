@@ -23,6 +23,12 @@ pub const MAX_REQUEST_ID_CHARS: usize = 64;
 pub const MAX_ERROR_CHARS: usize = 300;
 /// Default of `polling.max_label_length`.
 pub const DEFAULT_MAX_LABEL_CHARS: usize = 128;
+/// The largest `polling.max_label_length` allowed: names longer than this
+/// are dropped as pages are decoded, before the configured cap applies.
+pub const MAX_LABEL_CHARS_LIMIT: usize = 1024;
+/// The longest status or time string of an async invocation record (a
+/// status is a word, a time about 30 characters).
+pub const MAX_RECORD_FIELD_CHARS: usize = 64;
 /// Default of `polling.max_versions`.
 pub const DEFAULT_MAX_VERSIONS: usize = 100;
 /// Default of `polling.max_quota_types`.
@@ -88,16 +94,23 @@ pub enum Cap {
     /// Async invocation records tracked per function beyond their cap:
     /// dropped (counted by the async tracker).
     TrackedInvocations,
+    /// Items of a list page beyond the page size asked for: dropped.
+    PageSize,
+    /// Async invocation records whose status or time is longer than
+    /// [`MAX_RECORD_FIELD_CHARS`]: dropped.
+    RecordFieldLength,
 }
 
 impl Cap {
-    pub const ALL: [Cap; 6] = [
+    pub const ALL: [Cap; 8] = [
         Cap::RequestIdLength,
         Cap::LabelLength,
         Cap::Versions,
         Cap::QuotaTypes,
         Cap::ErrorText,
         Cap::TrackedInvocations,
+        Cap::PageSize,
+        Cap::RecordFieldLength,
     ];
 
     /// The value of the `cap` label.
@@ -109,6 +122,8 @@ impl Cap {
             Cap::QuotaTypes => "quota_types",
             Cap::ErrorText => "error_text",
             Cap::TrackedInvocations => "tracked_invocations",
+            Cap::PageSize => "page_size",
+            Cap::RecordFieldLength => "record_field_length",
         }
     }
 
@@ -126,6 +141,10 @@ impl Cap {
             Cap::ErrorText => "error text is cut to 300 characters",
             Cap::TrackedInvocations => {
                 "async invocation records beyond the per-function tracking cap are dropped"
+            }
+            Cap::PageSize => "list items beyond the page size asked for are dropped",
+            Cap::RecordFieldLength => {
+                "async invocation records with a status or time longer than 64 characters are dropped"
             }
         }
     }

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::caps::{DEFAULT_MAX_LABEL_CHARS, DEFAULT_MAX_QUOTA_TYPES, DEFAULT_MAX_VERSIONS};
+use crate::caps::{
+    DEFAULT_MAX_LABEL_CHARS, DEFAULT_MAX_QUOTA_TYPES, DEFAULT_MAX_VERSIONS, MAX_LABEL_CHARS_LIMIT,
+};
 use crate::secret::SecretSource;
 use crate::urn::FunctionUrn;
 
@@ -941,13 +943,21 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
     if p.max_functions == 0 {
         return Err(c.err("polling.max_functions", "must be at least 1"));
     }
-    for (key, value, min) in [
-        ("polling.max_label_length", p.max_label_length, 16),
-        ("polling.max_versions", p.max_versions, 1),
-        ("polling.max_quota_types", p.max_quota_types, 1),
+    for (key, value, min, max) in [
+        (
+            "polling.max_label_length",
+            p.max_label_length,
+            16,
+            MAX_LABEL_CHARS_LIMIT,
+        ),
+        ("polling.max_versions", p.max_versions, 1, 100_000),
+        ("polling.max_quota_types", p.max_quota_types, 1, 100_000),
     ] {
-        if value < min {
-            return Err(c.err(key, format!("must be at least {min}, found {value}")));
+        if !(min..=max).contains(&value) {
+            return Err(c.err(
+                key,
+                format!("must be between {min} and {max}, found {value}"),
+            ));
         }
     }
     if p.timeout > intervals.cycle() {

@@ -337,21 +337,46 @@ impl Client {
         let body: model::AsyncInvocationsBody =
             self.get(Endpoint::AsyncInvocations, &path, &query).await?;
         let mut page: Page<AsyncInvocation> = body.into();
+        let subject = urn.to_string();
+        self.page_size(&mut page, q.limit, &subject);
         // The API documents request ids of at most 64 characters; a longer
         // one is not a record the exporter keeps (a hostile or broken
-        // upstream could otherwise fill memory with them).
-        let before = page.items.len();
+        // upstream could otherwise fill memory with them). Nor is a record
+        // whose status or times are paragraphs.
+        let mut long_ids = 0;
+        let mut long_fields = 0;
         page.items.retain(|r| {
-            r.request_id
+            if r.request_id
                 .as_deref()
-                .is_none_or(|id| !caps::too_long(id, caps::MAX_REQUEST_ID_CHARS))
+                .is_some_and(|id| caps::too_long(id, caps::MAX_REQUEST_ID_CHARS))
+            {
+                long_ids += 1;
+                return false;
+            }
+            let long = [&r.status, &r.start_time, &r.end_time]
+                .into_iter()
+                .flatten()
+                .any(|f| caps::too_long(f, caps::MAX_RECORD_FIELD_CHARS));
+            long_fields += u64::from(long);
+            !long
         });
-        let dropped = before - page.items.len();
-        if dropped > 0 {
-            self.observer
-                .capped(Cap::RequestIdLength, dropped as u64, &urn.to_string());
-        }
+        self.observer
+            .capped(Cap::RequestIdLength, long_ids, &subject);
+        self.observer
+            .capped(Cap::RecordFieldLength, long_fields, &subject);
         Ok(page)
+    }
+
+    /// Drops the items of a page beyond the `asked` page size: a server
+    /// that sends more than it was asked for cannot make a listing hold
+    /// more than pages × page size items.
+    fn page_size<T>(&self, page: &mut Page<T>, asked: u32, subject: &str) {
+        let asked = asked.max(1) as usize;
+        if page.items.len() > asked {
+            let extra = page.items.len() - asked;
+            page.items.truncate(asked);
+            self.observer.capped(Cap::PageSize, extra as u64, subject);
+        }
     }
 
     /// `GET .../versions`: one page.
@@ -366,7 +391,33 @@ impl Client {
             .with("maxitems", maxitems.to_string());
         let path = self.function_path(urn, "versions");
         let body: model::VersionsBody = self.get(Endpoint::Versions, &path, &query).await?;
-        Ok(body.into())
+        let mut page: Page<VersionRecord> = body.into();
+        let subject = urn.to_string();
+        self.page_size(&mut page, maxitems, &subject);
+        // Bounded before the pages add up; the poller applies the configured
+        // (smaller) label cap and counts what it cuts.
+        let before = page.items.len();
+        page.items.retain(|v| {
+            v.version
+                .as_deref()
+                .is_none_or(|n| !caps::too_long(n, caps::MAX_LABEL_CHARS_LIMIT))
+        });
+        for v in &mut page.items {
+            for field in [&mut v.runtime, &mut v.code_type] {
+                if let Some(f) = field
+                    .as_mut()
+                    .filter(|f| caps::too_long(f, caps::MAX_LABEL_CHARS_LIMIT))
+                {
+                    *f = caps::truncate(f, caps::MAX_LABEL_CHARS_LIMIT).0;
+                }
+            }
+        }
+        self.observer.capped(
+            Cap::LabelLength,
+            (before - page.items.len()) as u64,
+            &subject,
+        );
+        Ok(page)
     }
 
     /// `GET .../code`.
@@ -423,7 +474,31 @@ impl Client {
             encode_component(&self.options.project_id)
         );
         let body: model::FunctionsBody = self.get(Endpoint::ListFunctions, &path, &query).await?;
-        Ok(body.into())
+        let mut page: Page<FunctionRecord> = body.into();
+        let subject = self.options.project_id.clone();
+        self.page_size(&mut page, maxitems, &subject);
+        // Names that could never be labels are dropped before the pages
+        // add up (discovery applies the configured cap to the rest).
+        let before = page.items.len();
+        page.items.retain(|f| {
+            let urn_limit = 4 * caps::MAX_LABEL_CHARS_LIMIT;
+            f.func_urn
+                .as_deref()
+                .is_none_or(|u| !caps::too_long(u, urn_limit))
+                && [&f.func_name, &f.package]
+                    .into_iter()
+                    .flatten()
+                    .all(|n| !caps::too_long(n, caps::MAX_LABEL_CHARS_LIMIT))
+        });
+        for f in &mut page.items {
+            f.runtime = None;
+        }
+        self.observer.capped(
+            Cap::LabelLength,
+            (before - page.items.len()) as u64,
+            &subject,
+        );
+        Ok(page)
     }
 
     /// Sends one GET and decodes a success body as `T`.

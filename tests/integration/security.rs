@@ -964,10 +964,11 @@ async fn long_upstream_strings_never_become_long_labels() {
         ),
         1.0
     );
-    // 999 version names (the listing's page cap stops at 1,000 versions),
-    // the runtime of the code answer and of `latest`, the discovered name.
+    // The long names of the first pages (a page the caps leave empty ends
+    // the listing, as an empty page does), the runtime of the code answer
+    // and of `latest`, the discovered name.
     assert!(
-        capped(&m, "label_length") >= 1000.0,
+        capped(&m, "label_length") >= 19.0 + 20.0 + 3.0,
         "{}",
         capped(&m, "label_length")
     );
@@ -1037,6 +1038,62 @@ token_file = "{{token_file}}"
     assert_eq!(capped(&m, "label_length"), 3.0);
     #[cfg(has_promtool)]
     crate::cli::promtool_check_metrics(&m.text);
+    h.stop().await;
+}
+
+/// A page with more records than asked for, and a record whose status is
+/// a paragraph: the extra records and that record are dropped and counted,
+/// so pages cannot add up to more than pages × page size small records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_pages_and_record_fields_are_bounded() {
+    let project = "a100000000000000000000000000000c";
+    let sim = simulator_in(project, &["default:f1"]);
+    let time = functiongraph_exporter::timefmt::format_query_time(
+        functiongraph_exporter::timefmt::now_unix() - 10,
+    );
+    let mut records: Vec<String> = (0..600)
+        .map(|i| {
+            format!(
+                r#"{{"request_id":"r{i:04}","status":"SUCCESS","start_time":"{time}","end_time":"{time}"}}"#
+            )
+        })
+        .collect();
+    records[0] = format!(
+        r#"{{"request_id":"long-status","status":"{}","start_time":"{time}"}}"#,
+        "S".repeat(5000)
+    );
+    sim.set_fault(
+        project,
+        "default",
+        "f1",
+        Endpoint::AsyncInvocations,
+        Some(Fault::Body(format!(
+            r#"{{"invocations":[{}]}}"#,
+            records.join(",")
+        ))),
+    );
+    let h = Harness::start_with(
+        sim.clone(),
+        Setup {
+            functions: &["default:f1"],
+            project_id: project,
+            ..Setup::default()
+        },
+    )
+    .await;
+    h.ready().await;
+    let m = h.metrics().await;
+    assert_eq!(m.success("f1", "async_invocations"), 1.0);
+    assert_eq!(
+        m.get(
+            "functiongraph_async_invocations",
+            &[("function", "f1"), ("status", "SUCCESS")]
+        ),
+        499.0,
+        "the 500 asked for, less the one with a paragraph for a status"
+    );
+    assert_eq!(capped(&m, "page_size"), 100.0);
+    assert_eq!(capped(&m, "record_field_length"), 1.0);
     h.stop().await;
 }
 
