@@ -55,7 +55,9 @@ impl fmt::Display for CollectorKind {
 }
 
 /// Status of an asynchronous invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum InvocationStatus {
     Wait,
     Running,
@@ -357,6 +359,10 @@ pub struct CycleStats {
     pub dropped_functions: u64,
     /// Wall time of the last completed cycle.
     pub last_duration: Option<Duration>,
+    /// Async invocation records with implausible times, since start.
+    pub implausible_records: u64,
+    /// Pending async invocations given up on, since start.
+    pub abandoned_invocations: u64,
 }
 
 /// The latest snapshot of every monitored function.
@@ -428,6 +434,19 @@ impl Store {
     pub fn record_dropped(&self, n: u64) {
         let mut c = self.cycles.lock().unwrap_or_else(|e| e.into_inner());
         c.dropped_functions += n;
+        drop(c);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Counts async invocation records with implausible times, and pending
+    /// invocations no longer tracked.
+    pub fn record_async_anomalies(&self, implausible: u64, abandoned: u64) {
+        if implausible == 0 && abandoned == 0 {
+            return;
+        }
+        let mut c = self.cycles.lock().unwrap_or_else(|e| e.into_inner());
+        c.implausible_records += implausible;
+        c.abandoned_invocations += abandoned;
         drop(c);
         self.generation.fetch_add(1, Ordering::Release);
     }

@@ -16,6 +16,7 @@ pub mod model;
 pub mod paginate;
 pub mod query;
 pub mod sign;
+pub mod skew;
 
 use std::fmt;
 use std::sync::Arc;
@@ -126,6 +127,9 @@ pub trait ApiObserver: Send + Sync + 'static {
     fn auth_failure(&self, project_id: &str);
     /// The gateway answered 429 (throttled).
     fn throttled(&self, project_id: &str, endpoint: Endpoint);
+    /// A new estimate of how far the API's clock is ahead of the local one
+    /// (negative: behind), from its responses' `Date` headers.
+    fn clock_offset(&self, _project_id: &str, _seconds: f64) {}
 }
 
 /// An observer that drops everything.
@@ -196,6 +200,8 @@ pub struct Client {
     /// The global bound on API requests in flight, shared by all clients.
     permits: Arc<Semaphore>,
     observer: Arc<dyn ApiObserver>,
+    /// The API's clock, from its `Date` headers.
+    skew: skew::ClockSkew,
 }
 
 impl fmt::Debug for Client {
@@ -268,11 +274,24 @@ impl Client {
             clock,
             permits,
             observer,
+            skew: skew::ClockSkew::new(),
         })
     }
 
     pub fn project_id(&self) -> &str {
         &self.options.project_id
+    }
+
+    /// The API's current time, Unix seconds: the local clock corrected by
+    /// the offset the API's responses showed (uncorrected before the first
+    /// response).
+    pub fn api_now(&self) -> f64 {
+        self.clock.unix() + self.skew.offset().unwrap_or(0.0)
+    }
+
+    /// How far the API's clock is ahead of the local one, once known.
+    pub fn clock_offset(&self) -> Option<f64> {
+        self.skew.offset()
     }
 
     fn function_path(&self, urn: &FunctionUrn, rest: &str) -> String {
@@ -559,6 +578,7 @@ impl Client {
         for (name, value) in headers {
             request = request.header(name, value);
         }
+        let sent = self.clock.unix();
         let mut response = request.send().await.map_err(|e| Exchange {
             status: None,
             request_id: None,
@@ -566,6 +586,15 @@ impl Client {
             retry_after: None,
         })?;
         let status = response.status();
+        if let Some(date) = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+        {
+            if let Some(offset) = self.skew.observe(sent, self.clock.unix(), date) {
+                self.observer.clock_offset(&self.options.project_id, offset);
+            }
+        }
         let request_id = response
             .headers()
             .get("x-request-id")
