@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo build --release && cargo run --release --example bench -- all
 //! cargo run --release --example bench -- poll-cycle 1000
+//! cargo run --release --example bench -- accuracy [name filter]
 //! ```
 //!
 //! The exporter runs as its own process (the release binary), polling a
@@ -29,6 +30,8 @@ const PROJECT: &str = "be0c0000000000000000000000000001";
 const REGION: &str = "ap-southeast-1";
 const TOKEN: &str = "bench-token";
 
+#[path = "bench/accuracy.rs"]
+mod accuracy;
 mod support;
 
 use support::{Res, binary, spawn_exporter};
@@ -48,6 +51,7 @@ fn main() -> Res<()> {
             "scrape" => scrape(n(1, 1000)).await,
             "memory" => memory(n(1, 1000)).await,
             "startup" => startup().await,
+            "accuracy" => accuracy::run(args.get(1).map(String::as_str)).await,
             "all" => {
                 for concurrency in [50, 64] {
                     for functions in [100, 1000, 10_000] {
@@ -61,6 +65,7 @@ fn main() -> Res<()> {
                 for functions in [1000, 10_000] {
                     memory(functions).await?;
                 }
+                accuracy::run(None).await?;
                 startup().await
             }
             other => Err(format!("unknown benchmark {other:?}").into()),

@@ -115,10 +115,11 @@ impl InvocationStatus {
 }
 
 /// Upper bounds (seconds) of the async duration histogram. Times in the API
-/// have one-second resolution; async functions may run for up to 72 hours.
+/// have one-second resolution, so no bucket is below a second; a pending
+/// invocation is tracked for a day by default (`polling.async_max_duration`),
+/// so the last bucket is a day.
 pub const DURATION_BUCKETS: [f64; 14] = [
-    1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 43200.0,
-    259200.0,
+    1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 43200.0, 86400.0,
 ];
 
 /// A cumulative distribution of durations: counts per bucket of
