@@ -7,6 +7,7 @@
 //! cargo run --release --example bench -- login-flood 250
 //! cargo run --release --example bench -- check-config 40000
 //! cargo run --release --example bench -- endless-records 150 2048
+//! cargo run --release --example bench -- accuracy [name filter]
 //! ```
 //!
 //! The exporter runs as its own process (the release binary), polling a
@@ -33,6 +34,8 @@ const PROJECT: &str = "be0c0000000000000000000000000001";
 const REGION: &str = "ap-southeast-1";
 const TOKEN: &str = "bench-token";
 
+#[path = "bench/accuracy.rs"]
+mod accuracy;
 mod support;
 
 use support::{Res, binary, spawn_exporter};
@@ -55,6 +58,7 @@ fn main() -> Res<()> {
             "login-flood" => login_flood(n(1, 250)).await,
             "check-config" => check_config(n(1, 40_000)),
             "endless-records" => endless_records(n(1, 150), n(2, 2048)).await,
+            "accuracy" => accuracy::run(args.get(1).map(String::as_str)).await,
             "all" => {
                 for concurrency in [50, 64] {
                     for functions in [100, 1000, 10_000] {
@@ -71,7 +75,8 @@ fn main() -> Res<()> {
                 startup().await?;
                 check_config(40_000)?;
                 login_flood(250).await?;
-                endless_records(150, 2048).await
+                endless_records(150, 2048).await?;
+                accuracy::run(None).await
             }
             other => Err(format!("unknown benchmark {other:?}").into()),
         }

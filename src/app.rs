@@ -20,7 +20,9 @@ use crate::caps::{CapCounters, Limits};
 use crate::clock::{Clock, SystemClock};
 use crate::collector::{ExporterMetrics, Renderer};
 use crate::config::{AuthMethod, Config, ProjectConfig};
-use crate::poller::{Poller, PollerHandle, ProjectTarget, Settings, Shard};
+use crate::poller::{
+    Checkpoint, Poller, PollerHandle, ProjectTarget, Settings, Shard, TrackerSettings,
+};
 use crate::secret::SecretCell;
 use crate::server::{self, ServerState};
 use crate::state::Store;
@@ -48,6 +50,8 @@ struct Parts {
     http: reqwest::Client,
     exporter: Arc<ExporterMetrics>,
     clock: Arc<dyn Clock>,
+    /// The durable counting state, when `[state] path` is set.
+    checkpoint: Option<Arc<Checkpoint>>,
 }
 
 impl Running {
@@ -90,6 +94,13 @@ impl Running {
                     running = %current.web.listen_address,
                     configured = %config.web.listen_address,
                     "web.listen_address changes take effect at the next restart"
+                );
+            }
+            if current.state.path != config.state.path {
+                tracing::warn!(
+                    running = ?current.state.path,
+                    configured = ?config.state.path,
+                    "state.path changes take effect at the next restart"
                 );
             }
         }
@@ -160,10 +171,24 @@ pub async fn start_with(
 ) -> Result<Running, Error> {
     let local_addr = listener.local_addr().map_err(Error::Io)?;
     let caps = Arc::new(CapCounters::new());
+    let checkpoint = match &config.state.path {
+        Some(path) => {
+            let checkpoint = Arc::new(Checkpoint::open(
+                path,
+                shard(config)?,
+                config.polling.async_lookback,
+                Arc::clone(&options.clock),
+            ));
+            tokio::spawn(Arc::clone(&checkpoint).run(shutdown.clone()));
+            Some(checkpoint)
+        }
+        None => None,
+    };
     let parts = Parts {
         http: http_client(config.polling.timeout)?,
         exporter: Arc::new(ExporterMetrics::with_caps(Arc::clone(&caps))),
         clock: Arc::clone(&options.clock),
+        checkpoint,
     };
     parts.exporter.set_security(
         options
@@ -292,7 +317,14 @@ fn build(
         intervals: config.polling.intervals.clone(),
         stale_after: config.polling.stale_after,
         max_functions: config.polling.max_functions,
-        async_lookback: config.polling.async_lookback,
+        tracker: TrackerSettings {
+            lookback: seconds(config.polling.async_lookback),
+            late_visibility: seconds(config.polling.async_late_visibility),
+            max_duration: seconds(config.polling.async_max_duration),
+            max_records: config.polling.max_tracked_invocations,
+            interval: seconds(config.polling.intervals.async_invocations),
+        },
+        checkpoint: parts.checkpoint.clone(),
         statistics_period: config
             .collectors
             .statistics
@@ -307,6 +339,10 @@ fn build(
         },
     };
     Ok((targets, settings))
+}
+
+fn seconds(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// This replica's shard: from the configuration (and flags), or from the

@@ -62,6 +62,12 @@ const MAX_LOOKBACK: Duration = Duration::from_secs(30 * 24 * 3600);
 const DEFAULT_MAX_FUNCTIONS: usize = 10_000;
 /// The largest configuration file read (40,000 functions take about 3 MB).
 const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
+/// How long after its start an async record may first show in listings.
+const DEFAULT_LATE_VISIBILITY: Duration = Duration::from_secs(5 * 60);
+/// How long a pending async invocation is tracked.
+const DEFAULT_MAX_ASYNC_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// Async invocation records remembered per function.
+const DEFAULT_MAX_TRACKED_INVOCATIONS: usize = 100_000;
 
 // === raw: the file as written ===
 
@@ -78,7 +84,17 @@ struct RawConfig {
     #[serde(default)]
     sharding: RawSharding,
     #[serde(default)]
+    state: RawState,
+    #[serde(default)]
     projects: Vec<RawProject>,
+}
+
+/// `[state]`: durable counting state.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    /// File the counting state is kept in; off when absent.
+    path: Option<PathBuf>,
 }
 
 /// `[polling.intervals]`: how often each collector runs.
@@ -191,6 +207,14 @@ struct RawPolling {
     /// Window of async invocation records taken into account.
     #[serde(with = "humantime_serde")]
     async_lookback: Duration,
+    /// How long after its start a record may first show in listings.
+    #[serde(with = "humantime_serde")]
+    async_late_visibility: Duration,
+    /// How long a pending invocation is tracked.
+    #[serde(with = "humantime_serde")]
+    async_max_duration: Duration,
+    /// Async invocation records remembered per function.
+    max_tracked_invocations: usize,
     /// Larger API responses are refused (and the collector fails).
     max_response_bytes: i64,
     /// Per-collector intervals.
@@ -217,6 +241,9 @@ impl Default for RawPolling {
             timeout: DEFAULT_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
             async_lookback: DEFAULT_LOOKBACK,
+            async_late_visibility: DEFAULT_LATE_VISIBILITY,
+            async_max_duration: DEFAULT_MAX_ASYNC_DURATION,
+            max_tracked_invocations: DEFAULT_MAX_TRACKED_INVOCATIONS,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             intervals: RawIntervals::default(),
             retries: DEFAULT_RETRIES,
@@ -305,7 +332,16 @@ pub struct Config {
     pub polling: PollingConfig,
     pub collectors: CollectorsConfig,
     pub sharding: ShardingConfig,
+    pub state: StateConfig,
     pub projects: Vec<ProjectConfig>,
+}
+
+/// Durable counting state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateConfig {
+    /// The state file (`{shard}` replaced by the shard index); `None`:
+    /// counters start from zero at every start.
+    pub path: Option<PathBuf>,
 }
 
 /// How often each collector runs. The poll cycle runs at the shortest of
@@ -436,6 +472,12 @@ pub struct PollingConfig {
     pub timeout: Duration,
     pub concurrency: usize,
     pub async_lookback: Duration,
+    /// How long after its start an async record may first show in listings.
+    pub async_late_visibility: Duration,
+    /// How long a pending async invocation is tracked.
+    pub async_max_duration: Duration,
+    /// Async invocation records remembered per function.
+    pub max_tracked_invocations: usize,
     pub max_response_bytes: usize,
     pub intervals: Intervals,
     /// Retries of a transient failure (5xx, 429, timeout, transport).
@@ -565,6 +607,9 @@ impl Default for PollingConfig {
             timeout: DEFAULT_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY as usize,
             async_lookback: DEFAULT_LOOKBACK,
+            async_late_visibility: DEFAULT_LATE_VISIBILITY,
+            async_max_duration: DEFAULT_MAX_ASYNC_DURATION,
+            max_tracked_invocations: DEFAULT_MAX_TRACKED_INVOCATIONS,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES as usize,
             intervals: Intervals::defaults(DEFAULT_INTERVAL),
             retries: DEFAULT_RETRIES,
@@ -665,6 +710,20 @@ impl Config {
             "caps: {} functions, {} versions per function, {} quota types per project, labels of {} characters",
             p.max_functions, p.max_versions, p.max_quota_types, p.max_label_length,
         );
+        let _ = writeln!(
+            s,
+            "async invocations: late visibility {}, tracked up to {}, at most {} records per function",
+            humantime::format_duration(p.async_late_visibility),
+            humantime::format_duration(p.async_max_duration),
+            p.max_tracked_invocations,
+        );
+        let _ = match &self.state.path {
+            Some(path) => writeln!(s, "state: kept in {}", path.display()),
+            None => writeln!(
+                s,
+                "state: not kept (counters start from zero at every start)"
+            ),
+        };
         let i = &p.intervals;
         let d = humantime::format_duration;
         let _ = writeln!(
@@ -801,11 +860,27 @@ fn validate(raw: RawConfig, c: &Checker<'_>) -> Result<Config, ConfigError> {
             "at least one [[projects]] table is required; a configuration without projects would monitor nothing",
         ));
     }
+    let state = match raw.state.path {
+        Some(p) if p.as_os_str().is_empty() => {
+            return Err(c.err(
+                "state.path",
+                "must not be empty (leave it out to keep no state)",
+            ));
+        }
+        Some(p) if p.is_dir() => {
+            return Err(c.err(
+                "state.path",
+                format!("{} is a directory; name a file in it", p.display()),
+            ));
+        }
+        path => StateConfig { path },
+    };
     Ok(Config {
         web: WebConfig { listen_address },
         polling,
         collectors,
         sharding,
+        state,
         projects,
     })
 }
@@ -878,6 +953,21 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
     }
     if p.async_lookback > MAX_LOOKBACK {
         return Err(c.err("polling.async_lookback", "must be at most 30d"));
+    }
+    if p.async_late_visibility > Duration::from_secs(24 * 3600) {
+        return Err(c.err("polling.async_late_visibility", "must be at most 1d"));
+    }
+    if p.async_max_duration < Duration::from_secs(60) {
+        return Err(c.err("polling.async_max_duration", "must be at least 1m"));
+    }
+    if p.async_max_duration > MAX_LOOKBACK {
+        return Err(c.err("polling.async_max_duration", "must be at most 30d"));
+    }
+    if p.max_tracked_invocations < 100 {
+        return Err(c.err(
+            "polling.max_tracked_invocations",
+            format!("must be at least 100, found {}", p.max_tracked_invocations),
+        ));
     }
     if p.max_response_bytes < 1024 {
         return Err(c.err(
@@ -974,6 +1064,9 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
         timeout: p.timeout,
         concurrency: p.concurrency as usize,
         async_lookback: p.async_lookback,
+        async_late_visibility: p.async_late_visibility,
+        async_max_duration: p.async_max_duration,
+        max_tracked_invocations: p.max_tracked_invocations,
         max_response_bytes: usize::try_from(p.max_response_bytes).unwrap_or(usize::MAX),
         intervals,
         retries: p.retries,

@@ -16,6 +16,7 @@ pub mod model;
 pub mod paginate;
 pub mod query;
 pub mod sign;
+pub mod skew;
 
 use std::fmt;
 use std::sync::Arc;
@@ -132,6 +133,9 @@ pub trait ApiObserver: Send + Sync + 'static {
     fn capped(&self, cap: Cap, n: u64, subject: &str) {
         let _ = (cap, n, subject);
     }
+    /// A new estimate of how far the API's clock is ahead of the local one
+    /// (negative: behind), from its responses' `Date` headers.
+    fn clock_offset(&self, _project_id: &str, _seconds: f64) {}
 }
 
 /// An observer that drops everything.
@@ -204,6 +208,8 @@ pub struct Client {
     /// The global bound on API requests in flight, shared by all clients.
     permits: Arc<Semaphore>,
     observer: Arc<dyn ApiObserver>,
+    /// The API's clock, from its `Date` headers.
+    skew: skew::ClockSkew,
 }
 
 impl fmt::Debug for Client {
@@ -283,6 +289,7 @@ impl Client {
             clock,
             permits,
             observer,
+            skew: skew::ClockSkew::new(),
         })
     }
 
@@ -310,6 +317,18 @@ impl Client {
     /// reports its caps through the client's observer).
     pub fn capped(&self, cap: Cap, n: u64, subject: &str) {
         self.observer.capped(cap, n, subject);
+    }
+
+    /// The API's current time, Unix seconds: the local clock corrected by
+    /// the offset the API's responses showed (uncorrected before the first
+    /// response).
+    pub fn api_now(&self) -> f64 {
+        self.clock.unix() + self.skew.offset().unwrap_or(0.0)
+    }
+
+    /// How far the API's clock is ahead of the local one, once known.
+    pub fn clock_offset(&self) -> Option<f64> {
+        self.skew.offset()
     }
 
     fn function_path(&self, urn: &FunctionUrn, rest: &str) -> String {
@@ -722,6 +741,7 @@ impl Client {
         for (name, value) in headers {
             request = request.header(name, value);
         }
+        let sent = self.clock.unix();
         let mut response = request.send().await.map_err(|e| Exchange {
             status: None,
             request_id: None,
@@ -729,6 +749,15 @@ impl Client {
             retry_after: None,
         })?;
         let status = response.status();
+        if let Some(date) = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+        {
+            if let Some(offset) = self.skew.observe(sent, self.clock.unix(), date) {
+                self.observer.clock_offset(&self.options.project_id, offset);
+            }
+        }
         let request_id = response
             .headers()
             .get("x-request-id")

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry,
 };
 
 use crate::api::{ApiObserver, Endpoint};
@@ -50,6 +51,9 @@ pub struct ExporterMetrics {
     web_tls: prometheus::IntGauge,
     web_basic_auth: prometheus::IntGauge,
     security: Mutex<Option<Arc<dyn ServingSecurity>>>,
+    clock_offset: GaugeVec,
+    implausible_records: IntCounter,
+    abandoned_invocations: IntCounter,
 }
 
 impl ExporterMetrics {
@@ -97,6 +101,24 @@ impl ExporterMetrics {
         let dropped_functions = IntCounter::new(
             "functiongraph_exporter_functions_dropped_total",
             "Functions found (configured or discovered) but not monitored because polling.max_functions was reached.",
+        )
+        .expect("valid metric definition");
+        let clock_offset = GaugeVec::new(
+            Opts::new(
+                "functiongraph_exporter_api_clock_offset_seconds",
+                "How far the FunctionGraph API's clock is ahead of the exporter's (negative: behind), from the Date headers of its responses, by project. Async invocation windows are asked for in the API's time.",
+            ),
+            &["project_id"],
+        )
+        .expect("valid metric definition");
+        let implausible_records = IntCounter::new(
+            "functiongraph_exporter_async_implausible_records_total",
+            "Asynchronous invocation records whose times were malformed or far outside the window asked for. Each is counted once in functiongraph_async_invocations_total when terminal, never in the window gauge or the duration histogram; logged once.",
+        )
+        .expect("valid metric definition");
+        let abandoned_invocations = IntCounter::new(
+            "functiongraph_exporter_async_abandoned_invocations_total",
+            "Pending asynchronous invocations no longer tracked, because they were still WAIT or RUNNING after polling.async_max_duration or the tracked-records cap was reached; their outcome is not counted.",
         )
         .expect("valid metric definition");
         let poll_duration = Gauge::new(
@@ -155,6 +177,9 @@ impl ExporterMetrics {
             Box::new(throttled.clone()),
             Box::new(poll_duration.clone()),
             Box::new(dropped_functions.clone()),
+            Box::new(clock_offset.clone()),
+            Box::new(implausible_records.clone()),
+            Box::new(abandoned_invocations.clone()),
             Box::new(build_info),
             Box::new(shard_info.clone()),
         ] {
@@ -180,6 +205,9 @@ impl ExporterMetrics {
             web_tls,
             web_basic_auth,
             security: Mutex::new(None),
+            clock_offset,
+            implausible_records,
+            abandoned_invocations,
         }
     }
 
@@ -219,10 +247,15 @@ impl ExporterMetrics {
             Some(d) => self.poll_duration.set(d.as_secs_f64()),
             None => self.poll_duration.set(0.0),
         }
-        let counted = self.dropped_functions.get();
-        if cycles.dropped_functions > counted {
-            self.dropped_functions
-                .inc_by(cycles.dropped_functions - counted);
+        for (counter, total) in [
+            (&self.dropped_functions, cycles.dropped_functions),
+            (&self.implausible_records, cycles.implausible_records),
+            (&self.abandoned_invocations, cycles.abandoned_invocations),
+        ] {
+            let counted = counter.get();
+            if total > counted {
+                counter.inc_by(total - counted);
+            }
         }
         for cap in Cap::ALL {
             let counter = self.capped.with_label_values(&[cap.as_str()]);
@@ -279,5 +312,11 @@ impl ApiObserver for ExporterMetrics {
 
     fn capped(&self, cap: Cap, n: u64, subject: &str) {
         self.caps.record(cap, n, subject);
+    }
+
+    fn clock_offset(&self, project_id: &str, seconds: f64) {
+        self.clock_offset
+            .with_label_values(&[project_id])
+            .set(seconds);
     }
 }

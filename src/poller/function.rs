@@ -25,7 +25,8 @@ use crate::state::{
 };
 use crate::urn::{FunctionUrn, LATEST};
 
-use super::async_tracker::AsyncTracker;
+use super::async_tracker::{AsyncTracker, PollNews, TrackerSettings};
+use super::checkpoint::FunctionState;
 
 /// Versions per page: a function has at most 20 including `latest`.
 const VERSIONS_PAGE: u32 = 20;
@@ -41,8 +42,8 @@ pub struct Schedule {
     /// A failed collector's last values are exported for this long after
     /// its last success, then dropped.
     pub stale_after: Duration,
-    /// Window of async invocation records, in seconds.
-    pub lookback_seconds: i64,
+    /// How async invocations are counted.
+    pub tracker: TrackerSettings,
     /// Caps on upstream strings and lists.
     pub limits: Limits,
 }
@@ -62,6 +63,8 @@ pub struct PollOutcome {
     pub snapshot: FunctionSnapshot,
     /// The API said the function does not exist (404 `FSS.1051`).
     pub gone: bool,
+    /// What the async invocations collector saw besides counts.
+    pub news: PollNews,
 }
 
 /// The poll state of one function, owned by its slot in the scheduler.
@@ -81,15 +84,29 @@ pub struct FunctionPoller {
 }
 
 impl FunctionPoller {
-    pub fn new(urn: FunctionUrn, lookback_seconds: i64) -> Self {
+    /// A function's poll state: from a saved state when there is one
+    /// (counters carry on), else from a fresh baseline.
+    pub fn new(urn: FunctionUrn, tracker: TrackerSettings, saved: Option<FunctionState>) -> Self {
+        let (tracker, code_changes) = match saved {
+            Some(s) => (AsyncTracker::restore(tracker, s.tracker), s.code_changes),
+            None => (AsyncTracker::new(tracker), 0),
+        };
         Self {
             current: FunctionSnapshot::new(urn.clone()),
             urn,
             last_run: HashMap::new(),
-            tracker: AsyncTracker::new(lookback_seconds),
+            tracker,
             digest: None,
-            code_changes: 0,
+            code_changes,
             logged: HashMap::new(),
+        }
+    }
+
+    /// What a restart needs to carry on counting.
+    pub fn save_state(&self) -> FunctionState {
+        FunctionState {
+            tracker: self.tracker.save(),
+            code_changes: self.code_changes,
         }
     }
 
@@ -109,14 +126,13 @@ impl FunctionPoller {
         now: f64,
         everything: bool,
     ) -> PollOutcome {
-        let now_secs = now.floor() as i64;
         // The statistics collector may have been switched on or off.
         match (schedule.statistics_period, &self.current.statistics) {
             (Some(_), None) => self.current.statistics = Some(Collected::default()),
             (None, Some(_)) => self.current.statistics = None,
             _ => {}
         }
-        self.tracker.set_lookback(schedule.lookback_seconds);
+        self.tracker.set_settings(schedule.tracker);
         let intervals = &schedule.intervals;
         let due = |kind: CollectorKind, interval: Duration| {
             everything || schedule.due(self.last_run.get(&kind).copied(), interval, now)
@@ -132,7 +148,12 @@ impl FunctionPoller {
         let (asyncs, versions, code, snapshot, statistics) = tokio::join!(
             async {
                 match run_async {
-                    true => Some(tracker.poll(client, urn, now_secs).await),
+                    // Windows are asked for in the API's clock.
+                    true => Some(
+                        tracker
+                            .poll(client, urn, client.api_now().floor() as i64)
+                            .await,
+                    ),
                     false => None,
                 }
             },
@@ -209,6 +230,11 @@ impl FunctionPoller {
             next.statistics = folder.fold(CollectorKind::Statistics, previous, Some(r));
         }
         next.async_counters = self.tracker.counters().clone();
+        let news = if run_async {
+            self.tracker.news()
+        } else {
+            PollNews::default()
+        };
         next.code_changes = self.code_changes;
         if next.up() {
             next.last_success = Some(now);
@@ -216,13 +242,14 @@ impl FunctionPoller {
         tracing::debug!(
             function = %self.urn,
             up = next.up(),
-            async_requests = self.tracker.last_requests(),
+            async_requests = news.requests,
             "function polled"
         );
         self.current = next.clone();
         PollOutcome {
             snapshot: next,
             gone,
+            news,
         }
     }
 

@@ -20,6 +20,7 @@
 //! collectors read it.
 
 mod async_tracker;
+pub mod checkpoint;
 pub mod discovery;
 mod function;
 pub mod shard;
@@ -33,7 +34,8 @@ use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-pub use async_tracker::AsyncTracker;
+pub use async_tracker::{AsyncTracker, TrackerSettings, TrackerState};
+pub use checkpoint::Checkpoint;
 pub use function::{FunctionPoller, PollOutcome, Schedule};
 pub use shard::Shard;
 
@@ -64,7 +66,10 @@ pub struct Settings {
     pub stale_after: Duration,
     /// Cap on monitored functions; the rest are dropped and counted.
     pub max_functions: usize,
-    pub async_lookback: Duration,
+    /// How async invocations are counted (the lookback among it).
+    pub tracker: TrackerSettings,
+    /// Where the counting state is kept, if anywhere.
+    pub checkpoint: Option<Arc<Checkpoint>>,
     /// Look-back minutes of the statistics collector, when enabled.
     pub statistics_period: Option<u32>,
     pub quotas: bool,
@@ -115,8 +120,7 @@ impl Generation {
                 intervals: settings.intervals.clone(),
                 statistics_period: settings.statistics_period,
                 stale_after: settings.stale_after,
-                lookback_seconds: i64::try_from(settings.async_lookback.as_secs())
-                    .unwrap_or(i64::MAX),
+                tracker: settings.tracker,
                 limits: settings.limits,
             }),
             projects: projects
@@ -366,7 +370,7 @@ impl Shared {
     ) {
         let settings = &generation.settings;
         let period = settings.intervals.cycle();
-        let lookback = generation.schedule.lookback_seconds;
+        let tracker = generation.schedule.tracker;
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
         let mut dropped = 0u64;
         for urn in urns {
@@ -391,7 +395,14 @@ impl Shared {
                     offset: offset(&urn, period),
                     project_id: project_id.to_owned(),
                     discovered,
-                    poller: Mutex::new(FunctionPoller::new(urn.clone(), lookback)),
+                    poller: Mutex::new(FunctionPoller::new(
+                        urn.clone(),
+                        tracker,
+                        settings
+                            .checkpoint
+                            .as_ref()
+                            .and_then(|c| c.take(&urn.to_string())),
+                    )),
                     urn,
                 }),
             );
@@ -453,6 +464,9 @@ impl Shared {
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
         if slots.remove(urn).is_some() {
             self.store.remove(urn);
+            if let Some(c) = &self.generation().settings.checkpoint {
+                c.forget(&urn.to_string());
+            }
             tracing::info!(function = %urn, "function is gone; its series are removed");
         }
     }
@@ -519,6 +533,14 @@ impl Shared {
                         everything,
                     )
                     .await;
+                // Counted values are shown only once they would survive a
+                // restart: a restart must never bring back lower counters.
+                if let Some(c) = &generation.settings.checkpoint {
+                    c.save(&slot.urn.to_string(), &poller.save_state()).await;
+                }
+                shared
+                    .store
+                    .record_async_anomalies(outcome.news.implausible, outcome.news.abandoned);
                 // Not brought back if it was removed meanwhile.
                 shared.store.update(outcome.snapshot);
                 if outcome.gone && slot.discovered {

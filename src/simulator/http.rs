@@ -95,6 +95,12 @@ pub(super) async fn handle(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
+    // The API's own clock, which may differ from the exporter's.
+    let clock =
+        std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(sim.now()).unwrap_or_default());
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(clock)) {
+        response.headers_mut().insert(hyper::header::DATE, v);
+    }
     Ok(response)
 }
 
@@ -498,7 +504,8 @@ fn async_invocations(
         .invocations
         .iter()
         .filter(|i| i.qualifier == qualifier)
-        .filter(|i| i.start >= begin && i.start <= end)
+        .filter(|i| i.visible_at <= now)
+        .filter(|i| i.pinned || (i.start >= begin && i.start <= end))
         .filter(|i| status.is_none_or(|s| i.status == s))
         .filter(|i| request_id.is_none_or(|r| i.request_id == *r))
         .collect();
@@ -508,13 +515,20 @@ fn async_invocations(
     let invocations: Vec<Value> = items
         .iter()
         .map(|i| {
+            let (start, end) = match &i.raw_times {
+                Some((s, e)) => (s.clone(), e.clone()),
+                None => (
+                    format_query_time(i.start),
+                    i.end.map(format_query_time).unwrap_or_default(),
+                ),
+            };
             json!({
                 "request_id": i.request_id,
                 "status": i.status.as_str(),
                 "error_message": i.error_message,
                 "error_code": i.error_code,
-                "start_time": format_query_time(i.start),
-                "end_time": i.end.map(format_query_time).unwrap_or_default(),
+                "start_time": start,
+                "end_time": end,
             })
         })
         .collect();

@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use recorder::{Recorded, Recorder};
-pub use world::{Activity, Fault, FunctionSpec, Invocation, SimStatus};
+pub use world::{Activity, Fault, FunctionSpec, Invocation, SimStatus, Truth};
 
 use crate::api::Endpoint;
 use crate::server::serve_streaming;
@@ -183,6 +183,31 @@ impl Simulator {
     ) -> bool {
         self.with_function(project_id, package, name, |f| f.invocations.push(inv))
             .is_some()
+    }
+
+    /// Starts, changes or stops (`None`) a function's generated traffic;
+    /// false when the function does not exist.
+    pub fn set_activity(
+        &self,
+        project_id: &str,
+        package: &str,
+        name: &str,
+        activity: Option<Activity>,
+    ) -> bool {
+        self.with_function(project_id, package, name, |f| f.spec.activity = activity)
+            .is_some()
+    }
+
+    /// What a function's generated traffic really did so far: invocations
+    /// that reached each terminal status, and those still pending.
+    pub fn truth(&self, project_id: &str, package: &str, name: &str) -> Option<Truth> {
+        self.with_function(project_id, package, name, |f| f.truth)
+    }
+
+    /// The simulator's clock, Unix seconds (real time plus the offset set
+    /// by [`Simulator::advance_clock`] and [`Simulator::rewind_clock`]).
+    pub fn clock(&self) -> i64 {
+        self.now()
     }
 
     /// Changes a record's status (and end time); false when not found.

@@ -3,6 +3,9 @@
 //! - `auth`: AK/SK, temporary credentials, password tokens, rotation,
 //!   back-off, secrets kept out of logs.
 //! - `config`: configuration fixtures and the documented example.
+//! - `counting`: async invocations counted exactly once against the
+//!   simulator's ground truth: busy functions, late records, a skewed API
+//!   clock, long invocations, implausible dates, restarts with a state file.
 //! - `deploy`: the files under `deploy/`: alert rules (promtool, a real
 //!   Prometheus), the dashboard's queries, example configurations, probes.
 //! - `exporter`: the simulator and the exporter end to end over loopback HTTP.
@@ -22,6 +25,7 @@
 mod auth;
 mod cli;
 mod config;
+mod counting;
 mod deploy;
 mod exporter;
 mod faults;

@@ -450,3 +450,30 @@ pub fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
         .expect("the exporter logs its address");
     (child, addr)
 }
+
+/// Scrapes `http://{addr}/metrics` until `check` holds, within the deadline
+/// (for a separate process polling on its own: this waits for a state, not
+/// for a time).
+pub async fn scrape_until(
+    http: &reqwest::Client,
+    addr: &str,
+    what: &str,
+    check: impl Fn(&Exposition) -> bool,
+) -> Exposition {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let m = match http.get(format!("http://{addr}/metrics")).send().await {
+            Ok(r) => Exposition::parse(&r.text().await.unwrap_or_default()),
+            Err(_) => Exposition::parse(""),
+        };
+        if check(&m) {
+            return m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} not seen within {DEADLINE:?}:\n{}",
+            m.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
