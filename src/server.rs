@@ -49,6 +49,9 @@ use crate::web::auth::Verdict;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 /// A client must send its request headers within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an authentication attempt turned away as "busy" waits for
+/// its 429.
+const BUSY_DELAY: Duration = Duration::from_secs(1);
 /// A client must complete the TLS handshake within this time.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -261,6 +264,10 @@ async fn handle(state: &ServerState, req: Request<Incoming>) -> HttpResponse {
         Verdict::Allowed => dispatch(state, &req).await,
         Verdict::Denied => unauthorized(),
         Verdict::Busy => {
+            // Slowed down: a client that floods gets its "busy" after a
+            // pause, so its retries cannot take the CPU the verifications
+            // (and everyone else) need.
+            tokio::time::sleep(BUSY_DELAY).await;
             let mut r = text(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many authentication attempts waiting; try again later.\n",
