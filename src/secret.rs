@@ -391,6 +391,39 @@ mod tests {
         assert!(cell.get().is_err());
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn files_readable_by_others_are_named() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "t").unwrap();
+        let source = SecretSource::File(path.clone());
+        let mode = |m| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m)).unwrap();
+        mode(0o600);
+        assert_eq!(source.readability_warning(), None);
+        mode(0o644);
+        let w = source.readability_warning().unwrap();
+        assert!(w.contains("(mode 644) is readable by every user"), "{w}");
+        // Group-readable by the exporter's own group (Kubernetes' fsGroup):
+        // nobody else.
+        mode(0o640);
+        let own = std::fs::metadata(&path).unwrap().gid();
+        assert!(own_groups().contains(&own));
+        assert_eq!(source.readability_warning(), None);
+        // By a group the exporter is not in: its members can read it.
+        let other = (60_000..65_000)
+            .find(|g| !own_groups().contains(g))
+            .unwrap();
+        if std::os::unix::fs::chown(&path, None, Some(other)).is_ok() {
+            let w = source.readability_warning().unwrap();
+            assert!(
+                w.contains(&format!("readable by the members of group {other}")),
+                "{w}"
+            );
+        }
+    }
+
     #[test]
     fn missing_env_var_names_the_variable() {
         let err = SecretSource::Env("FGE_TEST_SURELY_UNSET_VARIABLE".into())
