@@ -154,12 +154,15 @@ pub async fn start_with(
     let local_addr = listener.local_addr().map_err(Error::Io)?;
     let checkpoint = match &config.state.path {
         Some(path) => {
-            let checkpoint = Arc::new(Checkpoint::open(
-                path,
-                shard(config)?,
-                config.polling.async_lookback,
-                Arc::clone(&options.clock),
-            ));
+            let checkpoint = Arc::new(
+                Checkpoint::open(
+                    path,
+                    shard(config)?,
+                    config.polling.async_lookback,
+                    Arc::clone(&options.clock),
+                )
+                .map_err(Error::State)?,
+            );
             tokio::spawn(Arc::clone(&checkpoint).run(shutdown.clone()));
             Some(checkpoint)
         }

@@ -229,8 +229,15 @@ fn check_config(cli: &Cli) -> ExitCode {
     };
     let config = with_shard_flags(cli, config);
     let mut problems = Vec::new();
-    if let Err(e) = crate::app::shard(&config) {
-        problems.push(format!("{origin}: {e}"));
+    match crate::app::shard(&config) {
+        Err(e) => problems.push(format!("{origin}: {e}")),
+        Ok(shard) => {
+            if let Some(path) = &config.state.path {
+                if let Err(e) = crate::poller::checkpoint::writable(path, shard) {
+                    problems.push(format!("{origin}: state.path: {e}"));
+                }
+            }
+        }
     }
     for (i, project) in config.projects.iter().enumerate() {
         for (what, source) in project.auth.sources() {

@@ -546,3 +546,30 @@ async fn scrape_until_up(http: &reqwest::Client, addr: &str) {
 async fn run_scrape(http: &reqwest::Client, addr: &str) -> Exposition {
     crate::util::scrape_until(http, addr, "a scrape", |_| true).await
 }
+
+/// A state file where none can be written stops the start (exit code 2),
+/// rather than promising durability and not keeping it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_state_directory_is_refused_at_start() {
+    let text = crate::util::config_text(
+        &[F],
+        "http://127.0.0.1:9",
+        PROJECT,
+        "type = \"token\"\ntoken_env = \"FGE_TEST_UNUSED_TOKEN\"",
+        "",
+    );
+    let text = format!("{text}\n[state]\npath = \"/nonexistent/dir/state\"\n");
+    let config = functiongraph_exporter::config::Config::from_toml(&text, "test.toml").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let err = match functiongraph_exporter::app::start(&config, listener, shutdown).await {
+        Err(e) => e,
+        Ok(_) => panic!("started without a writable state directory"),
+    };
+    assert_eq!(err.exit_code(), 2);
+    assert!(
+        err.to_string()
+            .starts_with("state.path: cannot write beside /nonexistent/dir/state"),
+        "{err}"
+    );
+}
