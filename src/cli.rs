@@ -232,9 +232,13 @@ fn check_config(cli: &Cli) -> ExitCode {
     match crate::app::shard(&config) {
         Err(e) => problems.push(format!("{origin}: {e}")),
         Ok(shard) => {
+            // Only a warning: the directory may not exist before the first
+            // start (systemd's StateDirectory, a volume mounted at run time).
             if let Some(path) = &config.state.path {
                 if let Err(e) = crate::poller::checkpoint::writable(path, shard) {
-                    problems.push(format!("{origin}: state.path: {e}"));
+                    eprintln!(
+                        "{origin}: warning: state.path: {e}; the exporter refuses to start until it can write there"
+                    );
                 }
             }
         }

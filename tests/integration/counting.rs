@@ -573,3 +573,41 @@ async fn an_unwritable_state_directory_is_refused_at_start() {
         "{err}"
     );
 }
+
+/// `--check-config` warns about a state directory it cannot write (it may
+/// not exist before the first start) without failing.
+#[test]
+fn check_config_warns_about_an_unwritable_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t").unwrap();
+    let text = crate::util::config_text(
+        &[F],
+        "http://127.0.0.1:9",
+        PROJECT,
+        &format!(
+            "type = \"token\"\ntoken_file = {:?}",
+            token.display().to_string()
+        ),
+        "",
+    );
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        format!("{text}\n[state]\npath = \"/nonexistent/dir/state\"\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_functiongraph_exporter"))
+        .arg("--config")
+        .arg(&file)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: state.path: cannot write beside /nonexistent/dir/state"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("state: kept in /nonexistent/dir/state"));
+}
