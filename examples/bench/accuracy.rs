@@ -83,10 +83,10 @@ fn scenarios(filter: Option<&str>) -> Vec<Scenario> {
             )
         },
         Scenario {
-            traffic: 300,
+            traffic: 600,
             polling: "async_lookback = \"1m\"",
             ..Scenario::new(
-                "busy, sustained: 10/s for 5 min, 40 s each, interval 10s, lookback 1m",
+                "busy, sustained: 10/s for 10 min, 40 s each, interval 10s, lookback 1m",
                 Activity {
                     discard_ratio: 0.0,
                     ..activity(10.0, (40, 40))

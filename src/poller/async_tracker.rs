@@ -161,7 +161,7 @@ pub struct AsyncTracker {
     last_failure: Option<i64>,
     news: PollNews,
     /// Records of the listing being applied that start before this are
-    /// implausible (see [`AsyncTracker::plausible`]).
+    /// implausible (see [`AsyncTracker::oldest_plausible`]).
     plausible_from: i64,
     /// Whether the tracked-records cap is in force (logged on change).
     capped: bool,
