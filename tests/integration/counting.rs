@@ -611,3 +611,76 @@ fn check_config_warns_about_an_unwritable_state_directory() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("state: kept in /nonexistent/dir/state"));
 }
+
+/// A reload keeps counting state and the state file; a file saved longer
+/// ago than the lookback is not used (one warning, a fresh baseline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_state_and_an_old_file_is_not_used() {
+    captured_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let token = dir.path().join("token");
+    std::fs::write(&token, crate::util::TOKEN).unwrap();
+    let auth = format!(
+        "type = \"token\"\ntoken_file = {:?}",
+        token.display().to_string()
+    );
+    let polling = state_polling(&state);
+    let sim = simulator(&[F]);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let endpoint = format!(
+        "http://{}",
+        crate::util::serve_simulator(&sim, &shutdown).await
+    );
+    let clock = Arc::new(ManualClock::new());
+    let setup = || Setup {
+        functions: &[F],
+        polling: &polling,
+        endpoint: Some(endpoint.clone()),
+        auth: Some(auth.clone()),
+        clock: Some(Arc::clone(&clock)),
+        ..Setup::default()
+    };
+    let h = Harness::start_with(sim.clone(), setup()).await;
+    h.ready().await;
+    let mut run = Run {
+        h,
+        sim: sim.clone(),
+        clock: Arc::clone(&clock),
+        max_requests: 0,
+    };
+    let t = run.now();
+    run.add(Invocation::new("a", SimStatus::Fail, t - 1, Some(t)));
+    run.tick(10).await;
+    let config = functiongraph_exporter::config::Config::from_toml(
+        &crate::util::config_text(&[F], &endpoint, PROJECT, &auth, &polling),
+        "reload.toml",
+    )
+    .unwrap();
+    run.h.exporter.reload(&config).await.unwrap();
+    let t = run.now();
+    run.add(Invocation::new("b", SimStatus::Fail, t - 1, Some(t)));
+    run.tick(10).await;
+    assert_eq!(totals(&run.h.metrics().await), [0.0, 2.0, 0.0]);
+    run.h.stop().await;
+
+    // Restarted on the same file: it carries on.
+    let h = Harness::start_with(sim.clone(), setup()).await;
+    h.ready().await;
+    assert_eq!(totals(&h.metrics().await), [0.0, 2.0, 0.0]);
+    h.stop().await;
+
+    // Two hours later (the lookback is one): the file is too old.
+    clock.advance(Duration::from_secs(7200));
+    sim.advance_clock(Duration::from_secs(7200));
+    let h = Harness::start_with(sim.clone(), setup()).await;
+    h.ready().await;
+    assert!(
+        log_text().contains("state file not used: it was saved 2h"),
+        "{}",
+        log_text()
+    );
+    assert_eq!(totals(&h.metrics().await), [0.0, 0.0, 0.0]);
+    h.stop().await;
+    shutdown.cancel();
+}
