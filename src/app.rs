@@ -173,12 +173,15 @@ pub async fn start_with(
     let caps = Arc::new(CapCounters::new());
     let checkpoint = match &config.state.path {
         Some(path) => {
-            let checkpoint = Arc::new(Checkpoint::open(
-                path,
-                shard(config)?,
-                config.polling.async_lookback,
-                Arc::clone(&options.clock),
-            ));
+            let checkpoint = Arc::new(
+                Checkpoint::open(
+                    path,
+                    shard(config)?,
+                    config.polling.async_lookback,
+                    Arc::clone(&options.clock),
+                )
+                .map_err(Error::State)?,
+            );
             tokio::spawn(Arc::clone(&checkpoint).run(shutdown.clone()));
             Some(checkpoint)
         }

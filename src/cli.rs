@@ -235,8 +235,19 @@ fn check_config(cli: &Cli) -> ExitCode {
     let config = with_shard_flags(cli, config);
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    if let Err(e) = crate::app::shard(&config) {
-        problems.push(format!("{origin}: {e}"));
+    match crate::app::shard(&config) {
+        Err(e) => problems.push(format!("{origin}: {e}")),
+        Ok(shard) => {
+            // Only a warning: the directory may not exist before the first
+            // start (systemd's StateDirectory, a volume mounted at run time).
+            if let Some(path) = &config.state.path {
+                if let Err(e) = crate::poller::checkpoint::writable(path, shard) {
+                    warnings.push(format!(
+                        "{origin}: warning: state.path: {e}; the exporter refuses to start until it can write there"
+                    ));
+                }
+            }
+        }
     }
     for (i, project) in config.projects.iter().enumerate() {
         for (what, source) in project.auth.sources() {

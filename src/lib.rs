@@ -78,6 +78,8 @@ pub enum Error {
     },
     #[error("sharding: {0}")]
     Shard(String),
+    #[error("state.path: {0}")]
+    State(std::io::Error),
     #[error("the exporter is shutting down")]
     Stopped,
     #[error("reload: {0}")]
@@ -91,7 +93,11 @@ impl Error {
     /// 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::NoConfig | Error::Secret { .. } | Error::Shard(_) => 2,
+            Error::Config(_)
+            | Error::NoConfig
+            | Error::Secret { .. }
+            | Error::Shard(_)
+            | Error::State(_) => 2,
             Error::Client(_)
             | Error::Bind { .. }
             | Error::Io(_)

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::support::{Res, spawn_exporter};
-use super::{PROJECT, REGION, TOKEN};
+use super::{PROJECT, REGION, TOKEN, wait_ready};
 
 /// One stream of invocations and how the exporter polls it.
 struct Scenario {
@@ -76,6 +76,17 @@ fn scenarios(filter: Option<&str>) -> Vec<Scenario> {
             polling: "async_lookback = \"1m\"",
             ..Scenario::new(
                 "busy: 10/s, 40 s each, interval 10s, lookback 1m",
+                Activity {
+                    discard_ratio: 0.0,
+                    ..activity(10.0, (40, 40))
+                },
+            )
+        },
+        Scenario {
+            traffic: 600,
+            polling: "async_lookback = \"1m\"",
+            ..Scenario::new(
+                "busy, sustained: 10/s for 10 min, 40 s each, interval 10s, lookback 1m",
                 Activity {
                     discard_ratio: 0.0,
                     ..activity(10.0, (40, 40))
@@ -403,7 +414,7 @@ async fn sigkill() -> Res<()> {
     let start = || spawn_exporter(&path, &["--log.level", "warn"], |_| {});
     let http = reqwest::Client::new();
     let (mut child, mut addr) = start()?;
-    wait_polled(&http, &addr).await?;
+    wait_ready(&addr).await?;
     for n in names(functions) {
         sim.set_activity(PROJECT, "default", &n, Some(activity(1.0, (1, 90))));
     }
@@ -454,18 +465,6 @@ async fn sigkill() -> Res<()> {
     let _ = child.wait();
     stop.cancel();
     Ok(())
-}
-
-async fn wait_polled(http: &reqwest::Client, addr: &str) -> Res<()> {
-    for _ in 0..600 {
-        if let Ok(r) = http.get(format!("http://{addr}/-/ready")).send().await {
-            if r.status() == 200 {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err("the exporter never became ready".into())
 }
 
 /// `functiongraph_async_invocations_total` by status, summed over functions.

@@ -160,6 +160,9 @@ pub struct AsyncTracker {
     counters: AsyncCounters,
     last_failure: Option<i64>,
     news: PollNews,
+    /// Records of the listing being applied that start before this are
+    /// implausible (see [`AsyncTracker::oldest_plausible`]).
+    plausible_from: i64,
     /// Whether the tracked-records cap is in force (logged on change).
     capped: bool,
 }
@@ -178,6 +181,7 @@ impl AsyncTracker {
             counters: AsyncCounters::default(),
             last_failure: None,
             news: PollNews::default(),
+            plausible_from: i64::MIN,
             capped: false,
         }
     }
@@ -212,6 +216,7 @@ impl AsyncTracker {
             None => {
                 // The baseline reaches as far back as any later listing will.
                 let begin = now - self.settings.lookback.max(late);
+                self.plausible_from = self.oldest_plausible(begin, now);
                 for r in self.list(client, urn, None, begin, now).await? {
                     self.apply(r, now, Mode::Baseline);
                 }
@@ -229,6 +234,7 @@ impl AsyncTracker {
                     }
                     None => Mode::Counting,
                 };
+                self.plausible_from = self.oldest_plausible(begin, now);
                 let records = match self.list(client, urn, None, begin, now).await {
                     Ok(r) => r,
                     Err(e) => {
@@ -301,6 +307,7 @@ impl AsyncTracker {
             .filter(|r| r.start.is_some_and(|s| s >= span_begin && s <= begin))
             .count();
         let listing_pages = 3 * (1 + known / PAGE_LIMIT as usize);
+        self.plausible_from = self.oldest_plausible(span_begin - SLACK_SECONDS, now);
         if older.len() <= listing_pages {
             older.sort_by_key(|(_, s)| *s);
             for (id, start) in older {
@@ -385,7 +392,8 @@ impl AsyncTracker {
         };
         let start = r.start_time.as_deref().and_then(parse_api_time);
         let end = r.end_time.as_deref().and_then(parse_api_time);
-        let plausible = start.is_some_and(|s| self.plausible(s, now));
+        let plausible =
+            start.is_some_and(|s| s >= self.plausible_from && s <= now + FUTURE_TOLERANCE_SECONDS);
         if plausible && status == InvocationStatus::Fail {
             let s = start.unwrap_or_default();
             self.last_failure = Some(self.last_failure.map_or(s, |f| f.max(s)));
@@ -402,12 +410,22 @@ impl AsyncTracker {
                     };
                 if !plausible && !known_before_restart {
                     self.news.implausible += 1;
-                    tracing::warn!(
-                        request_id = %v.key(),
-                        start_time = ?r.start_time,
-                        end_time = ?r.end_time,
-                        "async invocation record dated implausibly; counted once, kept out of the records gauge and the duration histogram"
-                    );
+                    // Each is logged once; a flood of them, once at WARN.
+                    if self.news.implausible == 1 {
+                        tracing::warn!(
+                            request_id = %v.key(),
+                            start_time = ?r.start_time,
+                            end_time = ?r.end_time,
+                            "async invocation record dated implausibly; counted once, kept out of the records gauge and the duration histogram"
+                        );
+                    } else {
+                        tracing::debug!(
+                            request_id = %v.key(),
+                            start_time = ?r.start_time,
+                            end_time = ?r.end_time,
+                            "another async invocation record dated implausibly"
+                        );
+                    }
                 }
                 v.insert(Record {
                     status,
@@ -460,11 +478,15 @@ impl AsyncTracker {
         }
     }
 
-    /// Dated within reach of any window the tracker asks for.
-    fn plausible(&self, start: i64, now: i64) -> bool {
+    /// The oldest start a record of a listing from `begin` can plausibly
+    /// have: the window's own start, or an invocation that has run for up
+    /// to `max_duration` (if the API filtered on another time than the
+    /// start), less the late-visibility allowance. Records dated more than
+    /// [`FUTURE_TOLERANCE_SECONDS`] ahead of the API's clock are not
+    /// plausible either.
+    fn oldest_plausible(&self, begin: i64, now: i64) -> i64 {
         let s = &self.settings;
-        let oldest = now - s.lookback.max(s.max_duration) - s.late_visibility - SLACK_SECONDS;
-        start >= oldest && start <= now + FUTURE_TOLERANCE_SECONDS
+        begin.min(now - s.lookback.max(s.max_duration)) - s.late_visibility - SLACK_SECONDS
     }
 
     /// Forgets what no listing can return any more, keeping its share of
@@ -704,7 +726,9 @@ mod tests {
     }
 
     fn tracker() -> AsyncTracker {
-        AsyncTracker::new(TrackerSettings::default())
+        let mut t = AsyncTracker::new(TrackerSettings::default());
+        t.plausible_from = t.oldest_plausible(1_700_000_000 - 3600, 1_700_000_000);
+        t
     }
 
     #[test]
@@ -840,6 +864,7 @@ mod tests {
             max_records: 10,
             ..TrackerSettings::default()
         });
+        t.plausible_from = t.oldest_plausible(now - 3600, now);
         for i in 0..20 {
             t.apply(
                 rec(
@@ -887,6 +912,7 @@ mod tests {
         let back: TrackerState = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back, state);
         let mut r = AsyncTracker::restore(TrackerSettings::default(), back);
+        r.plausible_from = t.plausible_from;
         assert_eq!(r.counters, t.counters);
         assert_eq!(r.records.len(), 1, "the pending one, whole");
         // Seen again after the restart: a not counted again, b counted once.

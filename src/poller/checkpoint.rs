@@ -110,12 +110,16 @@ struct Entries {
 impl Checkpoint {
     /// Reads the state file at `path` (`{shard}` replaced by this shard's
     /// index). A file that cannot be used is reported once at WARN and
-    /// ignored: counting starts from a fresh baseline.
-    pub fn open(path: &Path, shard: Shard, max_age: Duration, clock: Arc<dyn Clock>) -> Self {
-        let path = PathBuf::from(
-            path.to_string_lossy()
-                .replace("{shard}", &shard.index.to_string()),
-        );
+    /// ignored: counting starts from a fresh baseline. A directory where the
+    /// file cannot be written is an error: better to refuse to start than
+    /// to promise durability and not keep it.
+    pub fn open(
+        path: &Path,
+        shard: Shard,
+        max_age: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, std::io::Error> {
+        let path = writable(path, shard)?;
         let loaded = match read(&path, shard, max_age, clock.unix()) {
             Ok(functions) => {
                 tracing::info!(
@@ -134,7 +138,7 @@ impl Checkpoint {
             }
         };
         let (durable, _) = watch::channel(0);
-        Self {
+        Ok(Self {
             path,
             shard,
             clock,
@@ -142,7 +146,7 @@ impl Checkpoint {
             entries: Mutex::new(Entries::default()),
             wake: Notify::new(),
             durable,
-        }
+        })
     }
 
     /// The file written.
@@ -276,17 +280,46 @@ impl Checkpoint {
     }
 }
 
-/// Write, `fsync`, rename, `fsync` the directory.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
+/// The state file of `shard` (`{shard}` in `path` replaced by its index),
+/// once a file could be written beside it.
+pub fn writable(path: &Path, shard: Shard) -> Result<PathBuf, std::io::Error> {
+    let path = PathBuf::from(
+        path.to_string_lossy()
+            .replace("{shard}", &shard.index.to_string()),
+    );
+    let probe = temporary(&path);
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot write beside {}: {e}", path.display()),
+            )
+        })?;
+    Ok(path)
+}
+
+/// The directory a file is in.
+fn directory(path: &Path) -> PathBuf {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
-    };
+    }
+}
+
+/// The temporary file a new state is written to before the rename.
+fn temporary(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "state".to_owned());
-    let tmp = dir.join(format!(".{name}.tmp"));
+    directory(path).join(format!(".{name}.tmp"))
+}
+
+/// Write, `fsync`, rename, `fsync` the directory.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = directory(path);
+    let tmp = temporary(path);
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

@@ -546,3 +546,141 @@ async fn scrape_until_up(http: &reqwest::Client, addr: &str) {
 async fn run_scrape(http: &reqwest::Client, addr: &str) -> Exposition {
     crate::util::scrape_until(http, addr, "a scrape", |_| true).await
 }
+
+/// A state file where none can be written stops the start (exit code 2),
+/// rather than promising durability and not keeping it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_state_directory_is_refused_at_start() {
+    let text = crate::util::config_text(
+        &[F],
+        "http://127.0.0.1:9",
+        PROJECT,
+        "type = \"token\"\ntoken_env = \"FGE_TEST_UNUSED_TOKEN\"",
+        "",
+    );
+    let text = format!("{text}\n[state]\npath = \"/nonexistent/dir/state\"\n");
+    let config = functiongraph_exporter::config::Config::from_toml(&text, "test.toml").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let err = match functiongraph_exporter::app::start(&config, listener, shutdown).await {
+        Err(e) => e,
+        Ok(_) => panic!("started without a writable state directory"),
+    };
+    assert_eq!(err.exit_code(), 2);
+    assert!(
+        err.to_string()
+            .starts_with("state.path: cannot write beside /nonexistent/dir/state"),
+        "{err}"
+    );
+}
+
+/// `--check-config` warns about a state directory it cannot write (it may
+/// not exist before the first start) without failing.
+#[test]
+fn check_config_warns_about_an_unwritable_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t").unwrap();
+    let text = crate::util::config_text(
+        &[F],
+        "http://127.0.0.1:9",
+        PROJECT,
+        &format!(
+            "type = \"token\"\ntoken_file = {:?}",
+            token.display().to_string()
+        ),
+        "",
+    );
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        format!("{text}\n[state]\npath = \"/nonexistent/dir/state\"\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_functiongraph_exporter"))
+        .arg("--config")
+        .arg(&file)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: state.path: cannot write beside /nonexistent/dir/state"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("state: kept in /nonexistent/dir/state"));
+}
+
+/// A reload keeps counting state and the state file; a file saved longer
+/// ago than the lookback is not used (one warning, a fresh baseline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_state_and_an_old_file_is_not_used() {
+    captured_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let token = dir.path().join("token");
+    std::fs::write(&token, crate::util::TOKEN).unwrap();
+    let auth = format!(
+        "type = \"token\"\ntoken_file = {:?}",
+        token.display().to_string()
+    );
+    let polling = state_polling(&state);
+    let sim = simulator(&[F]);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let endpoint = format!(
+        "http://{}",
+        crate::util::serve_simulator(&sim, &shutdown).await
+    );
+    let clock = Arc::new(ManualClock::new());
+    let setup = || Setup {
+        functions: &[F],
+        polling: &polling,
+        endpoint: Some(endpoint.clone()),
+        auth: Some(auth.clone()),
+        clock: Some(Arc::clone(&clock)),
+        ..Setup::default()
+    };
+    let h = Harness::start_with(sim.clone(), setup()).await;
+    h.ready().await;
+    let mut run = Run {
+        h,
+        sim: sim.clone(),
+        clock: Arc::clone(&clock),
+        max_requests: 0,
+    };
+    let t = run.now();
+    run.add(Invocation::new("a", SimStatus::Fail, t - 1, Some(t)));
+    run.tick(10).await;
+    let config = functiongraph_exporter::config::Config::from_toml(
+        &crate::util::config_text(&[F], &endpoint, PROJECT, &auth, &polling),
+        "reload.toml",
+    )
+    .unwrap();
+    run.h.exporter.reload(&config).await.unwrap();
+    let t = run.now();
+    run.add(Invocation::new("b", SimStatus::Fail, t - 1, Some(t)));
+    run.tick(10).await;
+    assert_eq!(totals(&run.h.metrics().await), [0.0, 2.0, 0.0]);
+    run.h.stop().await;
+
+    // Restarted on the same file: it carries on.
+    let h = Harness::start_with(sim.clone(), setup()).await;
+    h.ready().await;
+    assert_eq!(totals(&h.metrics().await), [0.0, 2.0, 0.0]);
+    h.stop().await;
+
+    // Two hours later (the lookback is one): the file is too old.
+    clock.advance(Duration::from_secs(7200));
+    sim.advance_clock(Duration::from_secs(7200));
+    let h = Harness::start_with(sim.clone(), setup()).await;
+    h.ready().await;
+    assert!(
+        log_text().contains("state file not used: it was saved 2h"),
+        "{}",
+        log_text()
+    );
+    assert_eq!(totals(&h.metrics().await), [0.0, 0.0, 0.0]);
+    h.stop().await;
+    shutdown.cancel();
+}
