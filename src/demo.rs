@@ -124,6 +124,7 @@ pub fn config(endpoint: &str, listen_address: SocketAddr, auth: DemoAuth) -> Con
                 method,
                 failure_backoff: DEFAULT_AUTH_BACKOFF,
             },
+            allow_insecure_http: false,
         }],
     }
 }

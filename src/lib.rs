@@ -22,6 +22,8 @@
 //! - [`web`]: `--web.config.file` (exporter-toolkit format): TLS, basic
 //!   authentication, reloading the file when it changes.
 //! - [`simulator`]: a FunctionGraph API simulator for `--demo` and tests.
+//! - [`caps`]: the bounds on upstream data (string lengths, list sizes)
+//!   and the counts of what they dropped, as plain data.
 //! - [`demo`], [`telemetry`], [`shutdown`], [`secret`], [`urn`], [`timefmt`],
 //!   [`clock`]: the demo set-up, logging, signals, redacted secrets (and
 //!   secret files that are re-read when they change), function URNs, the
@@ -31,6 +33,7 @@
 
 pub mod api;
 pub mod app;
+pub mod caps;
 pub mod cli;
 pub mod clock;
 pub mod collector;

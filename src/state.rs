@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::caps::CapCounters;
 use crate::urn::FunctionUrn;
 
 /// The four per-function collectors.
@@ -373,11 +374,27 @@ pub struct Store {
     projects: RwLock<BTreeMap<String, Arc<ProjectSnapshot>>>,
     cycles: Mutex<CycleStats>,
     generation: AtomicU64,
+    /// What the caps on upstream data dropped (shared with the exporter's
+    /// own metrics).
+    caps: Arc<CapCounters>,
 }
 
 impl Store {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store whose cap counts go to `caps`.
+    pub fn with_caps(caps: Arc<CapCounters>) -> Self {
+        Self {
+            caps,
+            ..Self::default()
+        }
+    }
+
+    /// Counts of what the caps on upstream data dropped or truncated.
+    pub fn caps(&self) -> &Arc<CapCounters> {
+        &self.caps
     }
 
     /// Replaces a function's snapshot.

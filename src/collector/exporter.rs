@@ -1,9 +1,11 @@
-//! The exporter's own metrics: API cost, poll timing, build and process.
+//! The exporter's own metrics: API cost, poll timing, caps on upstream
+//! data, the web server's protection, build and process.
 //!
 //! These are directly instrumented (counters the API client bumps through
 //! [`ApiObserver`]) in a registry of their own, apart from the function
 //! families that are rebuilt from snapshots.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus::{
@@ -12,7 +14,17 @@ use prometheus::{
 };
 
 use crate::api::{ApiObserver, Endpoint};
+use crate::caps::{Cap, CapCounters};
 use crate::state::CycleStats;
+
+/// What protects the HTTP server right now, as the web configuration in
+/// force says (implemented by [`crate::web::LiveWebConfig`]).
+pub trait ServingSecurity: Send + Sync {
+    /// Connections are TLS.
+    fn tls(&self) -> bool;
+    /// Requests need basic authentication.
+    fn basic_auth(&self) -> bool;
+}
 
 /// Buckets for API request durations, in seconds.
 const REQUEST_BUCKETS: [f64; 11] = [
@@ -34,6 +46,11 @@ pub struct ExporterMetrics {
     throttled: IntCounterVec,
     poll_duration: Gauge,
     dropped_functions: IntCounter,
+    caps: Arc<CapCounters>,
+    capped: IntCounterVec,
+    web_tls: prometheus::IntGauge,
+    web_basic_auth: prometheus::IntGauge,
+    security: Mutex<Option<Arc<dyn ServingSecurity>>>,
     clock_offset: GaugeVec,
     implausible_records: IntCounter,
     abandoned_invocations: IntCounter,
@@ -41,6 +58,12 @@ pub struct ExporterMetrics {
 
 impl ExporterMetrics {
     pub fn new() -> Self {
+        Self::with_caps(Arc::new(CapCounters::new()))
+    }
+
+    /// The exporter's metrics, counting caps in `caps` (shared with the
+    /// store, where the poller reports what it dropped).
+    pub fn with_caps(caps: Arc<CapCounters>) -> Self {
         let registry = Registry::new();
         let api_requests = IntCounterVec::new(
             Opts::new(
@@ -123,8 +146,32 @@ impl ExporterMetrics {
         )
         .expect("valid metric definition");
 
+        let capped = IntCounterVec::new(
+            Opts::new(
+                "functiongraph_exporter_capped_total",
+                "Upstream items dropped or truncated because they exceeded a cap, by cap.",
+            ),
+            &["cap"],
+        )
+        .expect("valid metric definition");
+        for cap in Cap::ALL {
+            capped.with_label_values(&[cap.as_str()]);
+        }
+        let web_tls = prometheus::IntGauge::new(
+            "functiongraph_exporter_web_tls_enabled",
+            "1 if the exporter's HTTP server speaks TLS (web configuration file), else 0.",
+        )
+        .expect("valid metric definition");
+        let web_basic_auth = prometheus::IntGauge::new(
+            "functiongraph_exporter_web_basic_auth_enabled",
+            "1 if the exporter's HTTP server requires basic authentication (web configuration file in force), else 0.",
+        )
+        .expect("valid metric definition");
         for c in [
             Box::new(api_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(capped.clone()),
+            Box::new(web_tls.clone()),
+            Box::new(web_basic_auth.clone()),
             Box::new(api_duration.clone()),
             Box::new(auth_failures.clone()),
             Box::new(throttled.clone()),
@@ -153,10 +200,26 @@ impl ExporterMetrics {
             throttled,
             poll_duration,
             dropped_functions,
+            caps,
+            capped,
+            web_tls,
+            web_basic_auth,
+            security: Mutex::new(None),
             clock_offset,
             implausible_records,
             abandoned_invocations,
         }
+    }
+
+    /// The cap counters these metrics export.
+    pub fn caps(&self) -> &Arc<CapCounters> {
+        &self.caps
+    }
+
+    /// Where the web server's TLS and basic-authentication state is read
+    /// from at each scrape.
+    pub fn set_security(&self, security: Option<Arc<dyn ServingSecurity>>) {
+        *self.security.lock().unwrap_or_else(|e| e.into_inner()) = security;
     }
 
     /// Records this replica's shard.
@@ -194,6 +257,21 @@ impl ExporterMetrics {
                 counter.inc_by(total - counted);
             }
         }
+        for cap in Cap::ALL {
+            let counter = self.capped.with_label_values(&[cap.as_str()]);
+            let (now, shown) = (self.caps.get(cap), counter.get());
+            if now > shown {
+                counter.inc_by(now - shown);
+            }
+        }
+        let security = self
+            .security
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (tls, basic_auth) = security.map_or((false, false), |s| (s.tls(), s.basic_auth()));
+        self.web_tls.set(i64::from(tls));
+        self.web_basic_auth.set(i64::from(basic_auth));
         self.registry.gather()
     }
 
@@ -230,6 +308,10 @@ impl ApiObserver for ExporterMetrics {
         self.throttled
             .with_label_values(&[project_id, endpoint.as_str()])
             .inc();
+    }
+
+    fn capped(&self, cap: Cap, n: u64, subject: &str) {
+        self.caps.record(cap, n, subject);
     }
 
     fn clock_offset(&self, project_id: &str, seconds: f64) {

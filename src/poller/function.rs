@@ -17,12 +17,13 @@ use std::time::Duration;
 
 use crate::api::model::{CodeBody, SlaValue, SnapshotBody, StatisticsBody, VersionRecord};
 use crate::api::{ApiError, Client, SnapshotAction, paginate};
+use crate::caps::{Cap, Limits};
 use crate::config::Intervals;
 use crate::state::{
     CodeInfo, Collected, CollectorKind, FunctionSnapshot, SNAPSHOT_STATES, SnapshotInfo,
     Statistics, VersionInfo,
 };
-use crate::urn::FunctionUrn;
+use crate::urn::{FunctionUrn, LATEST};
 
 use super::async_tracker::{AsyncTracker, PollNews, TrackerSettings};
 use super::checkpoint::FunctionState;
@@ -43,6 +44,8 @@ pub struct Schedule {
     pub stale_after: Duration,
     /// How async invocations are counted.
     pub tracker: TrackerSettings,
+    /// Caps on upstream strings and lists.
+    pub limits: Limits,
 }
 
 impl Schedule {
@@ -156,7 +159,7 @@ impl FunctionPoller {
             },
             async {
                 match run_versions {
-                    true => Some(poll_versions(client, urn).await),
+                    true => Some(poll_versions(client, urn, schedule.limits).await),
                     false => None,
                 }
             },
@@ -191,7 +194,14 @@ impl FunctionPoller {
 
         let mut next = self.current.clone();
         next.polls += 1;
-        let code = code.map(|r| r.map(|body| self.code_info(body)));
+        let code = code.map(|r| {
+            r.map(|body| {
+                let mut cut = 0;
+                let info = self.code_info(body, &schedule.limits, &mut cut);
+                client.capped(Cap::LabelLength, cut, &self.urn.to_string());
+                info
+            })
+        });
         let current = &self.current;
         let mut folder = Folder {
             urn: &self.urn,
@@ -243,7 +253,9 @@ impl FunctionPoller {
         }
     }
 
-    fn code_info(&mut self, body: CodeBody) -> CodeInfo {
+    /// The code API's answer; `runtime` and `code_type` become labels, so
+    /// they are cut to the label cap (`cut` counts them).
+    fn code_info(&mut self, body: CodeBody, limits: &Limits, cut: &mut u64) -> CodeInfo {
         if let Some(digest) = body.digest.filter(|d| !d.is_empty()) {
             match &self.digest {
                 Some(old) if *old != digest => {
@@ -255,8 +267,8 @@ impl FunctionPoller {
             self.digest = Some(digest);
         }
         CodeInfo {
-            runtime: body.runtime.unwrap_or_default(),
-            code_type: body.code_type.unwrap_or_default(),
+            runtime: limits.label(body.runtime.unwrap_or_default(), cut),
+            code_type: limits.label(body.code_type.unwrap_or_default(), cut),
             size_bytes: body.code_size,
             last_modified: body.last_modified,
             max_instances: body.strategy_config.and_then(|s| s.concurrency),
@@ -402,25 +414,54 @@ fn statistics_of(body: StatisticsBody) -> Statistics {
     }
 }
 
-async fn poll_versions(client: &Client, urn: &FunctionUrn) -> Result<Vec<VersionInfo>, ApiError> {
+/// Every version of a function, within the caps: a version whose name is
+/// longer than the label cap is dropped, its runtime and code type are cut
+/// to it, and beyond `max_versions` the oldest are dropped (`latest` is
+/// always kept). What the caps drop or cut is counted.
+async fn poll_versions(
+    client: &Client,
+    urn: &FunctionUrn,
+    limits: Limits,
+) -> Result<Vec<VersionInfo>, ApiError> {
     let paged = paginate(0, VERSIONS_MAX_PAGES, |marker| {
         client.versions(urn, marker, VERSIONS_PAGE)
     })
     .await?;
+    let (mut long, mut cut) = (0u64, 0u64);
     let mut versions: Vec<VersionInfo> = paged
         .items
         .into_iter()
         .filter_map(|v: VersionRecord| {
+            let version = v.version.filter(|s| !s.is_empty())?;
+            if limits.too_long(&version) {
+                long += 1;
+                return None;
+            }
             Some(VersionInfo {
-                version: v.version.filter(|s| !s.is_empty())?,
-                runtime: v.runtime.unwrap_or_default(),
-                code_type: v.code_type.unwrap_or_default(),
+                version,
+                runtime: limits.label(v.runtime.unwrap_or_default(), &mut cut),
+                code_type: limits.label(v.code_type.unwrap_or_default(), &mut cut),
                 last_modified: v.last_modified,
             })
         })
         .collect();
     versions.sort_by(|a, b| a.version.cmp(&b.version));
     versions.dedup_by(|a, b| a.version == b.version);
+    let extra = versions.len().saturating_sub(limits.max_versions);
+    if extra > 0 {
+        // Keep `latest` and the most recently modified.
+        versions.sort_by(|a, b| {
+            (b.version == LATEST)
+                .cmp(&(a.version == LATEST))
+                .then(b.last_modified.cmp(&a.last_modified))
+                .then(a.version.cmp(&b.version))
+        });
+        versions.truncate(limits.max_versions);
+        versions.sort_by(|a, b| a.version.cmp(&b.version));
+    }
+    let subject = urn.to_string();
+    client.capped(Cap::LabelLength, long + cut, &subject);
+    client.capped(Cap::Versions, extra as u64, &subject);
     Ok(versions)
 }
 

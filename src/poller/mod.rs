@@ -40,6 +40,7 @@ pub use function::{FunctionPoller, PollOutcome, Schedule};
 pub use shard::Shard;
 
 use crate::api::{ApiError, Client};
+use crate::caps::{Cap, Limits};
 use crate::clock::Clock;
 use crate::config::{DiscoveryConfig, Intervals};
 use crate::state::{Collected, FunctionSnapshot, ProjectSnapshot, Quota, Store};
@@ -75,6 +76,8 @@ pub struct Settings {
     pub shard: Shard,
     /// Decides what is due, and dates the async windows.
     pub clock: Arc<dyn Clock>,
+    /// Caps on upstream data (label length, versions, quota types).
+    pub limits: Limits,
 }
 
 /// One monitored function and its poll state.
@@ -118,6 +121,7 @@ impl Generation {
                 statistics_period: settings.statistics_period,
                 stale_after: settings.stale_after,
                 tracker: settings.tracker,
+                limits: settings.limits,
             }),
             projects: projects
                 .into_iter()
@@ -552,6 +556,8 @@ impl Shared {
         }
         let took = started.elapsed();
         self.store.record_cycle(took);
+        // One line per cap whose state changed in this cycle.
+        self.store.caps().log_changes();
         // Ready once every function has been polled at least once (a cycle
         // that skipped a still-running poll does not count for it).
         if !*self.ready.borrow() && self.all_polled() {
@@ -576,6 +582,19 @@ impl Shared {
             }
         };
         let explicit: BTreeSet<&FunctionUrn> = p.explicit.iter().collect();
+        // A name too long for a label is not monitored (a cut name would
+        // not be the function's).
+        let limits = generation.settings.limits;
+        let before = found.len();
+        let found: BTreeSet<FunctionUrn> = found
+            .into_iter()
+            .filter(|u| !limits.too_long(u.name()) && !limits.too_long(u.package()))
+            .collect();
+        p.client.capped(
+            Cap::LabelLength,
+            (before - found.len()) as u64,
+            &p.project_id,
+        );
         let known: Vec<Arc<Slot>> = self
             .slots()
             .into_iter()
@@ -614,13 +633,35 @@ impl Shared {
 
     async fn poll_quotas(&self, generation: &Generation, project: usize) {
         let p = &generation.projects[project];
-        let result: Result<Vec<Quota>, ApiError> = p.target.client.quotas().await.map(|body| {
-            body.quotas
+        let limits = generation.settings.limits;
+        let client = &p.target.client;
+        let result: Result<Vec<Quota>, ApiError> = client.quotas().await.map(|body| {
+            let (mut long, mut cut) = (0u64, 0u64);
+            let mut quotas: Vec<Quota> = body
+                .quotas
                 .map(|q| q.resources)
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(quota_of)
-                .collect()
+                .filter(|q| {
+                    let keep = !limits.too_long(&q.resource);
+                    long += u64::from(!keep);
+                    keep
+                })
+                .map(|mut q| {
+                    q.unit = limits.label(std::mem::take(&mut q.unit), &mut cut);
+                    q
+                })
+                .collect();
+            // One series per resource, whatever the API repeats.
+            let mut seen = std::collections::HashSet::new();
+            quotas.retain(|q| seen.insert(q.resource.clone()));
+            let extra = quotas.len().saturating_sub(limits.max_quota_types);
+            quotas.truncate(limits.max_quota_types);
+            let subject = &p.target.project_id;
+            client.capped(Cap::LabelLength, long + cut, subject);
+            client.capped(Cap::QuotaTypes, extra as u64, subject);
+            quotas
         });
         let collected = {
             let mut q = p.quotas.lock().unwrap_or_else(|e| e.into_inner());

@@ -313,6 +313,13 @@ pub enum Fault {
     Reset,
     /// 200 with a (valid JSON) body of about this many bytes.
     Huge(usize),
+    /// A redirect: this status (301, 302, 303, 307, 308) with this
+    /// `Location`, e.g. a [`super::Recorder`] on another port.
+    Redirect { status: u16, location: String },
+    /// Async invocations only: every page is full of records never seen
+    /// before (SUCCESS, started now), with request ids this many characters
+    /// long, and a `next_marker` that always goes on, without a `count`.
+    EndlessRecords { request_id_len: usize },
 }
 
 impl Fault {
@@ -321,6 +328,14 @@ impl Fault {
         Fault::Status {
             status,
             body: serde_json::json!({"error_code": code, "error_msg": message}).to_string(),
+        }
+    }
+
+    /// A redirect to `location`.
+    pub fn redirect(status: u16, location: &str) -> Self {
+        Fault::Redirect {
+            status,
+            location: location.to_owned(),
         }
     }
 
@@ -363,6 +378,13 @@ pub(super) struct World {
     pub faults: HashMap<FaultKey, FaultRule>,
     /// Faults of every endpoint of a project.
     pub project_faults: HashMap<String, FaultRule>,
+    /// Fault of IAM's token endpoint.
+    pub iam_fault: Option<FaultRule>,
+    /// Quota types answered besides the four real ones: (type, quota, used).
+    pub extra_quotas: Vec<(String, u64, u64)>,
+    /// Seconds from now to the `expires_at` IAM states in its answers
+    /// (the token itself lasts `token_ttl`); `None`: the real expiry.
+    pub stated_token_expiry: Option<i64>,
     rng: StdRng,
     ids: u64,
 }
@@ -373,9 +395,18 @@ impl World {
             projects: BTreeMap::new(),
             faults: HashMap::new(),
             project_faults: HashMap::new(),
+            iam_fault: None,
+            extra_quotas: Vec::new(),
+            stated_token_expiry: None,
             rng: StdRng::seed_from_u64(seed),
             ids: 0,
         }
+    }
+
+    /// A request id never used before, `len` characters long (at least 16).
+    pub fn fresh_id(&mut self, len: usize) -> String {
+        self.ids += 1;
+        format!("{:0>len$x}", self.ids)
     }
 
     pub fn function_mut(

@@ -13,6 +13,9 @@
 //! - `reload`: SIGHUP and `POST /-/reload` on the running binary.
 //! - `scale`: discovery, sharding, several projects, API cost, rate limit,
 //!   statistics and quotas.
+//! - `security`: issue 10's probes: redirects elsewhere, the lifecycle
+//!   endpoint, hostile upstream data and its caps, odd secret files,
+//!   broken pipes, a password-guessing flood.
 //! - `faults`: retries, throttling, hangs, huge bodies, staleness, hostile
 //!   names, the function cap, overruns, many scrapers.
 //! - `golden`: a fixed scenario's exposition against a checked-in file.
@@ -29,5 +32,6 @@ mod faults;
 mod golden;
 mod reload;
 mod scale;
+mod security;
 mod util;
 mod web;

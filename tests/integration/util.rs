@@ -53,6 +53,8 @@ pub async fn serve_simulator(sim: &Simulator, shutdown: &CancellationToken) -> S
 /// An exporter polling a simulator (which the test keeps a handle on).
 pub struct Harness {
     pub exporter: Running,
+    /// The configuration it was started with (for reloads).
+    pub config: Config,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     _dir: TempDir,
@@ -180,6 +182,7 @@ impl Harness {
             .unwrap();
         Harness {
             exporter,
+            config,
             http: reqwest::Client::new(),
             shutdown,
             _dir: dir,
