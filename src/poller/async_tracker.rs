@@ -63,7 +63,7 @@ const FUTURE_TOLERANCE_SECONDS: i64 = 300;
 /// Kept beyond the oldest time any listing may still reach back to.
 const RETENTION_MARGIN_SECONDS: i64 = 60;
 /// Longest `request_id` remembered (the reference gives 64).
-const MAX_REQUEST_ID_LEN: usize = 64;
+const MAX_REQUEST_ID_LEN: usize = crate::caps::MAX_REQUEST_ID_CHARS;
 
 /// How the tracker counts; from the configuration, may change on reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +133,8 @@ pub struct PollNews {
     pub implausible: u64,
     /// Pending invocations given up on.
     pub abandoned: u64,
+    /// Records forgotten because of `max_records`.
+    pub forgotten: u64,
 }
 
 /// Per-function state of the async invocations collector.
@@ -163,8 +165,6 @@ pub struct AsyncTracker {
     /// Records of the listing being applied that start before this are
     /// implausible (see [`AsyncTracker::oldest_plausible`]).
     plausible_from: i64,
-    /// Whether the tracked-records cap is in force (logged on change).
-    capped: bool,
 }
 
 impl AsyncTracker {
@@ -182,7 +182,6 @@ impl AsyncTracker {
             last_failure: None,
             news: PollNews::default(),
             plausible_from: i64::MIN,
-            capped: false,
         }
     }
 
@@ -537,26 +536,12 @@ impl AsyncTracker {
     /// Over the cap, the oldest settled records go first (into the gauge's
     /// aggregate), then the oldest pending ones (abandoned).
     fn enforce_cap(&mut self, window_start: i64) {
-        let max = self.settings.max_records;
-        let over = self.records.len().saturating_sub(max);
+        let over = self.records.len().saturating_sub(self.settings.max_records);
         if over == 0 {
-            if self.capped {
-                self.capped = false;
-                tracing::info!(
-                    max_tracked_invocations = max,
-                    "async invocation records back under polling.max_tracked_invocations"
-                );
-            }
             return;
         }
-        if !self.capped {
-            self.capped = true;
-            tracing::warn!(
-                max_tracked_invocations = max,
-                records = self.records.len(),
-                "more async invocation records than polling.max_tracked_invocations; forgetting the oldest (a forgotten record shown again could be counted again)"
-            );
-        }
+        // Counted (and logged once per change) as the tracked_invocations cap.
+        self.news.forgotten += over as u64;
         let mut victims: Vec<(bool, i64, Box<str>)> = self
             .records
             .iter()

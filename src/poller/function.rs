@@ -235,6 +235,13 @@ impl FunctionPoller {
         } else {
             PollNews::default()
         };
+        if news.forgotten > 0 {
+            client.capped(
+                Cap::TrackedInvocations,
+                news.forgotten,
+                &self.urn.to_string(),
+            );
+        }
         next.code_changes = self.code_changes;
         if next.up() {
             next.last_success = Some(now);

@@ -684,3 +684,37 @@ async fn a_reload_keeps_the_state_and_an_old_file_is_not_used() {
     h.stop().await;
     shutdown.cancel();
 }
+
+/// Beyond `polling.max_tracked_invocations`, the oldest records are
+/// forgotten and counted as the `tracked_invocations` cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tracked_records_cap_is_counted() {
+    let mut run =
+        Run::start("interval = \"10s\"\ntimeout = \"5s\"\nmax_tracked_invocations = 100").await;
+    let t = run.now();
+    for i in 0..250 {
+        run.add(Invocation::new(
+            &format!("r{i}"),
+            SimStatus::Running,
+            t - 1,
+            None,
+        ));
+    }
+    run.tick(10).await;
+    let m = run.h.metrics().await;
+    assert_eq!(
+        m.get(
+            "functiongraph_exporter_capped_total",
+            &[("cap", "tracked_invocations")]
+        ),
+        150.0
+    );
+    assert_eq!(
+        m.get(
+            "functiongraph_exporter_async_abandoned_invocations_total",
+            &[]
+        ),
+        150.0
+    );
+    run.h.stop().await;
+}
