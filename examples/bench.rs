@@ -6,6 +6,10 @@
 //! cargo run --release --example bench -- poll-cycle 1000
 //! cargo run --release --example bench -- api-cost
 //! cargo run --release --example bench -- hanging 180
+//! cargo run --release --example bench -- login-flood 250
+//! cargo run --release --example bench -- check-config 40000
+//! cargo run --release --example bench -- endless-records 150 2048
+//! cargo run --release --example bench -- accuracy [name filter]
 //! ```
 //!
 //! The exporter runs as its own process (the release binary), polling a
@@ -33,6 +37,8 @@ const PROJECT: &str = "be0c0000000000000000000000000001";
 const REGION: &str = "ap-southeast-1";
 const TOKEN: &str = "bench-token";
 
+#[path = "bench/accuracy.rs"]
+mod accuracy;
 mod support;
 
 use support::{Res, binary, spawn_exporter};
@@ -53,6 +59,10 @@ fn main() -> Res<()> {
             "scrape" => scrape(n(1, 1000)).await,
             "memory" => memory(n(1, 1000)).await,
             "startup" => startup().await,
+            "login-flood" => login_flood(n(1, 250)).await,
+            "check-config" => check_config(n(1, 40_000)),
+            "endless-records" => endless_records(n(1, 150), n(2, 2048)).await,
+            "accuracy" => accuracy::run(args.get(1).map(String::as_str)).await,
             "all" => {
                 for concurrency in [50, 64] {
                     for functions in [100, 1000, 10_000] {
@@ -67,7 +77,11 @@ fn main() -> Res<()> {
                 for functions in [1000, 10_000] {
                     memory(functions).await?;
                 }
-                startup().await
+                startup().await?;
+                check_config(40_000)?;
+                login_flood(250).await?;
+                endless_records(150, 2048).await?;
+                accuracy::run(None).await
             }
             other => Err(format!("unknown benchmark {other:?}").into()),
         }
@@ -633,5 +647,260 @@ async fn startup() -> Res<()> {
         s.as_secs_f64() / v.as_secs_f64()
     );
     stop.cancel();
+    Ok(())
+}
+
+/// Basic authentication under a password-guessing flood: `clients`
+/// connections from 127.0.0.1 send ever new wrong passwords, while correct
+/// logins that are not cached yet (a different user each time, bcrypt cost
+/// 10) come from 127.0.0.2. Their latency is set against the same logins
+/// with no flood (one bcrypt verification), measured in the same run.
+async fn login_flood(clients: usize) -> Res<()> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const USERS: usize = 20;
+    const QUIET: usize = 5;
+    let (_sim, addr, stop) = simulator(10).await?;
+    let dir = tempfile::tempdir()?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN)?;
+    let mut web = String::from("basic_auth_users:\n");
+    for i in 0..USERS {
+        web.push_str(&format!(
+            "  user{i}: \"{}\"\n",
+            bcrypt::hash(format!("password-{i}"), 10)?
+        ));
+    }
+    let web_path = dir.path().join("web.yml");
+    std::fs::write(&web_path, web)?;
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(
+        &config_path,
+        config_text(addr, 10, &token, "interval = \"1h\""),
+    )?;
+    let web_arg = web_path.display().to_string();
+    let (mut child, exporter) = spawn_exporter(
+        &config_path,
+        &["--log.level", "warn", "--web.config.file", &web_arg],
+        |_| {},
+    )?;
+    let url = format!("http://{exporter}/-/healthy");
+    let basic = |user: &str, password: &str| {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    };
+    let legit = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let login = |i: usize| {
+        let (legit, url, header) = (
+            legit.clone(),
+            url.clone(),
+            basic(&format!("user{i}"), &format!("password-{i}")),
+        );
+        async move {
+            let started = Instant::now();
+            let r = legit
+                .get(&url)
+                .header("authorization", header)
+                .send()
+                .await?;
+            if r.status() != 200 {
+                return Err(format!("login {i}: {}", r.status()).into());
+            }
+            Res::Ok(started.elapsed())
+        }
+    };
+    let mut quiet = Vec::new();
+    for i in 0..QUIET {
+        quiet.push(login(i).await?);
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    let (verdicts, busy) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut flood = Vec::new();
+    for c in 0..clients {
+        let (flag, verdicts, busy, url) = (
+            Arc::clone(&flag),
+            Arc::clone(&verdicts),
+            Arc::clone(&busy),
+            url.clone(),
+        );
+        let header = basic;
+        flood.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from([127, 0, 0, 1]))
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client");
+            let mut n = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                n += 1;
+                let user = format!("user{}", (c + n as usize) % USERS);
+                let r = client
+                    .get(&url)
+                    .header("authorization", header(&user, &format!("guess-{c}-{n}")))
+                    .send()
+                    .await;
+                match r.map(|r| r.status().as_u16()) {
+                    Ok(401) => verdicts.fetch_add(1, Ordering::Relaxed),
+                    Ok(_) => busy.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => 0,
+                };
+            }
+        }));
+    }
+    // Let the flood fill every queue.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (v0, b0) = (
+        verdicts.load(Ordering::Relaxed),
+        busy.load(Ordering::Relaxed),
+    );
+    let flood_started = Instant::now();
+    let mut flooded = Vec::new();
+    for i in QUIET..USERS {
+        flooded.push(login(i).await?);
+    }
+    let elapsed = flood_started.elapsed().as_secs_f64();
+    let (v1, b1) = (
+        verdicts.load(Ordering::Relaxed),
+        busy.load(Ordering::Relaxed),
+    );
+    flag.store(true, Ordering::Relaxed);
+    for t in flood {
+        let _ = t.await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    stop.cancel();
+    quiet.sort();
+    flooded.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (q, f, worst) = (
+        quiet[quiet.len() / 2],
+        flooded[flooded.len() / 2],
+        flooded[flooded.len() - 1],
+    );
+    println!(
+        "login-flood | {clients} clients guessing from another address ({:.0} guesses/s verified, {:.0}/s turned away busy) | fresh correct login, bcrypt cost 10: median {:.0} ms, max {:.0} ms ({} logins) | without the flood: median {:.0} ms | ratio {:.2} | goal: max <= 2000 ms",
+        (v1 - v0) as f64 / elapsed,
+        (b1 - b0) as f64 / elapsed,
+        ms(f),
+        ms(worst),
+        flooded.len(),
+        ms(q),
+        f.as_secs_f64() / q.as_secs_f64(),
+    );
+    Ok(())
+}
+
+/// Memory under an upstream that answers every async-invocations page with
+/// records never seen before (`request_id_len` characters long) and never
+/// says the listing is done, for `seconds`, polling 10 functions every 5 s
+/// (one of them the endless one): resident memory over time, and whether
+/// the other functions kept polling.
+async fn endless_records(seconds: usize, request_id_len: usize) -> Res<()> {
+    let functions = 10;
+    let (sim, addr, stop) = simulator(functions).await?;
+    sim.set_fault(
+        PROJECT,
+        "default",
+        "bench-0000",
+        Endpoint::AsyncInvocations,
+        Some(Fault::EndlessRecords { request_id_len }),
+    );
+    let dir = tempfile::tempdir()?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN)?;
+    let exporter = Exporter::start(&config_text(
+        addr,
+        functions,
+        &token,
+        "interval = \"5s\"\ntimeout = \"5s\"",
+    ))?;
+    wait_ready(&exporter.addr).await?;
+    let start = rss(exporter.pid())?;
+    let mut peak = start;
+    let began = Instant::now();
+    let before = sim.requests_to(Endpoint::AsyncInvocations);
+    while began.elapsed() < Duration::from_secs(seconds as u64) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        peak = peak.max(rss(exporter.pid())?);
+    }
+    let end = rss(exporter.pid())?;
+    let pages = sim.requests_to(Endpoint::AsyncInvocations) - before;
+    let body = reqwest::get(format!("http://{}/metrics", exporter.addr))
+        .await?
+        .text()
+        .await?;
+    let up = body
+        .lines()
+        .filter(|l| l.starts_with("functiongraph_up{") && l.ends_with(" 1"))
+        .count();
+    let capped: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("functiongraph_exporter_capped_total{"))
+        .collect();
+    let mib = |b: u64| b as f64 / 1048576.0;
+    println!(
+        "endless-records | {seconds} s, request ids of {request_id_len} characters, {pages} async pages served | RSS {:.1} MiB at start, {:.1} MiB peak, {:.1} MiB at end | functions up {up} of {functions} | {}",
+        mib(start),
+        mib(peak),
+        mib(end),
+        capped.join(", ")
+    );
+    drop(exporter);
+    stop.cancel();
+    Ok(())
+}
+
+/// `--check-config` of a file listing `functions` functions, against the
+/// same for a tenth of them, both less the time for one function: linear
+/// work gives a ratio near 10 (the duplicate check used to compare every
+/// pair: a ratio near 100).
+fn check_config(functions: usize) -> Res<()> {
+    let dir = tempfile::tempdir()?;
+    let time = |n: usize| -> Res<Duration> {
+        let path = dir.path().join(format!("config-{n}.toml"));
+        let list: Vec<String> = (0..n).map(|i| format!("\"default:f{i:06}\"")).collect();
+        std::fs::write(
+            &path,
+            format!(
+                "[[projects]]\nproject_id = \"{PROJECT}\"\nregion = \"{REGION}\"\nfunctions = [{}]\n[projects.auth]\ntype = \"token\"\ntoken_env = \"BENCH_TOKEN\"\n",
+                list.join(", ")
+            ),
+        )?;
+        let mut runs = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            let out = Command::new(binary())
+                .args(["--check-config", "--config"])
+                .arg(&path)
+                .env("BENCH_TOKEN", TOKEN)
+                .output()?;
+            runs.push(started.elapsed());
+            if !out.status.success() {
+                return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
+            }
+        }
+        runs.sort();
+        Ok(runs[runs.len() / 2])
+    };
+    // The same for one function: process start and the fixed work, taken
+    // off both before they are compared.
+    let base = time(1)?;
+    let small = time(functions / 10)?;
+    let large = time(functions)?;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "check-config | {functions} functions {:.0} ms (median of 5) | {} functions {:.0} ms | 1 function {:.0} ms | ratio of the parts above 1 function {:.1} (linear: ~10, quadratic: ~100)",
+        ms(large),
+        functions / 10,
+        ms(small),
+        ms(base),
+        (ms(large) - ms(base)) / (ms(small) - ms(base))
+    );
     Ok(())
 }

@@ -54,6 +54,7 @@ async fn main() -> Res<()> {
                 discard_ratio: 0.02,
                 wait: (0, 20),
                 run: (1, 30),
+                visibility_lag: (0, 0),
             }),
         );
     }

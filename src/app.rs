@@ -17,10 +17,13 @@ use crate::Error;
 use crate::api::{
     ApiObserver, Client, ClientOptions, Concurrency, Credentials, PasswordTokens, http_client,
 };
+use crate::caps::{CapCounters, Limits};
 use crate::clock::{Clock, SystemClock};
 use crate::collector::{ExporterMetrics, Renderer};
 use crate::config::{AuthMethod, Config, ProjectConfig};
-use crate::poller::{Poller, PollerHandle, ProjectTarget, Settings, Shard};
+use crate::poller::{
+    Checkpoint, Poller, PollerHandle, ProjectTarget, Settings, Shard, TrackerSettings,
+};
 use crate::secret::SecretCell;
 use crate::server::{self, ServerState};
 use crate::state::Store;
@@ -37,6 +40,9 @@ pub struct Running {
     parts: Parts,
     /// The configuration in force (for what a reload cannot change).
     config: std::sync::Mutex<Config>,
+    /// Each project's configuration and client, for a reload to carry over
+    /// the state of credentials that did not change.
+    clients: std::sync::Mutex<Vec<(ProjectConfig, Arc<Client>)>>,
 }
 
 /// What outlives a reload: the HTTP client, the exporter's own metrics and
@@ -45,6 +51,8 @@ struct Parts {
     http: reqwest::Client,
     exporter: Arc<ExporterMetrics>,
     clock: Arc<dyn Clock>,
+    /// The durable counting state, when `[state] path` is set.
+    checkpoint: Option<Arc<Checkpoint>>,
 }
 
 impl Running {
@@ -66,8 +74,20 @@ impl Running {
     /// are added and removed, and the others carry on with their counters.
     /// The listen address and the web configuration file are not changed by
     /// a reload (the latter is re-read on its own).
+    ///
+    /// A project whose endpoint and credentials did not change keeps its
+    /// authentication state (the back-off after a refusal, the cached IAM
+    /// token) and, if its rate did not change, its rate limiter: a reload
+    /// must not let a refused access key be tried again early, which would
+    /// count towards the gateway's lock-out.
     pub async fn reload(&self, config: &Config) -> Result<(), Error> {
-        let (projects, settings) = build(config, &self.parts)?;
+        let previous = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (projects, settings) = build(config, &self.parts, &previous)?;
+        let clients = clients_of(config, &projects);
         {
             let current = self.config.lock().unwrap_or_else(|e| e.into_inner());
             if current.web.listen_address != config.web.listen_address {
@@ -77,12 +97,20 @@ impl Running {
                     "web.listen_address changes take effect at the next restart"
                 );
             }
+            if current.state.path != config.state.path {
+                tracing::warn!(
+                    running = ?current.state.path,
+                    configured = ?config.state.path,
+                    "state.path changes take effect at the next restart"
+                );
+            }
         }
         self.poller
             .reconfigure(projects, settings)
             .await
             .map_err(|_| Error::Stopped)?;
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = config.clone();
+        *self.clients.lock().unwrap_or_else(|e| e.into_inner()) = clients;
         Ok(())
     }
 
@@ -106,7 +134,8 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     /// `--web.config.file`, loaded: TLS and basic authentication.
     pub web: Option<Arc<crate::web::LiveWebConfig>>,
-    /// Where `POST /-/reload` asks for a reload (the binary answers them).
+    /// Where `POST /-/reload` asks for a reload (the binary answers them);
+    /// `None`, the lifecycle API is off and it answers 403.
     pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
 }
 
@@ -142,13 +171,38 @@ pub async fn start_with(
     options: Options,
 ) -> Result<Running, Error> {
     let local_addr = listener.local_addr().map_err(Error::Io)?;
+    let caps = Arc::new(CapCounters::new());
+    let checkpoint = match &config.state.path {
+        Some(path) => {
+            let checkpoint = Arc::new(
+                Checkpoint::open(
+                    path,
+                    shard(config)?,
+                    config.polling.async_lookback,
+                    Arc::clone(&options.clock),
+                )
+                .map_err(Error::State)?,
+            );
+            tokio::spawn(Arc::clone(&checkpoint).run(shutdown.clone()));
+            Some(checkpoint)
+        }
+        None => None,
+    };
     let parts = Parts {
         http: http_client(config.polling.timeout)?,
-        exporter: Arc::new(ExporterMetrics::new()),
+        exporter: Arc::new(ExporterMetrics::with_caps(Arc::clone(&caps))),
         clock: Arc::clone(&options.clock),
+        checkpoint,
     };
-    let (projects, settings) = build(config, &parts)?;
-    let store = Arc::new(Store::new());
+    parts.exporter.set_security(
+        options
+            .web
+            .clone()
+            .map(|w| w as Arc<dyn crate::collector::exporter::ServingSecurity>),
+    );
+    let (projects, settings) = build(config, &parts, &[])?;
+    let clients = clients_of(config, &projects);
+    let store = Arc::new(Store::with_caps(caps));
     let (poller, handle) = Poller::new(projects, Arc::clone(&store), settings);
     let polling = tokio::spawn(poller.run(shutdown.clone()));
     let state = Arc::new(ServerState {
@@ -162,6 +216,7 @@ pub async fn start_with(
         interval: config.polling.interval,
         web: options.web.clone(),
         reload: options.reload.clone(),
+        reload_limiter: server::reload_limiter(),
     });
     let server = tokio::spawn(server::serve(listener, state, shutdown.clone()));
     tracing::info!(address = %local_addr, "serving metrics on http://{local_addr}/metrics");
@@ -174,11 +229,28 @@ pub async fn start_with(
         polling,
         parts,
         config: std::sync::Mutex::new(config.clone()),
+        clients: std::sync::Mutex::new(clients),
     })
 }
 
-/// Reads every secret and builds every client a configuration needs.
-fn build(config: &Config, parts: &Parts) -> Result<(Vec<ProjectTarget>, Settings), Error> {
+/// Each project's configuration with the client built for it.
+fn clients_of(config: &Config, targets: &[ProjectTarget]) -> Vec<(ProjectConfig, Arc<Client>)> {
+    config
+        .projects
+        .iter()
+        .zip(targets)
+        .map(|(p, t)| (p.clone(), Arc::clone(&t.client)))
+        .collect()
+}
+
+/// Reads every secret and builds every client a configuration needs;
+/// a project in `previous` with the same endpoint and credentials hands its
+/// authentication state (and rate limiter) on to the new client.
+fn build(
+    config: &Config,
+    parts: &Parts,
+    previous: &[(ProjectConfig, Arc<Client>)],
+) -> Result<(Vec<ProjectTarget>, Settings), Error> {
     let observer: Arc<dyn ApiObserver> = parts.exporter.clone();
     let permits = Arc::new(Concurrency::new(config.polling.concurrency));
     let shard = shard(config)?;
@@ -213,6 +285,22 @@ fn build(config: &Config, parts: &Parts) -> Result<(Vec<ProjectTarget>, Settings
             Arc::clone(&permits),
             Arc::clone(&observer),
         )?;
+        let same = previous.iter().find(|(p, _)| {
+            p.project_id == project.project_id
+                && p.endpoint == project.endpoint
+                && p.auth == project.auth
+                && p.allow_insecure_http == project.allow_insecure_http
+        });
+        let client = match same {
+            Some((p, old)) => {
+                tracing::debug!(project_id = %project.project_id, "credentials unchanged; keeping their state");
+                client.inherit(
+                    old,
+                    p.max_requests_per_second == project.max_requests_per_second,
+                )
+            }
+            None => client,
+        };
         tracing::info!(
             project_id = %project.project_id,
             endpoint = %project.endpoint,
@@ -233,7 +321,14 @@ fn build(config: &Config, parts: &Parts) -> Result<(Vec<ProjectTarget>, Settings
         intervals: config.polling.intervals.clone(),
         stale_after: config.polling.stale_after,
         max_functions: config.polling.max_functions,
-        async_lookback: config.polling.async_lookback,
+        tracker: TrackerSettings {
+            lookback: seconds(config.polling.async_lookback),
+            late_visibility: seconds(config.polling.async_late_visibility),
+            max_duration: seconds(config.polling.async_max_duration),
+            max_records: config.polling.max_tracked_invocations,
+            interval: seconds(config.polling.intervals.async_invocations),
+        },
+        checkpoint: parts.checkpoint.clone(),
         statistics_period: config
             .collectors
             .statistics
@@ -242,8 +337,17 @@ fn build(config: &Config, parts: &Parts) -> Result<(Vec<ProjectTarget>, Settings
         concurrency: config.polling.concurrency,
         shard,
         clock: Arc::clone(&parts.clock),
+        limits: Limits {
+            max_label_length: config.polling.max_label_length,
+            max_versions: config.polling.max_versions,
+            max_quota_types: config.polling.max_quota_types,
+        },
     };
     Ok((targets, settings))
+}
+
+fn seconds(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// This replica's shard: from the configuration (and flags), or from the

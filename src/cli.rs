@@ -59,6 +59,10 @@ pub struct Cli {
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
 
+    /// Enable reloading over HTTP (POST /-/reload), as in Prometheus; SIGHUP reloads either way
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+
     /// This replica's shard, 0-based; overrides [sharding] index [default: the host name's StatefulSet ordinal when --shard.count > 1]
     #[arg(long = "shard.index", value_name = "N")]
     pub shard_index: Option<u32>,
@@ -140,7 +144,8 @@ async fn run(cli: Cli, web: Option<Arc<LiveWebConfig>>) -> Result<(), Error> {
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<app::ReloadRequest>(4);
     let options = app::Options {
         web,
-        reload: Some(reload_tx.clone()),
+        // POST /-/reload only when asked for; SIGHUP always.
+        reload: cli.enable_lifecycle.then(|| reload_tx.clone()),
         ..app::Options::default()
     };
     let running = app::start_with(&config, listener, token.clone(), options).await?;
@@ -222,20 +227,37 @@ fn check_config(cli: &Cli) -> ExitCode {
         match loaded {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("{e}");
+                telemetry::err(&e.to_string());
                 return ExitCode::from(2);
             }
         }
     };
     let config = with_shard_flags(cli, config);
     let mut problems = Vec::new();
-    if let Err(e) = crate::app::shard(&config) {
-        problems.push(format!("{origin}: {e}"));
+    let mut warnings = Vec::new();
+    match crate::app::shard(&config) {
+        Err(e) => problems.push(format!("{origin}: {e}")),
+        Ok(shard) => {
+            // Only a warning: the directory may not exist before the first
+            // start (systemd's StateDirectory, a volume mounted at run time).
+            if let Some(path) = &config.state.path {
+                if let Err(e) = crate::poller::checkpoint::writable(path, shard) {
+                    warnings.push(format!(
+                        "{origin}: warning: state.path: {e}; the exporter refuses to start until it can write there"
+                    ));
+                }
+            }
+        }
     }
     for (i, project) in config.projects.iter().enumerate() {
         for (what, source) in project.auth.sources() {
             if let Err(e) = source.resolve() {
                 problems.push(format!("{origin}: projects[{i}].auth: {what}: {e}"));
+            } else if let Some(w) = source.readability_warning() {
+                // As the run warns.
+                warnings.push(format!(
+                    "{origin}: projects[{i}].auth: {what}: warning: {w}"
+                ));
             }
         }
     }
@@ -246,25 +268,30 @@ fn check_config(cli: &Cli) -> ExitCode {
             None
         }
     };
+    for w in &warnings {
+        telemetry::err(w);
+    }
     if !problems.is_empty() {
         for p in problems {
-            eprintln!("{p}");
+            telemetry::err(&p);
         }
         return ExitCode::from(2);
     }
-    println!("{origin}: configuration is valid");
-    print!("{}", config.summary());
+    // Written so that a closed stdout (`--check-config | head -1`) ends
+    // the output, not the process with a panic.
+    telemetry::out(&format!("{origin}: configuration is valid\n"));
+    telemetry::out(&config.summary());
     if let Some(web) = web {
         let active = web.current();
-        println!(
-            "{}: web configuration is valid: TLS {}, basic authentication {}",
+        telemetry::out(&format!(
+            "{}: web configuration is valid: TLS {}, basic authentication {}\n",
             web.path().display(),
             if web.tls_enabled() { "on" } else { "off" },
             match &active.users {
                 Some(users) => format!("on ({} users)", users.len()),
                 None => "off".to_owned(),
             }
-        );
+        ));
     }
     ExitCode::SUCCESS
 }

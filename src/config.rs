@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::caps::{
+    DEFAULT_MAX_LABEL_CHARS, DEFAULT_MAX_QUOTA_TYPES, DEFAULT_MAX_VERSIONS, MAX_LABEL_CHARS_LIMIT,
+};
 use crate::secret::SecretSource;
 use crate::urn::FunctionUrn;
 
@@ -57,6 +60,14 @@ const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// Longest async lookback and staleness limit.
 const MAX_LOOKBACK: Duration = Duration::from_secs(30 * 24 * 3600);
 const DEFAULT_MAX_FUNCTIONS: usize = 10_000;
+/// The largest configuration file read (40,000 functions take about 3 MB).
+const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
+/// How long after its start an async record may first show in listings.
+const DEFAULT_LATE_VISIBILITY: Duration = Duration::from_secs(5 * 60);
+/// How long a pending async invocation is tracked.
+const DEFAULT_MAX_ASYNC_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// Async invocation records remembered per function.
+const DEFAULT_MAX_TRACKED_INVOCATIONS: usize = 100_000;
 
 // === raw: the file as written ===
 
@@ -73,7 +84,17 @@ struct RawConfig {
     #[serde(default)]
     sharding: RawSharding,
     #[serde(default)]
+    state: RawState,
+    #[serde(default)]
     projects: Vec<RawProject>,
+}
+
+/// `[state]`: durable counting state.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    /// File the counting state is kept in; off when absent.
+    path: Option<PathBuf>,
 }
 
 /// `[polling.intervals]`: how often each collector runs.
@@ -186,6 +207,14 @@ struct RawPolling {
     /// Window of async invocation records taken into account.
     #[serde(with = "humantime_serde")]
     async_lookback: Duration,
+    /// How long after its start a record may first show in listings.
+    #[serde(with = "humantime_serde")]
+    async_late_visibility: Duration,
+    /// How long a pending invocation is tracked.
+    #[serde(with = "humantime_serde")]
+    async_max_duration: Duration,
+    /// Async invocation records remembered per function.
+    max_tracked_invocations: usize,
     /// Larger API responses are refused (and the collector fails).
     max_response_bytes: i64,
     /// Per-collector intervals.
@@ -198,6 +227,12 @@ struct RawPolling {
     stale_after: Option<Duration>,
     /// At most this many functions are monitored (the rest are dropped and counted).
     max_functions: usize,
+    /// Upstream strings that become label values are at most this long.
+    max_label_length: usize,
+    /// Versions exported per function at most.
+    max_versions: usize,
+    /// Quota types exported per project at most.
+    max_quota_types: usize,
 }
 
 impl Default for RawPolling {
@@ -207,11 +242,17 @@ impl Default for RawPolling {
             timeout: DEFAULT_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
             async_lookback: DEFAULT_LOOKBACK,
+            async_late_visibility: DEFAULT_LATE_VISIBILITY,
+            async_max_duration: DEFAULT_MAX_ASYNC_DURATION,
+            max_tracked_invocations: DEFAULT_MAX_TRACKED_INVOCATIONS,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             intervals: RawIntervals::default(),
             retries: DEFAULT_RETRIES,
             stale_after: None,
             max_functions: DEFAULT_MAX_FUNCTIONS,
+            max_label_length: DEFAULT_MAX_LABEL_CHARS,
+            max_versions: DEFAULT_MAX_VERSIONS,
+            max_quota_types: DEFAULT_MAX_QUOTA_TYPES,
         }
     }
 }
@@ -230,6 +271,10 @@ struct RawProject {
     max_requests_per_second: Option<u32>,
     #[serde(default)]
     discovery: RawDiscovery,
+    /// Send credentials over plain HTTP to a host outside the loopback
+    /// range (the endpoint or the IAM endpoint).
+    #[serde(default)]
+    allow_insecure_http: bool,
     auth: RawAuth,
 }
 
@@ -288,7 +333,16 @@ pub struct Config {
     pub polling: PollingConfig,
     pub collectors: CollectorsConfig,
     pub sharding: ShardingConfig,
+    pub state: StateConfig,
     pub projects: Vec<ProjectConfig>,
+}
+
+/// Durable counting state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateConfig {
+    /// The state file (`{shard}` replaced by the shard index); `None`:
+    /// counters start from zero at every start.
+    pub path: Option<PathBuf>,
 }
 
 /// How often each collector runs. The poll cycle runs at the shortest of
@@ -419,6 +473,12 @@ pub struct PollingConfig {
     pub timeout: Duration,
     pub concurrency: usize,
     pub async_lookback: Duration,
+    /// How long after its start an async record may first show in listings.
+    pub async_late_visibility: Duration,
+    /// How long a pending async invocation is tracked.
+    pub async_max_duration: Duration,
+    /// Async invocation records remembered per function.
+    pub max_tracked_invocations: usize,
     pub max_response_bytes: usize,
     pub intervals: Intervals,
     /// Retries of a transient failure (5xx, 429, timeout, transport).
@@ -427,6 +487,12 @@ pub struct PollingConfig {
     pub stale_after: Duration,
     /// Cap on monitored functions (label cardinality).
     pub max_functions: usize,
+    /// Cap on the length of upstream strings that become label values.
+    pub max_label_length: usize,
+    /// Cap on the versions exported per function.
+    pub max_versions: usize,
+    /// Cap on the quota types exported per project.
+    pub max_quota_types: usize,
 }
 
 /// One project: where its API is, how to authenticate, what to poll.
@@ -442,6 +508,9 @@ pub struct ProjectConfig {
     pub max_requests_per_second: u32,
     pub discovery: Option<DiscoveryConfig>,
     pub auth: AuthConfig,
+    /// Credentials may go over plain HTTP to a host outside the loopback
+    /// range (`allow_insecure_http`).
+    pub allow_insecure_http: bool,
 }
 
 /// How a project authenticates.
@@ -539,11 +608,17 @@ impl Default for PollingConfig {
             timeout: DEFAULT_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY as usize,
             async_lookback: DEFAULT_LOOKBACK,
+            async_late_visibility: DEFAULT_LATE_VISIBILITY,
+            async_max_duration: DEFAULT_MAX_ASYNC_DURATION,
+            max_tracked_invocations: DEFAULT_MAX_TRACKED_INVOCATIONS,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES as usize,
             intervals: Intervals::defaults(DEFAULT_INTERVAL),
             retries: DEFAULT_RETRIES,
             stale_after: DEFAULT_STALE_AFTER,
             max_functions: DEFAULT_MAX_FUNCTIONS,
+            max_label_length: DEFAULT_MAX_LABEL_CHARS,
+            max_versions: DEFAULT_MAX_VERSIONS,
+            max_quota_types: DEFAULT_MAX_QUOTA_TYPES,
         }
     }
 }
@@ -600,9 +675,11 @@ impl Checker<'_> {
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
+        let text = crate::secret::read_bounded(path, MAX_CONFIG_BYTES).map_err(|source| {
+            ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }
         })?;
         Self::from_toml(&text, &path.display().to_string())
     }
@@ -629,6 +706,25 @@ impl Config {
             humantime::format_duration(p.async_lookback),
             p.max_response_bytes,
         );
+        let _ = writeln!(
+            s,
+            "caps: {} functions, {} versions per function, {} quota types per project, labels of {} characters",
+            p.max_functions, p.max_versions, p.max_quota_types, p.max_label_length,
+        );
+        let _ = writeln!(
+            s,
+            "async invocations: late visibility {}, tracked up to {}, at most {} records per function",
+            humantime::format_duration(p.async_late_visibility),
+            humantime::format_duration(p.async_max_duration),
+            p.max_tracked_invocations,
+        );
+        let _ = match &self.state.path {
+            Some(path) => writeln!(s, "state: kept in {}", path.display()),
+            None => writeln!(
+                s,
+                "state: not kept (counters start from zero at every start)"
+            ),
+        };
         let i = &p.intervals;
         let d = humantime::format_duration;
         let _ = writeln!(
@@ -666,12 +762,17 @@ impl Config {
         for project in &self.projects {
             let _ = writeln!(
                 s,
-                "- project {} ({}) at {}, auth: {}, at most {} requests/s",
+                "- project {} ({}) at {}, auth: {}, at most {} requests/s{}",
                 project.project_id,
                 project.region,
                 project.endpoint,
                 project.auth.describe(),
                 project.max_requests_per_second,
+                if project.allow_insecure_http {
+                    ", credentials over plain HTTP allowed (allow_insecure_http)"
+                } else {
+                    ""
+                },
             );
             if let Some(disc) = &project.discovery {
                 let _ = writeln!(
@@ -752,11 +853,35 @@ fn validate(raw: RawConfig, c: &Checker<'_>) -> Result<Config, ConfigError> {
     }
     let collectors = validate_collectors(&raw.collectors, c)?;
     let sharding = validate_sharding(&raw.sharding, c)?;
+    if projects.is_empty() {
+        // Without this, an empty or truncated file would be a valid
+        // configuration that silently monitors nothing.
+        return Err(c.err(
+            "projects",
+            "at least one [[projects]] table is required; a configuration without projects would monitor nothing",
+        ));
+    }
+    let state = match raw.state.path {
+        Some(p) if p.as_os_str().is_empty() => {
+            return Err(c.err(
+                "state.path",
+                "must not be empty (leave it out to keep no state)",
+            ));
+        }
+        Some(p) if p.is_dir() => {
+            return Err(c.err(
+                "state.path",
+                format!("{} is a directory; name a file in it", p.display()),
+            ));
+        }
+        path => StateConfig { path },
+    };
     Ok(Config {
         web: WebConfig { listen_address },
         polling,
         collectors,
         sharding,
+        state,
         projects,
     })
 }
@@ -830,6 +955,21 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
     if p.async_lookback > MAX_LOOKBACK {
         return Err(c.err("polling.async_lookback", "must be at most 30d"));
     }
+    if p.async_late_visibility > Duration::from_secs(24 * 3600) {
+        return Err(c.err("polling.async_late_visibility", "must be at most 1d"));
+    }
+    if p.async_max_duration < Duration::from_secs(60) {
+        return Err(c.err("polling.async_max_duration", "must be at least 1m"));
+    }
+    if p.async_max_duration > MAX_LOOKBACK {
+        return Err(c.err("polling.async_max_duration", "must be at most 30d"));
+    }
+    if p.max_tracked_invocations < 100 {
+        return Err(c.err(
+            "polling.max_tracked_invocations",
+            format!("must be at least 100, found {}", p.max_tracked_invocations),
+        ));
+    }
     if p.max_response_bytes < 1024 {
         return Err(c.err(
             "polling.max_response_bytes",
@@ -894,6 +1034,23 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
     if p.max_functions == 0 {
         return Err(c.err("polling.max_functions", "must be at least 1"));
     }
+    for (key, value, min, max) in [
+        (
+            "polling.max_label_length",
+            p.max_label_length,
+            16,
+            MAX_LABEL_CHARS_LIMIT,
+        ),
+        ("polling.max_versions", p.max_versions, 1, 100_000),
+        ("polling.max_quota_types", p.max_quota_types, 1, 100_000),
+    ] {
+        if !(min..=max).contains(&value) {
+            return Err(c.err(
+                key,
+                format!("must be between {min} and {max}, found {value}"),
+            ));
+        }
+    }
     if p.timeout > intervals.cycle() {
         return Err(c.err(
             "polling.timeout",
@@ -908,11 +1065,17 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
         timeout: p.timeout,
         concurrency: p.concurrency as usize,
         async_lookback: p.async_lookback,
+        async_late_visibility: p.async_late_visibility,
+        async_max_duration: p.async_max_duration,
+        max_tracked_invocations: p.max_tracked_invocations,
         max_response_bytes: usize::try_from(p.max_response_bytes).unwrap_or(usize::MAX),
         intervals,
         retries: p.retries,
         stale_after,
         max_functions: p.max_functions,
+        max_label_length: p.max_label_length,
+        max_versions: p.max_versions,
+        max_quota_types: p.max_quota_types,
     })
 }
 
@@ -948,6 +1111,7 @@ fn validate_project(
         Some(e) => validate_endpoint(e).map_err(|m| c.err(key("endpoint"), m))?,
         None => format!("https://functiongraph.{}.myhuaweicloud.com", p.region),
     };
+    check_cleartext(&endpoint, p.allow_insecure_http, &key("endpoint"), i, c)?;
     let discovery = validate_discovery(&p.discovery, &key("discovery"), c)?;
     if p.functions.is_empty() && discovery.is_none() {
         return Err(c.err(
@@ -962,10 +1126,13 @@ fn validate_project(
         return Err(c.err(key("max_requests_per_second"), "must be at least 1"));
     }
     let mut functions: Vec<FunctionUrn> = Vec::with_capacity(p.functions.len());
+    // Linear in the number of functions: 40,000 listed functions are checked
+    // in well under a second.
+    let mut seen: HashMap<FunctionUrn, usize> = HashMap::with_capacity(p.functions.len());
     for (j, f) in p.functions.iter().enumerate() {
         let urn = FunctionUrn::parse_in(f, &p.region, &p.project_id)
             .map_err(|e| c.err(key(&format!("functions[{j}]")), format!("{f:?}: {e}")))?;
-        if let Some(k) = functions.iter().position(|u| *u == urn) {
+        if let Some(k) = seen.insert(urn.clone(), j) {
             return Err(c.err(
                 key(&format!("functions[{j}]")),
                 format!("{f:?} is the same function as functions[{k}] ({urn})"),
@@ -974,6 +1141,15 @@ fn validate_project(
         functions.push(urn);
     }
     let auth = validate_auth(p.auth, &p.region, &key("auth"), c)?;
+    if let AuthMethod::Password { iam_endpoint, .. } = &auth.method {
+        check_cleartext(
+            iam_endpoint,
+            p.allow_insecure_http,
+            &key("auth.iam_endpoint"),
+            i,
+            c,
+        )?;
+    }
     Ok(ProjectConfig {
         project_id: p.project_id,
         region: p.region,
@@ -982,7 +1158,47 @@ fn validate_project(
         max_requests_per_second,
         discovery,
         auth,
+        allow_insecure_http: p.allow_insecure_http,
     })
+}
+
+/// Refuses plain HTTP to a host outside the loopback range unless the
+/// project opted in: credentials (tokens, passwords, security tokens) would
+/// cross the network unencrypted.
+fn check_cleartext(
+    endpoint: &str,
+    allowed: bool,
+    key: &str,
+    project: usize,
+    c: &Checker<'_>,
+) -> Result<(), ConfigError> {
+    let Ok(url) = reqwest::Url::parse(endpoint) else {
+        return Ok(());
+    };
+    if url.scheme() != "http" || allowed || is_loopback(&url) {
+        return Ok(());
+    }
+    Err(c.err(
+        key,
+        format!(
+            "{endpoint:?}: plain HTTP to a host outside the loopback range would send credentials unencrypted; use https, or set projects[{project}].allow_insecure_http = true to accept that risk"
+        ),
+    ))
+}
+
+/// Whether a URL's host is on this machine: 127.0.0.0/8, ::1, `localhost`.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let d = bare.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+    }
 }
 
 fn validate_discovery(

@@ -11,7 +11,7 @@ use clap::ValueEnum;
 use crate::Error;
 use crate::config::{
     AuthConfig, AuthMethod, CollectorsConfig, Config, DEFAULT_AUTH_BACKOFF, Intervals,
-    PollingConfig, ProjectConfig, ShardingConfig, WebConfig,
+    PollingConfig, ProjectConfig, ShardingConfig, StateConfig, WebConfig,
 };
 use crate::secret::{Secret, SecretSource};
 use crate::simulator::{DEMO_PROJECT_ID, DEMO_REGION, Simulator};
@@ -112,6 +112,7 @@ pub fn config(endpoint: &str, listen_address: SocketAddr, auth: DemoAuth) -> Con
             ..CollectorsConfig::default()
         },
         sharding: ShardingConfig::default(),
+        state: StateConfig::default(),
         projects: vec![ProjectConfig {
             project_id: DEMO_PROJECT_ID.to_owned(),
             region: DEMO_REGION.to_owned(),
@@ -123,6 +124,7 @@ pub fn config(endpoint: &str, listen_address: SocketAddr, auth: DemoAuth) -> Con
                 method,
                 failure_backoff: DEFAULT_AUTH_BACKOFF,
             },
+            allow_insecure_http: false,
         }],
     }
 }

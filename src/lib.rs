@@ -22,6 +22,8 @@
 //! - [`web`]: `--web.config.file` (exporter-toolkit format): TLS, basic
 //!   authentication, reloading the file when it changes.
 //! - [`simulator`]: a FunctionGraph API simulator for `--demo` and tests.
+//! - [`caps`]: the bounds on upstream data (string lengths, list sizes)
+//!   and the counts of what they dropped, as plain data.
 //! - [`demo`], [`telemetry`], [`shutdown`], [`secret`], [`urn`], [`timefmt`],
 //!   [`clock`]: the demo set-up, logging, signals, redacted secrets (and
 //!   secret files that are re-read when they change), function URNs, the
@@ -31,6 +33,7 @@
 
 pub mod api;
 pub mod app;
+pub mod caps;
 pub mod cli;
 pub mod clock;
 pub mod collector;
@@ -75,6 +78,8 @@ pub enum Error {
     },
     #[error("sharding: {0}")]
     Shard(String),
+    #[error("state.path: {0}")]
+    State(std::io::Error),
     #[error("the exporter is shutting down")]
     Stopped,
     #[error("reload: {0}")]
@@ -88,7 +93,11 @@ impl Error {
     /// 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::NoConfig | Error::Secret { .. } | Error::Shard(_) => 2,
+            Error::Config(_)
+            | Error::NoConfig
+            | Error::Secret { .. }
+            | Error::Shard(_)
+            | Error::State(_) => 2,
             Error::Client(_)
             | Error::Bind { .. }
             | Error::Io(_)

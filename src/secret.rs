@@ -8,11 +8,23 @@
 //! [`SecretSource`] and, for a file, notices when the file was replaced
 //! (a rotated Kubernetes Secret, a new token written by a sidecar), so a
 //! rotation needs no restart.
+//!
+//! Files (secrets, and the configuration through [`read_bounded`]) are read
+//! only when they are regular files, up to a size limit and within a
+//! timeout: a FIFO, a device such as `/dev/zero` or a directory is refused
+//! at once, never read.
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+/// The largest secret file read (IAM tokens can be 100,000 characters).
+pub const MAX_SECRET_BYTES: u64 = 1024 * 1024;
+/// A file read that takes longer than this (a hung network file system)
+/// fails.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A credential that must not reach logs, metrics, pages or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -71,6 +83,32 @@ pub enum SecretError {
 }
 
 impl SecretSource {
+    /// For a secret file that users other than the exporter's own can read
+    /// (world-readable, or group-readable by a group the process is not
+    /// in): what to say about it. A group the exporter belongs to, such as
+    /// the pod's `fsGroup` in Kubernetes, is its own. The run logs it and
+    /// `--check-config` prints it.
+    pub fn readability_warning(&self) -> Option<String> {
+        #[cfg(unix)]
+        if let SecretSource::File(path) = self {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let m = std::fs::metadata(path).ok()?;
+            let mode = m.permissions().mode() & 0o777;
+            let whom = if mode & 0o004 != 0 {
+                "every user".to_owned()
+            } else if mode & 0o040 != 0 && !own_groups().contains(&m.gid()) {
+                format!("the members of group {}", m.gid())
+            } else {
+                return None;
+            };
+            return Some(format!(
+                "secret file {} (mode {mode:o}) is readable by {whom}; consider chmod 600 (in Kubernetes: defaultMode 0440 with the pod's fsGroup)",
+                path.display()
+            ));
+        }
+        None
+    }
+
     /// Reads the secret now.
     pub fn resolve(&self) -> Result<Secret, SecretError> {
         match self {
@@ -86,7 +124,7 @@ impl SecretSource {
 }
 
 fn read_file(path: &Path) -> Result<Secret, SecretError> {
-    let content = std::fs::read_to_string(path).map_err(|source| SecretError::File {
+    let content = read_bounded(path, MAX_SECRET_BYTES).map_err(|source| SecretError::File {
         path: path.to_owned(),
         source,
     })?;
@@ -95,6 +133,99 @@ fn read_file(path: &Path) -> Result<Secret, SecretError> {
         return Err(SecretError::FileEmpty(path.to_owned()));
     }
     Ok(Secret::new(value))
+}
+
+/// Reads a regular file of at most `max` bytes of UTF-8 text, within
+/// [`READ_TIMEOUT`]. Anything that is not a regular file (after following
+/// symbolic links) is refused before it is opened for reading: a FIFO would
+/// block, `/dev/zero` would never end.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
+    let owned = path.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("read-file".into())
+        .spawn(move || {
+            let _ = tx.send(read_regular(&owned, max));
+        })?;
+    match rx.recv_timeout(READ_TIMEOUT) {
+        Ok(result) => result,
+        // The thread stays blocked in the kernel; nothing else waits for it.
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "not read within {}",
+                humantime::format_duration(READ_TIMEOUT)
+            ),
+        )),
+    }
+}
+
+fn read_regular(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind};
+    check_regular(&std::fs::metadata(path)?)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Never blocks in open(), even if the path was swapped for a FIFO
+    // since the check above; the check below then refuses it.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    check_regular(&meta)?;
+    if meta.len() > max {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!(
+                "file is {} bytes, more than the limit of {max} bytes",
+                meta.len()
+            ),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("file is more than the limit of {max} bytes"),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Error::new(ErrorKind::InvalidData, "file is not UTF-8 text"))
+}
+
+/// Refuses anything but a regular file, naming what it is.
+fn check_regular(meta: &std::fs::Metadata) -> std::io::Result<()> {
+    let t = meta.file_type();
+    if t.is_file() {
+        return Ok(());
+    }
+    let what = if t.is_dir() {
+        "a directory"
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if t.is_fifo() {
+                "a FIFO"
+            } else if t.is_char_device() {
+                "a character device"
+            } else if t.is_block_device() {
+                "a block device"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "not a regular file"
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            "not a regular file"
+        }
+    };
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("not a regular file ({what}); only regular files are read"),
+    ))
 }
 
 /// What identifies a version of a file: a rewrite or a replacement
@@ -164,20 +295,11 @@ impl SecretCell {
         &self.source
     }
 
-    /// Warns when a secret file can be read by every user of the machine.
+    /// Warns when a secret file can be read by other users (see
+    /// [`SecretSource::readability_warning`]).
     pub fn warn_if_world_readable(&self) {
-        #[cfg(unix)]
-        if let SecretSource::File(path) = &self.source {
-            use std::os::unix::fs::PermissionsExt;
-            if let Ok(m) = std::fs::metadata(path) {
-                if m.permissions().mode() & 0o004 != 0 {
-                    tracing::warn!(
-                        file = %path.display(),
-                        mode = format!("{:o}", m.permissions().mode() & 0o777),
-                        "secret file is readable by other users; consider chmod 600 (in Kubernetes: defaultMode 0440 with the pod's fsGroup)"
-                    );
-                }
-            }
+        if let Some(warning) = self.source.readability_warning() {
+            tracing::warn!("{warning}");
         }
     }
 
@@ -206,6 +328,19 @@ impl fmt::Display for SecretSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
     }
+}
+
+/// The process's group ids (effective and supplementary), from
+/// `/proc/self/status`; empty where that cannot be read.
+#[cfg(unix)]
+fn own_groups() -> std::collections::HashSet<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .filter_map(|l| l.strip_prefix("Gid:").or_else(|| l.strip_prefix("Groups:")))
+        .flat_map(|rest| rest.split_whitespace())
+        .filter_map(|g| g.parse().ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -254,6 +389,39 @@ mod tests {
         assert!(!format!("{cell:?}").contains("second"));
         std::fs::remove_file(&path).unwrap();
         assert!(cell.get().is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_readable_by_others_are_named() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "t").unwrap();
+        let source = SecretSource::File(path.clone());
+        let mode = |m| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m)).unwrap();
+        mode(0o600);
+        assert_eq!(source.readability_warning(), None);
+        mode(0o644);
+        let w = source.readability_warning().unwrap();
+        assert!(w.contains("(mode 644) is readable by every user"), "{w}");
+        // Group-readable by the exporter's own group (Kubernetes' fsGroup):
+        // nobody else.
+        mode(0o640);
+        let own = std::fs::metadata(&path).unwrap().gid();
+        assert!(own_groups().contains(&own));
+        assert_eq!(source.readability_warning(), None);
+        // By a group the exporter is not in: its members can read it.
+        let other = (60_000..65_000)
+            .find(|g| !own_groups().contains(g))
+            .unwrap();
+        if std::os::unix::fs::chown(&path, None, Some(other)).is_ok() {
+            let w = source.readability_warning().unwrap();
+            assert!(
+                w.contains(&format!("readable by the members of group {other}")),
+                "{w}"
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //! (the configuration is re-checked on every new connection, so a rotated
 //! certificate is served without a restart) and every path requires basic
 //! authentication when users are configured, as in exporter-toolkit.
+//!
+//! `POST /-/reload` is the lifecycle API: as in Prometheus it answers 403
+//! unless `--web.enable-lifecycle` was given (SIGHUP always reloads), and
+//! it is rate-limited: a few reloads at once, then one every two seconds.
 
 mod body;
 mod negotiate;
@@ -23,8 +27,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{
-    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, VARY,
-    WWW_AUTHENTICATE,
+    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, RETRY_AFTER,
+    VARY, WWW_AUTHENTICATE,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -39,11 +43,15 @@ use crate::collector::Renderer;
 use crate::poller::PollerHandle;
 use crate::state::Store;
 use crate::web::LiveWebConfig;
+use crate::web::auth::Verdict;
 
 /// How long in-flight responses get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 /// A client must send its request headers within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an authentication attempt turned away as "busy" waits for
+/// its 429.
+const BUSY_DELAY: Duration = Duration::from_secs(1);
 /// A client must complete the TLS handshake within this time.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -59,9 +67,30 @@ pub struct ServerState {
     pub interval: Duration,
     /// `--web.config.file`: TLS and basic authentication.
     pub web: Option<Arc<LiveWebConfig>>,
-    /// Where `POST /-/reload` sends its request, when reloading is possible.
+    /// Where `POST /-/reload` sends its request: `None` unless the
+    /// lifecycle API is enabled (`--web.enable-lifecycle`).
     pub reload: Option<tokio::sync::mpsc::Sender<crate::app::ReloadRequest>>,
+    /// Bounds the rate of `POST /-/reload` (see [`reload_limiter`]).
+    pub reload_limiter: governor::DefaultDirectRateLimiter,
 }
+
+/// Reloads accepted over HTTP: five at once, then one every two seconds.
+/// (Reloads are applied one at a time anyway; this bounds how often a
+/// client can make the exporter re-read its files.)
+pub fn reload_limiter() -> governor::DefaultDirectRateLimiter {
+    let quota = governor::Quota::with_period(RELOAD_PERIOD)
+        .expect("non-zero period")
+        .allow_burst(std::num::NonZeroU32::new(5).expect("non-zero"));
+    governor::RateLimiter::direct(quota)
+}
+
+/// One more HTTP reload is allowed per this period, after the burst.
+const RELOAD_PERIOD: Duration = Duration::from_secs(2);
+
+/// The address a request came from, put in its extensions by the accept
+/// loop (basic authentication queues verifications per address).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
 
 /// Serves the exporter on `listener` until `shutdown`.
 pub async fn serve(listener: TcpListener, state: Arc<ServerState>, shutdown: CancellationToken) {
@@ -141,8 +170,8 @@ async fn accept_loop<H, F, B, E>(
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Usually out of file descriptors: back off instead of spinning.
                 tracing::warn!(error = %e, "accepting a connection");
@@ -151,7 +180,10 @@ async fn accept_loop<H, F, B, E>(
             }
         };
         let handler = handler.clone();
-        let service = service_fn(handler);
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ClientAddr(peer));
+            handler(req)
+        });
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let web = web.clone();
@@ -219,13 +251,31 @@ async fn handle(state: &ServerState, req: Request<Incoming>) -> HttpResponse {
         return dispatch(state, &req).await;
     };
     let active = web.current();
-    let mut response = if web
-        .authorize(&active, req.headers().get(AUTHORIZATION))
-        .await
-    {
-        dispatch(state, &req).await
-    } else {
-        unauthorized()
+    let client = req
+        .extensions()
+        .get::<ClientAddr>()
+        .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| {
+            a.0.ip()
+        });
+    let verdict = web
+        .authorize(&active, req.headers().get(AUTHORIZATION), client)
+        .await;
+    let mut response = match verdict {
+        Verdict::Allowed => dispatch(state, &req).await,
+        Verdict::Denied => unauthorized(),
+        Verdict::Busy => {
+            // Slowed down: a client that floods gets its "busy" after a
+            // pause, so its retries cannot take the CPU the verifications
+            // (and everyone else) need.
+            tokio::time::sleep(BUSY_DELAY).await;
+            let mut r = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many authentication attempts waiting; try again later.\n",
+            );
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
     };
     for (name, value) in &active.headers {
         response.headers_mut().insert(name.clone(), value.clone());
@@ -252,8 +302,22 @@ async fn dispatch(state: &ServerState, req: &Request<Incoming>) -> HttpResponse 
         return r;
     }
     let Some(reload) = &state.reload else {
-        return text(StatusCode::NOT_FOUND, "Reloading is not available.\n");
+        // Prometheus' answer, word for word.
+        return text(StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n");
     };
+    if let Err(not_until) = state.reload_limiter.check() {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        let mut r = text(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many reloads; try again later.\n",
+        );
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        return r;
+    }
     let (reply, outcome) = tokio::sync::oneshot::channel();
     if reload.send(reply).await.is_err() {
         return text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down.\n");

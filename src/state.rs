@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::caps::CapCounters;
 use crate::urn::FunctionUrn;
 
 /// The four per-function collectors.
@@ -55,7 +56,9 @@ impl fmt::Display for CollectorKind {
 }
 
 /// Status of an asynchronous invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum InvocationStatus {
     Wait,
     Running,
@@ -113,10 +116,11 @@ impl InvocationStatus {
 }
 
 /// Upper bounds (seconds) of the async duration histogram. Times in the API
-/// have one-second resolution; async functions may run for up to 72 hours.
+/// have one-second resolution, so no bucket is below a second; a pending
+/// invocation is tracked for a day by default (`polling.async_max_duration`),
+/// so the last bucket is a day.
 pub const DURATION_BUCKETS: [f64; 14] = [
-    1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 43200.0,
-    259200.0,
+    1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 43200.0, 86400.0,
 ];
 
 /// A cumulative distribution of durations: counts per bucket of
@@ -378,6 +382,10 @@ pub struct CycleStats {
     pub dropped_functions: u64,
     /// Wall time of the last completed cycle.
     pub last_duration: Option<Duration>,
+    /// Async invocation records with implausible times, since start.
+    pub implausible_records: u64,
+    /// Pending async invocations given up on, since start.
+    pub abandoned_invocations: u64,
 }
 
 /// The latest snapshot of every monitored function.
@@ -387,11 +395,27 @@ pub struct Store {
     projects: RwLock<BTreeMap<String, Arc<ProjectSnapshot>>>,
     cycles: Mutex<CycleStats>,
     generation: AtomicU64,
+    /// What the caps on upstream data dropped (shared with the exporter's
+    /// own metrics).
+    caps: Arc<CapCounters>,
 }
 
 impl Store {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store whose cap counts go to `caps`.
+    pub fn with_caps(caps: Arc<CapCounters>) -> Self {
+        Self {
+            caps,
+            ..Self::default()
+        }
+    }
+
+    /// Counts of what the caps on upstream data dropped or truncated.
+    pub fn caps(&self) -> &Arc<CapCounters> {
+        &self.caps
     }
 
     /// Replaces a function's snapshot.
@@ -449,6 +473,19 @@ impl Store {
     pub fn record_dropped(&self, n: u64) {
         let mut c = self.cycles.lock().unwrap_or_else(|e| e.into_inner());
         c.dropped_functions += n;
+        drop(c);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Counts async invocation records with implausible times, and pending
+    /// invocations no longer tracked.
+    pub fn record_async_anomalies(&self, implausible: u64, abandoned: u64) {
+        if implausible == 0 && abandoned == 0 {
+            return;
+        }
+        let mut c = self.cycles.lock().unwrap_or_else(|e| e.into_inner());
+        c.implausible_records += implausible;
+        c.abandoned_invocations += abandoned;
         drop(c);
         self.generation.fetch_add(1, Ordering::Release);
     }

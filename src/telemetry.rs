@@ -1,5 +1,12 @@
 //! Logging: `tracing` to standard error, as text (logfmt-like) or JSON, at
 //! the level given by `--log.level` (or `RUST_LOG`, which wins when set).
+//!
+//! A log line that cannot be written (standard error closed, a broken pipe,
+//! a full disk) is dropped quietly: logging must never panic a task, least
+//! of all the one that handles SIGTERM. [`out`] and [`err`] are the same
+//! for the command-line modes' own output.
+
+use std::io::Write;
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
@@ -43,7 +50,8 @@ pub fn init(level: LogLevel, format: LogFormat) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| QuietStderr)
+        .log_internal_errors(false)
         .with_target(false);
     let result = match format {
         LogFormat::Logfmt => builder.with_ansi(false).try_init(),
@@ -51,4 +59,34 @@ pub fn init(level: LogLevel, format: LogFormat) {
     };
     // Already installed (tests run several exporters in one process).
     let _ = result;
+}
+
+/// Standard error, ignoring write errors.
+struct QuietStderr;
+
+impl Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// Writes `text` to standard output; a closed or broken stdout (`| head`)
+/// is not an error worth a panic.
+pub fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+/// Writes `text` and a newline to standard error, ignoring write errors.
+pub fn err(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(text.as_bytes());
+    let _ = stderr.write_all(b"\n");
 }

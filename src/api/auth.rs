@@ -32,6 +32,12 @@ use super::{ApiError, ApiErrorKind, ApiObserver, Endpoint};
 /// A token is refreshed this long before it expires, or halfway through
 /// its life if that is sooner.
 const REFRESH_AHEAD: Duration = Duration::from_secs(5 * 60);
+/// A new token is never asked for sooner than this after the last one,
+/// whatever expiry IAM states (an expiry in the past, from a wrong clock,
+/// would otherwise mean a token request per API request).
+pub const MIN_TOKEN_REFRESH: Duration = Duration::from_secs(60);
+/// The largest IAM answer body read (`nocatalog=true` keeps it small).
+const MAX_IAM_BODY: usize = 1024 * 1024;
 
 /// What is about to be sent, as the signature needs it.
 pub struct RequestParts<'a> {
@@ -221,6 +227,32 @@ struct CachedToken {
     expires_at: SystemTime,
 }
 
+/// Reads a response body of at most [`MAX_IAM_BODY`] bytes.
+async fn read_capped(response: &mut reqwest::Response) -> Result<Vec<u8>, ApiErrorKind> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_IAM_BODY as u64)
+    {
+        return Err(ApiErrorKind::TooLarge {
+            limit: MAX_IAM_BODY,
+        });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ApiErrorKind::Transport(super::error_chain(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_IAM_BODY {
+            return Err(ApiErrorKind::TooLarge {
+                limit: MAX_IAM_BODY,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Project-scoped IAM tokens for a user, fetched with a password.
 pub struct PasswordTokens {
     pub user_name: String,
@@ -342,7 +374,7 @@ impl PasswordTokens {
                 .send(),
         )
         .await;
-        let response = match sent {
+        let mut response = match sent {
             Err(_) => {
                 self.observer
                     .observe(endpoint, "timeout", started.elapsed());
@@ -368,15 +400,40 @@ impl PasswordTokens {
             .get("x-subject-token")
             .and_then(|v| v.to_str().ok())
             .map(Secret::new);
-        let bytes = response.bytes().await.unwrap_or_default();
-        self.observer
-            .observe(endpoint, status.as_str(), started.elapsed());
         let fail = |kind| ApiError {
             endpoint,
             request_id: request_id.clone(),
             kind,
             retry_after: None,
         };
+        if status.is_redirection() {
+            // Not followed: the body carried the password.
+            self.observer
+                .observe(endpoint, status.as_str(), started.elapsed());
+            let base = reqwest::Url::parse(&url).ok();
+            return Err(fail(super::redirect_error(
+                status,
+                response.headers(),
+                base.as_ref(),
+            )));
+        }
+        // Bounded, and within what is left of the timeout.
+        let remaining = self.timeout.saturating_sub(started.elapsed());
+        let bytes = match tokio::time::timeout(remaining, read_capped(&mut response)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(kind)) => {
+                self.observer
+                    .observe(endpoint, status.as_str(), started.elapsed());
+                return Err(fail(kind));
+            }
+            Err(_) => {
+                self.observer
+                    .observe(endpoint, "timeout", started.elapsed());
+                return Err(fail(ApiErrorKind::Timeout(self.timeout)));
+            }
+        };
+        self.observer
+            .observe(endpoint, status.as_str(), started.elapsed());
         if !status.is_success() {
             let (code, message) = parse_error_body(&bytes);
             return Err(fail(ApiErrorKind::Status {
@@ -410,11 +467,22 @@ impl PasswordTokens {
             _ => Duration::from_secs(24 * 3600),
         };
         let ahead = REFRESH_AHEAD.min(lifetime / 2);
+        let mut refresh_in = lifetime - ahead;
+        if refresh_in < MIN_TOKEN_REFRESH {
+            tracing::warn!(
+                project_id = %self.project_id,
+                expires_at = fields.token.expires_at.as_deref().map(super::error::shorten),
+                issued_at = fields.token.issued_at.as_deref().map(super::error::shorten),
+                lifetime = %humantime::format_duration(lifetime),
+                "IAM issued a token that expires within a minute or has already expired by this host's clock (is a clock wrong?); using it, and asking for a new one in no less than 1m"
+            );
+            refresh_in = MIN_TOKEN_REFRESH;
+        }
         tracing::debug!(project_id = %self.project_id, lifetime = %humantime::format_duration(lifetime), "obtained an IAM token");
         Ok(CachedToken {
             token,
-            refresh_at: now + (lifetime - ahead),
-            expires_at: now + lifetime,
+            refresh_at: now + refresh_in,
+            expires_at: now + lifetime.max(refresh_in),
         })
     }
 }

@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::Endpoint;
 
 /// The longest upstream error message kept, in characters.
-const MAX_MESSAGE_CHARS: usize = 300;
+const MAX_MESSAGE_CHARS: usize = crate::caps::MAX_ERROR_CHARS;
 
 /// A failed API request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,6 +17,7 @@ pub mod model;
 pub mod paginate;
 pub mod query;
 pub mod sign;
+pub mod skew;
 
 use std::fmt;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub use error::{ApiError, ApiErrorKind};
 pub use paginate::{Page, Paged, paginate};
 pub use query::Query;
 
+use crate::caps::{self, Cap};
 use crate::clock::Clock;
 use crate::timefmt::format_query_time;
 use crate::urn::{FunctionUrn, encode_component};
@@ -131,6 +133,14 @@ pub trait ApiObserver: Send + Sync + 'static {
     /// A 403 named a missing permission for this endpoint (the credentials
     /// themselves were accepted).
     fn permission_denied(&self, project_id: &str, endpoint: Endpoint);
+    /// `n` upstream items were dropped or truncated by `cap`; `subject`
+    /// says where (a function URN, a project id).
+    fn capped(&self, cap: Cap, n: u64, subject: &str) {
+        let _ = (cap, n, subject);
+    }
+    /// A new estimate of how far the API's clock is ahead of the local one
+    /// (negative: behind), from its responses' `Date` headers.
+    fn clock_offset(&self, _project_id: &str, _seconds: f64) {}
 }
 
 /// An observer that drops everything.
@@ -192,16 +202,20 @@ pub struct Client {
     /// `host[:port]` of the endpoint, as reqwest sends it in `Host` (and as
     /// the signature must cover it).
     host: String,
-    credentials: Credentials,
-    gate: gate::AuthGate,
+    /// Shared with the client a reload replaces when the credentials did
+    /// not change, with the gate and the limiter (see [`Client::inherit`]).
+    credentials: Arc<Credentials>,
+    gate: Arc<gate::AuthGate>,
     clock: Arc<dyn Clock>,
     /// The project's request rate limit.
-    limiter: governor::DefaultDirectRateLimiter,
+    limiter: Arc<governor::DefaultDirectRateLimiter>,
     /// The project's share of the concurrency bound.
     project_permits: Semaphore,
     /// The global bound on API requests in flight, shared by all clients.
     permits: Arc<Concurrency>,
     observer: Arc<dyn ApiObserver>,
+    /// The API's clock, from its `Date` headers.
+    skew: skew::ClockSkew,
 }
 
 impl fmt::Debug for Client {
@@ -223,7 +237,10 @@ pub enum BuildError {
 }
 
 /// The HTTP client every API client of the process is built on: keep-alive,
-/// gzip, `User-Agent`, the documented `Content-Type`.
+/// gzip, `User-Agent`, the documented `Content-Type`. It follows no
+/// redirect and sends no `Referer`: credentials go to the configured hosts
+/// only, so a 3xx answer is a failure like any other status (see
+/// [`redirect_error`]).
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, BuildError> {
     let mut headers = HeaderMap::new();
     // The API documents Content-Type as mandatory, even on GET.
@@ -234,6 +251,8 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, BuildError> {
             env!("CARGO_PKG_VERSION")
         ))
         .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
         .gzip(true)
         .connect_timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(90))
@@ -260,21 +279,40 @@ impl Client {
         let rate = std::num::NonZeroU32::new(options.max_requests_per_second.max(1))
             .unwrap_or(std::num::NonZeroU32::MIN);
         Ok(Self {
-            limiter: governor::RateLimiter::direct(governor::Quota::per_second(rate)),
+            limiter: Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(
+                rate,
+            ))),
             project_permits: Semaphore::new(options.max_in_flight.max(1)),
-            gate: gate::AuthGate::new(
+            gate: Arc::new(gate::AuthGate::new(
                 &options.project_id,
                 options.auth_backoff,
                 Arc::clone(&clock),
-            ),
+            )),
             http,
             host,
             options,
-            credentials,
+            credentials: Arc::new(credentials),
             clock,
             permits,
             observer,
+            skew: skew::ClockSkew::new(),
         })
+    }
+
+    /// Takes over the state `previous` (the same project's client before a
+    /// reload) built up about its credentials: the authentication gate with
+    /// its back-off, and the credentials themselves with their cached IAM
+    /// token; and its request rate limiter when `limiter` (the rate did not
+    /// change). Only for a project whose endpoint and credentials did not
+    /// change: a reload must not reset a back-off that protects the access
+    /// key from the gateway's lock-out.
+    pub fn inherit(mut self, previous: &Client, limiter: bool) -> Self {
+        self.gate = Arc::clone(&previous.gate);
+        self.credentials = Arc::clone(&previous.credentials);
+        if limiter {
+            self.limiter = Arc::clone(&previous.limiter);
+        }
+        self
     }
 
     pub fn project_id(&self) -> &str {
@@ -298,6 +336,24 @@ impl Client {
             Err(e) if e.is_permission_denied() => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Reports `n` upstream items dropped or truncated by `cap` (the poller
+    /// reports its caps through the client's observer).
+    pub fn capped(&self, cap: Cap, n: u64, subject: &str) {
+        self.observer.capped(cap, n, subject);
+    }
+
+    /// The API's current time, Unix seconds: the local clock corrected by
+    /// the offset the API's responses showed (uncorrected before the first
+    /// response).
+    pub fn api_now(&self) -> f64 {
+        self.clock.unix() + self.skew.offset().unwrap_or(0.0)
+    }
+
+    /// How far the API's clock is ahead of the local one, once known.
+    pub fn clock_offset(&self) -> Option<f64> {
+        self.skew.offset()
     }
 
     fn function_path(&self, urn: &FunctionUrn, rest: &str) -> String {
@@ -324,7 +380,47 @@ impl Client {
         let path = self.function_path(urn, "async-invocations");
         let body: model::AsyncInvocationsBody =
             self.get(Endpoint::AsyncInvocations, &path, &query).await?;
-        Ok(body.into())
+        let mut page: Page<AsyncInvocation> = body.into();
+        let subject = urn.to_string();
+        self.page_size(&mut page, q.limit, &subject);
+        // The API documents request ids of at most 64 characters; a longer
+        // one is not a record the exporter keeps (a hostile or broken
+        // upstream could otherwise fill memory with them). Nor is a record
+        // whose status or times are paragraphs.
+        let mut long_ids = 0;
+        let mut long_fields = 0;
+        page.items.retain(|r| {
+            if r.request_id
+                .as_deref()
+                .is_some_and(|id| caps::too_long(id, caps::MAX_REQUEST_ID_CHARS))
+            {
+                long_ids += 1;
+                return false;
+            }
+            let long = [&r.status, &r.start_time, &r.end_time]
+                .into_iter()
+                .flatten()
+                .any(|f| caps::too_long(f, caps::MAX_RECORD_FIELD_CHARS));
+            long_fields += u64::from(long);
+            !long
+        });
+        self.observer
+            .capped(Cap::RequestIdLength, long_ids, &subject);
+        self.observer
+            .capped(Cap::RecordFieldLength, long_fields, &subject);
+        Ok(page)
+    }
+
+    /// Drops the items of a page beyond the `asked` page size: a server
+    /// that sends more than it was asked for cannot make a listing hold
+    /// more than pages × page size items.
+    fn page_size<T>(&self, page: &mut Page<T>, asked: u32, subject: &str) {
+        let asked = asked.max(1) as usize;
+        if page.items.len() > asked {
+            let extra = page.items.len() - asked;
+            page.items.truncate(asked);
+            self.observer.capped(Cap::PageSize, extra as u64, subject);
+        }
     }
 
     /// `GET .../versions`: one page.
@@ -339,7 +435,33 @@ impl Client {
             .with("maxitems", maxitems.to_string());
         let path = self.function_path(urn, "versions");
         let body: model::VersionsBody = self.get(Endpoint::Versions, &path, &query).await?;
-        Ok(body.into())
+        let mut page: Page<VersionRecord> = body.into();
+        let subject = urn.to_string();
+        self.page_size(&mut page, maxitems, &subject);
+        // Bounded before the pages add up; the poller applies the configured
+        // (smaller) label cap and counts what it cuts.
+        let before = page.items.len();
+        page.items.retain(|v| {
+            v.version
+                .as_deref()
+                .is_none_or(|n| !caps::too_long(n, caps::MAX_LABEL_CHARS_LIMIT))
+        });
+        for v in &mut page.items {
+            for field in [&mut v.runtime, &mut v.code_type] {
+                if let Some(f) = field
+                    .as_mut()
+                    .filter(|f| caps::too_long(f, caps::MAX_LABEL_CHARS_LIMIT))
+                {
+                    *f = caps::truncate(f, caps::MAX_LABEL_CHARS_LIMIT).0;
+                }
+            }
+        }
+        self.observer.capped(
+            Cap::LabelLength,
+            (before - page.items.len()) as u64,
+            &subject,
+        );
+        Ok(page)
     }
 
     /// `GET .../code`.
@@ -396,7 +518,28 @@ impl Client {
             encode_component(&self.options.project_id)
         );
         let body: model::FunctionsBody = self.get(Endpoint::ListFunctions, &path, &query).await?;
-        Ok(body.into())
+        let mut page: Page<FunctionRecord> = body.into();
+        let subject = self.options.project_id.clone();
+        self.page_size(&mut page, maxitems, &subject);
+        // Names that could never be labels are dropped before the pages
+        // add up (discovery applies the configured cap to the rest).
+        let before = page.items.len();
+        page.items.retain(|f| {
+            let urn_limit = 4 * caps::MAX_LABEL_CHARS_LIMIT;
+            f.func_urn
+                .as_deref()
+                .is_none_or(|u| !caps::too_long(u, urn_limit))
+                && [&f.func_name, &f.package]
+                    .into_iter()
+                    .flatten()
+                    .all(|n| !caps::too_long(n, caps::MAX_LABEL_CHARS_LIMIT))
+        });
+        self.observer.capped(
+            Cap::LabelLength,
+            (before - page.items.len()) as u64,
+            &subject,
+        );
+        Ok(page)
     }
 
     /// Sends one GET and decodes a success body as `T`.
@@ -404,8 +547,44 @@ impl Client {
     /// `path` must already be percent-encoded; `query` is sent in canonical
     /// form. Errors carry the endpoint, status, `error_code` and request id.
     /// A 401 saying an IAM token expired is retried once with a fresh token;
-    /// no other failure is retried here.
+    /// no other failure is retried here. Error text is bounded (see
+    /// [`Client::bound`]).
     pub async fn get<T: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        path: &str,
+        query: &Query,
+    ) -> Result<T, ApiError> {
+        self.get_unbounded(endpoint, path, query)
+            .await
+            .map_err(|e| self.bound(e))
+    }
+
+    /// Cuts the free text of an error (decode errors quote upstream
+    /// strings, which can be megabytes) to a few hundred characters, as
+    /// upstream error messages already are, and counts what was cut: the
+    /// text ends up in log lines and on the landing page.
+    fn bound(&self, mut e: ApiError) -> ApiError {
+        let cut = match &mut e.kind {
+            ApiErrorKind::Decode(m) | ApiErrorKind::Transport(m) | ApiErrorKind::Credentials(m) => {
+                let short = error::shorten(m);
+                let cut = was_shortened(&short);
+                *m = short;
+                cut
+            }
+            ApiErrorKind::Status { code, message, .. } => {
+                was_shortened(message) || code.as_deref().is_some_and(was_shortened)
+            }
+            _ => false,
+        };
+        if cut {
+            self.observer
+                .capped(Cap::ErrorText, 1, &self.options.project_id);
+        }
+        e
+    }
+
+    async fn get_unbounded<T: DeserializeOwned>(
         &self,
         endpoint: Endpoint,
         path: &str,
@@ -597,6 +776,7 @@ impl Client {
         for (name, value) in headers {
             request = request.header(name, value);
         }
+        let sent = self.clock.unix();
         let mut response = request.send().await.map_err(|e| Exchange {
             status: None,
             request_id: None,
@@ -604,6 +784,15 @@ impl Client {
             retry_after: None,
         })?;
         let status = response.status();
+        if let Some(date) = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+        {
+            if let Some(offset) = self.skew.observe(sent, self.clock.unix(), date) {
+                self.observer.clock_offset(&self.options.project_id, offset);
+            }
+        }
         let request_id = response
             .headers()
             .get("x-request-id")
@@ -616,6 +805,14 @@ impl Client {
             kind,
             retry_after,
         };
+        if status.is_redirection() {
+            let url = reqwest::Url::parse(&url).ok();
+            return Err(fail(redirect_error(
+                status,
+                response.headers(),
+                url.as_ref(),
+            )));
+        }
         let limit = self.options.max_body_bytes;
         if response.content_length().is_some_and(|n| n > limit as u64) {
             return Err(fail(ApiErrorKind::TooLarge { limit }));
@@ -646,12 +843,61 @@ impl Client {
     }
 }
 
+/// The failure of a 3xx answer: redirects are never followed, since the
+/// request carries credentials meant for the configured host only. The
+/// message names the status and the host the answer pointed to (from
+/// `Location`, resolved against the request URL; shortened and cleaned, as
+/// it comes from upstream).
+pub(crate) fn redirect_error(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    request: Option<&reqwest::Url>,
+) -> ApiErrorKind {
+    let location = headers
+        .get(reqwest::header::LOCATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let target = location.as_deref().map(|l| {
+        let resolved = match request {
+            Some(base) => base.join(l).ok(),
+            None => reqwest::Url::parse(l).ok(),
+        };
+        match resolved {
+            Some(u) => {
+                let host = u.host_str().unwrap_or("?");
+                match u.port() {
+                    Some(p) => format!("{}://{host}:{p}", u.scheme()),
+                    None => format!("{}://{host}", u.scheme()),
+                }
+            }
+            None => format!("an unparsable location {l:?}"),
+        }
+    });
+    let message = match target {
+        Some(t) => format!(
+            "redirect to {} refused: credentials are only sent to the configured endpoint",
+            error::shorten(&t)
+        ),
+        None => "redirect without a Location refused: credentials are only sent to the configured endpoint".to_owned(),
+    };
+    ApiErrorKind::Status {
+        status: status.as_u16(),
+        code: None,
+        message,
+    }
+}
+
 /// A failed exchange before it is attributed to an endpoint.
 struct Exchange {
     status: Option<reqwest::StatusCode>,
     request_id: Option<String>,
     kind: ApiErrorKind,
     retry_after: Option<Duration>,
+}
+
+/// Whether [`error::shorten`] cut `s` (it ends in an ellipsis after the
+/// maximum length; an upstream text of exactly that shape counts too).
+fn was_shortened(s: &str) -> bool {
+    s.ends_with('…') && s.chars().count() == caps::MAX_ERROR_CHARS + 1
 }
 
 /// `Retry-After`: delta-seconds or an HTTP date. Capped at an hour.

@@ -373,22 +373,30 @@ fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error>
     lenient_number(d)
 }
 
-/// A time given as a string in any of the API's formats, or as a number of
-/// Unix seconds (or milliseconds, when implausibly large for seconds).
+/// A time given as a string in one of the API's date formats (taken as
+/// written, whatever the year), or as a number of Unix seconds (or
+/// milliseconds, when implausibly large for seconds: numbers only, as the
+/// statistics timestamps are). Anything else, and a time outside years
+/// 1 to 9999, is absent.
 fn lenient_time<'de, D>(d: D) -> Result<Option<i64>, D::Error>
 where
     D: Deserializer<'de>,
 {
     const MS_THRESHOLD: i64 = 100_000_000_000; // year 5138 in seconds
+    const FIRST: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
+    const LAST: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let number = |t: i64| if t > MS_THRESHOLD { t / 1000 } else { t };
     Ok(
         match Option::<NumberOrString>::deserialize(d).ok().flatten() {
             Some(NumberOrString::Text(s)) => parse_api_time(&s),
-            Some(NumberOrString::Unsigned(n)) => i64::try_from(n).ok(),
-            Some(NumberOrString::Signed(n)) => Some(n),
-            Some(NumberOrString::Float(f)) if f.is_finite() => Some(f as i64),
+            Some(NumberOrString::Unsigned(n)) => i64::try_from(n).ok().map(number),
+            Some(NumberOrString::Signed(n)) => Some(number(n)),
+            Some(NumberOrString::Float(f)) if f.is_finite() && f.abs() < 9.2e18 => {
+                Some(number(f as i64))
+            }
             Some(NumberOrString::Float(_)) | None => None,
         }
-        .map(|t| if t > MS_THRESHOLD { t / 1000 } else { t }),
+        .filter(|t| (FIRST..=LAST).contains(t)),
     )
 }
 
@@ -454,6 +462,27 @@ mod tests {
         assert_eq!(body.last_modified, Some(1_660_029_887));
         let body: CodeBody = decode(r#"{"last_modified":"not a time"}"#).unwrap();
         assert_eq!(body.last_modified, None);
+    }
+
+    #[test]
+    fn dates_after_5138_are_dates_not_milliseconds() {
+        let body: CodeBody = decode(r#"{"last_modified":"9999-12-31 23:59:59"}"#).unwrap();
+        assert_eq!(body.last_modified, Some(253_402_300_799));
+        let body: CodeBody = decode(r#"{"last_modified":"6000-01-01T00:00:00Z"}"#).unwrap();
+        assert_eq!(body.last_modified, Some(127_174_492_800));
+        // Out of the representable range, or not a documented format: absent.
+        for bad in [
+            r#"{"last_modified":99999999999999999}"#,
+            r#"{"last_modified":-99999999999999}"#,
+            r#"{"last_modified":"31/12/2026"}"#,
+            r#"{"last_modified":1e300}"#,
+        ] {
+            assert_eq!(
+                decode::<CodeBody>(bad).unwrap().last_modified,
+                None,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,17 +1,30 @@
-//! The exporter's own metrics: API cost, poll timing, build and process.
+//! The exporter's own metrics: API cost, poll timing, caps on upstream
+//! data, the web server's protection, build and process.
 //!
 //! These are directly instrumented (counters the API client bumps through
 //! [`ApiObserver`]) in a registry of their own, apart from the function
 //! families that are rebuilt from snapshots.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry,
 };
 
 use crate::api::{ApiObserver, Endpoint};
+use crate::caps::{Cap, CapCounters};
 use crate::state::CycleStats;
+
+/// What protects the HTTP server right now, as the web configuration in
+/// force says (implemented by [`crate::web::LiveWebConfig`]).
+pub trait ServingSecurity: Send + Sync {
+    /// Connections are TLS.
+    fn tls(&self) -> bool;
+    /// Requests need basic authentication.
+    fn basic_auth(&self) -> bool;
+}
 
 /// Buckets for API request durations, in seconds.
 const REQUEST_BUCKETS: [f64; 11] = [
@@ -34,10 +47,24 @@ pub struct ExporterMetrics {
     permission_denied: IntCounterVec,
     poll_duration: Gauge,
     dropped_functions: IntCounter,
+    caps: Arc<CapCounters>,
+    capped: IntCounterVec,
+    web_tls: prometheus::IntGauge,
+    web_basic_auth: prometheus::IntGauge,
+    security: Mutex<Option<Arc<dyn ServingSecurity>>>,
+    clock_offset: GaugeVec,
+    implausible_records: IntCounter,
+    abandoned_invocations: IntCounter,
 }
 
 impl ExporterMetrics {
     pub fn new() -> Self {
+        Self::with_caps(Arc::new(CapCounters::new()))
+    }
+
+    /// The exporter's metrics, counting caps in `caps` (shared with the
+    /// store, where the poller reports what it dropped).
+    pub fn with_caps(caps: Arc<CapCounters>) -> Self {
         let registry = Registry::new();
         let api_requests = IntCounterVec::new(
             Opts::new(
@@ -85,6 +112,24 @@ impl ExporterMetrics {
             "Functions found (configured or discovered) but not monitored because polling.max_functions was reached.",
         )
         .expect("valid metric definition");
+        let clock_offset = GaugeVec::new(
+            Opts::new(
+                "functiongraph_exporter_api_clock_offset_seconds",
+                "How far the FunctionGraph API's clock is ahead of the exporter's (negative: behind), from the Date headers of its responses, by project. Async invocation windows are asked for in the API's time.",
+            ),
+            &["project_id"],
+        )
+        .expect("valid metric definition");
+        let implausible_records = IntCounter::new(
+            "functiongraph_exporter_async_implausible_records_total",
+            "Asynchronous invocation records whose times were malformed or far outside the window asked for. Each is counted once in functiongraph_async_invocations_total when terminal, never in the window gauge or the duration histogram; logged once.",
+        )
+        .expect("valid metric definition");
+        let abandoned_invocations = IntCounter::new(
+            "functiongraph_exporter_async_abandoned_invocations_total",
+            "Pending asynchronous invocations no longer tracked, because they were still WAIT or RUNNING after polling.async_max_duration or the tracked-records cap was reached; their outcome is not counted.",
+        )
+        .expect("valid metric definition");
         let poll_duration = Gauge::new(
             "functiongraph_exporter_poll_duration_seconds",
             "Wall time of the last complete poll cycle over all functions; after the first cycle, polls are spread over the first half of polling.interval.",
@@ -110,14 +155,41 @@ impl ExporterMetrics {
         )
         .expect("valid metric definition");
 
+        let capped = IntCounterVec::new(
+            Opts::new(
+                "functiongraph_exporter_capped_total",
+                "Upstream items dropped or truncated because they exceeded a cap, by cap.",
+            ),
+            &["cap"],
+        )
+        .expect("valid metric definition");
+        for cap in Cap::ALL {
+            capped.with_label_values(&[cap.as_str()]);
+        }
+        let web_tls = prometheus::IntGauge::new(
+            "functiongraph_exporter_web_tls_enabled",
+            "1 if the exporter's HTTP server speaks TLS (web configuration file), else 0.",
+        )
+        .expect("valid metric definition");
+        let web_basic_auth = prometheus::IntGauge::new(
+            "functiongraph_exporter_web_basic_auth_enabled",
+            "1 if the exporter's HTTP server requires basic authentication (web configuration file in force), else 0.",
+        )
+        .expect("valid metric definition");
         for c in [
             Box::new(api_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(capped.clone()),
+            Box::new(web_tls.clone()),
+            Box::new(web_basic_auth.clone()),
             Box::new(api_duration.clone()),
             Box::new(auth_failures.clone()),
             Box::new(throttled.clone()),
             Box::new(permission_denied.clone()),
             Box::new(poll_duration.clone()),
             Box::new(dropped_functions.clone()),
+            Box::new(clock_offset.clone()),
+            Box::new(implausible_records.clone()),
+            Box::new(abandoned_invocations.clone()),
             Box::new(build_info),
             Box::new(shard_info.clone()),
         ] {
@@ -139,7 +211,26 @@ impl ExporterMetrics {
             permission_denied,
             poll_duration,
             dropped_functions,
+            caps,
+            capped,
+            web_tls,
+            web_basic_auth,
+            security: Mutex::new(None),
+            clock_offset,
+            implausible_records,
+            abandoned_invocations,
         }
+    }
+
+    /// The cap counters these metrics export.
+    pub fn caps(&self) -> &Arc<CapCounters> {
+        &self.caps
+    }
+
+    /// Where the web server's TLS and basic-authentication state is read
+    /// from at each scrape.
+    pub fn set_security(&self, security: Option<Arc<dyn ServingSecurity>>) {
+        *self.security.lock().unwrap_or_else(|e| e.into_inner()) = security;
     }
 
     /// Records this replica's shard.
@@ -169,11 +260,31 @@ impl ExporterMetrics {
             Some(d) => self.poll_duration.set(d.as_secs_f64()),
             None => self.poll_duration.set(0.0),
         }
-        let counted = self.dropped_functions.get();
-        if cycles.dropped_functions > counted {
-            self.dropped_functions
-                .inc_by(cycles.dropped_functions - counted);
+        for (counter, total) in [
+            (&self.dropped_functions, cycles.dropped_functions),
+            (&self.implausible_records, cycles.implausible_records),
+            (&self.abandoned_invocations, cycles.abandoned_invocations),
+        ] {
+            let counted = counter.get();
+            if total > counted {
+                counter.inc_by(total - counted);
+            }
         }
+        for cap in Cap::ALL {
+            let counter = self.capped.with_label_values(&[cap.as_str()]);
+            let (now, shown) = (self.caps.get(cap), counter.get());
+            if now > shown {
+                counter.inc_by(now - shown);
+            }
+        }
+        let security = self
+            .security
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (tls, basic_auth) = security.map_or((false, false), |s| (s.tls(), s.basic_auth()));
+        self.web_tls.set(i64::from(tls));
+        self.web_basic_auth.set(i64::from(basic_auth));
         self.registry.gather()
     }
 
@@ -216,5 +327,15 @@ impl ApiObserver for ExporterMetrics {
         self.permission_denied
             .with_label_values(&[project_id, endpoint.as_str()])
             .inc();
+    }
+
+    fn capped(&self, cap: Cap, n: u64, subject: &str) {
+        self.caps.record(cap, n, subject);
+    }
+
+    fn clock_offset(&self, project_id: &str, seconds: f64) {
+        self.clock_offset
+            .with_label_values(&[project_id])
+            .set(seconds);
     }
 }

@@ -1,26 +1,53 @@
-//! Incremental tracking of a function's asynchronous invocation records.
+//! Counting a function's asynchronous invocations exactly once.
 //!
-//! The first poll reads the whole lookback window and takes it as the
-//! baseline: records already terminal then are never counted, so a restart
-//! does not produce a burst. After that, each poll reads:
+//! `request_id` is the identity of an invocation. The tracker remembers
+//! every record it may be shown again, and counts a record when it first
+//! sees it in a terminal status (SUCCESS, FAIL, DISCARD): never twice, and
+//! never a record already terminal in the first poll (the baseline).
 //!
-//! 1. the records that started since the previous poll (with a short
-//!    overlap for clock skew and late visibility);
-//! 2. if older records were still `WAIT`/`RUNNING`, the `WAIT` and
-//!    `RUNNING` lists from the oldest of them up to step 1's window, which
-//!    are as long as the backlog, not as the window;
-//! 3. each tracked pending record missing from those lists, by its
-//!    `request_id` (it has finished, or left the window).
+//! What the API does not promise is never relied on: the order of a
+//! listing, what its `count` means, or which of a record's times
+//! `query_begin_time` filters on. All windows are in the API's clock (see
+//! `api::skew`). Each poll reads:
 //!
-//! So the pages read per poll grow with the number of new and still-pending
-//! records, never with the size of the window. Each `request_id` is counted
-//! once, when it is first seen terminal.
+//! 1. **Everything recent**: all records from `late_visibility` (plus a
+//!    small slack) before the end of the previous such listing, up to now.
+//!    A record that shows up in the listing up to `late_visibility` after
+//!    its `start_time` is still inside this window when it appears; a
+//!    record that finished since the previous poll is seen in its terminal
+//!    status. Paging by offset while records are added can repeat a record
+//!    across pages but not skip one, and the windows overlap, so nothing
+//!    falls between two polls.
+//! 2. **Older pending invocations**, those still `WAIT`/`RUNNING` whose start
+//!    is before that window (invocations longer than `late_visibility`):
+//!    whichever is cheaper, one lookup per `request_id`, or the terminal
+//!    listings (`SUCCESS`, `FAIL`, `DISCARD`) over their span. Terminal
+//!    listings only ever grow, so they never skip a record; a record missing
+//!    from them is still pending. Absence from a `WAIT`/`RUNNING` listing is
+//!    never taken as an outcome.
+//!
+//! So the requests per poll follow the records started recently and the
+//! long-running ones, not the size of the lookback window or the number of
+//! records already counted. Pending invocations are tracked until they
+//! finish or for `max_duration` (then given up and counted as abandoned).
+//!
+//! Records whose times are malformed or far outside any window asked for
+//! are implausible: counted once when terminal (they are invocations), but
+//! never held in the window gauge, the duration histogram or the last
+//! failure time; remembered while the API keeps sending them.
+//!
+//! The state the counters need survives a restart through
+//! [`AsyncTracker::save`] and [`AsyncTracker::restore`].
 
-use std::collections::{HashMap, HashSet, hash_map::Entry};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::api::model::AsyncInvocation;
 use crate::api::{ApiError, AsyncQuery, Client, paginate};
-use crate::state::{AsyncCounters, AsyncWindow, InvocationStatus};
+use crate::state::{AsyncCounters, AsyncWindow, DURATION_BUCKETS, InvocationStatus};
 use crate::timefmt::parse_api_time;
 use crate::urn::FunctionUrn;
 
@@ -28,150 +55,286 @@ use crate::urn::FunctionUrn;
 const PAGE_LIMIT: u32 = 500;
 /// Pages per listing before giving up on the rest (100,000 records).
 const MAX_PAGES: usize = 200;
-/// How far each poll's "new records" window reaches back before the end of
-/// the previous one.
-const OVERLAP_SECONDS: i64 = 30;
-/// Pending records looked up one by one per poll; the rest wait for the
-/// next poll.
-const MAX_LOOKUPS: usize = 50;
+/// Added to every window for estimates of the API's clock (one-second
+/// `Date` headers) and for polls that start late.
+const SLACK_SECONDS: i64 = 30;
+/// Records dated further in the API's future than this are implausible.
+const FUTURE_TOLERANCE_SECONDS: i64 = 300;
+/// Kept beyond the oldest time any listing may still reach back to.
+const RETENTION_MARGIN_SECONDS: i64 = 60;
+/// Longest `request_id` remembered (the reference gives 64).
+const MAX_REQUEST_ID_LEN: usize = crate::caps::MAX_REQUEST_ID_CHARS;
+
+/// How the tracker counts; from the configuration, may change on reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackerSettings {
+    /// Window of the records gauge, seconds.
+    pub lookback: i64,
+    /// Longest delay between a record's `start_time` and its first
+    /// appearance in listings, seconds.
+    pub late_visibility: i64,
+    /// Longest a pending invocation is tracked, seconds.
+    pub max_duration: i64,
+    /// Most records remembered for this function.
+    pub max_records: usize,
+    /// The async collector's interval, seconds.
+    pub interval: i64,
+}
+
+impl Default for TrackerSettings {
+    fn default() -> Self {
+        Self {
+            lookback: 3600,
+            late_visibility: 300,
+            max_duration: 24 * 3600,
+            max_records: 100_000,
+            interval: 60,
+        }
+    }
+}
 
 /// What the tracker remembers of one record.
-#[derive(Debug, Clone, Copy)]
-struct Seen {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Record {
     status: InvocationStatus,
-    /// Unix seconds; records leave the window by this time.
-    start: i64,
-    /// Seen terminal before (in the baseline or counted): never counted again.
-    terminal_seen: bool,
+    /// Unix seconds (API clock); `None` when malformed.
+    start: Option<i64>,
+    end: Option<i64>,
+    /// Terminal, and counted (or part of the baseline): never counted again.
+    settled: bool,
+    /// Dated implausibly: outside the gauge, the histogram and the last
+    /// failure time.
+    implausible: bool,
+    /// When a listing last returned it (API clock).
+    last_seen: i64,
+}
+
+impl Record {
+    /// Not yet settled: still to be counted when it ends.
+    fn pending(&self) -> bool {
+        !self.settled
+    }
+
+    /// The latest of its times, for retention.
+    fn latest(&self) -> Option<i64> {
+        match (self.start, self.end) {
+            (Some(s), Some(e)) => Some(s.max(e)),
+            (s, e) => s.or(e),
+        }
+    }
+}
+
+/// What happened in the latest poll beyond the counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollNews {
+    /// API requests made.
+    pub requests: usize,
+    /// Records first seen with implausible times.
+    pub implausible: u64,
+    /// Pending invocations given up on.
+    pub abandoned: u64,
+    /// Records forgotten because of `max_records`.
+    pub forgotten: u64,
 }
 
 /// Per-function state of the async invocations collector.
 #[derive(Debug)]
 pub struct AsyncTracker {
-    lookback: i64,
-    records: HashMap<String, Seen>,
-    /// End of the last successful "new records" query; `None` until the
-    /// baseline has been read.
-    last_end: Option<i64>,
+    settings: TrackerSettings,
+    records: HashMap<Box<str>, Record>,
+    /// Terminal records no listing can return any more, by start second:
+    /// SUCCESS, FAIL, DISCARD counts, for the records gauge only.
+    aged: BTreeMap<i64, [u32; 3]>,
+    /// End of the last complete listing of everything recent (API clock);
+    /// `None` until the baseline is read.
+    covered_until: Option<i64>,
+    /// Records started before this and not remembered are old and settled
+    /// (set when state is restored; see [`AsyncTracker::restore`]).
+    settled_before: Option<i64>,
+    /// Settled records of a restored state, by [`digest`] of their
+    /// `request_id`, until no listing can return them.
+    settled_digests: HashSet<u64>,
+    /// When the digests can be forgotten: once the horizon passes this.
+    settled_digests_until: i64,
+    /// The oldest start any listing may reach back to, as of the latest
+    /// poll (saved with the state).
+    horizon: i64,
     counters: AsyncCounters,
     last_failure: Option<i64>,
-    /// Requests made by the latest poll (for tests and debug logs).
-    last_requests: usize,
+    news: PollNews,
+    /// Records of the listing being applied that start before this are
+    /// implausible (see [`AsyncTracker::oldest_plausible`]).
+    plausible_from: i64,
 }
 
 impl AsyncTracker {
-    pub fn new(lookback_seconds: i64) -> Self {
+    pub fn new(settings: TrackerSettings) -> Self {
         Self {
-            lookback: lookback_seconds.max(1),
+            settings: sanitize(settings),
             records: HashMap::new(),
-            last_end: None,
+            aged: BTreeMap::new(),
+            covered_until: None,
+            settled_before: None,
+            settled_digests: HashSet::new(),
+            settled_digests_until: i64::MIN,
+            horizon: i64::MIN,
             counters: AsyncCounters::default(),
             last_failure: None,
-            last_requests: 0,
+            news: PollNews::default(),
+            plausible_from: i64::MIN,
         }
     }
 
-    /// Changes the window (a reload); records outside it leave at the next poll.
-    pub fn set_lookback(&mut self, lookback_seconds: i64) {
-        self.lookback = lookback_seconds.max(1);
+    /// Changes the settings (a reload); they apply from the next poll.
+    pub fn set_settings(&mut self, settings: TrackerSettings) {
+        self.settings = sanitize(settings);
     }
 
     pub fn counters(&self) -> &AsyncCounters {
         &self.counters
     }
 
-    /// API requests the latest poll made.
-    pub fn last_requests(&self) -> usize {
-        self.last_requests
+    /// What the latest poll did besides counting.
+    pub fn news(&self) -> PollNews {
+        self.news
     }
 
-    /// Polls the API and returns the window as it now stands. On error the
-    /// records applied before the failure stay applied.
+    /// Polls the API and returns the window as it now stands. `now` is the
+    /// API's time (Unix seconds). On error the records applied before the
+    /// failure stay applied, and the next poll starts where this one could
+    /// not finish.
     pub async fn poll(
         &mut self,
         client: &Client,
         urn: &FunctionUrn,
         now: i64,
     ) -> Result<AsyncWindow, ApiError> {
-        self.last_requests = 0;
-        let window_start = now - self.lookback;
-        match self.last_end {
+        self.news = PollNews::default();
+        let late = self.settings.late_visibility + SLACK_SECONDS;
+        match self.covered_until {
             None => {
-                let records = self.list(client, urn, None, window_start, now).await?;
-                for r in records {
-                    self.apply(r, now, true);
+                // The baseline reaches as far back as any later listing will.
+                let begin = now - self.settings.lookback.max(late);
+                self.plausible_from = self.oldest_plausible(begin, now);
+                for r in self.list(client, urn, None, begin, now).await? {
+                    self.apply(r, now, Mode::Baseline);
                 }
-                self.last_end = Some(now);
+                self.covered_until = Some(now);
             }
-            Some(last_end) => {
-                let begin = (last_end - OVERLAP_SECONDS).max(window_start);
-                let records = self.list(client, urn, None, begin, now).await?;
+            Some(covered) => {
+                let mut begin = (covered - late).min(now - late);
+                let mode = match self.settled_before.take() {
+                    // Just restored: read the whole window once for the
+                    // gauge; what is older than the saved horizon and not
+                    // remembered was settled before the restart.
+                    Some(before) => {
+                        begin = begin.min(now - self.settings.lookback);
+                        Mode::Restored { before }
+                    }
+                    None => Mode::Counting,
+                };
+                self.plausible_from = self.oldest_plausible(begin, now);
+                let records = match self.list(client, urn, None, begin, now).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        if let Mode::Restored { before } = mode {
+                            self.settled_before = Some(before);
+                        }
+                        return Err(e);
+                    }
+                };
                 for r in records {
-                    self.apply(r, now, false);
+                    self.apply(r, now, mode);
                 }
-                self.last_end = Some(now);
-                self.recheck_pending(client, urn, window_start, begin, now)
-                    .await?;
+                self.covered_until = Some(now.max(covered));
+                self.settle_older(client, urn, begin, now).await?;
             }
         }
-        self.expire(window_start);
-        Ok(self.window())
+        self.retain(now);
+        Ok(self.window(now))
     }
 
-    /// Steps 2 and 3: pending records older than this poll's new window.
-    async fn recheck_pending(
+    /// Step 2: pending invocations that started before this poll's window
+    /// of everything recent.
+    async fn settle_older(
         &mut self,
         client: &Client,
         urn: &FunctionUrn,
-        window_start: i64,
         begin: i64,
         now: i64,
     ) -> Result<(), ApiError> {
-        let old_pending: Vec<(String, i64)> = self
-            .records
-            .iter()
-            .filter(|(_, s)| !s.status.is_terminal() && s.start < begin && s.start >= window_start)
-            .map(|(id, s)| (id.clone(), s.start))
-            .collect();
-        let Some(oldest) = old_pending.iter().map(|(_, start)| *start).min() else {
-            return Ok(());
-        };
-        let mut still_pending = HashSet::new();
-        for status in [InvocationStatus::Wait, InvocationStatus::Running] {
-            let records = self.list(client, urn, Some(status), oldest, begin).await?;
-            for r in records {
-                if let Some(id) = &r.request_id {
-                    still_pending.insert(id.clone());
-                }
-                self.apply(r, now, false);
+        let abandon_before = now - self.settings.max_duration;
+        let mut older: Vec<(Box<str>, Option<i64>)> = Vec::new();
+        let mut abandoned = Vec::new();
+        for (id, r) in &self.records {
+            // Implausible records are only remembered, never looked for.
+            if !r.pending() || r.implausible || r.start.is_some_and(|s| s >= begin) {
+                continue;
+            }
+            if r.start.is_some_and(|s| s < abandon_before) || r.last_seen < abandon_before {
+                abandoned.push(id.clone());
+            } else {
+                older.push((id.clone(), r.start));
             }
         }
-        let mut lookups: Vec<(String, i64)> = old_pending
-            .into_iter()
-            .filter(|(id, _)| !still_pending.contains(id))
-            .collect();
-        // Oldest first: they are the closest to leaving the window.
-        lookups.sort_by_key(|(_, start)| *start);
-        for (id, _) in lookups.into_iter().take(MAX_LOOKUPS) {
-            let query = AsyncQuery {
-                marker: 0,
-                limit: 10,
-                request_id: Some(&id),
-                begin: Some(window_start),
-                end: Some(now),
-                ..AsyncQuery::default()
-            };
-            self.last_requests += 1;
-            let page = client.async_invocations(urn, &query).await?;
-            match page
-                .items
-                .into_iter()
-                .find(|r| r.request_id.as_deref() == Some(id.as_str()))
-            {
-                Some(r) => self.apply(r, now, false),
-                // Not in the window any more: stop tracking it.
-                None => {
-                    self.records.remove(&id);
+        if !abandoned.is_empty() {
+            tracing::warn!(
+                function = %urn,
+                invocations = abandoned.len(),
+                max_duration_seconds = self.settings.max_duration,
+                "async invocations still pending after polling.async_max_duration; no longer tracked, their outcome will not be counted"
+            );
+            for id in abandoned {
+                self.records.remove(&id);
+                self.news.abandoned += 1;
+            }
+        }
+        if older.is_empty() {
+            return Ok(());
+        }
+        let span_begin = older
+            .iter()
+            .filter_map(|(_, s)| *s)
+            .min()
+            .unwrap_or(abandon_before)
+            .max(abandon_before);
+        // What the terminal listings over the span would cost, from what is
+        // known of it (the records remembered there, pending ones in each).
+        let known = self
+            .records
+            .values()
+            .filter(|r| r.start.is_some_and(|s| s >= span_begin && s <= begin))
+            .count();
+        let listing_pages = 3 * (1 + known / PAGE_LIMIT as usize);
+        self.plausible_from = self.oldest_plausible(span_begin - SLACK_SECONDS, now);
+        if older.len() <= listing_pages {
+            older.sort_by_key(|(_, s)| *s);
+            for (id, start) in older {
+                let query = AsyncQuery {
+                    marker: 0,
+                    limit: 10,
+                    request_id: Some(&id),
+                    begin: Some(start.unwrap_or(span_begin) - SLACK_SECONDS),
+                    end: Some(now),
+                    ..AsyncQuery::default()
+                };
+                self.news.requests += 1;
+                let page = client.async_invocations(urn, &query).await?;
+                if let Some(r) = page
+                    .items
+                    .into_iter()
+                    .find(|r| r.request_id.as_deref() == Some(&*id))
+                {
+                    self.apply(r, now, Mode::Counting);
+                }
+            }
+        } else {
+            for status in InvocationStatus::TERMINAL {
+                let records = self
+                    .list(client, urn, Some(status), span_begin - SLACK_SECONDS, begin)
+                    .await?;
+                for r in records {
+                    self.apply(r, now, Mode::Counting);
                 }
             }
         }
@@ -198,80 +361,340 @@ impl AsyncTracker {
             async move { client.async_invocations(urn, &query).await }
         })
         .await?;
-        self.last_requests += paged.pages;
+        self.news.requests += paged.pages;
         if paged.truncated {
             tracing::warn!(
                 function = %urn,
                 pages = paged.pages,
-                "async invocation listing stopped at the page cap; older records in the window are not tracked"
+                "async invocation listing stopped at the page cap; records beyond it are not counted"
             );
         }
         Ok(paged.items)
     }
 
     /// Takes one record into account.
-    fn apply(&mut self, r: AsyncInvocation, now: i64, baseline: bool) {
+    fn apply(&mut self, r: AsyncInvocation, now: i64, mode: Mode) {
         let Some(id) = r.request_id.filter(|s| !s.is_empty()) else {
             tracing::debug!("async invocation record without request_id ignored");
             return;
         };
+        if id.len() > MAX_REQUEST_ID_LEN {
+            tracing::debug!(
+                length = id.len(),
+                "async invocation record with an overlong request_id ignored"
+            );
+            return;
+        }
         let Some(status) = r.status.as_deref().and_then(InvocationStatus::parse) else {
             tracing::debug!(request_id = %id, status = ?r.status, "async invocation record with unknown status ignored");
             return;
         };
         let start = r.start_time.as_deref().and_then(parse_api_time);
         let end = r.end_time.as_deref().and_then(parse_api_time);
-        if status == InvocationStatus::Fail {
-            if let Some(s) = start {
-                self.last_failure = Some(self.last_failure.map_or(s, |f| f.max(s)));
-            }
+        let plausible =
+            start.is_some_and(|s| s >= self.plausible_from && s <= now + FUTURE_TOLERANCE_SECONDS);
+        if plausible && status == InvocationStatus::Fail {
+            let s = start.unwrap_or_default();
+            self.last_failure = Some(self.last_failure.map_or(s, |f| f.max(s)));
         }
-        let count = match self.records.entry(id) {
+        let known_before_restart =
+            !self.settled_digests.is_empty() && self.settled_digests.contains(&digest(&id));
+        let count = match self.records.entry(id.into_boxed_str()) {
             Entry::Vacant(v) => {
-                v.insert(Seen {
+                let baseline = known_before_restart
+                    || match mode {
+                        Mode::Baseline => true,
+                        Mode::Restored { before } => start.is_some_and(|s| s < before),
+                        Mode::Counting => false,
+                    };
+                if !plausible && !known_before_restart {
+                    self.news.implausible += 1;
+                    // Each is logged once; a flood of them, once at WARN.
+                    if self.news.implausible == 1 {
+                        tracing::warn!(
+                            request_id = %v.key(),
+                            start_time = ?r.start_time,
+                            end_time = ?r.end_time,
+                            "async invocation record dated implausibly; counted once, kept out of the records gauge and the duration histogram"
+                        );
+                    } else {
+                        tracing::debug!(
+                            request_id = %v.key(),
+                            start_time = ?r.start_time,
+                            end_time = ?r.end_time,
+                            "another async invocation record dated implausibly"
+                        );
+                    }
+                }
+                v.insert(Record {
                     status,
-                    start: start.unwrap_or(now),
-                    terminal_seen: status.is_terminal(),
+                    start,
+                    end,
+                    settled: status.is_terminal() || known_before_restart,
+                    implausible: !plausible,
+                    last_seen: now,
                 });
-                !baseline && status.is_terminal()
+                status.is_terminal() && !baseline
             }
             Entry::Occupied(mut o) => {
-                let seen = o.get_mut();
-                seen.status = status;
-                if let Some(s) = start {
-                    seen.start = s;
+                let rec = o.get_mut();
+                rec.last_seen = now;
+                if rec.settled {
+                    // Terminal is final; a listing that says otherwise is stale.
+                    false
+                } else {
+                    rec.status = status;
+                    rec.start = start.or(rec.start);
+                    rec.end = end;
+                    rec.settled = status.is_terminal();
+                    rec.implausible = !plausible;
+                    rec.settled
                 }
-                let first_terminal = status.is_terminal() && !seen.terminal_seen;
-                seen.terminal_seen |= status.is_terminal();
-                first_terminal
             }
         };
         if count {
-            if let Some(i) = status.terminal_index() {
-                self.counters.terminal[i] += 1;
+            self.count(status, start, end, now, plausible);
+        }
+    }
+
+    fn count(
+        &mut self,
+        status: InvocationStatus,
+        start: Option<i64>,
+        end: Option<i64>,
+        now: i64,
+        plausible: bool,
+    ) {
+        if let Some(i) = status.terminal_index() {
+            self.counters.terminal[i] += 1;
+        }
+        if let (true, Some(s)) = (plausible, start) {
+            // Without a usable end_time (a DISCARD often has none), the time
+            // it was first seen terminal stands in: an upper bound.
+            let end = end.filter(|e| *e >= s && *e <= now + FUTURE_TOLERANCE_SECONDS);
+            let seconds = end.unwrap_or(now).saturating_sub(s).max(0);
+            self.counters.durations.observe(seconds as f64);
+        }
+    }
+
+    /// The oldest start a record of a listing from `begin` can plausibly
+    /// have: the window's own start, or an invocation that has run for up
+    /// to `max_duration` (if the API filtered on another time than the
+    /// start), less the late-visibility allowance. Records dated more than
+    /// [`FUTURE_TOLERANCE_SECONDS`] ahead of the API's clock are not
+    /// plausible either.
+    fn oldest_plausible(&self, begin: i64, now: i64) -> i64 {
+        let s = &self.settings;
+        begin.min(now - s.lookback.max(s.max_duration)) - s.late_visibility - SLACK_SECONDS
+    }
+
+    /// Forgets what no listing can return any more, keeping its share of
+    /// the records gauge; enforces the cap.
+    fn retain(&mut self, now: i64) {
+        let late = self.settings.late_visibility + SLACK_SECONDS;
+        let oldest_pending = self
+            .records
+            .values()
+            .filter(|r| r.pending() && !r.implausible)
+            .filter_map(|r| r.start)
+            .min();
+        let covered = self.covered_until.unwrap_or(now);
+        let horizon = oldest_pending
+            .unwrap_or(i64::MAX)
+            .min(covered - late)
+            .min(now - late)
+            - RETENTION_MARGIN_SECONDS;
+        self.horizon = horizon;
+        if horizon > self.settled_digests_until && !self.settled_digests.is_empty() {
+            self.settled_digests = HashSet::new();
+        }
+        let seen_recently = now - late - 2 * self.settings.interval;
+        let window_start = now - self.settings.lookback;
+        let aged = &mut self.aged;
+        self.records.retain(|_, r| {
+            if r.last_seen >= seen_recently {
+                return true;
             }
-            if let (Some(s), Some(e)) = (start, end) {
-                if e >= s {
-                    self.counters.durations.observe((e - s) as f64);
+            if r.implausible {
+                // Remembered only while the API keeps sending it.
+                return false;
+            }
+            if r.pending() || r.latest().is_some_and(|t| t >= horizon) {
+                return true;
+            }
+            if let (false, Some(s), Some(i)) = (r.implausible, r.start, r.status.terminal_index()) {
+                if s >= window_start {
+                    aged.entry(s).or_default()[i] += 1;
+                }
+            }
+            false
+        });
+        self.aged = self.aged.split_off(&window_start);
+        self.enforce_cap(window_start);
+    }
+
+    /// Over the cap, the oldest settled records go first (into the gauge's
+    /// aggregate), then the oldest pending ones (abandoned).
+    fn enforce_cap(&mut self, window_start: i64) {
+        let over = self.records.len().saturating_sub(self.settings.max_records);
+        if over == 0 {
+            return;
+        }
+        // Counted (and logged once per change) as the tracked_invocations cap.
+        self.news.forgotten += over as u64;
+        let mut victims: Vec<(bool, i64, Box<str>)> = self
+            .records
+            .iter()
+            .map(|(id, r)| (r.pending(), r.start.unwrap_or(i64::MIN), id.clone()))
+            .collect();
+        victims.sort_unstable();
+        for (pending, start, id) in victims.into_iter().take(over) {
+            let Some(r) = self.records.remove(&id) else {
+                continue;
+            };
+            if pending {
+                self.news.abandoned += 1;
+            } else if let (false, Some(i)) = (r.implausible, r.status.terminal_index()) {
+                if start >= window_start {
+                    self.aged.entry(start).or_default()[i] += 1;
                 }
             }
         }
     }
 
-    fn expire(&mut self, window_start: i64) {
-        self.records.retain(|_, s| s.start >= window_start);
-    }
-
-    fn window(&self) -> AsyncWindow {
+    /// The records gauge: records started within the lookback, by status.
+    fn window(&self, now: i64) -> AsyncWindow {
+        let from = now - self.settings.lookback;
+        let to = now + FUTURE_TOLERANCE_SECONDS;
         let mut by_status = [0u64; 5];
-        for s in self.records.values() {
-            by_status[s.status.index()] += 1;
+        for r in self.records.values() {
+            if !r.implausible && r.start.is_some_and(|s| s >= from && s <= to) {
+                by_status[r.status.index()] += 1;
+            }
+        }
+        for counts in self.aged.range(from..).map(|(_, c)| c) {
+            for (i, status) in InvocationStatus::TERMINAL.iter().enumerate() {
+                by_status[status.index()] += u64::from(counts[i]);
+            }
         }
         AsyncWindow {
             by_status,
             last_failure: self.last_failure,
         }
     }
+
+    /// What a restart needs to carry on counting: the counters, the window
+    /// position, the pending records, and a digest of every settled record
+    /// a listing may still return.
+    pub fn save(&self) -> TrackerState {
+        let mut pending = Vec::new();
+        let mut settled: Vec<u64> = self.settled_digests.iter().copied().collect();
+        for (id, r) in &self.records {
+            if r.settled {
+                settled.push(digest(id));
+            } else {
+                pending.push((id.to_string(), *r));
+            }
+        }
+        TrackerState {
+            covered_until: self.covered_until,
+            horizon: self.horizon,
+            terminal: self.counters.terminal,
+            buckets: DURATION_BUCKETS.to_vec(),
+            bucket_counts: self.counters.durations.counts.to_vec(),
+            duration_sum: self.counters.durations.sum,
+            duration_count: self.counters.durations.count,
+            last_failure: self.last_failure,
+            pending,
+            settled,
+        }
+    }
+
+    /// A tracker that carries on from a saved state: its counters continue,
+    /// its first poll reads from where the saved one stopped (so what
+    /// finished in between is counted once), and it rebuilds the records
+    /// gauge.
+    pub fn restore(settings: TrackerSettings, state: TrackerState) -> Self {
+        let mut t = Self::new(settings);
+        t.counters.terminal = state.terminal;
+        if state.buckets == DURATION_BUCKETS
+            && state.bucket_counts.len() == t.counters.durations.counts.len()
+        {
+            t.counters
+                .durations
+                .counts
+                .copy_from_slice(&state.bucket_counts);
+            t.counters.durations.sum = state.duration_sum;
+            t.counters.durations.count = state.duration_count;
+        } else {
+            tracing::warn!(
+                "saved duration histogram has other buckets; the histogram starts again from zero"
+            );
+        }
+        t.last_failure = state.last_failure;
+        t.covered_until = state.covered_until;
+        t.horizon = state.horizon;
+        t.settled_before = state.covered_until.map(|_| state.horizon);
+        t.settled_digests = state.settled.into_iter().collect();
+        t.settled_digests_until = state
+            .covered_until
+            .unwrap_or(i64::MIN)
+            .saturating_add(FUTURE_TOLERANCE_SECONDS);
+        t.records = state
+            .pending
+            .into_iter()
+            .filter(|(id, r)| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && !r.settled)
+            .map(|(id, r)| (id.into_boxed_str(), r))
+            .collect();
+        t
+    }
+}
+
+/// A stable 64-bit digest of a `request_id` (the first bytes of its
+/// SHA-256): what a saved state remembers of a settled record.
+fn digest(id: &str) -> u64 {
+    let d = Sha256::digest(id.as_bytes());
+    u64::from_le_bytes(d[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+}
+
+/// How a record first seen is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The first poll: what is already terminal is not counted.
+    Baseline,
+    /// After a restore: records started before `before` were settled.
+    Restored {
+        before: i64,
+    },
+    Counting,
+}
+
+fn sanitize(s: TrackerSettings) -> TrackerSettings {
+    TrackerSettings {
+        lookback: s.lookback.max(1),
+        late_visibility: s.late_visibility.max(0),
+        max_duration: s.max_duration.max(1),
+        max_records: s.max_records.max(1),
+        interval: s.interval.max(1),
+    }
+}
+
+/// A tracker's durable state (see [`AsyncTracker::save`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackerState {
+    covered_until: Option<i64>,
+    horizon: i64,
+    terminal: [u64; 3],
+    /// The histogram's bucket bounds, so a changed layout is recognised.
+    buckets: Vec<f64>,
+    bucket_counts: Vec<u64>,
+    duration_sum: f64,
+    duration_count: u64,
+    last_failure: Option<i64>,
+    /// Pending records, whole.
+    pending: Vec<(String, Record)>,
+    /// Settled records a listing may still return, by [`digest`].
+    settled: Vec<u64>,
 }
 
 #[cfg(test)]
@@ -287,35 +710,87 @@ mod tests {
         }
     }
 
+    fn tracker() -> AsyncTracker {
+        let mut t = AsyncTracker::new(TrackerSettings::default());
+        t.plausible_from = t.oldest_plausible(1_700_000_000 - 3600, 1_700_000_000);
+        t
+    }
+
     #[test]
     fn baseline_is_not_counted_but_later_transitions_are_once() {
         let now = 1_700_000_000;
-        let mut t = AsyncTracker::new(3600);
-        t.apply(rec("a", "SUCCESS", now - 100, Some(now - 90)), now, true);
-        t.apply(rec("b", "RUNNING", now - 50, None), now, true);
+        let mut t = tracker();
+        t.apply(
+            rec("a", "SUCCESS", now - 100, Some(now - 90)),
+            now,
+            Mode::Baseline,
+        );
+        t.apply(rec("b", "RUNNING", now - 50, None), now, Mode::Baseline);
         assert_eq!(t.counters.terminal, [0, 0, 0]);
         // b finishes: counted once, with its duration
-        t.apply(rec("b", "SUCCESS", now - 50, Some(now - 20)), now, false);
-        t.apply(rec("b", "SUCCESS", now - 50, Some(now - 20)), now, false);
+        t.apply(
+            rec("b", "SUCCESS", now - 50, Some(now - 20)),
+            now,
+            Mode::Counting,
+        );
+        t.apply(
+            rec("b", "SUCCESS", now - 50, Some(now - 20)),
+            now,
+            Mode::Counting,
+        );
         // a new failure
-        t.apply(rec("c", "FAIL", now - 10, Some(now - 9)), now, false);
-        // a seen again in an overlap: not counted
-        t.apply(rec("a", "SUCCESS", now - 100, Some(now - 90)), now, false);
+        t.apply(
+            rec("c", "FAIL", now - 10, Some(now - 9)),
+            now,
+            Mode::Counting,
+        );
+        // a seen again: not counted; a stale listing cannot reopen b
+        t.apply(
+            rec("a", "SUCCESS", now - 100, Some(now - 90)),
+            now,
+            Mode::Counting,
+        );
+        t.apply(rec("b", "RUNNING", now - 50, None), now, Mode::Counting);
         assert_eq!(t.counters.terminal, [1, 1, 0]);
         assert_eq!(t.counters.durations.count, 2);
         assert_eq!(t.counters.durations.sum, 31.0);
-        let w = t.window();
+        let w = t.window(now);
         assert_eq!(w.by_status, [0, 0, 2, 1, 0]);
         assert_eq!(w.last_failure, Some(now - 10));
     }
 
     #[test]
-    fn records_leave_the_window_and_bad_records_are_ignored() {
+    fn implausible_and_bad_records() {
         let now = 1_700_000_000;
-        let mut t = AsyncTracker::new(3600);
-        t.apply(rec("old", "WAIT", now - 4000, None), now, false);
-        t.apply(rec("new", "DISCARD", now - 10, Some(now - 5)), now, false);
-        t.apply(rec("weird", "PAUSED", now - 10, None), now, false);
+        let mut t = tracker();
+        // Year 1 and a day ahead: counted once each, never in the gauge.
+        let ancient = AsyncInvocation {
+            request_id: Some("ancient".into()),
+            status: Some("FAIL".into()),
+            start_time: Some("0001-01-01T00:00:00".into()),
+            end_time: Some("0001-01-01T00:00:01".into()),
+        };
+        for poll in 0..3 {
+            let at = now + poll * 60;
+            t.apply(ancient.clone(), at, Mode::Counting);
+            t.apply(
+                rec("future", "FAIL", now + 86_400, Some(now + 86_401)),
+                at,
+                Mode::Counting,
+            );
+            t.retain(at);
+        }
+        assert_eq!(t.counters.terminal, [0, 2, 0]);
+        assert_eq!(t.counters.durations.count, 0);
+        assert_eq!(t.window(now).by_status, [0; 5]);
+        assert_eq!(t.window(now).last_failure, None);
+        // No id, unknown status, overlong id: ignored.
+        t.apply(rec("weird", "PAUSED", now - 10, None), now, Mode::Counting);
+        t.apply(
+            rec(&"x".repeat(65), "FAIL", now - 10, None),
+            now,
+            Mode::Counting,
+        );
         t.apply(
             AsyncInvocation {
                 request_id: None,
@@ -323,11 +798,119 @@ mod tests {
                 ..Default::default()
             },
             now,
-            false,
+            Mode::Counting,
         );
-        t.expire(now - 3600);
-        assert_eq!(t.window().by_status, [0, 0, 0, 0, 1]);
+        assert_eq!(t.counters.terminal, [0, 2, 0]);
+    }
+
+    #[test]
+    fn a_discard_without_end_time_is_in_the_histogram() {
+        let now = 1_700_000_000;
+        let mut t = tracker();
+        t.apply(rec("d", "WAIT", now - 40, None), now - 30, Mode::Counting);
+        t.apply(rec("d", "DISCARD", now - 40, None), now, Mode::Counting);
         assert_eq!(t.counters.terminal, [0, 0, 1]);
-        assert_eq!(t.window().last_failure, None);
+        assert_eq!(t.counters.durations.count, 1);
+        assert_eq!(t.counters.durations.sum, 40.0);
+    }
+
+    #[test]
+    fn old_settled_records_move_to_the_gauge_aggregate() {
+        let now = 1_700_000_000;
+        let mut t = tracker();
+        t.covered_until = Some(now);
+        for i in 0..100 {
+            t.apply(
+                rec(
+                    &format!("s{i}"),
+                    "SUCCESS",
+                    now - 3000 + i,
+                    Some(now - 2990 + i),
+                ),
+                now - 2000,
+                Mode::Counting,
+            );
+        }
+        t.apply(rec("p", "RUNNING", now - 100, None), now, Mode::Counting);
+        t.retain(now);
+        assert_eq!(t.records.len(), 1, "only the pending one is remembered");
+        assert_eq!(t.window(now).by_status, [0, 1, 100, 0, 0]);
+        assert_eq!(
+            t.window(now + 1000).by_status[2],
+            0,
+            "aged out of the window"
+        );
+    }
+
+    #[test]
+    fn the_cap_forgets_settled_records_first() {
+        let now = 1_700_000_000;
+        let mut t = AsyncTracker::new(TrackerSettings {
+            max_records: 10,
+            ..TrackerSettings::default()
+        });
+        t.plausible_from = t.oldest_plausible(now - 3600, now);
+        for i in 0..20 {
+            t.apply(
+                rec(
+                    &format!("s{i}"),
+                    "SUCCESS",
+                    now - 100 + i,
+                    Some(now - 90 + i),
+                ),
+                now,
+                Mode::Counting,
+            );
+        }
+        for i in 0..5 {
+            t.apply(
+                rec(&format!("p{i}"), "RUNNING", now - 50 + i, None),
+                now,
+                Mode::Counting,
+            );
+        }
+        t.retain(now);
+        assert_eq!(t.records.len(), 10);
+        assert_eq!(t.records.values().filter(|r| r.pending()).count(), 5);
+        assert_eq!(t.news.abandoned, 0);
+        assert_eq!(
+            t.window(now).by_status[2],
+            20,
+            "the gauge keeps the forgotten ones"
+        );
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let now = 1_700_000_000;
+        let mut t = tracker();
+        t.covered_until = Some(now);
+        t.apply(
+            rec("a", "SUCCESS", now - 10, Some(now - 5)),
+            now,
+            Mode::Counting,
+        );
+        t.apply(rec("b", "RUNNING", now - 10, None), now, Mode::Counting);
+        t.retain(now);
+        let state = t.save();
+        let bytes = postcard::to_allocvec(&state).unwrap();
+        let back: TrackerState = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, state);
+        let mut r = AsyncTracker::restore(TrackerSettings::default(), back);
+        r.plausible_from = t.plausible_from;
+        assert_eq!(r.counters, t.counters);
+        assert_eq!(r.records.len(), 1, "the pending one, whole");
+        // Seen again after the restart: a not counted again, b counted once.
+        r.apply(
+            rec("a", "SUCCESS", now - 10, Some(now - 5)),
+            now + 60,
+            Mode::Counting,
+        );
+        r.apply(
+            rec("b", "SUCCESS", now - 10, Some(now + 20)),
+            now + 60,
+            Mode::Counting,
+        );
+        assert_eq!(r.counters.terminal, [2, 0, 0]);
     }
 }

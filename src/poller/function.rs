@@ -44,14 +44,16 @@ use tokio::sync::Semaphore;
 
 use crate::api::model::{CodeBody, SlaValue, SnapshotBody, StatisticsBody, VersionRecord};
 use crate::api::{ApiError, ApiErrorKind, Client, Endpoint, SnapshotAction, paginate};
+use crate::caps::{Cap, Limits};
 use crate::config::Intervals;
 use crate::state::{
     CodeInfo, Collected, CollectorHealth, CollectorKind, FunctionSnapshot, SNAPSHOT_STATES,
     SnapshotInfo, Statistics, VersionInfo,
 };
-use crate::urn::FunctionUrn;
+use crate::urn::{FunctionUrn, LATEST};
 
-use super::async_tracker::AsyncTracker;
+use super::async_tracker::{AsyncTracker, PollNews, TrackerSettings};
+use super::checkpoint::FunctionState;
 use super::permissions::Denials;
 
 /// Versions per page: a function has at most 20 including `latest`.
@@ -74,8 +76,10 @@ pub struct Schedule {
     /// A failed collector's last values are exported for this long after
     /// its last success, then dropped.
     pub stale_after: Duration,
-    /// Window of async invocation records, in seconds.
-    pub lookback_seconds: i64,
+    /// How async invocations are counted.
+    pub tracker: TrackerSettings,
+    /// Caps on upstream strings and lists.
+    pub limits: Limits,
 }
 
 impl Schedule {
@@ -135,6 +139,8 @@ pub struct PollOutcome {
     /// `FSS.1052`, `FSS.1053` or `FSS.0404`, on any endpoint) and nothing
     /// in the poll said otherwise.
     pub gone: bool,
+    /// What the async invocations collector saw besides counts.
+    pub news: PollNews,
 }
 
 /// A collector's failures in a row, and when it is tried next.
@@ -177,18 +183,32 @@ pub struct FunctionPoller {
 }
 
 impl FunctionPoller {
-    pub fn new(urn: FunctionUrn, lookback_seconds: i64) -> Self {
+    /// A function's poll state: from a saved state when there is one
+    /// (counters carry on), else from a fresh baseline.
+    pub fn new(urn: FunctionUrn, tracker: TrackerSettings, saved: Option<FunctionState>) -> Self {
+        let (tracker, code_changes) = match saved {
+            Some(s) => (AsyncTracker::restore(tracker, s.tracker), s.code_changes),
+            None => (AsyncTracker::new(tracker), 0),
+        };
         Self {
             current: FunctionSnapshot::new(urn.clone()),
             urn,
             last_run: HashMap::new(),
             backoff: HashMap::new(),
-            tracker: AsyncTracker::new(lookback_seconds),
+            tracker,
             digest: None,
-            code_changes: 0,
+            code_changes,
             not_applicable: None,
             answers: false,
             logged: HashMap::new(),
+        }
+    }
+
+    /// What a restart needs to carry on counting.
+    pub fn save_state(&self) -> FunctionState {
+        FunctionState {
+            tracker: self.tracker.save(),
+            code_changes: self.code_changes,
         }
     }
 
@@ -235,7 +255,6 @@ impl FunctionPoller {
         now: f64,
         ctx: &PollContext<'_>,
     ) -> PollOutcome {
-        let now_secs = now.floor() as i64;
         // The statistics collector may have been switched on or off.
         match (schedule.statistics_period, &self.current.statistics) {
             (Some(_), None) => self.current.statistics = Some(Collected::default()),
@@ -245,7 +264,7 @@ impl FunctionPoller {
             }
             _ => {}
         }
-        self.tracker.set_lookback(schedule.lookback_seconds);
+        self.tracker.set_settings(schedule.tracker);
         let due = |kind| ctx.everything || self.due(schedule, kind, now);
         let run_async = due(CollectorKind::AsyncInvocations);
         let run_versions = due(CollectorKind::Versions);
@@ -269,10 +288,17 @@ impl FunctionPoller {
         };
         let (urn, tracker) = (&self.urn, &mut self.tracker);
         let (asyncs, versions, code, snapshot, statistics) = tokio::join!(
+            // Windows are asked for in the API's clock.
             fair.run(run_async, Endpoint::AsyncInvocations, async {
-                tracker.poll(client, urn, now_secs).await
+                tracker
+                    .poll(client, urn, client.api_now().floor() as i64)
+                    .await
             }),
-            fair.run(run_versions, Endpoint::Versions, poll_versions(client, urn)),
+            fair.run(
+                run_versions,
+                Endpoint::Versions,
+                poll_versions(client, urn, schedule.limits)
+            ),
             fair.run(run_code, Endpoint::Code, client.code(urn)),
             async {
                 match snapshot_remembered {
@@ -328,7 +354,14 @@ impl FunctionPoller {
 
         let mut next = self.current.clone();
         next.polls += 1;
-        let code = code.map(|r| r.map(|body| self.code_info(body)));
+        let code = code.map(|r| {
+            r.map(|body| {
+                let mut cut = 0;
+                let info = self.code_info(body, &schedule.limits, &mut cut);
+                client.capped(Cap::LabelLength, cut, &self.urn.to_string());
+                info
+            })
+        });
         // The code the function has after this poll: a remembered "does not
         // apply" holds only for it.
         let new_digest = self.digest.clone();
@@ -369,6 +402,18 @@ impl FunctionPoller {
             next.statistics = Some(folder.fold(CollectorKind::Statistics, previous, statistics));
         }
         next.async_counters = self.tracker.counters().clone();
+        let news = if run_async {
+            self.tracker.news()
+        } else {
+            PollNews::default()
+        };
+        if news.forgotten > 0 {
+            client.capped(
+                Cap::TrackedInvocations,
+                news.forgotten,
+                &self.urn.to_string(),
+            );
+        }
         next.code_changes = self.code_changes;
         if next.up() {
             next.last_success = Some(now);
@@ -377,7 +422,7 @@ impl FunctionPoller {
         tracing::debug!(
             function = %self.urn,
             up = next.up(),
-            async_requests = self.tracker.last_requests(),
+            async_requests = news.requests,
             "function polled"
         );
         self.current = next;
@@ -390,6 +435,7 @@ impl FunctionPoller {
         PollOutcome {
             snapshot: self.current.clone(),
             gone,
+            news,
         }
     }
 
@@ -413,7 +459,9 @@ impl FunctionPoller {
             .collect()
     }
 
-    fn code_info(&mut self, body: CodeBody) -> CodeInfo {
+    /// The code API's answer; `runtime` and `code_type` become labels, so
+    /// they are cut to the label cap (`cut` counts them).
+    fn code_info(&mut self, body: CodeBody, limits: &Limits, cut: &mut u64) -> CodeInfo {
         if let Some(digest) = body.digest.filter(|d| !d.is_empty()) {
             match &self.digest {
                 Some(old) if *old != digest => {
@@ -425,8 +473,8 @@ impl FunctionPoller {
             self.digest = Some(digest);
         }
         CodeInfo {
-            runtime: body.runtime.unwrap_or_default(),
-            code_type: body.code_type.unwrap_or_default(),
+            runtime: limits.label(body.runtime.unwrap_or_default(), cut),
+            code_type: limits.label(body.code_type.unwrap_or_default(), cut),
             size_bytes: body.code_size,
             last_modified: body.last_modified,
             max_instances: body.strategy_config.and_then(|s| s.concurrency),
@@ -660,25 +708,54 @@ fn statistics_of(body: StatisticsBody) -> Statistics {
     }
 }
 
-async fn poll_versions(client: &Client, urn: &FunctionUrn) -> Result<Vec<VersionInfo>, ApiError> {
+/// Every version of a function, within the caps: a version whose name is
+/// longer than the label cap is dropped, its runtime and code type are cut
+/// to it, and beyond `max_versions` the oldest are dropped (`latest` is
+/// always kept). What the caps drop or cut is counted.
+async fn poll_versions(
+    client: &Client,
+    urn: &FunctionUrn,
+    limits: Limits,
+) -> Result<Vec<VersionInfo>, ApiError> {
     let paged = paginate(0, VERSIONS_MAX_PAGES, |marker| {
         client.versions(urn, marker, VERSIONS_PAGE)
     })
     .await?;
+    let (mut long, mut cut) = (0u64, 0u64);
     let mut versions: Vec<VersionInfo> = paged
         .items
         .into_iter()
         .filter_map(|v: VersionRecord| {
+            let version = v.version.filter(|s| !s.is_empty())?;
+            if limits.too_long(&version) {
+                long += 1;
+                return None;
+            }
             Some(VersionInfo {
-                version: v.version.filter(|s| !s.is_empty())?,
-                runtime: v.runtime.unwrap_or_default(),
-                code_type: v.code_type.unwrap_or_default(),
+                version,
+                runtime: limits.label(v.runtime.unwrap_or_default(), &mut cut),
+                code_type: limits.label(v.code_type.unwrap_or_default(), &mut cut),
                 last_modified: v.last_modified,
             })
         })
         .collect();
     versions.sort_by(|a, b| a.version.cmp(&b.version));
     versions.dedup_by(|a, b| a.version == b.version);
+    let extra = versions.len().saturating_sub(limits.max_versions);
+    if extra > 0 {
+        // Keep `latest` and the most recently modified.
+        versions.sort_by(|a, b| {
+            (b.version == LATEST)
+                .cmp(&(a.version == LATEST))
+                .then(b.last_modified.cmp(&a.last_modified))
+                .then(a.version.cmp(&b.version))
+        });
+        versions.truncate(limits.max_versions);
+        versions.sort_by(|a, b| a.version.cmp(&b.version));
+    }
+    let subject = urn.to_string();
+    client.capped(Cap::LabelLength, long + cut, &subject);
+    client.capped(Cap::Versions, extra as u64, &subject);
     Ok(versions)
 }
 

@@ -27,6 +27,7 @@
 //! collectors read it.
 
 mod async_tracker;
+pub mod checkpoint;
 pub mod discovery;
 mod function;
 mod permissions;
@@ -41,7 +42,8 @@ use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-pub use async_tracker::AsyncTracker;
+pub use async_tracker::{AsyncTracker, TrackerSettings, TrackerState};
+pub use checkpoint::Checkpoint;
 pub use function::{
     FunctionPoller, NOT_APPLICABLE_RECHECK, PollContext, PollOutcome, Schedule, backoff_delay,
 };
@@ -49,6 +51,7 @@ pub use permissions::Denials;
 pub use shard::Shard;
 
 use crate::api::{ApiError, Client};
+use crate::caps::{Cap, Limits};
 use crate::clock::Clock;
 use crate::config::{DiscoveryConfig, Intervals};
 use crate::state::{Collected, FunctionSnapshot, ProjectSnapshot, Quota, Store};
@@ -74,7 +77,10 @@ pub struct Settings {
     pub stale_after: Duration,
     /// Cap on monitored functions; the rest are dropped and counted.
     pub max_functions: usize,
-    pub async_lookback: Duration,
+    /// How async invocations are counted (the lookback among it).
+    pub tracker: TrackerSettings,
+    /// Where the counting state is kept, if anywhere.
+    pub checkpoint: Option<Arc<Checkpoint>>,
     /// Look-back minutes of the statistics collector, when enabled.
     pub statistics_period: Option<u32>,
     pub quotas: bool,
@@ -84,6 +90,8 @@ pub struct Settings {
     pub shard: Shard,
     /// Decides what is due, and dates the async windows.
     pub clock: Arc<dyn Clock>,
+    /// Caps on upstream data (label length, versions, quota types).
+    pub limits: Limits,
 }
 
 /// One monitored function and its poll state.
@@ -126,8 +134,8 @@ impl Generation {
                 intervals: settings.intervals.clone(),
                 statistics_period: settings.statistics_period,
                 stale_after: settings.stale_after,
-                lookback_seconds: i64::try_from(settings.async_lookback.as_secs())
-                    .unwrap_or(i64::MAX),
+                tracker: settings.tracker,
+                limits: settings.limits,
             }),
             projects: projects
                 .into_iter()
@@ -385,7 +393,7 @@ impl Shared {
     ) {
         let settings = &generation.settings;
         let period = settings.intervals.cycle();
-        let lookback = generation.schedule.lookback_seconds;
+        let tracker = generation.schedule.tracker;
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
         let mut dropped = 0u64;
         for urn in urns {
@@ -410,7 +418,14 @@ impl Shared {
                     offset: offset(&urn, period),
                     project_id: project_id.to_owned(),
                     discovered,
-                    poller: Mutex::new(FunctionPoller::new(urn.clone(), lookback)),
+                    poller: Mutex::new(FunctionPoller::new(
+                        urn.clone(),
+                        tracker,
+                        settings
+                            .checkpoint
+                            .as_ref()
+                            .and_then(|c| c.take(&urn.to_string())),
+                    )),
                     urn,
                 }),
             );
@@ -473,6 +488,9 @@ impl Shared {
         if slots.remove(urn).is_some() {
             self.store.remove(urn);
             self.denials.forget(urn);
+            if let Some(c) = &self.generation().settings.checkpoint {
+                c.forget(&urn.to_string());
+            }
             tracing::info!(function = %urn, "function is gone; its series are removed");
         }
     }
@@ -563,6 +581,14 @@ impl Shared {
                         &ctx,
                     )
                     .await;
+                // Counted values are shown only once they would survive a
+                // restart: a restart must never bring back lower counters.
+                if let Some(c) = &generation.settings.checkpoint {
+                    c.save(&slot.urn.to_string(), &poller.save_state()).await;
+                }
+                shared
+                    .store
+                    .record_async_anomalies(outcome.news.implausible, outcome.news.abandoned);
                 // Not brought back if it was removed meanwhile.
                 shared.store.update(outcome.snapshot);
                 if outcome.gone && slot.discovered {
@@ -578,6 +604,8 @@ impl Shared {
         }
         let took = started.elapsed();
         self.store.record_cycle(took);
+        // One line per cap whose state changed in this cycle.
+        self.store.caps().log_changes();
         // Ready once every function has been polled at least once (a cycle
         // that skipped a still-running poll does not count for it).
         if !*self.ready.borrow() && self.all_polled() {
@@ -602,6 +630,19 @@ impl Shared {
             }
         };
         let explicit: BTreeSet<&FunctionUrn> = p.explicit.iter().collect();
+        // A name too long for a label is not monitored (a cut name would
+        // not be the function's).
+        let limits = generation.settings.limits;
+        let before = found.len();
+        let found: BTreeSet<FunctionUrn> = found
+            .into_iter()
+            .filter(|u| !limits.too_long(u.name()) && !limits.too_long(u.package()))
+            .collect();
+        p.client.capped(
+            Cap::LabelLength,
+            (before - found.len()) as u64,
+            &p.project_id,
+        );
         let known: Vec<Arc<Slot>> = self
             .slots()
             .into_iter()
@@ -640,13 +681,35 @@ impl Shared {
 
     async fn poll_quotas(&self, generation: &Generation, project: usize) {
         let p = &generation.projects[project];
-        let result: Result<Vec<Quota>, ApiError> = p.target.client.quotas().await.map(|body| {
-            body.quotas
+        let limits = generation.settings.limits;
+        let client = &p.target.client;
+        let result: Result<Vec<Quota>, ApiError> = client.quotas().await.map(|body| {
+            let (mut long, mut cut) = (0u64, 0u64);
+            let mut quotas: Vec<Quota> = body
+                .quotas
                 .map(|q| q.resources)
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(quota_of)
-                .collect()
+                .filter(|q| {
+                    let keep = !limits.too_long(&q.resource);
+                    long += u64::from(!keep);
+                    keep
+                })
+                .map(|mut q| {
+                    q.unit = limits.label(std::mem::take(&mut q.unit), &mut cut);
+                    q
+                })
+                .collect();
+            // One series per resource, whatever the API repeats.
+            let mut seen = std::collections::HashSet::new();
+            quotas.retain(|q| seen.insert(q.resource.clone()));
+            let extra = quotas.len().saturating_sub(limits.max_quota_types);
+            quotas.truncate(limits.max_quota_types);
+            let subject = &p.target.project_id;
+            client.capped(Cap::LabelLength, long + cut, subject);
+            client.capped(Cap::QuotaTypes, extra as u64, subject);
+            quotas
         });
         let collected = {
             let mut q = p.quotas.lock().unwrap_or_else(|e| e.into_inner());

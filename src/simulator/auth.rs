@@ -237,7 +237,7 @@ impl AuthState {
 }
 
 /// `2019-02-13T06:52:13.000000Z`, the way IAM writes times.
-fn rfc3339(unix: i64) -> String {
+pub(super) fn rfc3339(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())

@@ -98,6 +98,12 @@ pub(super) async fn handle(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
+    // The API's own clock, which may differ from the exporter's.
+    let clock =
+        std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(sim.now()).unwrap_or_default());
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(clock)) {
+        response.headers_mut().insert(hyper::header::DATE, v);
+    }
     Ok(response)
 }
 
@@ -229,6 +235,18 @@ async fn answer_response(answer: Result<Reply, ApiFailure>, request_id: &str) ->
         Ok(Reply::Fault(Fault::Delay(_)) | Reply::Delayed(..)) => {
             json_response(StatusCode::OK, &json!({}))
         }
+        Ok(Reply::Fault(Fault::Redirect { status, location })) => {
+            let mut r = raw(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND),
+                String::new(),
+            );
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(hyper::header::LOCATION, v);
+            }
+            r
+        }
+        // Answered in `answer` for the async endpoint; elsewhere an empty body.
+        Ok(Reply::Fault(Fault::EndlessRecords { .. })) => json_response(StatusCode::OK, &json!({})),
         Err(ApiFailure(status, code, msg)) => json_response(
             status,
             &json!({"error_code": code, "error_msg": msg, "request_id": request_id}),
@@ -254,6 +272,10 @@ fn route(
 ) -> (Option<Endpoint>, Result<Reply, ApiFailure>) {
     let path = req.uri.path();
     if path == "/v3/auth/tokens" && req.method == Method::POST {
+        if let Some(fault) = sim.world().iam_fault.as_mut().and_then(|r| r.take()) {
+            return (Some(Endpoint::IamTokens), Ok(Reply::Fault(fault)));
+        }
+        let stated_expiry = sim.world().stated_token_expiry;
         let projects = sim
             .world()
             .projects
@@ -262,7 +284,12 @@ fn route(
             .collect();
         let now = sim.now();
         let answer = match sim.auth().issue_token(body, &projects, now) {
-            Ok((token, v)) => Reply::Token(token, v),
+            Ok((token, mut v)) => {
+                if let Some(offset) = stated_expiry {
+                    v["token"]["expires_at"] = json!(super::auth::rfc3339(now + offset));
+                }
+                Reply::Token(token, v)
+            }
             Err((status, v)) => Reply::Raw(status, v),
         };
         return (Some(Endpoint::IamTokens), Ok(answer));
@@ -345,7 +372,10 @@ fn answer(
     }
     let Some(segment) = urn_segment else {
         return if endpoint == Endpoint::Quotas {
-            Ok(Reply::Json(quotas(p.functions.values())))
+            Ok(Reply::Json(quotas(
+                p.functions.values(),
+                &world.extra_quotas,
+            )))
         } else {
             list_functions(project, &p.region, p.functions.values(), &query).map(Reply::Json)
         };
@@ -375,6 +405,11 @@ fn answer(
     };
     let delay = match fault {
         Some(Fault::Delay(d)) => Some(d),
+        Some(Fault::EndlessRecords { request_id_len })
+            if endpoint == Endpoint::AsyncInvocations =>
+        {
+            return endless_records(world, &query, request_id_len, now).map(Reply::Json);
+        }
         Some(fault) => return Ok(Reply::Fault(fault)),
         None => None,
     };
@@ -486,7 +521,8 @@ fn async_invocations(
         .invocations
         .iter()
         .filter(|i| i.qualifier == qualifier)
-        .filter(|i| i.start >= begin && i.start <= end)
+        .filter(|i| i.visible_at <= now)
+        .filter(|i| i.pinned || (i.start >= begin && i.start <= end))
         .filter(|i| status.is_none_or(|s| i.status == s))
         .filter(|i| request_id.is_none_or(|r| i.request_id == *r))
         .collect();
@@ -496,13 +532,20 @@ fn async_invocations(
     let invocations: Vec<Value> = items
         .iter()
         .map(|i| {
+            let (start, end) = match &i.raw_times {
+                Some((s, e)) => (s.clone(), e.clone()),
+                None => (
+                    format_query_time(i.start),
+                    i.end.map(format_query_time).unwrap_or_default(),
+                ),
+            };
             json!({
                 "request_id": i.request_id,
                 "status": i.status.as_str(),
                 "error_message": i.error_message,
                 "error_code": i.error_code,
-                "start_time": format_query_time(i.start),
-                "end_time": i.end.map(format_query_time).unwrap_or_default(),
+                "start_time": start,
+                "end_time": end,
             })
         })
         .collect();
@@ -665,16 +708,51 @@ fn statistics(f: &Function, qualifier: &str, period: i64, now: i64) -> Value {
     })
 }
 
-/// The project's quotas, with usage computed from its functions.
-fn quotas<'a>(functions: impl Iterator<Item = &'a Function>) -> Value {
+/// The project's quotas, with usage computed from its functions, and any
+/// extra types a test added.
+fn quotas<'a>(
+    functions: impl Iterator<Item = &'a Function>,
+    extra: &[(String, u64, u64)],
+) -> Value {
     let functions: Vec<&Function> = functions.collect();
     let code_mb: u64 = functions.iter().map(|f| f.spec.code_size).sum::<u64>() / (1024 * 1024);
-    json!({"quotas": {"resources": [
-        {"quota": 400, "used": functions.len(), "type": "fgs_func_num", "unit": ""},
-        {"quota": 81920, "used": code_mb, "type": "fgs_func_code_size", "unit": "MB"},
-        {"quota": 1000, "used": 0, "type": "fgs_func_occurs", "unit": ""},
-        {"quota": 1000, "used": 0, "type": "fgs_on_demand_instance_limit", "unit": ""},
-    ]}})
+    let mut resources = vec![
+        json!({"quota": 400, "used": functions.len(), "type": "fgs_func_num", "unit": ""}),
+        json!({"quota": 81920, "used": code_mb, "type": "fgs_func_code_size", "unit": "MB"}),
+        json!({"quota": 1000, "used": 0, "type": "fgs_func_occurs", "unit": ""}),
+        json!({"quota": 1000, "used": 0, "type": "fgs_on_demand_instance_limit", "unit": ""}),
+    ];
+    resources.extend(extra.iter().map(
+        |(kind, quota, used)| json!({"quota": quota, "used": used, "type": kind, "unit": ""}),
+    ));
+    json!({"quotas": {"resources": resources}})
+}
+
+/// A page of async invocation records never seen before (see
+/// [`Fault::EndlessRecords`]): as many as asked for, and a `next_marker`
+/// that always goes on.
+fn endless_records(
+    world: &mut super::world::World,
+    query: &HashMap<String, String>,
+    request_id_len: usize,
+    now: i64,
+) -> Answer {
+    let marker = number(query, "marker", 0)?;
+    let limit = number(query, "limit", ASYNC_DEFAULT_LIMIT)?.min(ASYNC_MAX_LIMIT);
+    let time = format_query_time(now);
+    let invocations: Vec<Value> = (0..limit)
+        .map(|_| {
+            json!({
+                "request_id": world.fresh_id(request_id_len),
+                "status": "SUCCESS",
+                "error_message": "",
+                "error_code": 0,
+                "start_time": time,
+                "end_time": time,
+            })
+        })
+        .collect();
+    Ok(json!({"invocations": invocations, "next_marker": marker + limit.max(1)}))
 }
 
 fn list_functions<'a>(

@@ -18,6 +18,7 @@
 mod auth;
 pub mod gateway;
 mod http;
+mod recorder;
 mod world;
 
 use std::collections::BTreeMap;
@@ -28,7 +29,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use world::{Activity, Fault, FunctionSpec, Invocation, SimStatus};
+pub use recorder::{Recorded, Recorder};
+pub use world::{Activity, Fault, FunctionSpec, Invocation, SimStatus, Truth};
 
 use crate::api::Endpoint;
 use crate::server::serve_streaming;
@@ -212,6 +214,31 @@ impl Simulator {
             .is_some()
     }
 
+    /// Starts, changes or stops (`None`) a function's generated traffic;
+    /// false when the function does not exist.
+    pub fn set_activity(
+        &self,
+        project_id: &str,
+        package: &str,
+        name: &str,
+        activity: Option<Activity>,
+    ) -> bool {
+        self.with_function(project_id, package, name, |f| f.spec.activity = activity)
+            .is_some()
+    }
+
+    /// What a function's generated traffic really did so far: invocations
+    /// that reached each terminal status, and those still pending.
+    pub fn truth(&self, project_id: &str, package: &str, name: &str) -> Option<Truth> {
+        self.with_function(project_id, package, name, |f| f.truth)
+    }
+
+    /// The simulator's clock, Unix seconds (real time plus the offset set
+    /// by [`Simulator::advance_clock`] and [`Simulator::rewind_clock`]).
+    pub fn clock(&self) -> i64 {
+        self.now()
+    }
+
     /// Changes a record's status (and end time); false when not found.
     pub fn set_invocation_status(
         &self,
@@ -331,11 +358,41 @@ impl Simulator {
         }
     }
 
-    /// Heals every fault, of every function and project.
+    /// Heals every fault, of every function and project, and of IAM.
     pub fn clear_faults(&self) {
         let mut w = self.world();
         w.faults.clear();
         w.project_faults.clear();
+        w.iam_fault = None;
+    }
+
+    /// Makes IAM's token endpoint misbehave (`None` heals it), e.g. with a
+    /// [`Fault::Redirect`].
+    pub fn set_iam_fault(&self, fault: Option<Fault>) {
+        self.world().iam_fault = fault.map(|fault| world::FaultRule {
+            fault,
+            remaining: None,
+        });
+    }
+
+    /// Adds `count` quota types to every project's quotas answer, named
+    /// `t<n>` padded with `x` to `name_len` characters.
+    pub fn add_quota_types(&self, count: usize, name_len: usize) {
+        let mut w = self.world();
+        for i in 0..count {
+            let base = format!("t{i}");
+            let pad = "x".repeat(name_len.saturating_sub(base.len()));
+            w.extra_quotas
+                .push((format!("{base}{pad}"), 1000, i as u64));
+        }
+    }
+
+    /// Makes IAM state an `expires_at` of now plus `seconds` (negative: in
+    /// the past) in its token answers, while the tokens themselves keep
+    /// their lifetime at the gateway (a clock out of step); `None` restores
+    /// the real expiry.
+    pub fn set_stated_token_expiry(&self, seconds: Option<i64>) {
+        self.world().stated_token_expiry = seconds;
     }
 
     /// Makes every endpoint of a project misbehave (`None` heals it).

@@ -68,6 +68,15 @@ pub struct Invocation {
     pub start: i64,
     /// Unix seconds; `None` until finished.
     pub end: Option<i64>,
+    /// Unix seconds from which listings show the record (the API's
+    /// visibility lag); `start` unless set otherwise.
+    pub visible_at: i64,
+    /// Listed whatever the query's time window (a record the API's filter
+    /// does not apply to, as a misbehaving upstream might send).
+    pub pinned: bool,
+    /// `start_time` / `end_time` as sent, instead of the formatted times
+    /// (malformed or out-of-range dates).
+    pub raw_times: Option<(String, String)>,
 }
 
 impl Invocation {
@@ -86,7 +95,28 @@ impl Invocation {
             error_message,
             start,
             end,
+            visible_at: start,
+            pinned: false,
+            raw_times: None,
         }
+    }
+
+    /// The same record, visible in listings only from `at`.
+    pub fn visible_from(mut self, at: i64) -> Self {
+        self.visible_at = at;
+        self
+    }
+
+    /// The same record, listed whatever the query's time window.
+    pub fn pinned(mut self) -> Self {
+        self.pinned = true;
+        self
+    }
+
+    /// The same record, with `start_time` and `end_time` sent as given.
+    pub fn with_raw_times(mut self, start: &str, end: &str) -> Self {
+        self.raw_times = Some((start.to_owned(), end.to_owned()));
+        self
     }
 
     /// The same record invoked through another qualifier.
@@ -108,6 +138,37 @@ pub struct Activity {
     pub wait: (i64, i64),
     /// Seconds spent RUNNING, min and max.
     pub run: (i64, i64),
+    /// Seconds after its start before a record shows in listings, min and
+    /// max (the API's visibility lag).
+    pub visibility_lag: (i64, i64),
+}
+
+impl Activity {
+    /// Invocations through `qualifier` at `per_minute`, none failing, each
+    /// running `run` seconds (min, max), visible at once.
+    pub fn steady(qualifier: &str, per_minute: f64, run: (i64, i64)) -> Self {
+        Self {
+            qualifier: qualifier.to_owned(),
+            per_minute,
+            fail_ratio: 0.0,
+            discard_ratio: 0.0,
+            wait: (0, 0),
+            run,
+            visibility_lag: (0, 0),
+        }
+    }
+}
+
+/// What a function's generated traffic really did: the ground truth an
+/// exporter's counts are checked against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Truth {
+    /// Generated invocations that reached SUCCESS, FAIL and DISCARD.
+    pub terminal: [u64; 3],
+    /// Sum of their `end - start`, seconds.
+    pub duration_sum: i64,
+    /// Generated invocations not yet terminal.
+    pub pending: u64,
 }
 
 /// What a function looks like when it is created.
@@ -201,6 +262,7 @@ pub(super) struct Function {
     plans: HashMap<String, Plan>,
     /// Fractional invocations carried between activity steps.
     carry: f64,
+    pub truth: Truth,
 }
 
 impl Function {
@@ -251,6 +313,13 @@ pub enum Fault {
     Reset,
     /// 200 with a (valid JSON) body of about this many bytes.
     Huge(usize),
+    /// A redirect: this status (301, 302, 303, 307, 308) with this
+    /// `Location`, e.g. a [`super::Recorder`] on another port.
+    Redirect { status: u16, location: String },
+    /// Async invocations only: every page is full of records never seen
+    /// before (SUCCESS, started now), with request ids this many characters
+    /// long, and a `next_marker` that always goes on, without a `count`.
+    EndlessRecords { request_id_len: usize },
 }
 
 impl Fault {
@@ -259,6 +328,14 @@ impl Fault {
         Fault::Status {
             status,
             body: serde_json::json!({"error_code": code, "error_msg": message}).to_string(),
+        }
+    }
+
+    /// A redirect to `location`.
+    pub fn redirect(status: u16, location: &str) -> Self {
+        Fault::Redirect {
+            status,
+            location: location.to_owned(),
         }
     }
 
@@ -301,6 +378,13 @@ pub(super) struct World {
     pub faults: HashMap<FaultKey, FaultRule>,
     /// Faults of every endpoint of a project.
     pub project_faults: HashMap<String, FaultRule>,
+    /// Fault of IAM's token endpoint.
+    pub iam_fault: Option<FaultRule>,
+    /// Quota types answered besides the four real ones: (type, quota, used).
+    pub extra_quotas: Vec<(String, u64, u64)>,
+    /// Seconds from now to the `expires_at` IAM states in its answers
+    /// (the token itself lasts `token_ttl`); `None`: the real expiry.
+    pub stated_token_expiry: Option<i64>,
     rng: StdRng,
     ids: u64,
 }
@@ -311,9 +395,18 @@ impl World {
             projects: BTreeMap::new(),
             faults: HashMap::new(),
             project_faults: HashMap::new(),
+            iam_fault: None,
+            extra_quotas: Vec::new(),
+            stated_token_expiry: None,
             rng: StdRng::seed_from_u64(seed),
             ids: 0,
         }
+    }
+
+    /// A request id never used before, `len` characters long (at least 16).
+    pub fn fresh_id(&mut self, len: usize) -> String {
+        self.ids += 1;
+        format!("{:0>len$x}", self.ids)
     }
 
     pub fn function_mut(
@@ -340,6 +433,7 @@ impl World {
             invocations: Vec::new(),
             plans: HashMap::new(),
             carry: 0.0,
+            truth: Truth::default(),
             spec,
         };
         p.functions
@@ -399,6 +493,9 @@ impl World {
                 let start = now - self.rng.random_range(0..=spread);
                 let wait = self.rng.random_range(a.wait.0..=a.wait.1.max(a.wait.0));
                 let run = self.rng.random_range(a.run.0..=a.run.1.max(a.run.0));
+                let lag = self
+                    .rng
+                    .random_range(a.visibility_lag.0..=a.visibility_lag.1.max(a.visibility_lag.0));
                 let roll: f64 = self.rng.random();
                 let outcome = if roll < a.discard_ratio {
                     SimStatus::Discard
@@ -410,8 +507,12 @@ impl World {
                 let f = self
                     .function_mut(&pid, &package, &name)
                     .expect("listed above");
-                f.invocations
-                    .push(Invocation::new(&id, SimStatus::Wait, start, None).through(&a.qualifier));
+                f.invocations.push(
+                    Invocation::new(&id, SimStatus::Wait, start, None)
+                        .through(&a.qualifier)
+                        .visible_from(start + lag),
+                );
+                f.truth.pending += 1;
                 f.plans.insert(
                     id,
                     Plan {
@@ -463,7 +564,7 @@ fn advance(f: &mut Function, now: i64) {
         if inv.status.is_terminal() {
             continue;
         }
-        let Some(plan) = f.plans.get(&inv.request_id) else {
+        let Some(plan) = f.plans.get(&inv.request_id).cloned() else {
             continue;
         };
         if now >= plan.finish_at || (plan.outcome == SimStatus::Discard && now >= plan.run_at) {
@@ -478,6 +579,14 @@ fn advance(f: &mut Function, now: i64) {
             inv.error_message = done.error_message;
             inv.end = done.end;
             f.plans.remove(&inv.request_id);
+            let slot = match plan.outcome {
+                SimStatus::Fail => 1,
+                SimStatus::Discard => 2,
+                _ => 0,
+            };
+            f.truth.terminal[slot] += 1;
+            f.truth.duration_sum += end - inv.start;
+            f.truth.pending = f.truth.pending.saturating_sub(1);
         } else if now >= plan.run_at {
             inv.status = SimStatus::Running;
         }
@@ -497,6 +606,7 @@ pub(super) fn demo_functions() -> Vec<FunctionSpec> {
         discard_ratio,
         wait,
         run,
+        visibility_lag: (0, 0),
     };
     vec![
         FunctionSpec::new("default", "image-resize")

@@ -4,26 +4,34 @@
 //! every scrape. So a successful verification is remembered: the cache
 //! holds an HMAC-SHA256, under a key drawn at start-up, of user, hash and
 //! password, never the password. A changed hash or password misses the
-//! cache; a removed user is refused before the cache is consulted.
-//! Failures are not cached (the cache stays bounded whatever a client
-//! sends).
+//! cache; a removed user is refused before the cache is consulted. A
+//! failed verification is remembered the same way, so repeating a wrong
+//! password costs no bcrypt. Both caches are bounded (emptied when full).
 //!
 //! bcrypt runs on the blocking pool, one verification at a time (as in
 //! exporter-toolkit), so guessing passwords costs an attacker at most one
-//! core of ours. An unknown user is checked against a dummy hash, so the
-//! response time does not tell which users exist. The final comparison is
-//! the bcrypt crate's, in constant time; the cache lookup compares keyed
-//! MACs, whose timing reveals nothing about the password.
+//! core of ours. The verifications wait in one queue per client address,
+//! served in turn (round robin), so a flood of guesses from some addresses
+//! delays a login from another by one verification per flooding address,
+//! not by everything they queued; a client may have a few verifications
+//! waiting and all clients together a bounded number, beyond which an
+//! attempt is answered "busy" (429) at once, without bcrypt. A credential
+//! that has been verified is answered from the cache and never waits.
+//!
+//! An unknown user is checked against a dummy hash, so the response time
+//! does not tell which users exist. The final comparison is the bcrypt
+//! crate's, in constant time; the cache lookups compare keyed MACs, whose
+//! timing reveals nothing about the password.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use hyper::header::HeaderValue;
 use sha2::Sha256;
-use tokio::sync::Semaphore;
 
 use crate::secret::Secret;
 
@@ -33,6 +41,12 @@ pub const CHALLENGE: &str = "Basic realm=\"functiongraph_exporter\"";
 /// Successful verifications remembered at most; the cache is emptied when
 /// full.
 const MAX_CACHED: usize = 1024;
+/// Failed verifications remembered at most; emptied when full.
+const MAX_FAILED: usize = 4096;
+/// Verifications waiting, from one client address.
+const MAX_WAITING_PER_CLIENT: usize = 4;
+/// Verifications waiting, from all clients.
+const MAX_WAITING: usize = 256;
 
 /// Cost of the dummy hash unknown users are checked against.
 const DUMMY_COST: u32 = 10;
@@ -60,11 +74,94 @@ impl fmt::Debug for Users {
     }
 }
 
-/// Checks credentials and remembers the good ones.
+/// The outcome of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The credentials are those of a configured user.
+    Allowed,
+    /// They are not (or there were none).
+    Denied,
+    /// Too many verifications are waiting (from this client, or from all):
+    /// not checked; try again later.
+    Busy,
+}
+
+/// Checks credentials and remembers the outcome.
 pub struct Verifier {
     key: [u8; 32],
     ok: Mutex<HashSet<[u8; 32]>>,
-    gate: Semaphore,
+    failed: Mutex<HashSet<[u8; 32]>>,
+    queue: Arc<Mutex<Queue>>,
+}
+
+/// Who verifies next: one verification runs at a time; the others wait in
+/// their client's lane, and lanes take turns.
+#[derive(Default)]
+struct Queue {
+    /// A verification is running.
+    busy: bool,
+    lanes: HashMap<IpAddr, VecDeque<tokio::sync::oneshot::Sender<()>>>,
+    /// Lanes with someone waiting, in turn order.
+    order: VecDeque<IpAddr>,
+    waiting: usize,
+}
+
+/// The right to run one bcrypt verification; handed to the next in turn
+/// when dropped (also when the request that asked for it went away).
+struct Turn {
+    queue: Arc<Mutex<Queue>>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        hand_over(&self.queue);
+    }
+}
+
+/// Gives the turn to the next lane's first waiter still waiting, or frees
+/// it.
+fn hand_over(queue: &Mutex<Queue>) {
+    let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let Some(client) = q.order.pop_front() else {
+            q.busy = false;
+            return;
+        };
+        let Some(lane) = q.lanes.get_mut(&client) else {
+            continue;
+        };
+        let next = lane.pop_front();
+        let more = !lane.is_empty();
+        if more {
+            q.order.push_back(client);
+        } else {
+            q.lanes.remove(&client);
+        }
+        if let Some(next) = next {
+            q.waiting -= 1;
+            if next.send(()).is_ok() {
+                return;
+            }
+        }
+    }
+}
+
+/// A waiter's place in its lane. Dropped after the turn was handed to it
+/// but before it took it (its request went away), it passes the turn on.
+struct Waiting {
+    rx: Option<tokio::sync::oneshot::Receiver<()>>,
+    queue: Arc<Mutex<Queue>>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if rx.try_recv().is_ok() {
+                hand_over(&self.queue);
+            }
+        }
+    }
 }
 
 impl fmt::Debug for Verifier {
@@ -84,56 +181,118 @@ impl Verifier {
         Self {
             key: rand::random(),
             ok: Mutex::new(HashSet::new()),
-            gate: Semaphore::new(1),
+            failed: Mutex::new(HashSet::new()),
+            queue: Arc::new(Mutex::new(Queue::default())),
         }
     }
 
     /// Whether the `Authorization` header holds the credentials of one of
-    /// `users`.
-    pub async fn check(&self, users: &Arc<Users>, authorization: Option<&HeaderValue>) -> bool {
+    /// `users`; `client` is the address the request came from (its lane).
+    pub async fn check(
+        &self,
+        users: &Arc<Users>,
+        authorization: Option<&HeaderValue>,
+        client: IpAddr,
+    ) -> Verdict {
         let Some((user, password)) = authorization.and_then(parse_basic) else {
-            return false;
+            return Verdict::Denied;
         };
         let hash = users.0.get(&user).map(|h| h.expose().to_owned());
-        let mac = hash.as_ref().map(|h| self.mac(&user, h, &password));
-        if mac.as_ref().is_some_and(|m| self.remembered(m)) {
-            return true;
+        // An unknown user's MAC (empty hash) is never in the good cache.
+        let mac = self.mac(&user, hash.as_deref().unwrap_or(""), &password);
+        if let Some(verdict) = self.remembered(&mac, hash.is_some()) {
+            return verdict;
         }
-        let Ok(_permit) = self.gate.acquire().await else {
-            return false;
+        let Some(turn) = self.turn(client).await else {
+            return Verdict::Busy;
         };
         // Another request may have verified the same credentials meanwhile.
-        if mac.as_ref().is_some_and(|m| self.remembered(m)) {
-            return true;
+        if let Some(verdict) = self.remembered(&mac, hash.is_some()) {
+            return verdict;
         }
-        let verified = tokio::task::spawn_blocking(move || match hash {
-            Some(hash) => bcrypt::verify(&password, &hash).unwrap_or(false),
-            None => {
-                // As long as for a known user, and never a success.
-                if let Some(dummy) = dummy_hash() {
-                    let _ = bcrypt::verify(&password, dummy);
+        // The turn goes with the verification, so however many requests
+        // give up while theirs runs, one bcrypt runs at a time.
+        let verified = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            match hash {
+                Some(hash) => bcrypt::verify(&password, &hash).unwrap_or(false),
+                None => {
+                    // As long as for a known user, and never a success.
+                    if let Some(dummy) = dummy_hash() {
+                        let _ = bcrypt::verify(&password, dummy);
+                    }
+                    false
                 }
-                false
             }
         })
         .await
         .unwrap_or(false);
-        if let (true, Some(mac)) = (verified, mac) {
-            let mut cache = self.ok.lock().unwrap_or_else(|e| e.into_inner());
-            if cache.len() >= MAX_CACHED {
-                cache.clear();
-            }
-            cache.insert(mac);
-            return true;
+        let (cache, max) = if verified {
+            (&self.ok, MAX_CACHED)
+        } else {
+            (&self.failed, MAX_FAILED)
+        };
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= max {
+            cache.clear();
         }
-        false
+        cache.insert(mac);
+        if verified {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied
+        }
     }
 
-    fn remembered(&self, mac: &[u8; 32]) -> bool {
-        self.ok
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(mac)
+    /// The remembered outcome for these credentials, if any.
+    fn remembered(&self, mac: &[u8; 32], known_user: bool) -> Option<Verdict> {
+        let lock = |m: &Mutex<HashSet<[u8; 32]>>| {
+            m.lock().unwrap_or_else(|e| e.into_inner()).contains(mac)
+        };
+        if known_user && lock(&self.ok) {
+            Some(Verdict::Allowed)
+        } else if lock(&self.failed) {
+            Some(Verdict::Denied)
+        } else {
+            None
+        }
+    }
+
+    /// Waits for this client's turn to run a verification, or `None` when
+    /// too many are waiting already.
+    async fn turn(&self, client: IpAddr) -> Option<Turn> {
+        let rx = {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if !q.busy {
+                q.busy = true;
+                return Some(Turn {
+                    queue: Arc::clone(&self.queue),
+                });
+            }
+            if q.waiting >= MAX_WAITING {
+                return None;
+            }
+            let lane = q.lanes.entry(client).or_default();
+            if lane.len() >= MAX_WAITING_PER_CLIENT {
+                return None;
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            lane.push_back(tx);
+            if lane.len() == 1 {
+                q.order.push_back(client);
+            }
+            q.waiting += 1;
+            rx
+        };
+        let mut waiting = Waiting {
+            rx: Some(rx),
+            queue: Arc::clone(&self.queue),
+        };
+        let given = waiting.rx.as_mut()?.await;
+        waiting.rx = None;
+        given.ok().map(|()| Turn {
+            queue: Arc::clone(&self.queue),
+        })
     }
 
     /// HMAC of user, hash and password, each length-prefixed.
@@ -211,17 +370,42 @@ mod tests {
         }
     }
 
+    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     #[tokio::test]
-    async fn verifies_and_caches_only_successes() {
+    async fn verifies_and_caches_outcomes() {
         let v = Verifier::new();
         let users = users();
-        assert!(!v.check(&users, None).await);
-        assert!(!v.check(&users, Some(&header("alice", "wrong"))).await);
-        assert!(!v.check(&users, Some(&header("mallory", "s3cret:x"))).await);
+        let check = |h: Option<HeaderValue>, u: Arc<Users>| {
+            let v = &v;
+            async move { v.check(&u, h.as_ref(), HERE).await }
+        };
+        assert_eq!(check(None, users.clone()).await, Verdict::Denied);
+        assert_eq!(
+            check(Some(header("alice", "wrong")), users.clone()).await,
+            Verdict::Denied
+        );
+        assert_eq!(
+            check(Some(header("mallory", "s3cret:x")), users.clone()).await,
+            Verdict::Denied
+        );
         assert!(v.ok.lock().unwrap().is_empty());
-        assert!(v.check(&users, Some(&header("alice", "s3cret:x"))).await);
+        assert_eq!(v.failed.lock().unwrap().len(), 2);
+        // The same wrong password again: answered from the cache.
+        assert_eq!(
+            check(Some(header("alice", "wrong")), users.clone()).await,
+            Verdict::Denied
+        );
+        assert_eq!(v.failed.lock().unwrap().len(), 2);
+        assert_eq!(
+            check(Some(header("alice", "s3cret:x")), users.clone()).await,
+            Verdict::Allowed
+        );
         assert_eq!(v.ok.lock().unwrap().len(), 1);
-        assert!(v.check(&users, Some(&header("alice", "s3cret:x"))).await);
+        assert_eq!(
+            check(Some(header("alice", "s3cret:x")), users.clone()).await,
+            Verdict::Allowed
+        );
         assert_eq!(v.ok.lock().unwrap().len(), 1);
 
         // A new hash for alice: the remembered success does not apply.
@@ -231,10 +415,58 @@ mod tests {
             Secret::new(bcrypt::hash("other", 4).unwrap()),
         );
         let rotated = Arc::new(Users::new(m));
-        assert!(!v.check(&rotated, Some(&header("alice", "s3cret:x"))).await);
+        assert_eq!(
+            check(Some(header("alice", "s3cret:x")), rotated).await,
+            Verdict::Denied
+        );
         // Removed: refused even though remembered.
         let none = Arc::new(Users::new(BTreeMap::new()));
-        assert!(!v.check(&none, Some(&header("alice", "s3cret:x"))).await);
+        assert_eq!(
+            check(Some(header("alice", "s3cret:x")), none).await,
+            Verdict::Denied
+        );
         assert_eq!(format!("{:?}", users), "{\"alice\"}");
+    }
+
+    /// Lanes take turns: a second client's verification runs right after
+    /// the one in progress, before the rest of the first client's queue;
+    /// and a full lane answers busy at once.
+    #[tokio::test]
+    async fn client_lanes_take_turns_and_are_bounded() {
+        let v = Arc::new(Verifier::new());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let running = v.turn(a).await.expect("free");
+        let served = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        let queue = |client: IpAddr, name: &'static str| {
+            let (v, served) = (Arc::clone(&v), Arc::clone(&served));
+            tokio::spawn(async move {
+                let turn = v.turn(client).await;
+                served.lock().unwrap().push(name);
+                turn.is_some()
+            })
+        };
+        let waiting = |n: usize| {
+            let v = Arc::clone(&v);
+            async move {
+                while v.queue.lock().unwrap().waiting < n {
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        for (i, name) in ["a1", "a2", "a3", "a4"].into_iter().enumerate() {
+            tasks.push(queue(a, name));
+            waiting(i + 1).await;
+        }
+        assert!(v.turn(a).await.is_none(), "a full lane is busy");
+        tasks.push(queue(b, "b1"));
+        waiting(5).await;
+        drop(running);
+        for t in tasks {
+            assert!(t.await.unwrap());
+        }
+        assert_eq!(*served.lock().unwrap(), ["a1", "b1", "a2", "a3", "a4"]);
+        assert!(!v.queue.lock().unwrap().busy);
     }
 }

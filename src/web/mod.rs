@@ -31,6 +31,9 @@ use hyper::header::{HeaderName, HeaderValue};
 
 pub use config::{WebConfig, WebConfigError};
 
+/// The largest web configuration file read.
+const MAX_WEB_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
 /// The web configuration in force: what a connection and its requests use.
 pub struct Active {
     /// The TLS server configuration; `None`: plain HTTP.
@@ -117,7 +120,7 @@ struct Attempt {
 
 fn attempt(path: &Path, previous_files: &[PathBuf]) -> Attempt {
     let config_stamp = FileStamp::of(path);
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::secret::read_bounded(path, MAX_WEB_CONFIG_BYTES) {
         Ok(t) => t,
         Err(source) => {
             return Attempt {
@@ -235,11 +238,21 @@ impl LiveWebConfig {
                 for w in &warnings {
                     tracing::warn!(file = %self.path.display(), "web configuration: {w}");
                 }
-                tracing::info!(
-                    file = %self.path.display(),
-                    basic_auth_users = active.users.as_ref().map_or(0, |u| u.len()),
-                    "web configuration reloaded"
-                );
+                if state.active.users.is_some() && active.users.is_none() {
+                    // Never silent: every path is now open to anyone who can
+                    // reach the port (also visible in
+                    // functiongraph_exporter_web_basic_auth_enabled).
+                    tracing::warn!(
+                        file = %self.path.display(),
+                        "web configuration reloaded WITHOUT basic authentication: it was on and is now off; every path is open to anyone who can reach the port"
+                    );
+                } else {
+                    tracing::info!(
+                        file = %self.path.display(),
+                        basic_auth_users = active.users.as_ref().map_or(0, |u| u.len()),
+                        "web configuration reloaded"
+                    );
+                }
                 state.active = Arc::new(active);
             }
             Err(e) => tracing::error!(
@@ -255,12 +268,27 @@ impl LiveWebConfig {
         Arc::clone(&self.state.lock().unwrap_or_else(|e| e.into_inner()).active)
     }
 
-    /// Whether a request with this `Authorization` header may proceed
-    /// under `active`: always when no users are configured.
-    pub async fn authorize(&self, active: &Active, authorization: Option<&HeaderValue>) -> bool {
+    /// Whether a request from `client` with this `Authorization` header may
+    /// proceed under `active`: always when no users are configured.
+    pub async fn authorize(
+        &self,
+        active: &Active,
+        authorization: Option<&HeaderValue>,
+        client: std::net::IpAddr,
+    ) -> auth::Verdict {
         match &active.users {
-            None => true,
-            Some(users) => self.verifier.check(users, authorization).await,
+            None => auth::Verdict::Allowed,
+            Some(users) => self.verifier.check(users, authorization, client).await,
         }
+    }
+}
+
+impl crate::collector::exporter::ServingSecurity for LiveWebConfig {
+    fn tls(&self) -> bool {
+        self.tls
+    }
+
+    fn basic_auth(&self) -> bool {
+        self.current().users.is_some()
     }
 }

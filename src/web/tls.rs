@@ -116,7 +116,9 @@ fn what(pem: &Pem, prefix: &str, file_key: &str, inline_key: &str) -> String {
 
 fn read(pem: &Pem, prefix: &str, file_key: &str, inline_key: &str) -> Result<Vec<u8>, String> {
     match pem {
-        Pem::File(path) => std::fs::read(path)
+        // Regular files only, bounded: a PEM chain is a few kilobytes.
+        Pem::File(path) => crate::secret::read_bounded(path, 1024 * 1024)
+            .map(String::into_bytes)
             .map_err(|e| format!("{}: {e}", what(pem, prefix, file_key, inline_key))),
         Pem::Inline(text) => Ok(text.expose().as_bytes().to_vec()),
     }

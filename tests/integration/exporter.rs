@@ -181,8 +181,9 @@ async fn counters_count_each_new_terminal_invocation_once() {
 }
 
 /// A window larger than one page is read across pages; after the baseline,
-/// a poll reads pages for new records only, and pending records are
-/// re-checked until they finish.
+/// a poll reads the recent records only (those started within
+/// `polling.async_late_visibility` of the previous poll), and an older
+/// pending record is looked up by its request id until it finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pagination_and_incremental_reads() {
     let sim = simulator(&[F]);
@@ -219,11 +220,11 @@ async fn pagination_and_incremental_reads() {
         1234.0
     );
 
-    // Next poll: one page of new records (none), one WAIT and one RUNNING
-    // listing for the pending record, no matter how large the window is.
+    // Next poll: one page of recent records (none) and one lookup of the
+    // pending record, no matter how large the window is.
     let before = sim.requests_to(Endpoint::AsyncInvocations);
     h.poll().await;
-    assert_eq!(sim.requests_to(Endpoint::AsyncInvocations) - before, 3);
+    assert_eq!(sim.requests_to(Endpoint::AsyncInvocations) - before, 2);
 
     // 600 new records: two pages of them.
     let now = now_unix();
@@ -244,8 +245,8 @@ async fn pagination_and_incremental_reads() {
     ));
     let before = sim.requests_to(Endpoint::AsyncInvocations);
     h.poll().await;
-    // 2 pages of new records + WAIT + RUNNING listings + 1 lookup of "slow".
-    assert_eq!(sim.requests_to(Endpoint::AsyncInvocations) - before, 5);
+    // 2 pages of new records + 1 lookup of "slow".
+    assert_eq!(sim.requests_to(Endpoint::AsyncInvocations) - before, 3);
     let m = h.metrics().await;
     let total = |status| {
         m.get(
@@ -263,9 +264,8 @@ async fn pagination_and_incremental_reads() {
         0.0
     );
 
-    // Nothing pending any more: only the new-records listing, two pages
-    // because the 600 records are still inside the overlap with the
-    // previous poll (and are not counted again).
+    // Nothing pending any more: only the recent-records listing, two pages
+    // because the 600 records are still recent (and are not counted again).
     let before = sim.requests_to(Endpoint::AsyncInvocations);
     h.poll().await;
     assert_eq!(sim.requests_to(Endpoint::AsyncInvocations) - before, 2);

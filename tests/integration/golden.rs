@@ -13,8 +13,9 @@ use functiongraph_exporter::timefmt::now_unix;
 use crate::util::{Harness, PROJECT, simulator};
 
 /// Families whose values depend on the clock or the machine.
-const ZEROED: [&str; 4] = [
+const ZEROED: [&str; 5] = [
     "functiongraph_exporter_api_request_duration_seconds",
+    "functiongraph_exporter_api_clock_offset_seconds",
     "functiongraph_exporter_poll_duration_seconds",
     "functiongraph_exporter_last_poll_success_timestamp_seconds",
     "functiongraph_async_invocation_last_failure_timestamp_seconds",

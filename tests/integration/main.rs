@@ -6,6 +6,9 @@
 //! - `containment`: one failure stays one failure, and costs once:
 //!   permission denials, not-applicable snapshots, back-off per collector,
 //!   tolerant decoding, gone functions, hanging functions (issue 11).
+//! - `counting`: async invocations counted exactly once against the
+//!   simulator's ground truth: busy functions, late records, a skewed API
+//!   clock, long invocations, implausible dates, restarts with a state file.
 //! - `deploy`: the files under `deploy/`: alert rules (promtool, a real
 //!   Prometheus), the dashboard's queries, example configurations, probes.
 //! - `exporter`: the simulator and the exporter end to end over loopback HTTP.
@@ -13,6 +16,9 @@
 //! - `reload`: SIGHUP and `POST /-/reload` on the running binary.
 //! - `scale`: discovery, sharding, several projects, API cost, rate limit,
 //!   statistics and quotas.
+//! - `security`: issue 10's probes: redirects elsewhere, the lifecycle
+//!   endpoint, hostile upstream data and its caps, odd secret files,
+//!   broken pipes, a password-guessing flood.
 //! - `faults`: retries, throttling, hangs, huge bodies, staleness, hostile
 //!   names, the function cap, overruns, many scrapers.
 //! - `golden`: a fixed scenario's exposition against a checked-in file.
@@ -23,11 +29,13 @@ mod auth;
 mod cli;
 mod config;
 mod containment;
+mod counting;
 mod deploy;
 mod exporter;
 mod faults;
 mod golden;
 mod reload;
 mod scale;
+mod security;
 mod util;
 mod web;

@@ -1,5 +1,5 @@
-//! Reloading the configuration of the running binary: `POST /-/reload` and
-//! SIGHUP apply a valid new file without losing counters, and refuse an
+//! Reloading the configuration of the running binary: `POST /-/reload`
+//! (with `--web.enable-lifecycle`) and SIGHUP apply a valid new file without losing counters, and refuse an
 //! invalid one while the old configuration keeps running.
 
 use std::process::{Child, Command};
@@ -96,7 +96,8 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
     .unwrap();
 
     let config_path = config_file.display().to_string();
-    let (child, addr) = crate::util::spawn_binary(&["--config", &config_path]);
+    let (child, addr) =
+        crate::util::spawn_binary(&["--config", &config_path, "--web.enable-lifecycle"]);
     let exporter = Exporter { child, addr };
     let http = reqwest::Client::new();
     let addr = exporter.addr.clone();

@@ -53,6 +53,8 @@ pub async fn serve_simulator(sim: &Simulator, shutdown: &CancellationToken) -> S
 /// An exporter polling a simulator (which the test keeps a handle on).
 pub struct Harness {
     pub exporter: Running,
+    /// The configuration it was started with (for reloads).
+    pub config: Config,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     _dir: TempDir,
@@ -180,6 +182,7 @@ impl Harness {
             .unwrap();
         Harness {
             exporter,
+            config,
             http: reqwest::Client::new(),
             shutdown,
             _dir: dir,
@@ -446,4 +449,31 @@ pub fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
         .recv_timeout(DEADLINE)
         .expect("the exporter logs its address");
     (child, addr)
+}
+
+/// Scrapes `http://{addr}/metrics` until `check` holds, within the deadline
+/// (for a separate process polling on its own: this waits for a state, not
+/// for a time).
+pub async fn scrape_until(
+    http: &reqwest::Client,
+    addr: &str,
+    what: &str,
+    check: impl Fn(&Exposition) -> bool,
+) -> Exposition {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let m = match http.get(format!("http://{addr}/metrics")).send().await {
+            Ok(r) => Exposition::parse(&r.text().await.unwrap_or_default()),
+            Err(_) => Exposition::parse(""),
+        };
+        if check(&m) {
+            return m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} not seen within {DEADLINE:?}:\n{}",
+            m.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
