@@ -560,16 +560,17 @@ async fn metrics_negotiate_openmetrics_and_text() {
     let om = r.text().await.unwrap();
     assert!(om.ends_with("\n# EOF\n"), "{om}");
     assert_eq!(om.matches("# EOF").count(), 1);
-    // The gauge keeps its family; the counter of the same base name is
-    // `unknown`, samples unchanged; other counters are counters.
+    // Counters are counter families (named without `_total`, samples
+    // with it), the invocation counter among them.
     assert!(
-        om.contains("\n# TYPE functiongraph_async_invocations gauge\n"),
+        om.contains("\n# TYPE functiongraph_async_invocation_records gauge\n"),
         "{om}"
     );
     assert!(
-        om.contains("\n# TYPE functiongraph_async_invocations_total unknown\n"),
+        om.contains("\n# TYPE functiongraph_async_invocations counter\n"),
         "{om}"
     );
+    assert!(!om.contains(" unknown\n"), "{om}");
     assert!(
         om.contains("\n# TYPE functiongraph_exporter_api_requests counter\n"),
         "{om}"
