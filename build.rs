@@ -1,7 +1,8 @@
 //! Build facts for `functiongraph_exporter_build_info` and `--version`
-//! (git revision, rustc version), and whether `promtool` and `prometheus`
-//! are installed, so the tests that need them are reported as ignored, not
-//! passed, without them.
+//! (git revision, rustc version), and whether `promtool`, `prometheus` and
+//! Python's `prometheus_client` (a strict OpenMetrics parser) are installed,
+//! so the tests that need them are reported as ignored, not passed, without
+//! them.
 
 use std::path::Path;
 use std::process::Command;
@@ -46,6 +47,27 @@ fn main() {
             }
         }
     }
+    println!("cargo::rustc-check-cfg=cfg(has_openmetrics_parser)");
+    if has_openmetrics_parser() {
+        println!("cargo::rustc-cfg=has_openmetrics_parser");
+    } else if std::env::var_os("FGE_REQUIRE_PROMTOOL").is_some() {
+        panic!(
+            "FGE_REQUIRE_PROMTOOL is set but python3 cannot import prometheus_client (pip install prometheus-client)"
+        );
+    } else {
+        println!(
+            "cargo::warning=python3 prometheus_client not found: the strict OpenMetrics checks will be ignored"
+        );
+    }
+}
+
+/// Whether Python's `prometheus_client` (its strict OpenMetrics parser,
+/// used by `tests/tools/openmetrics_check.py`) can be imported.
+fn has_openmetrics_parser() -> bool {
+    Command::new("python3")
+        .args(["-c", "import prometheus_client.openmetrics.parser"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn output(cmd: &str, args: &[&str]) -> Option<String> {

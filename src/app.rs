@@ -327,6 +327,9 @@ fn build(
             max_duration: seconds(config.polling.async_max_duration),
             max_records: config.polling.max_tracked_invocations,
             interval: seconds(config.polling.intervals.async_invocations),
+            recent_failures: config.failures.keep,
+            max_error_codes: config.failures.max_error_codes,
+            log_failures: config.failures.log,
         },
         checkpoint: parts.checkpoint.clone(),
         statistics_period: config

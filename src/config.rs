@@ -86,7 +86,32 @@ struct RawConfig {
     #[serde(default)]
     state: RawState,
     #[serde(default)]
+    failures: RawFailures,
+    #[serde(default)]
     projects: Vec<RawProject>,
+}
+
+/// `[failures]`: what is kept of failed and discarded invocations.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawFailures {
+    /// Latest failed and discarded invocations kept per function (`/failures`).
+    keep: usize,
+    /// Distinct `error_code` labels per function.
+    max_error_codes: usize,
+    /// One log line per counted failure.
+    log: bool,
+}
+
+impl Default for RawFailures {
+    fn default() -> Self {
+        let d = FailuresConfig::default();
+        Self {
+            keep: d.keep,
+            max_error_codes: d.max_error_codes,
+            log: d.log,
+        }
+    }
 }
 
 /// `[state]`: durable counting state.
@@ -334,7 +359,31 @@ pub struct Config {
     pub collectors: CollectorsConfig,
     pub sharding: ShardingConfig,
     pub state: StateConfig,
+    pub failures: FailuresConfig,
     pub projects: Vec<ProjectConfig>,
+}
+
+/// What is kept of failed and discarded invocations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailuresConfig {
+    /// Latest failed and discarded invocations kept per function, shown on
+    /// `/failures`.
+    pub keep: usize,
+    /// Distinct `error_code` labels of
+    /// `functiongraph_async_invocation_failures_total` per function.
+    pub max_error_codes: usize,
+    /// One structured log line per counted failure.
+    pub log: bool,
+}
+
+impl Default for FailuresConfig {
+    fn default() -> Self {
+        Self {
+            keep: 20,
+            max_error_codes: 20,
+            log: false,
+        }
+    }
 }
 
 /// Durable counting state.
@@ -876,12 +925,31 @@ fn validate(raw: RawConfig, c: &Checker<'_>) -> Result<Config, ConfigError> {
         }
         path => StateConfig { path },
     };
+    let f = &raw.failures;
+    if f.keep > 1000 {
+        return Err(c.err(
+            "failures.keep",
+            format!("must be at most 1000, found {}", f.keep),
+        ));
+    }
+    if !(1..=1000).contains(&f.max_error_codes) {
+        return Err(c.err(
+            "failures.max_error_codes",
+            format!("must be between 1 and 1000, found {}", f.max_error_codes),
+        ));
+    }
+    let failures = FailuresConfig {
+        keep: f.keep,
+        max_error_codes: f.max_error_codes,
+        log: f.log,
+    };
     Ok(Config {
         web: WebConfig { listen_address },
         polling,
         collectors,
         sharding,
         state,
+        failures,
         projects,
     })
 }

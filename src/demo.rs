@@ -10,8 +10,8 @@ use clap::ValueEnum;
 
 use crate::Error;
 use crate::config::{
-    AuthConfig, AuthMethod, CollectorsConfig, Config, DEFAULT_AUTH_BACKOFF, Intervals,
-    PollingConfig, ProjectConfig, ShardingConfig, StateConfig, WebConfig,
+    AuthConfig, AuthMethod, CollectorsConfig, Config, DEFAULT_AUTH_BACKOFF, FailuresConfig,
+    Intervals, PollingConfig, ProjectConfig, ShardingConfig, StateConfig, WebConfig,
 };
 use crate::secret::{Secret, SecretSource};
 use crate::simulator::{DEMO_PROJECT_ID, DEMO_REGION, Simulator};
@@ -113,6 +113,7 @@ pub fn config(endpoint: &str, listen_address: SocketAddr, auth: DemoAuth) -> Con
         },
         sharding: ShardingConfig::default(),
         state: StateConfig::default(),
+        failures: FailuresConfig::default(),
         projects: vec![ProjectConfig {
             project_id: DEMO_PROJECT_ID.to_owned(),
             region: DEMO_REGION.to_owned(),

@@ -15,6 +15,7 @@
 //! it is rate-limited: a few reloads at once, then one every two seconds.
 
 mod body;
+mod failures;
 mod negotiate;
 
 pub use body::Chunks;
@@ -352,7 +353,10 @@ fn unauthorized() -> HttpResponse {
 fn route(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
     let path = req.uri().path();
     let allowed = matches!(*req.method(), Method::GET | Method::HEAD);
-    let known = matches!(path, "/" | "/metrics" | "/-/healthy" | "/-/ready");
+    let known = matches!(
+        path,
+        "/" | "/metrics" | "/failures" | "/-/healthy" | "/-/ready"
+    );
     if !known {
         return text(
             StatusCode::NOT_FOUND,
@@ -368,6 +372,7 @@ fn route(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
     match path {
         // Answered in `dispatch`, which may render off the runtime.
         "/metrics" => text(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.\n"),
+        "/failures" => failures::page(&state.store, req.uri().query(), req.headers()),
         "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
         "/-/ready" if state.poller.is_ready() => text(StatusCode::OK, "Ready.\n"),
         "/-/ready" => text(
@@ -526,7 +531,7 @@ fn landing(state: &ServerState) -> HttpResponse {
 </head>
 <body>
 <h1>FunctionGraph Exporter</h1>
-<p>Version {version}. <a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
+<p>Version {version}. <a href="/metrics">Metrics</a> · <a href="/failures">Recent failures</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
 <p>Values are refreshed by background polling every {interval} s; scrapes are served from memory and never call the API.</p>
 {permissions}<h2>Functions ({up} of {total} up)</h2>
 <table>

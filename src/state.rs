@@ -123,13 +123,27 @@ pub const DURATION_BUCKETS: [f64; 14] = [
     1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 43200.0, 86400.0,
 ];
 
+/// One counted invocation, as an OpenMetrics exemplar: the way from a
+/// counter or a histogram bucket to the request behind it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Exemplar {
+    pub request_id: String,
+    /// 1 for a counter; the observed duration for a histogram bucket.
+    pub value: f64,
+    /// When the invocation ended (Unix seconds, API clock).
+    pub timestamp: f64,
+}
+
 /// A cumulative distribution of durations: counts per bucket of
-/// [`DURATION_BUCKETS`] (not cumulative; the last slot is `+Inf`).
+/// [`DURATION_BUCKETS`] (not cumulative; the last slot is `+Inf`), and the
+/// latest invocation each bucket counted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DurationHistogram {
     pub counts: [u64; DURATION_BUCKETS.len() + 1],
     pub sum: f64,
     pub count: u64,
+    /// The latest observation of each slot of `counts`.
+    pub exemplars: [Option<Exemplar>; DURATION_BUCKETS.len() + 1],
 }
 
 impl Default for DurationHistogram {
@@ -138,12 +152,33 @@ impl Default for DurationHistogram {
             counts: [0; DURATION_BUCKETS.len() + 1],
             sum: 0.0,
             count: 0,
+            exemplars: std::array::from_fn(|_| None),
         }
     }
 }
 
 impl DurationHistogram {
     pub fn observe(&mut self, seconds: f64) {
+        self.slot(seconds);
+    }
+
+    /// Observes one invocation's duration and keeps it as its bucket's
+    /// exemplar if it ended last.
+    pub fn observe_request(&mut self, seconds: f64, request_id: &str, ended: f64) {
+        let slot = self.slot(seconds);
+        if self.exemplars[slot]
+            .as_ref()
+            .is_none_or(|e| e.timestamp <= ended)
+        {
+            self.exemplars[slot] = Some(Exemplar {
+                request_id: request_id.to_owned(),
+                value: seconds,
+                timestamp: ended,
+            });
+        }
+    }
+
+    fn slot(&mut self, seconds: f64) -> usize {
         let slot = DURATION_BUCKETS
             .iter()
             .position(|b| seconds <= *b)
@@ -151,10 +186,11 @@ impl DurationHistogram {
         self.counts[slot] += 1;
         self.sum += seconds;
         self.count += 1;
+        slot
     }
 }
 
-/// Counts that only grow while the process lives.
+/// Counts that only grow (across restarts, with `[state] path`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AsyncCounters {
     /// Terminal invocations first seen terminal after the baseline, by
@@ -162,6 +198,40 @@ pub struct AsyncCounters {
     pub terminal: [u64; 3],
     /// `end_time − start_time` of each of them.
     pub durations: DurationHistogram,
+    /// The latest invocation counted in each of `terminal`.
+    pub latest: [Option<Exemplar>; 3],
+    /// `FAIL` invocations by the record's `error_code`; at most the
+    /// configured number of codes, the rest under [`OTHER_ERROR_CODE`].
+    pub failures_by_code: BTreeMap<String, u64>,
+}
+
+/// The `error_code` label of failures whose code is beyond the cap.
+pub const OTHER_ERROR_CODE: &str = "other";
+/// The `error_code` label of failures whose record had no code.
+pub const UNKNOWN_ERROR_CODE: &str = "unknown";
+
+/// A failed or discarded invocation, for `/failures` (never a label).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FailureRecord {
+    pub request_id: String,
+    pub status: InvocationStatus,
+    /// The record's `error_code`, as text; empty when absent.
+    pub error_code: String,
+    /// The record's `error_message`, cut to a few hundred characters.
+    pub error_message: String,
+    /// Unix seconds (API clock).
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+impl FailureRecord {
+    /// `end − start`, when both are known and in order.
+    pub fn duration(&self) -> Option<i64> {
+        match (self.start, self.end) {
+            (Some(s), Some(e)) if e >= s => Some(e - s),
+            _ => None,
+        }
+    }
 }
 
 /// The async invocation records in the lookback window.
@@ -298,6 +368,8 @@ pub struct FunctionSnapshot {
     pub last_success: Option<f64>,
     pub async_invocations: Collected<AsyncWindow>,
     pub async_counters: AsyncCounters,
+    /// The latest failed and discarded invocations counted, newest first.
+    pub recent_failures: Arc<[FailureRecord]>,
     pub versions: Collected<Vec<VersionInfo>>,
     pub code: Collected<CodeInfo>,
     /// Digest changes observed since start.
@@ -321,6 +393,7 @@ impl FunctionSnapshot {
             last_success: None,
             async_invocations: Collected::default(),
             async_counters: AsyncCounters::default(),
+            recent_failures: Arc::from(Vec::new()),
             versions: Collected::default(),
             code: Collected::default(),
             code_changes: 0,

@@ -40,6 +40,13 @@ pub struct AsyncInvocation {
     pub start_time: Option<String>,
     /// Same format; empty while the invocation has not finished.
     pub end_time: Option<String>,
+    /// `0` on success. A number in the reference, a string in some SDKs:
+    /// read as text; anything else is taken as absent, never as an error.
+    #[serde(deserialize_with = "loose_code")]
+    pub error_code: Option<String>,
+    /// Empty on success; anything but a string is taken as absent.
+    #[serde(deserialize_with = "loose_string")]
+    pub error_message: Option<String>,
 }
 
 /// `GET .../versions`.
@@ -398,6 +405,31 @@ where
         }
         .filter(|t| (FIRST..=LAST).contains(t)),
     )
+}
+
+/// An error code given as a number or a string; other types are absent (a
+/// field the exporter only shows must never fail a collector).
+fn loose_code<'de, D>(d: D) -> Result<Option<String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::String(s) => Some(s.trim().to_owned()),
+        _ => None,
+    }
+    .filter(|s| !s.is_empty()))
+}
+
+/// A string; other types are absent.
+fn loose_string<'de, D>(d: D) -> Result<Option<String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

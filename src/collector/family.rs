@@ -1,16 +1,22 @@
 //! A small builder for constant metric families (node_exporter's
 //! "const metric" style): families are described once, filled from a
 //! snapshot, and encoded. Nothing here is shared between scrapes.
+//!
+//! A family also collects its samples' exemplars, which the plain metric
+//! model cannot hold, for the OpenMetrics encoder.
 
 use prometheus::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
 };
 
-use crate::state::{DURATION_BUCKETS, DurationHistogram};
+use super::openmetrics::SampleExemplars;
+use crate::state::{DURATION_BUCKETS, DurationHistogram, Exemplar};
 
 /// One metric family being filled.
 pub struct Family {
     mf: MetricFamily,
+    /// Parallel to the samples, once any sample has an exemplar.
+    exemplars: Vec<SampleExemplars>,
 }
 
 impl Family {
@@ -19,7 +25,10 @@ impl Family {
         mf.set_name(name.to_owned());
         mf.set_help(help.to_owned());
         mf.set_field_type(kind);
-        Self { mf }
+        Self {
+            mf,
+            exemplars: Vec::new(),
+        }
     }
 
     pub fn gauge(name: &str, help: &str) -> Self {
@@ -32,6 +41,29 @@ impl Family {
 
     pub fn histogram(name: &str, help: &str) -> Self {
         Self::new(name, help, MetricType::HISTOGRAM)
+    }
+
+    /// Adds a counter sample with the latest request it counted.
+    pub fn sample_with_exemplar(
+        &mut self,
+        labels: Vec<LabelPair>,
+        value: f64,
+        exemplar: Option<&Exemplar>,
+    ) {
+        self.sample(labels, value);
+        if let Some(e) = exemplar {
+            self.set_exemplars(SampleExemplars {
+                sample: Some(e.clone()),
+                buckets: Vec::new(),
+            });
+        }
+    }
+
+    /// Records the exemplars of the sample added last.
+    fn set_exemplars(&mut self, e: SampleExemplars) {
+        let n = self.mf.get_metric().len();
+        self.exemplars.resize_with(n, SampleExemplars::default);
+        self.exemplars[n - 1] = e;
     }
 
     /// Adds a sample whose value is a gauge or counter value, depending on
@@ -74,12 +106,19 @@ impl Family {
         let mut m = Metric::from_label(labels);
         m.set_histogram(hist);
         self.mf.mut_metric().push(m);
+        if h.exemplars.iter().any(Option::is_some) {
+            self.set_exemplars(SampleExemplars {
+                sample: None,
+                buckets: h.exemplars.to_vec(),
+            });
+        }
     }
 
-    /// The finished family, or `None` when it has no samples (the encoder
-    /// refuses empty families, and an empty family says nothing).
-    pub fn finish(self) -> Option<MetricFamily> {
-        (!self.mf.get_metric().is_empty()).then_some(self.mf)
+    /// The finished family and its samples' exemplars (empty when none), or
+    /// `None` when it has no samples (the encoder refuses empty families,
+    /// and an empty family says nothing).
+    pub fn finish(self) -> Option<(MetricFamily, Vec<SampleExemplars>)> {
+        (!self.mf.get_metric().is_empty()).then_some((self.mf, self.exemplars))
     }
 }
 

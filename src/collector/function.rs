@@ -12,14 +12,19 @@ use crate::state::{
 };
 
 use super::family::{Family, label};
+use super::openmetrics::SampleExemplars;
 
 /// Label value of a snapshot state the API reported but the exporter does
 /// not know (and of a missing state).
 const UNKNOWN_STATE: &str = "unknown";
 
-/// Builds the per-function families. `refresh` is appended to every HELP
-/// text ("Refreshed by background polling every 60 seconds.").
-pub fn families(snapshots: &[impl AsRef<FunctionSnapshot>], refresh: &str) -> Vec<MetricFamily> {
+/// Builds the per-function families, and beside them their samples'
+/// exemplars (for OpenMetrics). `refresh` is appended to every HELP text
+/// ("Refreshed by background polling every 60 seconds.").
+pub fn families(
+    snapshots: &[impl AsRef<FunctionSnapshot>],
+    refresh: &str,
+) -> (Vec<MetricFamily>, Vec<Vec<SampleExemplars>>) {
     let help = |text: &str| format!("{text} {refresh}");
     let mut up = Family::gauge(
         "functiongraph_up",
@@ -32,7 +37,7 @@ pub fn families(snapshots: &[impl AsRef<FunctionSnapshot>], refresh: &str) -> Ve
         &help("1 if the collector's latest poll of the function succeeded, else 0."),
     );
     let mut window = Family::gauge(
-        "functiongraph_async_invocations",
+        "functiongraph_async_invocation_records",
         &help(
             "Asynchronous invocation records in the lookback window (polling.async_lookback), by status.",
         ),
@@ -40,7 +45,13 @@ pub fn families(snapshots: &[impl AsRef<FunctionSnapshot>], refresh: &str) -> Ve
     let mut totals = Family::counter(
         "functiongraph_async_invocations_total",
         &help(
-            "Asynchronous invocations seen reaching a terminal status (SUCCESS, FAIL, DISCARD) since the exporter started; each request counted once. Records already terminal at the first poll are not counted.",
+            "Asynchronous invocations seen reaching a terminal status (SUCCESS, FAIL, DISCARD), each request counted exactly once. Records already terminal at the first poll are not counted. In OpenMetrics, FAIL and DISCARD carry the latest request counted as an exemplar.",
+        ),
+    );
+    let mut failures = Family::counter(
+        "functiongraph_async_invocation_failures_total",
+        &help(
+            "FAIL asynchronous invocations by the record's error_code, each request counted once, as in functiongraph_async_invocations_total{status=\"FAIL\"}, which they sum to. Per function at most failures.max_error_codes codes; the rest are error_code=\"other\", a record without one error_code=\"unknown\".",
         ),
     );
     let mut durations = Family::histogram(
@@ -180,10 +191,19 @@ pub fn families(snapshots: &[impl AsRef<FunctionSnapshot>], refresh: &str) -> Ve
         // Counters exist from the first poll, at 0, whatever its outcome:
         // a failure-ratio query must never divide by "no data".
         for (i, status) in InvocationStatus::TERMINAL.iter().enumerate() {
-            totals.sample(
+            // The way from an alert to the request: failures only.
+            let exemplar = match status {
+                InvocationStatus::Success => None,
+                _ => snap.async_counters.latest[i].as_ref(),
+            };
+            totals.sample_with_exemplar(
                 with(&[("status", status.as_str())]),
                 snap.async_counters.terminal[i] as f64,
+                exemplar,
             );
+        }
+        for (code, n) in &snap.async_counters.failures_by_code {
+            failures.sample(with(&[("error_code", code)]), *n as f64);
         }
         durations.histogram_sample(with(&[]), &snap.async_counters.durations);
         code_changes.sample(with(&[]), snap.code_changes as f64);
@@ -250,11 +270,12 @@ pub fn families(snapshots: &[impl AsRef<FunctionSnapshot>], refresh: &str) -> Ve
         }
     }
 
-    [
+    let (families, exemplars) = [
         up,
         success,
         window,
         totals,
+        failures,
         durations,
         last_failure,
         code_size,
@@ -276,7 +297,8 @@ pub fn families(snapshots: &[impl AsRef<FunctionSnapshot>], refresh: &str) -> Ve
     ]
     .into_iter()
     .filter_map(Family::finish)
-    .collect()
+    .unzip();
+    (families, exemplars)
 }
 
 /// Project-level families: functions monitored, and quotas.
@@ -325,6 +347,7 @@ pub fn project_families(
     [functions, limit, used]
         .into_iter()
         .filter_map(Family::finish)
+        .map(|(family, _)| family)
         .collect()
 }
 
@@ -379,7 +402,7 @@ mod tests {
     fn encode(snaps: &[FunctionSnapshot]) -> String {
         let snaps: Vec<std::sync::Arc<FunctionSnapshot>> =
             snaps.iter().cloned().map(std::sync::Arc::new).collect();
-        let families = families(&snaps, "R.");
+        let (families, _) = families(&snaps, "R.");
         prometheus::TextEncoder::new()
             .encode_to_string(&families)
             .unwrap()

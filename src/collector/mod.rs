@@ -19,10 +19,9 @@
 //! freshly compressed exporter part in one gzip member (see [`gzip`]), so
 //! compression per scrape costs only the small part as well.
 //!
-//! In OpenMetrics a counter's family can clash with another family's name
-//! (see [`openmetrics`]); the clash is decided over the names of both
-//! parts, and the function part's OpenMetrics text is re-encoded when the
-//! exporter part's family names change.
+//! The OpenMetrics form also carries exemplars: the latest failed and
+//! discarded request of each function's invocation counter, and the latest
+//! request of each duration bucket.
 
 pub mod exporter;
 mod family;
@@ -30,7 +29,6 @@ mod function;
 pub mod gzip;
 pub mod openmetrics;
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -102,13 +100,8 @@ pub struct Renderer {
 /// take several times the memory of the text).
 struct FunctionPart {
     generation: u64,
-    /// The function part's family names, for the OpenMetrics clash rule of
-    /// the exporter part.
-    names: Vec<String>,
     text: Arc<Encoded>,
     openmetrics: Arc<Encoded>,
-    /// The exporter family names the OpenMetrics text was encoded against.
-    exporter_names: Vec<String>,
 }
 
 /// One encoding of the function part, and its compressed form once asked
@@ -180,8 +173,7 @@ impl Renderer {
     /// The whole exposition in `format`, gzip-compressed if `gzip`.
     pub fn body(&self, format: Format, gzip: bool) -> Body {
         let exporter = self.exporter.gather(&self.store.cycles());
-        let exporter_names: Vec<&str> = exporter.iter().map(MetricFamily::name).collect();
-        let part = self.functions_part(&exporter_names);
+        let part = self.functions_part();
         let mut tail = String::with_capacity(16 * 1024);
         let head = match format {
             Format::Text => {
@@ -189,13 +181,7 @@ impl Renderer {
                 &part.text
             }
             Format::OpenMetrics => {
-                let names: HashSet<&str> = part
-                    .names
-                    .iter()
-                    .map(String::as_str)
-                    .chain(exporter_names.iter().copied())
-                    .collect();
-                openmetrics::encode(&exporter, &names, &mut tail);
+                openmetrics::encode(&exporter, &[], &mut tail);
                 tail.push_str(openmetrics::EOF);
                 &part.openmetrics
             }
@@ -220,26 +206,19 @@ impl Renderer {
     }
 
     /// The per-function part of the current store generation: built (and
-    /// encoded in both formats) once per generation, and again only if the
-    /// exporter part's family names changed (they decide OpenMetrics name
-    /// clashes).
-    fn functions_part(&self, exporter_names: &[&str]) -> Arc<FunctionPart> {
+    /// encoded in both formats) once per generation.
+    fn functions_part(&self) -> Arc<FunctionPart> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         // Read the generation before the snapshots: a publish in between
         // makes the next render rebuild, never serves stale data as fresh.
         let generation = self.store.generation();
         if let Some(part) = cache.as_ref() {
-            let same_names = part
-                .exporter_names
-                .iter()
-                .map(String::as_str)
-                .eq(exporter_names.iter().copied());
-            if part.generation == generation && same_names {
+            if part.generation == generation {
                 return Arc::clone(part);
             }
         }
         let snapshots = self.store.functions();
-        let mut families = function::families(&snapshots, &self.refresh);
+        let (mut families, exemplars) = function::families(&snapshots, &self.refresh);
         families.extend(function::project_families(
             &snapshots,
             &self.store.projects(),
@@ -248,19 +227,12 @@ impl Renderer {
         drop(snapshots);
         let mut text = String::new();
         encode_text(&families, &mut text, "function metrics");
-        let names: HashSet<&str> = families
-            .iter()
-            .map(MetricFamily::name)
-            .chain(exporter_names.iter().copied())
-            .collect();
         let mut om = String::with_capacity(text.len() + text.len() / 8);
-        openmetrics::encode(&families, &names, &mut om);
+        openmetrics::encode(&families, &exemplars, &mut om);
         let part = Arc::new(FunctionPart {
             generation,
-            names: families.iter().map(|f| f.name().to_owned()).collect(),
             text: Encoded::new(text),
             openmetrics: Encoded::new(om),
-            exporter_names: exporter_names.iter().map(|n| (*n).to_owned()).collect(),
         });
         *cache = Some(Arc::clone(&part));
         part
@@ -320,17 +292,10 @@ mod tests {
             !r.is_cached(Format::Text, true),
             "compressed only when asked"
         );
-        let names: Vec<String> = r
-            .exporter
-            .gather(&store.cycles())
-            .iter()
-            .map(|f| f.name().to_owned())
-            .collect();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let part = r.functions_part(&names);
+        let part = r.functions_part();
         let second = r.body(Format::OpenMetrics, true);
         let text = r.body(Format::Text, false);
-        assert!(Arc::ptr_eq(&part, &r.functions_part(&names)));
+        assert!(Arc::ptr_eq(&part, &r.functions_part()));
         let (first, second) = (gunzip(&first.to_bytes()), gunzip(&second.to_bytes()));
         let plain = String::from_utf8_lossy(&part.openmetrics.plain).into_owned();
         assert!(first.starts_with(&plain) && second.starts_with(&plain));
@@ -339,6 +304,6 @@ mod tests {
 
         store.publish(FunctionSnapshot::new(urn));
         assert!(!r.is_cached(Format::Text, false));
-        assert!(!Arc::ptr_eq(&part, &r.functions_part(&names)));
+        assert!(!Arc::ptr_eq(&part, &r.functions_part()));
     }
 }

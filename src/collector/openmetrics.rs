@@ -8,25 +8,29 @@
 //! (`1.0`, `0.005`, `+Inf`), and a `+Inf` bucket is always present. The
 //! caller appends `# EOF` once, after the last family.
 //!
-//! Counters are the one place where the two formats differ: in OpenMetrics
-//! the family of the counter `x_total` is named `x`, its samples `x_total`.
-//! Two cases would change what Prometheus ingests, so such counters are
-//! written as `unknown` with their samples unchanged (same series, same
-//! values; only the TYPE metadata is lost):
+//! In OpenMetrics the family of the counter `x_total` is named `x`, its
+//! samples `x_total`. A counter whose name does not end in `_total` would be
+//! renamed by that, so it is written as `unknown` with its samples
+//! unchanged (none of the exporter's do).
 //!
-//! - the family name without `_total` is also another family's name. The
-//!   exporter has the gauge `functiongraph_async_invocations` and the
-//!   counter `functiongraph_async_invocations_total`: as a counter, the
-//!   latter would be a second family `functiongraph_async_invocations`,
-//!   which OpenMetrics parsers refuse. It is written as
-//!   `# TYPE functiongraph_async_invocations_total unknown`.
-//! - the counter's name does not end in `_total`: OpenMetrics would add the
-//!   suffix and so rename the series.
+//! Exemplars, which the text format cannot carry, come beside the families
+//! ([`SampleExemplars`]): a counter sample or a histogram bucket may end in
+//! `# {request_id="…"} value timestamp`, the request behind it.
 
-use std::collections::HashSet;
 use std::fmt::Write;
 
 use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
+
+use crate::state::Exemplar;
+
+/// The exemplars of one sample of a family: of the sample itself (a
+/// counter), or of each bucket of a histogram, in bucket order (`+Inf`
+/// last).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SampleExemplars {
+    pub sample: Option<Exemplar>,
+    pub buckets: Vec<Option<Exemplar>>,
+}
 
 /// The `Content-Type` of OpenMetrics 1.0.0, exactly as Prometheus wants it.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -34,23 +38,24 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// The line that ends an OpenMetrics exposition.
 pub const EOF: &str = "# EOF\n";
 
-/// Appends `families` to `out` in OpenMetrics 1.0.0. `names` holds the
-/// names of every family of the whole exposition (these and any encoded
-/// separately), which decides the counter clashes described in the module
-/// documentation. Does not write `# EOF`.
-pub fn encode(families: &[MetricFamily], names: &HashSet<&str>, out: &mut String) {
-    for mf in families {
-        encode_family(mf, names, out);
+/// Appends `families` to `out` in OpenMetrics 1.0.0. `exemplars`, when not
+/// empty, runs parallel to `families`, and each of its entries parallel to
+/// that family's samples (an empty entry: no exemplars). Does not write
+/// `# EOF`.
+pub fn encode(families: &[MetricFamily], exemplars: &[Vec<SampleExemplars>], out: &mut String) {
+    for (i, mf) in families.iter().enumerate() {
+        let exemplars = exemplars.get(i).map_or(&[][..], Vec::as_slice);
+        encode_family(mf, exemplars, out);
     }
 }
 
-fn encode_family(mf: &MetricFamily, names: &HashSet<&str>, out: &mut String) {
+fn encode_family(mf: &MetricFamily, exemplars: &[SampleExemplars], out: &mut String) {
     let name = mf.name();
     let kind = mf.get_field_type();
     // (family name, TYPE, sample suffix for counters)
     let (family, type_name, counter_suffix) = match kind {
         MetricType::COUNTER => match name.strip_suffix("_total") {
-            Some(base) if !base.is_empty() && !names.contains(base) => (base, "counter", "_total"),
+            Some(base) if !base.is_empty() => (base, "counter", "_total"),
             _ => (name, "unknown", ""),
         },
         MetricType::GAUGE => (name, "gauge", ""),
@@ -66,8 +71,9 @@ fn encode_family(mf: &MetricFamily, names: &HashSet<&str>, out: &mut String) {
         out.push('\n');
     }
     let _ = writeln!(out, "# TYPE {family} {type_name}");
-    for m in mf.get_metric() {
+    for (i, m) in mf.get_metric().iter().enumerate() {
         let labels = m.get_label();
+        let exemplars = exemplars.get(i);
         match kind {
             MetricType::COUNTER => {
                 sample(
@@ -77,27 +83,35 @@ fn encode_family(mf: &MetricFamily, names: &HashSet<&str>, out: &mut String) {
                     labels,
                     None,
                     m.get_counter().get_value(),
+                    exemplars.and_then(|e| e.sample.as_ref()),
                 );
             }
-            MetricType::GAUGE => sample(out, name, "", labels, None, m.get_gauge().get_value()),
+            MetricType::GAUGE => {
+                sample(out, name, "", labels, None, m.get_gauge().get_value(), None)
+            }
             MetricType::UNTYPED => {
                 // The plain model deprecates untyped values; read them while
                 // they exist.
                 #[allow(deprecated)]
                 let value = m.get_untyped().get_value();
-                sample(out, name, "", labels, None, value);
+                sample(out, name, "", labels, None, value, None);
             }
-            MetricType::HISTOGRAM => histogram(out, name, m),
+            MetricType::HISTOGRAM => histogram(out, name, m, exemplars),
             MetricType::SUMMARY => summary(out, name, m),
         }
     }
 }
 
-fn histogram(out: &mut String, name: &str, m: &Metric) {
+fn histogram(out: &mut String, name: &str, m: &Metric, exemplars: Option<&SampleExemplars>) {
     let h = m.get_histogram();
     let labels = m.get_label();
+    let bucket_exemplar = |i: usize| {
+        exemplars
+            .and_then(|e| e.buckets.get(i))
+            .and_then(Option::as_ref)
+    };
     let mut has_inf = false;
-    for b in h.get_bucket() {
+    for (i, b) in h.get_bucket().iter().enumerate() {
         let bound = b.upper_bound();
         has_inf |= bound == f64::INFINITY;
         let le = canonical_float(bound);
@@ -108,6 +122,7 @@ fn histogram(out: &mut String, name: &str, m: &Metric) {
             labels,
             Some(("le", &le)),
             b.cumulative_count() as f64,
+            bucket_exemplar(i),
         );
     }
     if !has_inf {
@@ -118,6 +133,7 @@ fn histogram(out: &mut String, name: &str, m: &Metric) {
             labels,
             Some(("le", "+Inf")),
             h.get_sample_count() as f64,
+            bucket_exemplar(h.get_bucket().len()),
         );
     }
     sample(
@@ -127,8 +143,9 @@ fn histogram(out: &mut String, name: &str, m: &Metric) {
         labels,
         None,
         h.get_sample_count() as f64,
+        None,
     );
-    sample(out, name, "_sum", labels, None, h.get_sample_sum());
+    sample(out, name, "_sum", labels, None, h.get_sample_sum(), None);
 }
 
 fn summary(out: &mut String, name: &str, m: &Metric) {
@@ -143,13 +160,22 @@ fn summary(out: &mut String, name: &str, m: &Metric) {
             labels,
             Some(("quantile", &quantile)),
             q.value(),
+            None,
         );
     }
-    sample(out, name, "_count", labels, None, s.sample_count() as f64);
-    sample(out, name, "_sum", labels, None, s.sample_sum());
+    sample(
+        out,
+        name,
+        "_count",
+        labels,
+        None,
+        s.sample_count() as f64,
+        None,
+    );
+    sample(out, name, "_sum", labels, None, s.sample_sum(), None);
 }
 
-/// One sample line: `name{labels} value`.
+/// One sample line: `name{labels} value`, and its exemplar if any.
 fn sample(
     out: &mut String,
     name: &str,
@@ -157,6 +183,7 @@ fn sample(
     labels: &[LabelPair],
     extra: Option<(&str, &str)>,
     value: f64,
+    exemplar: Option<&Exemplar>,
 ) {
     out.push_str(name);
     out.push_str(suffix);
@@ -175,6 +202,14 @@ fn sample(
     }
     out.push(' ');
     write_value(value, out);
+    if let Some(e) = exemplar {
+        out.push_str(" # {request_id=\"");
+        escape_into(&e.request_id, out);
+        out.push_str("\"} ");
+        write_value(e.value, out);
+        out.push(' ');
+        out.push_str(&canonical_float(e.timestamp));
+    }
     out.push('\n');
 }
 
@@ -254,9 +289,8 @@ mod tests {
     }
 
     fn render(families: &[MetricFamily]) -> String {
-        let names: HashSet<&str> = families.iter().map(|f| f.name()).collect();
         let mut out = String::new();
-        encode(families, &names, &mut out);
+        encode(families, &[], &mut out);
         out
     }
 
@@ -292,24 +326,20 @@ mod tests {
         );
     }
 
-    /// The exporter's gauge `functiongraph_async_invocations` and counter
-    /// `functiongraph_async_invocations_total` cannot both be family
-    /// `functiongraph_async_invocations`: the counter becomes `unknown`,
-    /// samples unchanged. So does a counter without `_total`.
+    /// A counter is family `x` with samples `x_total`, and may carry its
+    /// latest request as an exemplar; a counter without `_total` is
+    /// `unknown`, its samples unchanged.
     #[test]
-    fn clashing_and_unsuffixed_counters_are_unknown() {
+    fn counters_exemplars_and_unsuffixed_counters() {
         let families = [
-            family(
-                "functiongraph_async_invocations",
-                "In the window.",
-                MetricType::GAUGE,
-                vec![gauge(vec![label("status", "FAIL")], 2.0)],
-            ),
             family(
                 "functiongraph_async_invocations_total",
                 "Seen finishing.",
                 MetricType::COUNTER,
-                vec![counter(vec![label("status", "FAIL")], 7.0)],
+                vec![
+                    counter(vec![label("status", "FAIL")], 7.0),
+                    counter(vec![label("status", "SUCCESS")], 9.0),
+                ],
             ),
             family(
                 "legacy_counter",
@@ -318,24 +348,31 @@ mod tests {
                 vec![counter(vec![], 1.0)],
             ),
         ];
+        let exemplars = vec![
+            vec![SampleExemplars {
+                sample: Some(Exemplar {
+                    request_id: "r-\"1\"".into(),
+                    value: 1.0,
+                    timestamp: 1_700_000_000.0,
+                }),
+                buckets: vec![],
+            }],
+            vec![],
+        ];
+        let mut out = String::new();
+        encode(&families, &exemplars, &mut out);
         assert_eq!(
-            render(&families),
+            out,
             concat!(
-                "# HELP functiongraph_async_invocations In the window.\n",
-                "# TYPE functiongraph_async_invocations gauge\n",
-                "functiongraph_async_invocations{status=\"FAIL\"} 2\n",
-                "# HELP functiongraph_async_invocations_total Seen finishing.\n",
-                "# TYPE functiongraph_async_invocations_total unknown\n",
-                "functiongraph_async_invocations_total{status=\"FAIL\"} 7\n",
+                "# HELP functiongraph_async_invocations Seen finishing.\n",
+                "# TYPE functiongraph_async_invocations counter\n",
+                "functiongraph_async_invocations_total{status=\"FAIL\"} 7 # {request_id=\"r-\\\"1\\\"\"} 1 1700000000.0\n",
+                "functiongraph_async_invocations_total{status=\"SUCCESS\"} 9\n",
                 "# HELP legacy_counter No suffix.\n",
                 "# TYPE legacy_counter unknown\n",
                 "legacy_counter 1\n",
             )
         );
-        // Without the gauge, the counter is a counter again.
-        let alone = render(&families[1..2]);
-        assert!(alone.contains("# TYPE functiongraph_async_invocations counter\n"));
-        assert!(alone.contains("\nfunctiongraph_async_invocations_total{status=\"FAIL\"} 7\n"));
     }
 
     #[test]

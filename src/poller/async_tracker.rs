@@ -40,14 +40,17 @@
 //! [`AsyncTracker::save`] and [`AsyncTracker::restore`].
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::api::model::AsyncInvocation;
 use crate::api::{ApiError, AsyncQuery, Client, paginate};
-use crate::state::{AsyncCounters, AsyncWindow, DURATION_BUCKETS, InvocationStatus};
+use crate::state::{
+    AsyncCounters, AsyncWindow, DURATION_BUCKETS, Exemplar, FailureRecord, InvocationStatus,
+    OTHER_ERROR_CODE, UNKNOWN_ERROR_CODE,
+};
 use crate::timefmt::parse_api_time;
 use crate::urn::FunctionUrn;
 
@@ -62,6 +65,11 @@ const SLACK_SECONDS: i64 = 30;
 const FUTURE_TOLERANCE_SECONDS: i64 = 300;
 /// Kept beyond the oldest time any listing may still reach back to.
 const RETENTION_MARGIN_SECONDS: i64 = 60;
+/// Longest error code kept as a label value; longer ones are `other`.
+const MAX_ERROR_CODE_CHARS: usize = 32;
+/// The `tracing` target of the optional line per counted failure
+/// (`failures.log`), so log pipelines can route it.
+pub const FAILURE_LOG_TARGET: &str = "functiongraph_exporter::failures";
 /// Longest `request_id` remembered (the reference gives 64).
 const MAX_REQUEST_ID_LEN: usize = crate::caps::MAX_REQUEST_ID_CHARS;
 
@@ -79,6 +87,12 @@ pub struct TrackerSettings {
     pub max_records: usize,
     /// The async collector's interval, seconds.
     pub interval: i64,
+    /// Failed and discarded invocations kept for `/failures`.
+    pub recent_failures: usize,
+    /// Distinct `error_code` labels per function.
+    pub max_error_codes: usize,
+    /// One log line per counted failure.
+    pub log_failures: bool,
 }
 
 impl Default for TrackerSettings {
@@ -89,6 +103,9 @@ impl Default for TrackerSettings {
             max_duration: 24 * 3600,
             max_records: 100_000,
             interval: 60,
+            recent_failures: 20,
+            max_error_codes: 20,
+            log_failures: false,
         }
     }
 }
@@ -135,6 +152,8 @@ pub struct PollNews {
     pub abandoned: u64,
     /// Records forgotten because of `max_records`.
     pub forgotten: u64,
+    /// Failed and discarded invocations counted.
+    pub failures: u64,
 }
 
 /// Per-function state of the async invocations collector.
@@ -162,6 +181,10 @@ pub struct AsyncTracker {
     counters: AsyncCounters,
     last_failure: Option<i64>,
     news: PollNews,
+    /// The latest failed and discarded invocations, newest first.
+    recent: VecDeque<FailureRecord>,
+    /// The function, for the optional failure log lines.
+    subject: Option<String>,
     /// Records of the listing being applied that start before this are
     /// implausible (see [`AsyncTracker::oldest_plausible`]).
     plausible_from: i64,
@@ -182,6 +205,8 @@ impl AsyncTracker {
             last_failure: None,
             news: PollNews::default(),
             plausible_from: i64::MIN,
+            recent: VecDeque::new(),
+            subject: None,
         }
     }
 
@@ -210,6 +235,9 @@ impl AsyncTracker {
         now: i64,
     ) -> Result<AsyncWindow, ApiError> {
         self.news = PollNews::default();
+        if self.settings.log_failures && self.subject.is_none() {
+            self.subject = Some(urn.to_string());
+        }
         let late = self.settings.late_visibility + SLACK_SECONDS;
         match self.covered_until {
             None => {
@@ -399,7 +427,16 @@ impl AsyncTracker {
         }
         let known_before_restart =
             !self.settled_digests.is_empty() && self.settled_digests.contains(&digest(&id));
-        let count = match self.records.entry(id.into_boxed_str()) {
+        let counted = Counted {
+            request_id: &id,
+            status,
+            start,
+            end,
+            plausible,
+            error_code: r.error_code.as_deref(),
+            error_message: r.error_message.as_deref(),
+        };
+        let count = match self.records.entry(Box::from(id.as_str())) {
             Entry::Vacant(v) => {
                 let baseline = known_before_restart
                     || match mode {
@@ -453,28 +490,97 @@ impl AsyncTracker {
             }
         };
         if count {
-            self.count(status, start, end, now, plausible);
+            self.count(&counted, now);
         }
     }
 
-    fn count(
-        &mut self,
-        status: InvocationStatus,
-        start: Option<i64>,
-        end: Option<i64>,
-        now: i64,
-        plausible: bool,
-    ) {
-        if let Some(i) = status.terminal_index() {
-            self.counters.terminal[i] += 1;
+    /// Counts an invocation that reached a terminal status: the counter, the
+    /// duration histogram, their exemplars, and for failures the error code
+    /// and the recent-failures list.
+    fn count(&mut self, c: &Counted<'_>, now: i64) {
+        let Some(i) = c.status.terminal_index() else {
+            return;
+        };
+        self.counters.terminal[i] += 1;
+        // Without a usable end_time (a DISCARD often has none), the time it
+        // was first seen terminal stands in: an upper bound.
+        let end = match c.start {
+            Some(s) => c
+                .end
+                .filter(|e| *e >= s && *e <= now + FUTURE_TOLERANCE_SECONDS),
+            None => c.end,
+        };
+        let ended = end.unwrap_or(now) as f64;
+        // The newest by end time, whatever order a listing came in.
+        if self.counters.latest[i]
+            .as_ref()
+            .is_none_or(|e| e.timestamp <= ended)
+        {
+            self.counters.latest[i] = Some(Exemplar {
+                request_id: c.request_id.to_owned(),
+                value: 1.0,
+                timestamp: ended,
+            });
         }
-        if let (true, Some(s)) = (plausible, start) {
-            // Without a usable end_time (a DISCARD often has none), the time
-            // it was first seen terminal stands in: an upper bound.
-            let end = end.filter(|e| *e >= s && *e <= now + FUTURE_TOLERANCE_SECONDS);
+        if let (true, Some(s)) = (c.plausible, c.start) {
             let seconds = end.unwrap_or(now).saturating_sub(s).max(0);
-            self.counters.durations.observe(seconds as f64);
+            self.counters
+                .durations
+                .observe_request(seconds as f64, c.request_id, ended);
         }
+        if c.status == InvocationStatus::Success {
+            return;
+        }
+        let code = c.error_code.unwrap_or_default();
+        if c.status == InvocationStatus::Fail {
+            let codes = &mut self.counters.failures_by_code;
+            let label = if code.is_empty() {
+                UNKNOWN_ERROR_CODE
+            } else if codes.contains_key(code)
+                || (codes.len() < self.settings.max_error_codes
+                    && !crate::caps::too_long(code, MAX_ERROR_CODE_CHARS))
+            {
+                code
+            } else {
+                OTHER_ERROR_CODE
+            };
+            *codes.entry(label.to_owned()).or_default() += 1;
+        }
+        let failure = FailureRecord {
+            request_id: c.request_id.to_owned(),
+            status: c.status,
+            error_code: crate::caps::truncate(code, MAX_ERROR_CODE_CHARS).0,
+            error_message: crate::caps::truncate(
+                c.error_message.unwrap_or_default(),
+                crate::caps::MAX_ERROR_CHARS,
+            )
+            .0,
+            start: c.start,
+            end,
+        };
+        if self.settings.log_failures {
+            tracing::info!(
+                target: FAILURE_LOG_TARGET,
+                function = self.subject.as_deref().unwrap_or_default(),
+                request_id = %failure.request_id,
+                status = failure.status.as_str(),
+                error_code = %failure.error_code,
+                error_message = %failure.error_message,
+                start_time = ?failure.start,
+                end_time = ?failure.end,
+                duration_seconds = ?failure.duration(),
+                "async invocation {}",
+                if c.status == InvocationStatus::Fail { "failed" } else { "discarded" }
+            );
+        }
+        self.recent.push_front(failure);
+        self.recent.truncate(self.settings.recent_failures);
+        self.news.failures += 1;
+    }
+
+    /// The latest failed and discarded invocations counted, newest first.
+    pub fn recent_failures(&self) -> impl Iterator<Item = &FailureRecord> {
+        self.recent.iter()
     }
 
     /// The oldest start a record of a listing from `begin` can plausibly
@@ -607,6 +713,15 @@ impl AsyncTracker {
             last_failure: self.last_failure,
             pending,
             settled,
+            failures_by_code: self
+                .counters
+                .failures_by_code
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            recent_failures: self.recent.iter().cloned().collect(),
+            latest: self.counters.latest.to_vec(),
+            bucket_exemplars: self.counters.durations.exemplars.to_vec(),
         }
     }
 
@@ -626,12 +741,21 @@ impl AsyncTracker {
                 .copy_from_slice(&state.bucket_counts);
             t.counters.durations.sum = state.duration_sum;
             t.counters.durations.count = state.duration_count;
+            if let Ok(e) = state.bucket_exemplars.try_into() {
+                t.counters.durations.exemplars = e;
+            }
         } else {
             tracing::warn!(
                 "saved duration histogram has other buckets; the histogram starts again from zero"
             );
         }
         t.last_failure = state.last_failure;
+        t.counters.failures_by_code = state.failures_by_code.into_iter().collect();
+        if let Ok(latest) = state.latest.try_into() {
+            t.counters.latest = latest;
+        }
+        t.recent = state.recent_failures.into_iter().collect();
+        t.recent.truncate(t.settings.recent_failures);
         t.covered_until = state.covered_until;
         t.horizon = state.horizon;
         t.settled_before = state.covered_until.map(|_| state.horizon);
@@ -657,6 +781,17 @@ fn digest(id: &str) -> u64 {
     u64::from_le_bytes(d[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
 }
 
+/// What is counted of one invocation.
+struct Counted<'a> {
+    request_id: &'a str,
+    status: InvocationStatus,
+    start: Option<i64>,
+    end: Option<i64>,
+    plausible: bool,
+    error_code: Option<&'a str>,
+    error_message: Option<&'a str>,
+}
+
 /// How a record first seen is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -676,6 +811,7 @@ fn sanitize(s: TrackerSettings) -> TrackerSettings {
         max_duration: s.max_duration.max(1),
         max_records: s.max_records.max(1),
         interval: s.interval.max(1),
+        ..s
     }
 }
 
@@ -695,6 +831,11 @@ pub struct TrackerState {
     pending: Vec<(String, Record)>,
     /// Settled records a listing may still return, by [`digest`].
     settled: Vec<u64>,
+    failures_by_code: Vec<(String, u64)>,
+    recent_failures: Vec<FailureRecord>,
+    /// Exemplars of the counters and of the histogram's buckets.
+    latest: Vec<Option<Exemplar>>,
+    bucket_exemplars: Vec<Option<Exemplar>>,
 }
 
 #[cfg(test)]
@@ -707,6 +848,7 @@ mod tests {
             status: Some(status.into()),
             start_time: Some(crate::timefmt::format_query_time(start)),
             end_time: end.map(crate::timefmt::format_query_time),
+            ..AsyncInvocation::default()
         }
     }
 
@@ -769,6 +911,7 @@ mod tests {
             status: Some("FAIL".into()),
             start_time: Some("0001-01-01T00:00:00".into()),
             end_time: Some("0001-01-01T00:00:01".into()),
+            ..AsyncInvocation::default()
         };
         for poll in 0..3 {
             let at = now + poll * 60;

@@ -190,8 +190,10 @@ impl FunctionPoller {
             Some(s) => (AsyncTracker::restore(tracker, s.tracker), s.code_changes),
             None => (AsyncTracker::new(tracker), 0),
         };
+        let mut current = FunctionSnapshot::new(urn.clone());
+        current.recent_failures = tracker.recent_failures().cloned().collect();
         Self {
-            current: FunctionSnapshot::new(urn.clone()),
+            current,
             urn,
             last_run: HashMap::new(),
             backoff: HashMap::new(),
@@ -407,6 +409,9 @@ impl FunctionPoller {
         } else {
             PollNews::default()
         };
+        if news.failures > 0 {
+            next.recent_failures = self.tracker.recent_failures().cloned().collect();
+        }
         if news.forgotten > 0 {
             client.capped(
                 Cap::TrackedInvocations,

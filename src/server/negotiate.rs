@@ -39,6 +39,25 @@ pub fn format(headers: &HeaderMap) -> Format {
     }
 }
 
+/// Whether a page that exists as HTML and as JSON should be JSON: the
+/// client weighs `application/json` above `text/html` (HTML is the
+/// default, for browsers and for no `Accept` at all).
+pub fn prefers_json(headers: &HeaderMap) -> bool {
+    let mut json = Weight::default();
+    let mut html = Weight::default();
+    for value in headers.get_all(ACCEPT) {
+        let Ok(value) = value.to_str() else { continue };
+        for range in value.split(',') {
+            let Some(range) = MediaRange::parse(range) else {
+                continue;
+            };
+            json.consider(range.matches("application", "json", ""), range.q);
+            html.consider(range.matches("text", "html", ""), range.q);
+        }
+    }
+    json.q() > 0.0 && json.q() > html.q()
+}
+
 /// Whether the client accepts a gzip-compressed body.
 pub fn accepts_gzip(headers: &HeaderMap) -> bool {
     let mut gzip: Option<f32> = None;

@@ -140,6 +140,10 @@ impl Demo {
         demo
     }
 
+    pub(crate) fn http(&self) -> &reqwest::blocking::Client {
+        &self.http
+    }
+
     pub(crate) fn get(&self, path: &str) -> reqwest::blocking::Response {
         self.http
             .get(format!("http://{}{path}", self.addr))
@@ -207,7 +211,7 @@ fn demo_serves_every_metric() {
     for name in [
         "functiongraph_up",
         "functiongraph_collector_success",
-        "functiongraph_async_invocations",
+        "functiongraph_async_invocation_records",
         "functiongraph_async_invocations_total",
         "functiongraph_async_invocation_duration_seconds_bucket",
         "functiongraph_async_invocation_last_failure_timestamp_seconds",

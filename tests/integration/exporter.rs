@@ -55,7 +55,7 @@ async fn async_gauges_count_the_window_by_status() {
     let m = h.metrics().await;
     let by = |status| {
         m.get(
-            "functiongraph_async_invocations",
+            "functiongraph_async_invocation_records",
             &[("function", "f1"), ("status", status)],
         )
     };
@@ -214,7 +214,7 @@ async fn pagination_and_incremental_reads() {
     let m = h.metrics().await;
     assert_eq!(
         m.get(
-            "functiongraph_async_invocations",
+            "functiongraph_async_invocation_records",
             &[("function", "f1"), ("status", "SUCCESS")]
         ),
         1234.0
@@ -258,7 +258,7 @@ async fn pagination_and_incremental_reads() {
     assert_eq!(total("SUCCESS"), 1.0);
     assert_eq!(
         m.get(
-            "functiongraph_async_invocations",
+            "functiongraph_async_invocation_records",
             &[("function", "f1"), ("status", "RUNNING")]
         ),
         0.0

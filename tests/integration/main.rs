@@ -19,6 +19,8 @@
 //! - `security`: issue 10's probes: redirects elsewhere, the lifecycle
 //!   endpoint, hostile upstream data and its caps, odd secret files,
 //!   broken pipes, a password-guessing flood.
+//! - `failures`: exemplars (checked by a strict OpenMetrics parser),
+//!   failures by error code, the `/failures` page, one log line per failure.
 //! - `faults`: retries, throttling, hangs, huge bodies, staleness, hostile
 //!   names, the function cap, overruns, many scrapers.
 //! - `golden`: a fixed scenario's exposition against a checked-in file.
@@ -32,6 +34,7 @@ mod containment;
 mod counting;
 mod deploy;
 mod exporter;
+mod failures;
 mod faults;
 mod golden;
 mod reload;

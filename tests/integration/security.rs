@@ -852,7 +852,7 @@ async fn endless_records_with_long_request_ids_are_dropped() {
     assert_eq!(up(&m, "endless"), 1.0);
     assert_eq!(
         m.get(
-            "functiongraph_async_invocations",
+            "functiongraph_async_invocation_records",
             &[("function", "endless"), ("status", "SUCCESS")]
         ),
         0.0,
@@ -1086,7 +1086,7 @@ async fn oversized_pages_and_record_fields_are_bounded() {
     assert_eq!(m.success("f1", "async_invocations"), 1.0);
     assert_eq!(
         m.get(
-            "functiongraph_async_invocations",
+            "functiongraph_async_invocation_records",
             &[("function", "f1"), ("status", "SUCCESS")]
         ),
         499.0,

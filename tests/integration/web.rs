@@ -79,7 +79,14 @@ async fn basic_auth_protects_every_path_and_follows_the_file() {
     h.ready().await;
     let http = plain_client();
 
-    for path in ["/metrics", "/", "/-/healthy", "/-/ready", "/nowhere"] {
+    for path in [
+        "/metrics",
+        "/",
+        "/failures",
+        "/-/healthy",
+        "/-/ready",
+        "/nowhere",
+    ] {
         let r = http.get(h.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path} without credentials");
         assert_eq!(
@@ -108,6 +115,7 @@ async fn basic_auth_protects_every_path_and_follows_the_file() {
     for (path, status) in [
         ("/metrics", 200),
         ("/", 200),
+        ("/failures", 200),
         ("/-/healthy", 200),
         ("/-/ready", 200),
         ("/nowhere", 404),
@@ -560,16 +568,17 @@ async fn metrics_negotiate_openmetrics_and_text() {
     let om = r.text().await.unwrap();
     assert!(om.ends_with("\n# EOF\n"), "{om}");
     assert_eq!(om.matches("# EOF").count(), 1);
-    // The gauge keeps its family; the counter of the same base name is
-    // `unknown`, samples unchanged; other counters are counters.
+    // Counters are counter families (named without `_total`, samples
+    // with it), the invocation counter among them.
     assert!(
-        om.contains("\n# TYPE functiongraph_async_invocations gauge\n"),
+        om.contains("\n# TYPE functiongraph_async_invocation_records gauge\n"),
         "{om}"
     );
     assert!(
-        om.contains("\n# TYPE functiongraph_async_invocations_total unknown\n"),
+        om.contains("\n# TYPE functiongraph_async_invocations counter\n"),
         "{om}"
     );
+    assert!(!om.contains(" unknown\n"), "{om}");
     assert!(
         om.contains("\n# TYPE functiongraph_exporter_api_requests counter\n"),
         "{om}"
