@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::api::gate::MAX_AUTH_BACKOFF;
 use crate::caps::{
     DEFAULT_MAX_LABEL_CHARS, DEFAULT_MAX_QUOTA_TYPES, DEFAULT_MAX_VERSIONS, MAX_LABEL_CHARS_LIMIT,
 };
@@ -41,7 +42,6 @@ pub const DEFAULT_PASSWORD_ENV: &str = "FUNCTIONGRAPH_PASSWORD";
 /// go on, up to [`MAX_AUTH_BACKOFF`]. The gateway locks an access key for
 /// five minutes after five consecutive failures, so never hammer it.
 pub const DEFAULT_AUTH_BACKOFF: Duration = Duration::from_secs(60);
-pub const MAX_AUTH_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -22,9 +22,12 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::clock::Clock;
-use crate::config::MAX_AUTH_BACKOFF;
 
 use super::{ApiError, ApiErrorKind, Endpoint};
+
+/// Longest back-off after authentication failures: the back-off doubles
+/// while failures go on, up to this.
+pub const MAX_AUTH_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Clone)]
 enum State {
