@@ -38,6 +38,10 @@
 //!
 //! The state the counters need survives a restart through
 //! [`AsyncTracker::save`] and [`AsyncTracker::restore`].
+//!
+//! This file owns the tracker, its settings and its durable state; what
+//! each poll asks the API is in `listing`, what a record does to the counts
+//! and the records gauge in `counting`.
 
 mod counting;
 mod listing;

@@ -33,6 +33,10 @@
 //! while they repeat, and recovery at `info`, so a function that is down
 //! for a night writes a few lines, not thousands. Permission denials are
 //! logged once per project and API by [`Denials`].
+//!
+//! This file owns the poll and its schedule, back-off and fair share; what
+//! the answers of the versions, snapshot and statistics APIs become is in
+//! `resources`.
 
 mod resources;
 
