@@ -84,6 +84,10 @@ pub struct Cli {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_level, cli.log_format);
+    if cli.demo && !demo::AVAILABLE {
+        telemetry::err(&Error::DemoUnavailable.to_string());
+        return ExitCode::from(Error::DemoUnavailable.exit_code());
+    }
     if cli.check_config {
         return check_config(&cli);
     }

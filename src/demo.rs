@@ -1,5 +1,11 @@
 //! `--demo`: the simulator on loopback and the exporter pointed at it, with
 //! no configuration file and no cloud account.
+//!
+//! This file owns the demo account (its project, region, credentials and
+//! the functions it monitors) and the configuration that polls it; the
+//! simulator serves that account. The simulator is in the build only with
+//! the `demo` cargo feature (on by default): without it, `--demo` is
+//! refused with exit code 2 ([`Error::DemoUnavailable`]).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -14,8 +20,15 @@ use crate::config::{
     Intervals, PollingConfig, ProjectConfig, ShardingConfig, StateConfig, WebConfig,
 };
 use crate::secret::{Secret, SecretSource};
-use crate::simulator::{DEMO_PROJECT_ID, DEMO_REGION, Simulator};
 use crate::urn::FunctionUrn;
+
+/// Whether this build has the simulator, and so `--demo` (the `demo` cargo
+/// feature).
+pub const AVAILABLE: bool = cfg!(feature = "demo");
+/// The project of the demo account.
+pub const DEMO_PROJECT_ID: &str = "demo0123456789abcdef0123456789ab";
+/// The region of the demo account.
+pub const DEMO_REGION: &str = "ap-southeast-1";
 
 /// Where the demo serves `/metrics` unless `--web.listen-address` says
 /// otherwise: loopback, as befits a demo.
@@ -45,12 +58,13 @@ pub enum DemoAuth {
 
 /// Starts the simulator on an ephemeral loopback port, generating traffic
 /// until `shutdown`, and returns the configuration that polls it.
+#[cfg(feature = "demo")]
 pub async fn start_simulator(
     listen_address: SocketAddr,
     auth: DemoAuth,
     shutdown: CancellationToken,
 ) -> Result<Config, Error> {
-    let sim = Simulator::demo(DEMO_TOKEN);
+    let sim = crate::simulator::Simulator::demo(DEMO_TOKEN, DEMO_PROJECT_ID, DEMO_REGION);
     sim.add_access_key(DEMO_ACCESS_KEY, DEMO_SECRET_KEY);
     sim.add_iam_user(DEMO_DOMAIN, DEMO_USER, DEMO_PASSWORD);
     let listener = crate::app::bind(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0)).await?;
@@ -65,6 +79,29 @@ pub async fn start_simulator(
         "demo: FunctionGraph simulator on http://{sim_addr}, project {DEMO_PROJECT_ID}, auth {auth:?}"
     );
     Ok(config(&format!("http://{sim_addr}"), listen_address, auth))
+}
+
+/// Without the simulator in the build: [`Error::DemoUnavailable`].
+#[cfg(not(feature = "demo"))]
+pub async fn start_simulator(
+    _listen_address: SocketAddr,
+    _auth: DemoAuth,
+    _shutdown: CancellationToken,
+) -> Result<Config, Error> {
+    Err(Error::DemoUnavailable)
+}
+
+/// The monitored references of the demo account, as a user would write
+/// them in `functions = [...]` (the simulator's demo functions, named in
+/// every form a reference can take).
+fn function_refs() -> Vec<String> {
+    vec![
+        "default:image-resize".to_owned(),
+        "default:payment-webhook".to_owned(),
+        format!("{DEMO_PROJECT_ID}:orders:order-processor:v2"),
+        "etl:nightly-report".to_owned(),
+        format!("urn:fss:{DEMO_REGION}:{DEMO_PROJECT_ID}:function:default:thumbnail:!prod"),
+    ]
 }
 
 /// The demo configuration for a simulator at `endpoint`.
@@ -84,7 +121,7 @@ pub fn config(endpoint: &str, listen_address: SocketAddr, auth: DemoAuth) -> Con
         },
         DemoAuth::Token => AuthMethod::Token(inline(DEMO_TOKEN)),
     };
-    let functions = Simulator::demo_function_refs()
+    let functions = function_refs()
         .iter()
         .map(|r| {
             FunctionUrn::parse_in(r, DEMO_REGION, DEMO_PROJECT_ID)

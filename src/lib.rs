@@ -21,7 +21,8 @@
 //!   `/-/ready`; graceful shutdown.
 //! - [`web`]: `--web.config.file` (exporter-toolkit format): TLS, basic
 //!   authentication, reloading the file when it changes.
-//! - [`simulator`]: a FunctionGraph API simulator for `--demo` and tests.
+//! - `simulator`: a FunctionGraph API simulator for `--demo` and tests,
+//!   in builds with the `demo` cargo feature (on by default).
 //! - [`caps`]: the bounds on upstream data (string lengths, list sizes)
 //!   and the counts of what they dropped, as plain data.
 //! - [`demo`], [`telemetry`], [`shutdown`], [`secret`], [`urn`], [`timefmt`],
@@ -43,6 +44,7 @@ pub mod poller;
 pub mod secret;
 pub mod server;
 pub mod shutdown;
+#[cfg(feature = "demo")]
 pub mod simulator;
 pub mod state;
 pub mod telemetry;
@@ -86,6 +88,10 @@ pub enum Error {
     Reload(String),
     #[error("{0}")]
     Io(std::io::Error),
+    #[error(
+        "--demo: this binary was built without the simulator (cargo feature `demo`); build it with the default features (`cargo build --release`) to run the demo"
+    )]
+    DemoUnavailable,
 }
 
 impl Error {
@@ -97,7 +103,8 @@ impl Error {
             | Error::NoConfig
             | Error::Secret { .. }
             | Error::Shard(_)
-            | Error::State(_) => 2,
+            | Error::State(_)
+            | Error::DemoUnavailable => 2,
             Error::Client(_)
             | Error::Bind { .. }
             | Error::Io(_)

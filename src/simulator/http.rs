@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
@@ -15,7 +15,6 @@ use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 
 use crate::api::Endpoint;
-use crate::server::HttpResponse;
 use crate::timefmt::{format_last_modified, format_query_time, parse_query_time};
 use crate::urn::FunctionUrn;
 
@@ -28,6 +27,9 @@ const ASYNC_MAX_LIMIT: u64 = 500;
 const ASYNC_DEFAULT_LIMIT: u64 = 100;
 /// Largest (and default) functions page.
 const FUNCTIONS_MAX_ITEMS: u64 = 400;
+
+/// A whole response.
+type HttpResponse = Response<Full<Bytes>>;
 
 /// An error answer: status, `error_code`, `error_msg`.
 struct ApiFailure(StatusCode, &'static str, String);
@@ -109,7 +111,7 @@ pub(super) async fn handle(
 
 /// A response body: whole, or streamed to misbehave.
 pub(super) enum SimBody {
-    Full(crate::server::Chunks),
+    Full(Full<Bytes>),
     /// Valid JSON of `total` bytes, sent in chunks (several hundred MB
     /// without holding them).
     Huge {
@@ -810,7 +812,7 @@ fn json_response(status: StatusCode, v: &Value) -> HttpResponse {
 }
 
 fn raw(status: StatusCode, body: String) -> HttpResponse {
-    let mut r = Response::new(crate::server::Chunks::from(body));
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r
 }

@@ -19,6 +19,7 @@ mod auth;
 pub mod gateway;
 mod http;
 mod recorder;
+mod serve;
 mod world;
 
 use std::collections::BTreeMap;
@@ -33,13 +34,7 @@ pub use recorder::{Recorded, Recorder};
 pub use world::{Activity, Fault, FunctionSpec, Invocation, SimStatus, Truth};
 
 use crate::api::Endpoint;
-use crate::server::serve_streaming;
 use world::{Project, World};
-
-/// The project of the demo account.
-pub const DEMO_PROJECT_ID: &str = "demo0123456789abcdef0123456789ab";
-/// The region of the demo account.
-pub const DEMO_REGION: &str = "ap-southeast-1";
 
 /// A handle on a simulated account; clones share it.
 #[derive(Clone)]
@@ -156,27 +151,16 @@ impl Simulator {
             .fetch_sub(by.as_secs() as i64, Ordering::Relaxed);
     }
 
-    /// The demo account, with an hour of traffic history already generated.
-    pub fn demo(token: &str) -> Self {
+    /// An account of one project with the demo's functions (see
+    /// `crate::demo`), with an hour of traffic history already generated.
+    pub fn demo(token: &str, project_id: &str, region: &str) -> Self {
         let sim = Self::new(token);
-        sim.add_project(DEMO_PROJECT_ID, DEMO_REGION);
+        sim.add_project(project_id, region);
         for spec in world::demo_functions() {
-            sim.add_function(DEMO_PROJECT_ID, spec);
+            sim.add_function(project_id, spec);
         }
         sim.backfill(Duration::from_secs(3600));
         sim
-    }
-
-    /// The monitored references of the demo account, as a user would write
-    /// them in `functions = [...]`.
-    pub fn demo_function_refs() -> Vec<String> {
-        vec![
-            "default:image-resize".to_owned(),
-            "default:payment-webhook".to_owned(),
-            format!("{DEMO_PROJECT_ID}:orders:order-processor:v2"),
-            "etl:nightly-report".to_owned(),
-            format!("urn:fss:{DEMO_REGION}:{DEMO_PROJECT_ID}:function:default:thumbnail:!prod"),
-        ]
     }
 
     pub fn add_project(&self, project_id: &str, region: &str) {
@@ -535,7 +519,7 @@ impl Simulator {
     /// `shutdown`.
     pub async fn serve(&self, listener: TcpListener, shutdown: CancellationToken) {
         let sim = self.clone();
-        serve_streaming(listener, shutdown, move |req| {
+        serve::serve(listener, shutdown, move |req| {
             let sim = sim.clone();
             async move { http::handle(&sim, req).await }
         })

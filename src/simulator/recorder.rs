@@ -5,16 +5,17 @@
 //! [`super::Fault::Redirect`] at it and then checks that nothing, and no
 //! secret, ever arrived.
 
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::HeaderValue;
 use hyper::{Method, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::{Chunks, serve_connections};
+use super::serve::serve;
 
 /// Largest request body kept.
 const MAX_BODY: usize = 1024 * 1024;
@@ -63,7 +64,7 @@ impl Recorder {
     /// Records every request on `listener` until `shutdown`.
     pub async fn serve(&self, listener: TcpListener, shutdown: CancellationToken) {
         let received = Arc::clone(&self.received);
-        serve_connections(listener, shutdown, move |req| {
+        serve(listener, shutdown, move |req| {
             let received = Arc::clone(&received);
             async move {
                 let (parts, body) = req.into_parts();
@@ -96,7 +97,7 @@ impl Recorder {
                 } else {
                     "{}"
                 };
-                let mut r = Response::new(Chunks::from(Bytes::from_static(answer.as_bytes())));
+                let mut r = Response::new(Full::new(Bytes::from_static(answer.as_bytes())));
                 *r.status_mut() = if iam {
                     StatusCode::CREATED
                 } else {
@@ -112,7 +113,7 @@ impl Recorder {
                         HeaderValue::from_static("token-issued-by-the-other-host"),
                     );
                 }
-                r
+                Ok::<_, Infallible>(r)
             }
         })
         .await
