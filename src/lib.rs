@@ -44,6 +44,8 @@ pub mod poller;
 pub mod secret;
 pub mod server;
 pub mod shutdown;
+#[cfg(test)]
+mod signing_vectors;
 #[cfg(feature = "demo")]
 pub mod simulator;
 pub mod state;

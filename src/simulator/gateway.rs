@@ -318,95 +318,10 @@ mod tests {
     use hyper::http::{HeaderName, HeaderValue};
 
     use super::*;
+    use crate::signing_vectors::{AK, DATE, HOST, NOW, PROJECT_ID, SK, VECTORS, Vector, vector};
 
-    const AK: &str = "AKIDEXAMPLE0000000000";
-    const SK: &str = "SKEXAMPLEsecretKey0123456789abcdefghijklm";
-    const DATE: &str = "20240102T030405Z";
-    /// `DATE` as Unix seconds.
-    const NOW: i64 = 1_704_164_645;
     const MAX_SKEW: i64 = 15 * 60;
-    const HOST: &str = "functiongraph.ap-southeast-1.myhuaweicloud.com";
-    const PROJECT_ID: &str = "0123456789abcdef0123456789abcdef";
     const PREFIX: &str = "Incorrect IAM authentication information: ";
-
-    /// An Appendix A vector: the wire request and its `Authorization`.
-    struct Vector {
-        name: &'static str,
-        method: &'static str,
-        /// Path and query as on the wire request line.
-        target: &'static str,
-        body: &'static str,
-        authorization: &'static str,
-    }
-
-    /// Appendix A, vectors A to F, copied from the reference.
-    const VECTORS: &[Vector] = &[
-        Vector {
-            name: "A",
-            method: "GET",
-            target: "/v2/0123456789abcdef0123456789abcdef/fgs/functions?marker=0&maxitems=400",
-            body: "",
-            authorization: "SDK-HMAC-SHA256 Access=AKIDEXAMPLE0000000000, SignedHeaders=content-type;host;x-project-id;x-sdk-date, Signature=d7d2dcd301f002cee481737422bf505d38a82eccf0927aace479a94b07d53163",
-        },
-        Vector {
-            name: "B",
-            method: "GET",
-            target: "/v2/0123456789abcdef0123456789abcdef/fgs/functions/urn%3Afss%3Aap-southeast-1%3A0123456789abcdef0123456789abcdef%3Afunction%3Adefault%3Amy-func%3Alatest/code",
-            body: "",
-            authorization: "SDK-HMAC-SHA256 Access=AKIDEXAMPLE0000000000, SignedHeaders=content-type;host;x-project-id;x-sdk-date, Signature=78c1553c77480323b9366d34d9f1c1ae0a483201cea0a8b0f314952549e68ab3",
-        },
-        Vector {
-            name: "B2",
-            method: "GET",
-            target: "/v2/0123456789abcdef0123456789abcdef/fgs/functions/urn:fss:ap-southeast-1:0123456789abcdef0123456789abcdef:function:default:my-func:latest/code",
-            body: "",
-            authorization: "SDK-HMAC-SHA256 Access=AKIDEXAMPLE0000000000, SignedHeaders=content-type;host;x-project-id;x-sdk-date, Signature=78c1553c77480323b9366d34d9f1c1ae0a483201cea0a8b0f314952549e68ab3",
-        },
-        Vector {
-            name: "C",
-            method: "GET",
-            target: "/v2/0123456789abcdef0123456789abcdef/fgs/functions/urn%3Afss%3Aap-southeast-1%3A0123456789abcdef0123456789abcdef%3Afunction%3Adefault%3Amy-func%3Alatest/async-invocations?limit=100&marker=0&query_begin_time=2024-01-02T02%3A00%3A00&query_end_time=2024-01-02T03%3A00%3A00&status=FAIL",
-            body: "",
-            authorization: "SDK-HMAC-SHA256 Access=AKIDEXAMPLE0000000000, SignedHeaders=content-type;host;x-project-id;x-sdk-date, Signature=5dfbf28440afe1b4e40ece01772190d28f245f3749830cf3edfd7aec4d889a81",
-        },
-        Vector {
-            name: "D",
-            method: "POST",
-            target: "/v2/0123456789abcdef0123456789abcdef/fgs/functions/urn%3Afss%3Aap-southeast-1%3A0123456789abcdef0123456789abcdef%3Afunction%3Adefault%3Amy-func%3Alatest/snapshots/enableSnapshot",
-            body: "{\"a\":1}",
-            authorization: "SDK-HMAC-SHA256 Access=AKIDEXAMPLE0000000000, SignedHeaders=content-type;host;x-project-id;x-sdk-date, Signature=59a851007ae6ab2e40849abdb978d049f3030bbb451b900ee6865223935e503e",
-        },
-        Vector {
-            name: "E",
-            method: "GET",
-            target: "/v2/0123456789abcdef0123456789abcdef/fgs/functions?func_name=demo%20fn%2A1~%2Fx&marker=400&maxitems=400&package_name=default",
-            body: "",
-            authorization: "SDK-HMAC-SHA256 Access=AKIDEXAMPLE0000000000, SignedHeaders=content-type;host;x-project-id;x-sdk-date, Signature=470e46cc0e061f2f5948987eda037b5b9a61d6ada564e6df02978eea8a7bf6f1",
-        },
-        Vector {
-            name: "F",
-            method: "GET",
-            target: "/v2/0123456789abcdef0123456789abcdef/fgs/functions/urn:fss:ap-southeast-1:0123456789abcdef0123456789abcdef:function:default:my-func:!prod/versions?marker=0&maxitems=20",
-            body: "",
-            authorization: "SDK-HMAC-SHA256 Access=AKIDEXAMPLE0000000000, SignedHeaders=content-type;host;x-project-id;x-sdk-date, Signature=441cfacce6d2c028e67db1158f3f2acd0ae4a8dda14d190d2eb52009b426a4f7",
-        },
-    ];
-
-    /// Vector C's canonical request, copied from the reference.
-    const CANONICAL_REQUEST_C: &str = "GET\n\
-    /v2/0123456789abcdef0123456789abcdef/fgs/functions/urn%3Afss%3Aap-southeast-1%3A0123456789abcdef0123456789abcdef%3Afunction%3Adefault%3Amy-func%3Alatest/async-invocations/\n\
-    limit=100&marker=0&query_begin_time=2024-01-02T02%3A00%3A00&query_end_time=2024-01-02T03%3A00%3A00&status=FAIL\n\
-    content-type:application/json\n\
-    host:functiongraph.ap-southeast-1.myhuaweicloud.com\n\
-    x-project-id:0123456789abcdef0123456789abcdef\n\
-    x-sdk-date:20240102T030405Z\n\
-    \n\
-    content-type;host;x-project-id;x-sdk-date\n\
-    e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-    fn vector(name: &str) -> &'static Vector {
-        VECTORS.iter().find(|v| v.name == name).unwrap()
-    }
 
     fn known(ak: &str) -> Option<String> {
         (ak == AK).then(|| SK.to_owned())
@@ -543,14 +458,14 @@ mod tests {
         assert_eq!(
             err,
             VerifyError::SignatureMismatch {
-                canonical_request: CANONICAL_REQUEST_C.to_owned()
+                canonical_request: v.canonical_request.to_owned()
             }
         );
         assert_eq!(
             err.gateway_message(),
             format!(
                 "{PREFIX}verify aksk signature fail, canonicalRequest:{}",
-                CANONICAL_REQUEST_C.replace('\n', "|")
+                v.canonical_request.replace('\n', "|")
             )
         );
         assert!(
