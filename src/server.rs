@@ -1,5 +1,5 @@
 //! The HTTP server: `/metrics`, the landing page and the health endpoints,
-//! and the accept loop with graceful shutdown that the simulator reuses.
+//! and the accept loop with graceful shutdown.
 //!
 //! Requests are answered from memory only; nothing here calls the API.
 //!

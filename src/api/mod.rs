@@ -146,16 +146,6 @@ pub trait ApiObserver: Send + Sync + 'static {
     fn clock_offset(&self, _project_id: &str, _seconds: f64) {}
 }
 
-/// An observer that drops everything.
-pub struct NoopObserver;
-
-impl ApiObserver for NoopObserver {
-    fn observe(&self, _: Endpoint, _: &str, _: Duration) {}
-    fn auth_failure(&self, _: &str) {}
-    fn throttled(&self, _: &str, _: Endpoint) {}
-    fn permission_denied(&self, _: &str, _: Endpoint) {}
-}
-
 /// How to reach one project's API.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -324,11 +314,6 @@ impl Client {
     /// response).
     pub fn api_now(&self) -> f64 {
         self.clock.unix() + self.skew.offset().unwrap_or(0.0)
-    }
-
-    /// How far the API's clock is ahead of the local one, once known.
-    pub fn clock_offset(&self) -> Option<f64> {
-        self.skew.offset()
     }
 
     fn function_path(&self, urn: &FunctionUrn, rest: &str) -> String {

@@ -129,14 +129,6 @@ impl Simulator {
         self.auth().token_ttl = ttl.as_secs() as i64;
     }
 
-    /// Locks an access key for `period` after `after` consecutive failures
-    /// (default: 5 failures, 5 minutes, as the real gateway).
-    pub fn set_lockout(&self, after: u32, period: Duration) {
-        let mut a = self.auth();
-        a.lockout_after = after.max(1);
-        a.lockout_seconds = period.as_secs() as i64;
-    }
-
     /// Moves the simulator's clock (skew, expiry) forward by `by`.
     pub fn advance_clock(&self, by: Duration) {
         self.inner

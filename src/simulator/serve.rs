@@ -56,6 +56,10 @@ pub(super) async fn serve<H, F, B, E>(
                 continue;
             }
         };
+        // Answers leave at once, not after the client's delayed ACK.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "simulator: setting TCP_NODELAY");
+        }
         let connection =
             builder.serve_connection(TokioIo::new(stream), service_fn(handler.clone()));
         let connection = graceful.watch(connection);

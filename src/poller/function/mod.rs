@@ -217,10 +217,6 @@ impl FunctionPoller {
         }
     }
 
-    pub fn urn(&self) -> &FunctionUrn {
-        &self.urn
-    }
-
     /// Whether `kind` runs in a poll at `now`: when its interval is over,
     /// or, while it fails, when its back-off is.
     fn due(&self, schedule: &Schedule, kind: CollectorKind, now: f64) -> bool {
