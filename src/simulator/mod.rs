@@ -16,6 +16,7 @@
 //! independently of the client's decoding types.
 
 mod auth;
+mod body;
 pub mod gateway;
 mod http;
 mod recorder;
