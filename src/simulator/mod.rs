@@ -13,7 +13,11 @@
 //!
 //! The simulator is its own implementation of the server side: it shares
 //! URN parsing and time formatting with the exporter, but builds its JSON
-//! independently of the client's decoding types.
+//! independently of the client's decoding types, verifies signatures with
+//! its own implementation ([`gateway`]) and serves on its own accept loop.
+//!
+//! It is compiled only with the `demo` cargo feature (on by default); a
+//! production build can leave it out (`--no-default-features`).
 
 mod auth;
 mod body;
