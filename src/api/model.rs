@@ -18,16 +18,37 @@ use crate::timefmt::parse_api_time;
 
 use super::paginate::Page;
 
-/// `GET .../async-invocations`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct AsyncInvocationsBody {
-    #[serde(deserialize_with = "null_as_default")]
-    pub invocations: Vec<AsyncInvocation>,
-    #[serde(deserialize_with = "lenient_marker")]
-    pub next_marker: Option<u64>,
-    #[serde(deserialize_with = "lenient_marker")]
-    pub count: Option<u64>,
+/// A listing's page as the API sends it: the list under its own name,
+/// `next_marker` and `count`; and how it becomes a [`Page`].
+macro_rules! page_body {
+    ($(#[$doc:meta])* $body:ident { $list:ident: $item:ty }) => {
+        $(#[$doc])*
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(default)]
+        pub struct $body {
+            #[serde(deserialize_with = "null_as_default")]
+            pub $list: Vec<$item>,
+            #[serde(deserialize_with = "lenient_marker")]
+            pub next_marker: Option<u64>,
+            #[serde(deserialize_with = "lenient_marker")]
+            pub count: Option<u64>,
+        }
+
+        impl From<$body> for Page<$item> {
+            fn from(b: $body) -> Self {
+                Page {
+                    items: b.$list,
+                    next_marker: b.next_marker,
+                    count: b.count,
+                }
+            }
+        }
+    };
+}
+
+page_body! {
+    /// `GET .../async-invocations`.
+    AsyncInvocationsBody { invocations: AsyncInvocation }
 }
 
 /// One asynchronous invocation record.
@@ -49,16 +70,9 @@ pub struct AsyncInvocation {
     pub error_message: Option<String>,
 }
 
-/// `GET .../versions`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct VersionsBody {
-    #[serde(deserialize_with = "null_as_default")]
-    pub versions: Vec<VersionRecord>,
-    #[serde(deserialize_with = "lenient_marker")]
-    pub next_marker: Option<u64>,
-    #[serde(deserialize_with = "lenient_marker")]
-    pub count: Option<u64>,
+page_body! {
+    /// `GET .../versions`.
+    VersionsBody { versions: VersionRecord }
 }
 
 /// One version of a function.
@@ -105,16 +119,9 @@ pub struct SnapshotBody {
     pub state: Option<String>,
 }
 
-/// `GET /v2/{project_id}/fgs/functions`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct FunctionsBody {
-    #[serde(deserialize_with = "null_as_default")]
-    pub functions: Vec<FunctionRecord>,
-    #[serde(deserialize_with = "lenient_marker")]
-    pub next_marker: Option<u64>,
-    #[serde(deserialize_with = "lenient_marker")]
-    pub count: Option<u64>,
+page_body! {
+    /// `GET /v2/{project_id}/fgs/functions`.
+    FunctionsBody { functions: FunctionRecord }
 }
 
 /// One function in a list.
@@ -183,36 +190,6 @@ pub struct QuotaRecord {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub unit: Option<String>,
-}
-
-impl From<AsyncInvocationsBody> for Page<AsyncInvocation> {
-    fn from(b: AsyncInvocationsBody) -> Self {
-        Page {
-            items: b.invocations,
-            next_marker: b.next_marker,
-            count: b.count,
-        }
-    }
-}
-
-impl From<VersionsBody> for Page<VersionRecord> {
-    fn from(b: VersionsBody) -> Self {
-        Page {
-            items: b.versions,
-            next_marker: b.next_marker,
-            count: b.count,
-        }
-    }
-}
-
-impl From<FunctionsBody> for Page<FunctionRecord> {
-    fn from(b: FunctionsBody) -> Self {
-        Page {
-            items: b.functions,
-            next_marker: b.next_marker,
-            count: b.count,
-        }
-    }
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
