@@ -28,7 +28,7 @@ const RETRY_CAP: Duration = Duration::from_secs(30);
 /// gzip, `User-Agent`, the documented `Content-Type`. It follows no
 /// redirect and sends no `Referer`: credentials go to the configured hosts
 /// only, so a 3xx answer is a failure like any other status (see
-/// [`redirect_error`]).
+/// `redirect_error`).
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, BuildError> {
     let mut headers = HeaderMap::new();
     // The API documents Content-Type as mandatory, even on GET.
@@ -54,7 +54,7 @@ impl Client {
     /// form. Errors carry the endpoint, status, `error_code` and request id.
     /// A 401 saying an IAM token expired is retried once with a fresh token;
     /// no other failure is retried here. Error text is bounded (see
-    /// [`Client::bound`]).
+    /// `Client::bound`).
     pub async fn get<T: DeserializeOwned>(
         &self,
         endpoint: Endpoint,
