@@ -48,8 +48,8 @@ use sha2::{Digest, Sha256};
 use crate::api::model::AsyncInvocation;
 use crate::api::{ApiError, AsyncQuery, Client, paginate};
 use crate::state::{
-    AsyncCounters, AsyncWindow, DURATION_BUCKETS, Exemplar, FailureRecord, InvocationStatus,
-    OTHER_ERROR_CODE, UNKNOWN_ERROR_CODE,
+    AsyncCounters, AsyncWindow, DurationBuckets, DurationHistogram, Exemplar, FailureRecord,
+    InvocationStatus, OTHER_ERROR_CODE, UNKNOWN_ERROR_CODE,
 };
 use crate::timefmt::parse_api_time;
 use crate::urn::FunctionUrn;
@@ -93,6 +93,8 @@ pub struct TrackerSettings {
     pub max_error_codes: usize,
     /// One log line per counted failure.
     pub log_failures: bool,
+    /// Upper bounds of the duration histogram.
+    pub buckets: DurationBuckets,
 }
 
 impl Default for TrackerSettings {
@@ -106,6 +108,7 @@ impl Default for TrackerSettings {
             recent_failures: 20,
             max_error_codes: 20,
             log_failures: false,
+            buckets: DurationBuckets::default(),
         }
     }
 }
@@ -192,6 +195,10 @@ pub struct AsyncTracker {
 
 impl AsyncTracker {
     pub fn new(settings: TrackerSettings) -> Self {
+        let mut counters = AsyncCounters::default();
+        if counters.durations.buckets() != settings.buckets {
+            counters.durations = DurationHistogram::new(settings.buckets);
+        }
         Self {
             settings: sanitize(settings),
             records: HashMap::new(),
@@ -201,7 +208,7 @@ impl AsyncTracker {
             settled_digests: HashSet::new(),
             settled_digests_until: i64::MIN,
             horizon: i64::MIN,
-            counters: AsyncCounters::default(),
+            counters,
             last_failure: None,
             news: PollNews::default(),
             plausible_from: i64::MIN,
@@ -212,6 +219,15 @@ impl AsyncTracker {
 
     /// Changes the settings (a reload); they apply from the next poll.
     pub fn set_settings(&mut self, settings: TrackerSettings) {
+        if settings.buckets != self.counters.durations.buckets() {
+            // Counts in other buckets cannot be carried over; as after a
+            // restart, the histogram starts again (rate() sees a reset).
+            tracing::warn!(
+                buckets = ?settings.buckets,
+                "polling.async_duration_buckets changed; the duration histogram starts again from zero"
+            );
+            self.counters.durations = DurationHistogram::new(settings.buckets);
+        }
         self.settings = sanitize(settings);
     }
 
@@ -706,7 +722,7 @@ impl AsyncTracker {
             covered_until: self.covered_until,
             horizon: self.horizon,
             terminal: self.counters.terminal,
-            buckets: DURATION_BUCKETS.to_vec(),
+            buckets: self.counters.durations.buckets().bounds().to_vec(),
             bucket_counts: self.counters.durations.counts.to_vec(),
             duration_sum: self.counters.durations.sum,
             duration_count: self.counters.durations.count,
@@ -732,7 +748,7 @@ impl AsyncTracker {
     pub fn restore(settings: TrackerSettings, state: TrackerState) -> Self {
         let mut t = Self::new(settings);
         t.counters.terminal = state.terminal;
-        if state.buckets == DURATION_BUCKETS
+        if state.buckets == settings.buckets.bounds()
             && state.bucket_counts.len() == t.counters.durations.counts.len()
         {
             t.counters
@@ -741,8 +757,8 @@ impl AsyncTracker {
                 .copy_from_slice(&state.bucket_counts);
             t.counters.durations.sum = state.duration_sum;
             t.counters.durations.count = state.duration_count;
-            if let Ok(e) = state.bucket_exemplars.try_into() {
-                t.counters.durations.exemplars = e;
+            if state.bucket_exemplars.len() == t.counters.durations.exemplars.len() {
+                t.counters.durations.exemplars = state.bucket_exemplars;
             }
         } else {
             tracing::warn!(

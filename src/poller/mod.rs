@@ -723,12 +723,8 @@ fn take_due(next: &std::sync::Mutex<f64>, now: f64, interval: Duration, toleranc
 /// A stable offset in `[0, SPREAD × period)` from the URN (FNV-1a), so a
 /// function keeps its place in the cycle across restarts.
 fn offset(urn: &FunctionUrn, period: Duration) -> Duration {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in urn.to_string().bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    let fraction = (hash >> 11) as f64 / (1u64 << 53) as f64;
+    // The renderer lays series out in the order of this key too.
+    let fraction = (urn.spread_key() >> 11) as f64 / (1u64 << 53) as f64;
     period.mul_f64(SPREAD * fraction)
 }
 
