@@ -4,6 +4,8 @@
 //! ```sh
 //! cargo build --release && cargo run --release --example bench -- all
 //! cargo run --release --example bench -- poll-cycle 1000
+//! cargo run --release --example bench -- api-cost
+//! cargo run --release --example bench -- hanging 180
 //! cargo run --release --example bench -- login-flood 250
 //! cargo run --release --example bench -- check-config 40000
 //! cargo run --release --example bench -- endless-records 150 2048
@@ -24,9 +26,10 @@ use std::time::{Duration, Instant};
 
 use functiongraph_exporter::api::Endpoint;
 use functiongraph_exporter::app;
-use functiongraph_exporter::clock::ManualClock;
+use functiongraph_exporter::clock::{Clock, ManualClock, SystemClock};
 use functiongraph_exporter::config::Config;
-use functiongraph_exporter::simulator::{Fault, Simulator};
+use functiongraph_exporter::simulator::{Fault, FunctionSpec, Simulator};
+use functiongraph_exporter::urn::FunctionUrn;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +55,7 @@ fn main() -> Res<()> {
         match what {
             "poll-cycle" => poll_cycle(n(1, 1000), Duration::from_millis(20), n(2, 64)).await,
             "api-cost" => api_cost().await,
+            "hanging" => hanging(n(1, 180) as u64).await,
             "scrape" => scrape(n(1, 1000)).await,
             "memory" => memory(n(1, 1000)).await,
             "startup" => startup().await,
@@ -66,6 +70,7 @@ fn main() -> Res<()> {
                     }
                 }
                 api_cost().await?;
+                hanging(180).await?;
                 for functions in [1000, 10_000] {
                     scrape(functions).await?;
                 }
@@ -236,16 +241,34 @@ async fn poll_cycle(functions: usize, latency: Duration, concurrency: usize) -> 
     Ok(())
 }
 
-/// API cost per function per hour at the default intervals, against the
-/// minimum they imply (60 async listings, 12 each of versions, code and
-/// snapshot state).
+/// API cost per function per hour at the default intervals, for functions
+/// snapshots apply to (published versions of Java functions) and for the
+/// rest, against the minimum the intervals imply: 60 async listings, 12
+/// each of versions and code, and for the former 12 each of snapshot state
+/// and `enableSnapshot` (the latter's "not applicable" is remembered).
 async fn api_cost() -> Res<()> {
     let functions = 10;
     let (sim, addr, stop) = simulator(functions).await?;
+    for i in 0..functions {
+        sim.add_function(
+            PROJECT,
+            FunctionSpec::new("default", &format!("java-{i:04}"))
+                .runtime("Java17")
+                .code("jar", 1 << 20)
+                .version("v1"),
+        );
+    }
     let dir = tempfile::tempdir()?;
     let token = dir.path().join("token");
     std::fs::write(&token, TOKEN)?;
-    let config = Config::from_toml(&config_text(addr, functions, &token, ""), "bench")?;
+    let java: Vec<String> = (0..functions)
+        .map(|i| format!("\"{PROJECT}:default:java-{i:04}:v1\""))
+        .collect();
+    let toml = config_text(addr, functions, &token, "").replace(
+        "functions = [",
+        &format!("functions = [{}, ", java.join(", ")),
+    );
+    let config = Config::from_toml(&toml, "bench")?;
     let clock = Arc::new(ManualClock::new());
     let shutdown = CancellationToken::new();
     let options = app::Options {
@@ -260,20 +283,185 @@ async fn api_cost() -> Res<()> {
     )
     .await?;
     running.poller().wait_ready().await?;
-    let before = sim.requests();
+    let of = |prefix: &str| -> u64 {
+        (0..functions)
+            .map(|i| sim.requests_of("default", &format!("{prefix}{i:04}")))
+            .sum()
+    };
+    let (python_before, java_before) = (of("bench-"), of("java-"));
     for _ in 0..60 {
         clock.advance(Duration::from_secs(60));
         running.poller().run_cycle().await?;
     }
-    let per_hour = (sim.requests() - before) as f64 / functions as f64;
-    let minimum = 60.0 + 3.0 * 12.0;
-    println!(
-        "api-cost | defaults | requests per function per hour {per_hour:.1} | minimum {minimum:.0} | ratio {:.3}",
-        per_hour / minimum
-    );
+    for (kind, prefix, before, minimum) in [
+        (
+            "Java published version (snapshots apply)",
+            "java-",
+            java_before,
+            60.0 + 4.0 * 12.0,
+        ),
+        (
+            "other functions (snapshots do not apply)",
+            "bench-",
+            python_before,
+            60.0 + 2.0 * 12.0,
+        ),
+    ] {
+        let per_hour = (of(prefix) - before) as f64 / functions as f64;
+        println!(
+            "api-cost | defaults, {kind} | requests per function per hour {per_hour:.1} | minimum {minimum:.0} | ratio {:.3}",
+            per_hour / minimum
+        );
+    }
     running.stop().await;
     stop.cancel();
     Ok(())
+}
+
+/// Healthy functions beside functions whose API hangs: 16 functions whose
+/// every request hangs and 4 healthy ones, concurrency 8, a 20 s interval
+/// and the default 10 s timeout, for `seconds` of real time; and, as the
+/// reference, the same 20 functions all healthy, for as long, in the same
+/// run. Reports when `/-/ready` came and the 4 functions' worst staleness
+/// (time since the start of their last complete poll, sampled every 100 ms
+/// once they were first polled), against the interval: the goals are at
+/// most 1 and 1.5.
+async fn hanging(seconds: u64) -> Res<()> {
+    let interval = Duration::from_secs(20);
+    let mut reference = None;
+    for hanging in [0usize, 16] {
+        let (ready, first, worst, requests) = hanging_run(hanging, interval, seconds).await?;
+        let ratio = |d: Duration| d.as_secs_f64() / interval.as_secs_f64();
+        println!(
+            "hanging | {hanging} hanging + {} healthy, C=8, interval {}s, timeout 10s, {seconds}s | ready after {:.1}s, ratio {:.2} of the interval (goal <= 1) | the 4 watched first polled after {:.1}s, then worst staleness {:.1}s, ratio {:.2} (goal <= 1.5){} | requests to hanging functions {requests} ({:.1} per function in the run)",
+            20 - hanging,
+            interval.as_secs(),
+            ready.as_secs_f64(),
+            ratio(ready),
+            first.as_secs_f64(),
+            worst.as_secs_f64(),
+            ratio(worst),
+            reference.map_or(String::new(), |r: Duration| format!(
+                " | against all healthy: {:.2}",
+                worst.as_secs_f64() / r.as_secs_f64()
+            )),
+            requests as f64 / hanging.max(1) as f64,
+        );
+        reference.get_or_insert(worst);
+    }
+    Ok(())
+}
+
+/// One run of [`hanging`]: ready after, the 4 watched functions first
+/// polled after, their worst staleness, requests to the hanging ones.
+async fn hanging_run(
+    hanging: usize,
+    interval: Duration,
+    seconds: u64,
+) -> Res<(Duration, Duration, Duration, u64)> {
+    let sim = Simulator::new(TOKEN);
+    sim.add_project(PROJECT, REGION);
+    sim.generate_functions(PROJECT, "hang-", 16);
+    sim.generate_functions(PROJECT, "ok-", 4);
+    for i in 0..hanging {
+        for endpoint in [
+            Endpoint::AsyncInvocations,
+            Endpoint::Versions,
+            Endpoint::Code,
+            Endpoint::SnapshotState,
+        ] {
+            sim.set_fault(
+                PROJECT,
+                "default",
+                &format!("hang-{i:04}"),
+                endpoint,
+                Some(Fault::Hang),
+            );
+        }
+    }
+    let stop = CancellationToken::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (s, t) = (sim.clone(), stop.clone());
+    tokio::spawn(async move { s.serve(listener, t).await });
+    let dir = tempfile::tempdir()?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN)?;
+    let names: Vec<String> = (0..16)
+        .map(|i| format!("\"default:hang-{i:04}\""))
+        .chain((0..4).map(|i| format!("\"default:ok-{i:04}\"")))
+        .collect();
+    let s = interval.as_secs();
+    let toml = format!(
+        r#"
+[web]
+listen_address = "127.0.0.1:0"
+[polling]
+interval = "{s}s"
+concurrency = 8
+[polling.intervals]
+versions = "{s}s"
+code = "{s}s"
+snapshot = "{s}s"
+[[projects]]
+project_id = "{PROJECT}"
+region = "{REGION}"
+endpoint = "http://{addr}"
+functions = [{}]
+[projects.auth]
+type = "token"
+token_file = "{}"
+"#,
+        names.join(", "),
+        token.display()
+    );
+    let config = Config::from_toml(&toml, "bench")?;
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let running = app::start(
+        &config,
+        TcpListener::bind("127.0.0.1:0").await?,
+        shutdown.clone(),
+    )
+    .await?;
+    let watched: Vec<FunctionUrn> = (0..4)
+        .map(|i| {
+            FunctionUrn::new(REGION, PROJECT, "default", &format!("ok-{i:04}"), "latest")
+                .expect("valid urn")
+        })
+        .collect();
+    let mut ready_after = None;
+    let mut worst = Duration::ZERO;
+    let mut first_fresh = None;
+    let clock = SystemClock;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        if ready_after.is_none() && running.poller().is_ready() {
+            ready_after = Some(started.elapsed());
+        }
+        let now = clock.unix();
+        let lasts: Vec<Option<f64>> = watched
+            .iter()
+            .map(|u| running.store().function(u).and_then(|s| s.last_success))
+            .collect();
+        if lasts.iter().all(Option::is_some) {
+            first_fresh.get_or_insert(started.elapsed());
+            for last in lasts.into_iter().flatten() {
+                worst = worst.max(Duration::from_secs_f64((now - last).max(0.0)));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let requests: u64 = (0..hanging)
+        .map(|i| sim.requests_of("default", &format!("hang-{i:04}")))
+        .sum();
+    running.stop().await;
+    stop.cancel();
+    Ok((
+        ready_after.ok_or("never ready")?,
+        first_fresh.ok_or("never polled")?,
+        worst,
+        requests,
+    ))
 }
 
 /// wrk's requests per second and p99 latency for a URL.

@@ -10,12 +10,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::api::{ApiObserver, Client, ClientOptions, Credentials, PasswordTokens, http_client};
+use crate::api::{
+    ApiObserver, Client, ClientOptions, Concurrency, Credentials, PasswordTokens, http_client,
+};
 use crate::caps::{CapCounters, Limits};
 use crate::clock::{Clock, SystemClock};
 use crate::collector::{ExporterMetrics, Renderer};
@@ -251,7 +252,7 @@ fn build(
     previous: &[(ProjectConfig, Arc<Client>)],
 ) -> Result<(Vec<ProjectTarget>, Settings), Error> {
     let observer: Arc<dyn ApiObserver> = parts.exporter.clone();
-    let permits = Arc::new(Semaphore::new(config.polling.concurrency));
+    let permits = Arc::new(Concurrency::new(config.polling.concurrency));
     let shard = shard(config)?;
     parts.exporter.set_shard(shard);
     // With several projects, none may take more than half the slots, so a
@@ -337,6 +338,7 @@ fn build(
             .statistics
             .then_some(config.collectors.statistics_period_minutes),
         quotas: config.collectors.quotas,
+        concurrency: config.polling.concurrency,
         shard,
         clock: Arc::clone(&parts.clock),
         limits: Limits {

@@ -247,7 +247,8 @@ struct RawPolling {
     max_response_bytes: i64,
     /// Per-collector intervals.
     intervals: RawIntervals,
-    /// Retries of a request failing with 5xx, 429, a timeout or a transport error.
+    /// Retries of a request failing with 5xx, 429 or a transport error (never a
+    /// timeout: the collector backs off instead).
     retries: u32,
     /// A failed collector's last values are dropped after this long.
     #[serde(with = "humantime_serde::option")]

@@ -422,6 +422,17 @@ async fn metrics(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
     r
 }
 
+/// Unix seconds as RFC 3339 (UTC).
+fn rfc3339(t: f64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "?".to_owned())
+}
+
 /// A plain-text response.
 pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {
     let mut r = Response::new(Chunks::from(Bytes::from_static(body.as_bytes())));
@@ -453,11 +464,29 @@ fn landing(state: &ServerState) -> HttpResponse {
                     .unwrap_or_default()
             })
             .unwrap_or_else(|| "never".to_owned());
-        let errors: Vec<String> = f
+        let mut errors: Vec<String> = f
             .errors()
             .into_iter()
-            .map(|(k, e)| format!("{k}: {}", esc(e)))
+            .map(|(k, e)| {
+                let mut line = format!("{k}: {}", esc(e));
+                if let Some(h) = f.health.get(&k) {
+                    let _ = write!(
+                        line,
+                        " <small>({} in a row; next attempt {})</small>",
+                        h.consecutive_failures,
+                        h.next_attempt
+                            .map_or_else(|| "at the next poll".to_owned(), rfc3339)
+                    );
+                }
+                line
+            })
             .collect();
+        if let Some(t) = f.snapshot_recheck {
+            errors.push(format!(
+                "<small>snapshot: not applicable to this function; asked again {} or when its code changes</small>",
+                rfc3339(t)
+            ));
+        }
         let _ = writeln!(
             rows,
             "<tr class=\"{status_class}\"><td><code>{urn}</code></td><td>{status}</td><td>{last}</td><td>{errors}</td></tr>",
@@ -466,6 +495,40 @@ fn landing(state: &ServerState) -> HttpResponse {
             errors = errors.join("<br>"),
         );
     }
+    // Permission denials, by project and collector, with the functions
+    // refused (the API answers per function).
+    let mut denied: std::collections::BTreeMap<
+        (&str, crate::state::CollectorKind, &str),
+        Vec<String>,
+    > = std::collections::BTreeMap::new();
+    for f in &functions {
+        for (kind, h) in &f.health {
+            if let Some(why) = &h.permission_denied {
+                denied
+                    .entry((f.urn.project_id(), *kind, why.as_str()))
+                    .or_default()
+                    .push(format!("{}:{}", f.urn.package(), f.urn.name()));
+            }
+        }
+    }
+    let permissions = if denied.is_empty() {
+        String::new()
+    } else {
+        let mut out = String::from(
+            "<h2>Permission denied</h2>\n<p>The credentials work, but may not call these APIs for these functions: only these collectors fail (and back off). Grant the permission named to the exporter's IAM user or agency.</p>\n<table>\n<tr><th>Project</th><th>Collector</th><th>Answer</th><th>Functions</th></tr>\n",
+        );
+        for ((project, kind, why), names) in &denied {
+            let _ = writeln!(
+                out,
+                "<tr class=\"down\"><td><code>{}</code></td><td>{kind}</td><td>{}</td><td>{}</td></tr>",
+                esc(project),
+                esc(why),
+                esc(&names.join(", ")),
+            );
+        }
+        out.push_str("</table>\n");
+        out
+    };
     let body = format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -476,7 +539,7 @@ fn landing(state: &ServerState) -> HttpResponse {
 <h1>FunctionGraph Exporter</h1>
 <p>Version {version}. <a href="/metrics">Metrics</a> · <a href="/failures">Recent failures</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
 <p>Values are refreshed by background polling every {interval} s; scrapes are served from memory and never call the API.</p>
-<h2>Functions ({up} of {total} up)</h2>
+{permissions}<h2>Functions ({up} of {total} up)</h2>
 <table>
 <tr><th>Function</th><th>Last poll</th><th>Last success</th><th>Errors</th></tr>
 {rows}</table>

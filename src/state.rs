@@ -432,6 +432,20 @@ impl<T> Default for Collected<T> {
     }
 }
 
+/// How a collector of a function fares beyond its latest outcome: its
+/// back-off while it keeps failing (for the landing page).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CollectorHealth {
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// When it is tried next, Unix seconds (its interval, doubled per
+    /// failure in a row up to a cap).
+    pub next_attempt: Option<f64>,
+    /// The API refused it for lack of a permission (the answer's code and
+    /// message).
+    pub permission_denied: Option<String>,
+}
+
 /// Everything known about one function after its latest poll.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FunctionSnapshot {
@@ -452,6 +466,11 @@ pub struct FunctionSnapshot {
     pub snapshot: Collected<SnapshotInfo>,
     /// `None` when the statistics collector is off.
     pub statistics: Option<Collected<Statistics>>,
+    /// The collectors that are failing and backing off.
+    pub health: BTreeMap<CollectorKind, CollectorHealth>,
+    /// For a function snapshots do not apply to: when the snapshot API is
+    /// asked again (Unix seconds) unless the code changes first.
+    pub snapshot_recheck: Option<f64>,
 }
 
 impl FunctionSnapshot {
@@ -469,6 +488,8 @@ impl FunctionSnapshot {
             code_changes: 0,
             snapshot: Collected::default(),
             statistics: None,
+            health: BTreeMap::new(),
+            snapshot_recheck: None,
         }
     }
 

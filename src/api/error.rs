@@ -1,6 +1,19 @@
 //! API errors: what went wrong with one request, typed, with the fields an
 //! operator needs in a log line (endpoint, HTTP status, `error_code`,
-//! message, `X-Request-Id`).
+//! message, `X-Request-Id`), and what each kind of failure means for the
+//! exporter:
+//!
+//! - a **credential failure** ([`ApiError::is_auth_failure`]: any 401, a 403
+//!   that does not name a permission, any refusal by IAM's token endpoint)
+//!   says the credentials themselves are bad; the project's gate backs off;
+//! - a **permission denial** ([`ApiError::is_permission_denied`]: a 403 with
+//!   `FSS.1126`/`FSS.1127`/`FSS.1128`, the gateway's access-control refusals
+//!   `APIGW.0402`/`APIGW.0404`, or an IAM policy denial) says the
+//!   credentials work but may not call this API for this resource; only the
+//!   collector that asked fails;
+//! - **gone** ([`ApiError::is_gone`]: 404 with `FSS.1051`, `FSS.1052`,
+//!   `FSS.1053` or `FSS.0404`) says the function (or its version or alias)
+//!   does not exist.
 
 use std::fmt;
 use std::time::Duration;
@@ -48,7 +61,59 @@ pub enum ApiErrorKind {
     AuthBackoff(String),
     /// A credential could not be read (e.g. its file disappeared).
     Credentials(String),
+    /// No complete answer within `after` while other requests that were
+    /// just as slow already held their share of the concurrency bound (see
+    /// `api::concurrency`): given up early so that hanging requests cannot
+    /// hold every slot.
+    Abandoned { after: Duration, slow: usize },
+    /// Not sent, for the reason given (e.g. another request of the same
+    /// function's poll got no answer in time).
+    NotSent(String),
 }
+
+/// Error codes of a 403 that names a missing permission rather than bad
+/// credentials (reference, sections 7.2 and 7.3): FunctionGraph's "no
+/// permission to call the API", "enterprise project user lacks permission"
+/// and "listing enterprise projects failed", and the gateway's access
+/// control refusals. `APIG.` is the gateway prefix some regions use.
+const PERMISSION_CODES: [&str; 7] = [
+    "FSS.1126",
+    "FSS.1127",
+    "FSS.1128",
+    "APIGW.0402",
+    "APIGW.0404",
+    "APIG.0402",
+    "APIG.0404",
+];
+
+/// Error codes saying the function, its version or its alias does not
+/// exist (reference, section 7.2).
+const GONE_CODES: [&str; 4] = ["FSS.1051", "FSS.1052", "FSS.1053", "FSS.0404"];
+
+/// Prefixed to the message of an error body that carries IAM's
+/// `encoded_authorization_message` (an IAM policy denial; reference, 7.1).
+pub const POLICY_DENIAL: &str = "IAM policy denial:";
+
+/// Words of a 403's message that say the credentials themselves are bad.
+const CREDENTIAL_WORDS: [&str; 7] = [
+    "token",
+    "signature",
+    "aksk",
+    "credential",
+    "authenticat",
+    "access key",
+    "secretkey",
+];
+
+/// Words of a 403's message that say a permission is missing.
+const PERMISSION_WORDS: [&str; 6] = [
+    "permission",
+    "policy",
+    "not authorized to perform",
+    "not allowed to perform",
+    "access denied",
+    "forbidden to perform",
+];
 
 impl ApiError {
     pub fn new(endpoint: Endpoint, kind: ApiErrorKind) -> Self {
@@ -60,15 +125,40 @@ impl ApiError {
         }
     }
 
-    /// Failures worth another try: 5xx, 429, timeouts and transport
-    /// errors. Never other 4xx: the same request would fail the same way
-    /// (and 401/403 count towards the access key's lock-out).
+    /// Failures worth another try: 5xx, 429 and transport errors. Never
+    /// other 4xx: the same request would fail the same way (and 401/403
+    /// count towards the access key's lock-out). Never a timeout either: a
+    /// request that got no answer in time would hold a slot of the
+    /// concurrency bound for as long again, so the collector fails and backs
+    /// off instead (see `poller::function`).
     pub fn is_retryable(&self) -> bool {
         match &self.kind {
             ApiErrorKind::Status { status, .. } => *status == 429 || *status >= 500,
-            ApiErrorKind::Timeout(_) | ApiErrorKind::Transport(_) => true,
+            ApiErrorKind::Transport(_) => true,
             _ => false,
         }
+    }
+
+    /// No answer in time: the per-request timeout, or abandoned early while
+    /// the concurrency bound's share for slow requests was taken.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self.kind,
+            ApiErrorKind::Timeout(_) | ApiErrorKind::Abandoned { .. }
+        )
+    }
+
+    /// Whether the request reached the API at all: false for requests held
+    /// back by the project's authentication back-off, not sent for another
+    /// reason, cancelled by shutdown, or whose credentials could not be read.
+    pub fn reached_api(&self) -> bool {
+        !matches!(
+            self.kind,
+            ApiErrorKind::AuthBackoff(_)
+                | ApiErrorKind::NotSent(_)
+                | ApiErrorKind::Cancelled
+                | ApiErrorKind::Credentials(_)
+        )
     }
 
     /// HTTP status, for failures that had one.
@@ -87,11 +177,69 @@ impl ApiError {
         }
     }
 
-    /// A refusal of the credentials by the gateway or IAM (401 or 403).
-    /// The gateway locks an access key after five in a row, so these are
-    /// never retried with the same credentials.
+    /// A refusal of the credentials themselves by the gateway or IAM: any
+    /// 401, any refusal by IAM's token endpoint, and a 403 that does not
+    /// name a missing permission (see [`ApiError::is_permission_denied`];
+    /// a 403 saying nothing recognisable is taken as a credential failure,
+    /// the safe side of the gateway's lock-out). The gateway locks an access
+    /// key after five in a row, so these are never retried with the same
+    /// credentials, and they pause the whole project (`api::gate`).
     pub fn is_auth_failure(&self) -> bool {
-        matches!(self.status(), Some(401 | 403))
+        match self.status() {
+            Some(401) => true,
+            Some(403) => !self.is_permission_denied(),
+            _ => false,
+        }
+    }
+
+    /// A 403 naming a missing permission: the credentials were accepted,
+    /// but may not call this API for this resource. Recognised by its code
+    /// (`PERMISSION_CODES`), by IAM's `encoded_authorization_message`
+    /// ([`POLICY_DENIAL`]), or, without a known code, by a message that
+    /// speaks of a permission or policy and not of a token, signature or
+    /// credential. `FSS.0401`, `FSS.0403` ("invalid token") and the
+    /// gateway's `APIGW.0301` are always credential failures; so is any
+    /// refusal by IAM's token endpoint (IAM refusing the user).
+    pub fn is_permission_denied(&self) -> bool {
+        let ApiErrorKind::Status {
+            status: 403,
+            code,
+            message,
+        } = &self.kind
+        else {
+            return false;
+        };
+        if self.endpoint == Endpoint::IamTokens {
+            return false;
+        }
+        let code = code.as_deref().unwrap_or_default();
+        if PERMISSION_CODES
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(code))
+        {
+            return true;
+        }
+        if ["FSS.0401", "FSS.0403", "APIGW.0301", "APIG.0301"]
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(code))
+        {
+            return false;
+        }
+        if message.starts_with(POLICY_DENIAL) {
+            return true;
+        }
+        let m = message.to_ascii_lowercase();
+        PERMISSION_WORDS.iter().any(|w| m.contains(w))
+            && !CREDENTIAL_WORDS.iter().any(|w| m.contains(w))
+    }
+
+    /// The API says the function, its version or its alias does not exist
+    /// (404 with `FSS.1051`, `FSS.1052`, `FSS.1053` or `FSS.0404`).
+    pub fn is_gone(&self) -> bool {
+        self.status() == Some(404)
+            && self
+                .error_code()
+                .is_some_and(|code| GONE_CODES.iter().any(|c| c.eq_ignore_ascii_case(code)))
     }
 
     /// Anything about authentication, including requests held back by the
@@ -154,6 +302,12 @@ impl ApiErrorKind {
                 "not sent: authentication failed ({refusal}); this project's requests are paused and retried with back-off"
             ),
             ApiErrorKind::Credentials(e) => write!(out, "reading credentials: {e}"),
+            ApiErrorKind::Abandoned { after, slow } => write!(
+                out,
+                "no response within {}, while {slow} other requests as slow held their share of polling.concurrency; abandoned",
+                humantime::format_duration(*after)
+            ),
+            ApiErrorKind::NotSent(reason) => write!(out, "not sent: {reason}"),
         };
     }
 }
@@ -190,10 +344,17 @@ pub fn parse_error_body(body: &[u8]) -> (Option<String>, String) {
     }
     fn from_object(v: &Value) -> Option<(Option<String>, String)> {
         let obj = v.as_object()?;
-        PAIRS.iter().find_map(|(c, m)| {
+        let (code, msg) = PAIRS.iter().find_map(|(c, m)| {
             let code = text(obj.get(*c));
             let msg = text(obj.get(*m));
             (code.is_some() || msg.is_some()).then(|| (code, msg.unwrap_or_default()))
+        })?;
+        // IAM's policy denials carry an encoded explanation (which only
+        // IAM can decode, and which is too long to show): say what it is.
+        let denial = text(obj.get("encoded_authorization_message")).is_some_and(|e| !e.is_empty());
+        Some(match denial {
+            true => (code, format!("{POLICY_DENIAL} {msg}")),
+            false => (code, msg),
         })
     }
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
@@ -297,6 +458,138 @@ mod tests {
             parse_error_body(br#"{"error_code":"","error_msg":"m"}"#),
             (None, "m".into())
         );
+    }
+
+    fn status(endpoint: Endpoint, status: u16, code: Option<&str>, message: &str) -> ApiError {
+        ApiError::new(
+            endpoint,
+            ApiErrorKind::Status {
+                status,
+                code: code.map(str::to_owned),
+                message: message.to_owned(),
+            },
+        )
+    }
+
+    #[test]
+    fn credential_failures_and_permission_denials_are_told_apart() {
+        let credentials: &[(u16, Option<&str>, &str)] = &[
+            (
+                401,
+                Some("APIGW.0301"),
+                "Incorrect IAM authentication information: verify aksk signature fail",
+            ),
+            (401, Some("FSS.0401"), "unauthorized"),
+            (401, None, "no body"),
+            (403, Some("FSS.0403"), "invalid token"),
+            (
+                403,
+                Some("APIGW.0301"),
+                "Incorrect IAM authentication information: token expires",
+            ),
+            // A 403 that says nothing recognisable: the safe side.
+            (403, None, "<html>Forbidden</html>"),
+            (403, Some("FSS.9999"), "forbidden"),
+            // Words of both kinds: the credentials win.
+            (403, None, "no permission: the token is invalid"),
+        ];
+        for (s, code, message) in credentials {
+            let e = status(Endpoint::Code, *s, *code, message);
+            assert!(e.is_auth_failure(), "{e}");
+            assert!(!e.is_permission_denied(), "{e}");
+        }
+        let permissions: &[(Option<&str>, &str)] = &[
+            (Some("FSS.1126"), "no permission to call the API"),
+            (Some("FSS.1127"), "EPS user has no permission"),
+            (Some("fss.1128"), "list enterprise projects failed"),
+            (
+                Some("APIGW.0402"),
+                "The client IP is not allowed to access the API",
+            ),
+            (Some("APIG.0404"), "access denied"),
+            (
+                None,
+                "Policy doesn't allow functiongraph:function:getCode to be performed.",
+            ),
+            (Some("IAM.0001"), "IAM policy denial: request denied"),
+        ];
+        for (code, message) in permissions {
+            let e = status(Endpoint::SnapshotState, 403, *code, message);
+            assert!(e.is_permission_denied(), "{e}");
+            assert!(!e.is_auth_failure(), "{e}");
+            assert!(!e.is_auth_related(), "{e}");
+        }
+        // IAM refusing the user is about the credentials, whatever it says.
+        let iam = status(
+            Endpoint::IamTokens,
+            403,
+            None,
+            "no permission for this project",
+        );
+        assert!(iam.is_auth_failure() && !iam.is_permission_denied());
+        // Neither: other statuses.
+        let e = status(Endpoint::Code, 404, Some("FSS.1127"), "x");
+        assert!(!e.is_auth_failure() && !e.is_permission_denied());
+    }
+
+    #[test]
+    fn an_iam_policy_denial_is_marked_in_the_message() {
+        let (code, message) = parse_error_body(
+            br#"{"error_code":"FSS.0403","error_msg":"denied","encoded_authorization_message":"AbC..."}"#,
+        );
+        assert_eq!(code.as_deref(), Some("FSS.0403"));
+        assert_eq!(message, format!("{POLICY_DENIAL} denied"));
+        let (_, message) = parse_error_body(
+            br#"{"error":{"code":"x","message":"denied","encoded_authorization_message":"AbC"}}"#,
+        );
+        assert!(message.starts_with(POLICY_DENIAL), "{message}");
+        let e = status(Endpoint::Versions, 403, None, &message);
+        assert!(e.is_permission_denied());
+        // An empty one is no denial.
+        let (_, message) =
+            parse_error_body(br#"{"error_msg":"m","encoded_authorization_message":""}"#);
+        assert_eq!(message, "m");
+    }
+
+    #[test]
+    fn every_documented_not_found_code_means_gone() {
+        for code in ["FSS.1051", "FSS.1052", "FSS.1053", "FSS.0404", "fss.0404"] {
+            assert!(
+                status(Endpoint::AsyncInvocations, 404, Some(code), "").is_gone(),
+                "{code}"
+            );
+        }
+        assert!(!status(Endpoint::Code, 404, Some("APIGW.0101"), "no such API").is_gone());
+        assert!(!status(Endpoint::Code, 404, None, "").is_gone());
+        assert!(!status(Endpoint::Code, 400, Some("FSS.1051"), "").is_gone());
+    }
+
+    #[test]
+    fn timeouts_are_not_retried_but_transport_errors_and_5xx_are() {
+        let t = ApiError::new(
+            Endpoint::Code,
+            ApiErrorKind::Timeout(Duration::from_secs(1)),
+        );
+        assert!(t.is_timeout() && !t.is_retryable() && t.reached_api());
+        let a = ApiError::new(
+            Endpoint::Code,
+            ApiErrorKind::Abandoned {
+                after: Duration::from_millis(2500),
+                slow: 4,
+            },
+        );
+        assert!(a.is_timeout() && !a.is_retryable());
+        assert_eq!(
+            a.summary(),
+            "code: no response within 2s 500ms, while 4 other requests as slow held their share of polling.concurrency; abandoned"
+        );
+        assert!(
+            ApiError::new(Endpoint::Code, ApiErrorKind::Transport("reset".into())).is_retryable()
+        );
+        assert!(status(Endpoint::Code, 503, None, "").is_retryable());
+        let n = ApiError::new(Endpoint::Code, ApiErrorKind::NotSent("why".into()));
+        assert!(!n.reached_api());
+        assert_eq!(n.summary(), "code: not sent: why");
     }
 
     #[test]

@@ -6,9 +6,11 @@
 //!
 //! - until a request of the project has been accepted, only one request at
 //!   a time goes out (the "probe"); the others wait for its outcome;
-//! - after a 401 or 403, nothing goes out for a back-off period (doubling
-//!   while failures go on, up to 15 minutes): requests fail locally with
-//!   [`ApiErrorKind::AuthBackoff`], which marks the functions down;
+//! - after a refusal of the credentials (a 401, or a 403 that does not name
+//!   a missing permission: see [`ApiError::is_auth_failure`]), nothing goes
+//!   out for a back-off period (doubling while failures go on, up to 15
+//!   minutes): requests fail locally with [`ApiErrorKind::AuthBackoff`],
+//!   which marks the functions down;
 //! - when the period is over, one probe tries again.
 //!
 //! The gate logs each change of state once: the failure with the gateway's
@@ -99,6 +101,12 @@ impl AuthGate {
         }
     }
 
+    /// Whether the credentials are known to work (a request was accepted
+    /// and none refused since).
+    pub fn is_open(&self) -> bool {
+        matches!(*self.state(), State::Open)
+    }
+
     /// The gateway accepted a request: the credentials work.
     pub fn accepted(&self) {
         let mut state = self.state();
@@ -108,7 +116,7 @@ impl AuthGate {
         *state = State::Open;
     }
 
-    /// The gateway refused a request with 401 or 403.
+    /// The gateway or IAM refused the credentials.
     pub fn refused(&self, error: &ApiError, admission: &Admission<'_>) {
         let summary = error.summary();
         let mut state = self.state();

@@ -10,6 +10,7 @@
 //! request counts and durations leave it.
 
 pub mod auth;
+pub mod concurrency;
 pub mod error;
 pub mod gate;
 pub mod model;
@@ -28,6 +29,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
 pub use auth::{Credentials, PasswordTokens};
+pub use concurrency::Concurrency;
 pub use error::{ApiError, ApiErrorKind};
 pub use paginate::{Page, Paged, paginate};
 pub use query::Query;
@@ -128,6 +130,9 @@ pub trait ApiObserver: Send + Sync + 'static {
     fn auth_failure(&self, project_id: &str);
     /// The gateway answered 429 (throttled).
     fn throttled(&self, project_id: &str, endpoint: Endpoint);
+    /// A 403 named a missing permission for this endpoint (the credentials
+    /// themselves were accepted).
+    fn permission_denied(&self, project_id: &str, endpoint: Endpoint);
     /// `n` upstream items were dropped or truncated by `cap`; `subject`
     /// says where (a function URN, a project id).
     fn capped(&self, cap: Cap, n: u64, subject: &str) {
@@ -145,6 +150,7 @@ impl ApiObserver for NoopObserver {
     fn observe(&self, _: Endpoint, _: &str, _: Duration) {}
     fn auth_failure(&self, _: &str) {}
     fn throttled(&self, _: &str, _: Endpoint) {}
+    fn permission_denied(&self, _: &str, _: Endpoint) {}
 }
 
 /// How to reach one project's API.
@@ -206,7 +212,7 @@ pub struct Client {
     /// The project's share of the concurrency bound.
     project_permits: Semaphore,
     /// The global bound on API requests in flight, shared by all clients.
-    permits: Arc<Semaphore>,
+    permits: Arc<Concurrency>,
     observer: Arc<dyn ApiObserver>,
     /// The API's clock, from its `Date` headers.
     skew: skew::ClockSkew,
@@ -259,7 +265,7 @@ impl Client {
         http: reqwest::Client,
         credentials: Credentials,
         clock: Arc<dyn Clock>,
-        permits: Arc<Semaphore>,
+        permits: Arc<Concurrency>,
         observer: Arc<dyn ApiObserver>,
     ) -> Result<Self, BuildError> {
         let url = reqwest::Url::parse(&options.endpoint)
@@ -311,6 +317,25 @@ impl Client {
 
     pub fn project_id(&self) -> &str {
         &self.options.project_id
+    }
+
+    /// Whether the project's credentials are known to work. Until they are,
+    /// requests go out one at a time (see [`gate`]).
+    pub fn credentials_verified(&self) -> bool {
+        self.gate.is_open()
+    }
+
+    /// Checks the credentials with the cheapest project-level request (one
+    /// function listed), so that the one-at-a-time probing of unverified
+    /// credentials is not done by a function's request, which may hang.
+    /// A permission denial counts as verified: the credentials were
+    /// accepted.
+    pub async fn verify_credentials(&self) -> Result<(), ApiError> {
+        match self.functions(0, 1, None, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_permission_denied() => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reports `n` upstream items dropped or truncated by `cap` (the poller
@@ -509,9 +534,6 @@ impl Client {
                     .flatten()
                     .all(|n| !caps::too_long(n, caps::MAX_LABEL_CHARS_LIMIT))
         });
-        for f in &mut page.items {
-            f.runtime = None;
-        }
         self.observer.capped(
             Cap::LabelLength,
             (before - page.items.len()) as u64,
@@ -660,6 +682,10 @@ impl Client {
             }
             self.gate.refused(e, admission);
         } else if e.status().is_some() {
+            if e.is_permission_denied() {
+                self.observer
+                    .permission_denied(&self.options.project_id, e.endpoint);
+            }
             // Any other answer came through the gateway: the credentials work.
             self.gate.accepted();
         }
@@ -680,19 +706,26 @@ impl Client {
         let project_permit = self.project_permits.acquire().await.map_err(cancelled)?;
         let permit = self.permits.acquire().await.map_err(cancelled)?;
         let started = Instant::now();
-        let exchanged = tokio::time::timeout(
-            self.options.timeout,
-            self.exchange(endpoint, path, canonical, headers),
-        )
-        .await;
+        let exchanged = self
+            .permits
+            .run(
+                self.options.timeout,
+                self.exchange(endpoint, path, canonical, headers),
+            )
+            .await;
         drop(permit);
         drop(project_permit);
         let elapsed = started.elapsed();
-        let exchanged = exchanged.unwrap_or_else(|_| {
+        let exchanged = exchanged.unwrap_or_else(|cut| {
             Err(Exchange {
                 status: None,
                 request_id: None,
-                kind: ApiErrorKind::Timeout(self.options.timeout),
+                kind: match cut {
+                    concurrency::Cut::Timeout => ApiErrorKind::Timeout(self.options.timeout),
+                    concurrency::Cut::Abandoned { after, slow } => {
+                        ApiErrorKind::Abandoned { after, slow }
+                    }
+                },
                 retry_after: None,
             })
         });
@@ -707,7 +740,9 @@ impl Client {
                 }
                 let outcome = match (&e.status, &e.kind) {
                     (Some(s), _) => s.as_str().to_owned(),
-                    (None, ApiErrorKind::Timeout(_)) => "timeout".to_owned(),
+                    (None, ApiErrorKind::Timeout(_) | ApiErrorKind::Abandoned { .. }) => {
+                        "timeout".to_owned()
+                    }
                     (None, _) => "error".to_owned(),
                 };
                 self.observer.observe(endpoint, &outcome, elapsed);

@@ -1,12 +1,16 @@
 //! Response bodies as the API sends them, decoded tolerantly.
 //!
 //! Only the fields the exporter uses are declared: a field it does not read
-//! cannot break decoding. Every declared field is optional (example bodies
-//! in the docs omit fields the schema lists), `null` counts as absent, and
-//! `next_marker` is accepted as a number or a string (reference, section 8,
-//! gotcha 1). A field that is present with the wrong type is an error that
-//! names the field, because a silently wrong value is worse than a failed
-//! collector.
+//! cannot break decoding, whatever its type (the snapshot API's `code` has
+//! been seen as `0` where the SDK declares a string, versions' `code_size`
+//! as `"245"` where it declares an integer). Every declared field is
+//! optional (example bodies in the docs omit fields the schema lists),
+//! `null` counts as absent, and every numeric field is accepted as a number
+//! or as a string holding one (reference, section 8, gotcha 1: the SDKs and
+//! the API disagree on such types). A field that is present with a value
+//! that cannot be what it means (`"big"` for a size, an object for a name)
+//! is an error that names the field, because a silently wrong value is
+//! worse than a failed collector.
 
 use serde::{Deserialize, Deserializer};
 
@@ -64,7 +68,6 @@ pub struct VersionRecord {
     pub version: Option<String>,
     pub runtime: Option<String>,
     pub code_type: Option<String>,
-    pub code_size: Option<u64>,
     #[serde(deserialize_with = "lenient_time")]
     pub last_modified: Option<i64>,
 }
@@ -73,9 +76,9 @@ pub struct VersionRecord {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct CodeBody {
-    pub func_name: Option<String>,
     pub runtime: Option<String>,
     pub code_type: Option<String>,
+    #[serde(deserialize_with = "lenient_u64")]
     pub code_size: Option<u64>,
     /// SHA-512 hex of the code package.
     pub digest: Option<String>,
@@ -89,15 +92,17 @@ pub struct CodeBody {
 #[serde(default)]
 pub struct StrategyConfig {
     /// Maximum instances: −1 unlimited, 0 function disabled.
+    #[serde(deserialize_with = "lenient_i64")]
     pub concurrency: Option<i64>,
 }
 
-/// `GET .../snapshots/{action}`.
+/// `GET .../snapshots/{action}`. Its `code` ("snapshot creation response
+/// code", undocumented values, seen as a number and as a string) is not
+/// read.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct SnapshotBody {
     pub state: Option<String>,
-    pub code: Option<String>,
 }
 
 /// `GET /v2/{project_id}/fgs/functions`.
@@ -119,7 +124,6 @@ pub struct FunctionRecord {
     pub func_urn: Option<String>,
     pub func_name: Option<String>,
     pub package: Option<String>,
-    pub runtime: Option<String>,
 }
 
 /// `GET .../statistics/{period}`: series of `{timestamp, value}` buckets;
@@ -149,6 +153,7 @@ pub struct StatisticsBody {
 pub struct SlaValue {
     #[serde(deserialize_with = "lenient_time")]
     pub timestamp: Option<i64>,
+    #[serde(deserialize_with = "lenient_f64")]
     pub value: Option<f64>,
 }
 
@@ -171,7 +176,9 @@ pub struct QuotaList {
 #[serde(default)]
 pub struct QuotaRecord {
     /// The limit.
+    #[serde(deserialize_with = "lenient_f64")]
     pub quota: Option<f64>,
+    #[serde(deserialize_with = "lenient_f64")]
     pub used: Option<f64>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -243,6 +250,134 @@ where
             None => None,
         },
     )
+}
+
+/// A number the exporter reads, given as a JSON number or as a string
+/// holding one (surrounding spaces ignored). `null` and an empty string are
+/// absent; anything else (a non-numeric string, a boolean, an object, a
+/// number out of the type's range) is an error that names the field.
+trait LenientNumber: Sized {
+    fn from_u64(v: u64) -> Option<Self>;
+    fn from_i64(v: i64) -> Option<Self>;
+    fn from_f64(v: f64) -> Option<Self>;
+    fn parse(s: &str) -> Option<Self>;
+}
+
+impl LenientNumber for u64 {
+    fn from_u64(v: u64) -> Option<Self> {
+        Some(v)
+    }
+    fn from_i64(v: i64) -> Option<Self> {
+        u64::try_from(v).ok()
+    }
+    fn from_f64(v: f64) -> Option<Self> {
+        (v >= 0.0 && v.fract() == 0.0 && v < 1.8e19).then_some(v as u64)
+    }
+    fn parse(s: &str) -> Option<Self> {
+        s.parse()
+            .ok()
+            .or_else(|| s.parse().ok().and_then(Self::from_f64))
+    }
+}
+
+impl LenientNumber for i64 {
+    fn from_u64(v: u64) -> Option<Self> {
+        i64::try_from(v).ok()
+    }
+    fn from_i64(v: i64) -> Option<Self> {
+        Some(v)
+    }
+    fn from_f64(v: f64) -> Option<Self> {
+        (v.fract() == 0.0 && v.abs() < 9.2e18).then_some(v as i64)
+    }
+    fn parse(s: &str) -> Option<Self> {
+        s.parse()
+            .ok()
+            .or_else(|| s.parse().ok().and_then(Self::from_f64))
+    }
+}
+
+impl LenientNumber for f64 {
+    fn from_u64(v: u64) -> Option<Self> {
+        Some(v as f64)
+    }
+    fn from_i64(v: i64) -> Option<Self> {
+        Some(v as f64)
+    }
+    fn from_f64(v: f64) -> Option<Self> {
+        v.is_finite().then_some(v)
+    }
+    fn parse(s: &str) -> Option<Self> {
+        s.parse().ok().and_then(Self::from_f64)
+    }
+}
+
+struct LenientVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: LenientNumber> serde::de::Visitor<'de> for LenientVisitor<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a number or a numeric string")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        T::from_u64(v)
+            .map(Some)
+            .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        T::from_i64(v)
+            .map(Some)
+            .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        T::from_f64(v)
+            .map(Some)
+            .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Float(v), &self))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        let t = v.trim();
+        if t.is_empty() {
+            return Ok(None);
+        }
+        T::parse(t)
+            .map(Some)
+            .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+fn lenient_number<'de, D: Deserializer<'de>, T: LenientNumber>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    d.deserialize_any(LenientVisitor(std::marker::PhantomData))
+}
+
+fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    lenient_number(d)
+}
+
+fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    lenient_number(d)
+}
+
+fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    lenient_number(d)
 }
 
 /// A time given as a string in one of the API's date formats (taken as
@@ -406,9 +541,73 @@ mod tests {
     }
 
     #[test]
+    fn fields_the_exporter_does_not_read_never_fail_decoding() {
+        // Seen against an API stand-in written apart from this project:
+        // snapshot `code` as a number, versions' `code_size` as a string.
+        let body: SnapshotBody = decode(r#"{"state":"enable","code":0}"#).unwrap();
+        assert_eq!(body.state.as_deref(), Some("enable"));
+        let body: VersionsBody = decode(
+            r#"{"versions":[{"version":"v1","code_size":"245","memory_size":{"odd":true},
+                "func_name":7,"strategy_config":"n/a"}],"count":"1"}"#,
+        )
+        .unwrap();
+        assert_eq!(body.versions[0].version.as_deref(), Some("v1"));
+        assert_eq!(body.count, Some(1));
+        let body: CodeBody =
+            decode(r#"{"func_name":12,"digest":"ab","depend_list":{},"func_code":"x"}"#).unwrap();
+        assert_eq!(body.digest.as_deref(), Some("ab"));
+        let body: FunctionsBody =
+            decode(r#"{"functions":[{"func_name":"f","runtime":3,"timeout":"30"}]}"#).unwrap();
+        assert_eq!(body.functions[0].func_name.as_deref(), Some("f"));
+        let body: AsyncInvocationsBody = decode(
+            r#"{"invocations":[{"status":"FAIL","error_code":"500","error_message":{"x":1}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(body.invocations[0].status.as_deref(), Some("FAIL"));
+    }
+
+    #[test]
+    fn numeric_fields_accept_numbers_or_numeric_strings() {
+        let body: CodeBody =
+            decode(r#"{"code_size":"245","strategy_config":{"concurrency":"-1"}}"#).unwrap();
+        assert_eq!(body.code_size, Some(245));
+        assert_eq!(body.strategy_config.unwrap().concurrency, Some(-1));
+        let body: CodeBody =
+            decode(r#"{"code_size":" 245 ","strategy_config":{"concurrency":400.0}}"#).unwrap();
+        assert_eq!(body.code_size, Some(245));
+        assert_eq!(body.strategy_config.unwrap().concurrency, Some(400));
+        let body: CodeBody =
+            decode(r#"{"code_size":"","strategy_config":{"concurrency":null}}"#).unwrap();
+        assert_eq!(body.code_size, None);
+        assert_eq!(body.strategy_config.unwrap().concurrency, None);
+        let body: StatisticsBody = decode(
+            r#"{"count":[{"timestamp":"1596679200000","value":"3"},{"value":"-1"},{"value":2.5}]}"#,
+        )
+        .unwrap();
+        let values: Vec<Option<f64>> = body.count.iter().map(|p| p.value).collect();
+        assert_eq!(values, vec![Some(3.0), Some(-1.0), Some(2.5)]);
+        let q: QuotasBody = decode(
+            r#"{"quotas":{"resources":[{"quota":"400","used":"12","type":"fgs_func_num"}]}}"#,
+        )
+        .unwrap();
+        let r = &q.quotas.unwrap().resources[0];
+        assert_eq!((r.quota, r.used), (Some(400.0), Some(12.0)));
+    }
+
+    #[test]
     fn a_field_of_the_wrong_type_is_an_error_naming_it() {
         let err = decode::<CodeBody>(r#"{"code_size":"big"}"#).unwrap_err();
+        assert!(err.starts_with("code_size: invalid value"), "{err}");
+        assert!(
+            err.contains("expected a number or a numeric string"),
+            "{err}"
+        );
+        let err = decode::<CodeBody>(r#"{"code_size":-5}"#).unwrap_err();
+        assert!(err.starts_with("code_size: invalid value"), "{err}");
+        let err = decode::<CodeBody>(r#"{"code_size":true}"#).unwrap_err();
         assert!(err.starts_with("code_size: invalid type"), "{err}");
+        let err = decode::<StatisticsBody>(r#"{"count":[{"value":"NaN"}]}"#).unwrap_err();
+        assert!(err.starts_with("count[0].value: invalid value"), "{err}");
         let err =
             decode::<AsyncInvocationsBody>(r#"{"invocations":[{"status":"WAIT"},{"status":7}]}"#)
                 .unwrap_err();

@@ -44,6 +44,7 @@ pub struct ExporterMetrics {
     api_duration: HistogramVec,
     auth_failures: IntCounterVec,
     throttled: IntCounterVec,
+    permission_denied: IntCounterVec,
     poll_duration: Gauge,
     dropped_functions: IntCounter,
     caps: Arc<CapCounters>,
@@ -85,7 +86,7 @@ impl ExporterMetrics {
         let auth_failures = IntCounterVec::new(
             Opts::new(
                 "functiongraph_exporter_auth_failures_total",
-                "Requests whose credentials the API gateway or IAM refused (HTTP 401 or 403), by project. Five in a row lock an access key for five minutes; the exporter backs off after each.",
+                "Requests whose credentials the API gateway or IAM refused (HTTP 401, or 403 not naming a missing permission), by project. Five in a row lock an access key for five minutes; the exporter pauses the project's requests after each.",
             ),
             &["project_id"],
         )
@@ -94,6 +95,14 @@ impl ExporterMetrics {
             Opts::new(
                 "functiongraph_exporter_api_throttled_total",
                 "API requests answered with HTTP 429 (throttled), by project and endpoint.",
+            ),
+            &["project_id", "endpoint"],
+        )
+        .expect("valid metric definition");
+        let permission_denied = IntCounterVec::new(
+            Opts::new(
+                "functiongraph_exporter_api_permission_denied_total",
+                "API requests refused with HTTP 403 naming a missing permission (FSS.1126, FSS.1127, FSS.1128, APIGW.0402, APIGW.0404 or an IAM policy denial), by project and endpoint. The credentials work; only the collector that asked fails, and it backs off.",
             ),
             &["project_id", "endpoint"],
         )
@@ -175,6 +184,7 @@ impl ExporterMetrics {
             Box::new(api_duration.clone()),
             Box::new(auth_failures.clone()),
             Box::new(throttled.clone()),
+            Box::new(permission_denied.clone()),
             Box::new(poll_duration.clone()),
             Box::new(dropped_functions.clone()),
             Box::new(clock_offset.clone()),
@@ -198,6 +208,7 @@ impl ExporterMetrics {
             api_duration,
             auth_failures,
             throttled,
+            permission_denied,
             poll_duration,
             dropped_functions,
             caps,
@@ -236,6 +247,8 @@ impl ExporterMetrics {
         self.auth_failures.with_label_values(&[project_id]);
         for endpoint in Endpoint::ALL {
             self.throttled
+                .with_label_values(&[project_id, endpoint.as_str()]);
+            self.permission_denied
                 .with_label_values(&[project_id, endpoint.as_str()]);
         }
     }
@@ -306,6 +319,12 @@ impl ApiObserver for ExporterMetrics {
 
     fn throttled(&self, project_id: &str, endpoint: Endpoint) {
         self.throttled
+            .with_label_values(&[project_id, endpoint.as_str()])
+            .inc();
+    }
+
+    fn permission_denied(&self, project_id: &str, endpoint: Endpoint) {
+        self.permission_denied
             .with_label_values(&[project_id, endpoint.as_str()])
             .inc();
     }

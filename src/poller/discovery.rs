@@ -103,7 +103,6 @@ mod tests {
             func_urn: urn.map(str::to_owned),
             package: package.map(str::to_owned),
             func_name: name.map(str::to_owned),
-            runtime: None,
         };
         let u = urn_of(
             &rec(Some(&format!("urn:fss:r:{P}:function:etl:job")), None, None),

@@ -2,7 +2,8 @@
 //!
 //! A poll cycle runs at start-up and then every cycle period (the shortest
 //! collector interval). Each cycle first refreshes the projects whose
-//! discovery is due, then polls every function of this shard: the first
+//! discovery is due, checks with one project-level request the credentials
+//! not yet known to work, then polls every function of this shard: the first
 //! cycle all at once (bounded by the request concurrency and each project's
 //! rate limit) so the exporter is ready quickly, later cycles spread over
 //! the first half of the period, each function at a fixed offset derived
@@ -11,10 +12,16 @@
 //! previous poll is still running is skipped with a warning, never polled
 //! twice at once. Project quotas are polled alongside, when enabled.
 //!
+//! Every function gets its fair share of the request concurrency (see
+//! `function`): at most the bound divided by the number of functions (at
+//! least one) of its requests in flight at once, and a function whose
+//! requests go unanswered stops sending the rest of its poll and backs off.
+//!
 //! Discovered functions that the API says are gone (absent from a listing,
-//! or answering 404 `FSS.1051`) are checked once more, one by one, and
-//! removed with all their series when that confirms it. Functions listed in
-//! the configuration are never removed.
+//! or answering 404 with `FSS.1051`, `FSS.1052`, `FSS.1053` or `FSS.0404`
+//! on any endpoint) are checked once more, one by one, and removed with all
+//! their series when that confirms it. Functions listed in the
+//! configuration are never removed.
 //!
 //! The scheduler knows nothing of Prometheus: it fills the store, and the
 //! collectors read it.
@@ -23,6 +30,7 @@ mod async_tracker;
 pub mod checkpoint;
 pub mod discovery;
 mod function;
+mod permissions;
 pub mod shard;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,7 +44,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use async_tracker::{AsyncTracker, TrackerSettings, TrackerState};
 pub use checkpoint::Checkpoint;
-pub use function::{FunctionPoller, PollOutcome, Schedule};
+pub use function::{
+    FunctionPoller, NOT_APPLICABLE_RECHECK, PollContext, PollOutcome, Schedule, backoff_delay,
+};
+pub use permissions::Denials;
 pub use shard::Shard;
 
 use crate::api::{ApiError, Client};
@@ -73,6 +84,9 @@ pub struct Settings {
     /// Look-back minutes of the statistics collector, when enabled.
     pub statistics_period: Option<u32>,
     pub quotas: bool,
+    /// API requests in flight at once (`polling.concurrency`): each
+    /// function's share of it is this divided by the number of functions.
+    pub concurrency: usize,
     pub shard: Shard,
     /// Decides what is due, and dates the async windows.
     pub clock: Arc<dyn Clock>,
@@ -163,6 +177,7 @@ struct Shared {
     generation: RwLock<Arc<Generation>>,
     store: Arc<Store>,
     ready: watch::Sender<bool>,
+    denials: Denials,
 }
 
 /// Polls every target on schedule. Built by [`Poller::new`], driven by
@@ -274,6 +289,7 @@ impl Poller {
             generation: RwLock::new(Arc::clone(&generation)),
             store,
             ready: ready_tx,
+            denials: Denials::default(),
         });
         for (project_id, urn) in generation.explicit() {
             shared.add(&generation, &project_id, [urn], false);
@@ -312,6 +328,13 @@ impl Poller {
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => {
                     let mode = if first { Mode::Burst } else { Mode::Spread };
+                    if first {
+                        // Spread cycles poll each function up to half a
+                        // period after the cycle starts; starting the first
+                        // one half a period early keeps every function's
+                        // first two polls at most one period apart.
+                        ticker.reset_after(period.mul_f64(1.0 - SPREAD));
+                    }
                     first = false;
                     cycles.spawn(Arc::clone(&self.shared).cycle(mode, None));
                 }
@@ -464,6 +487,7 @@ impl Shared {
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
         if slots.remove(urn).is_some() {
             self.store.remove(urn);
+            self.denials.forget(urn);
             if let Some(c) = &self.generation().settings.checkpoint {
                 c.forget(&urn.to_string());
             }
@@ -491,6 +515,22 @@ impl Shared {
         }
         // New functions are polled in this very cycle.
         while tasks.join_next().await.is_some() {}
+        // Credentials not verified yet (at start, or when a refusal's
+        // back-off is over) are checked with one project-level request
+        // before the functions' requests go out: while unverified they go
+        // one at a time, and a function whose API hangs must not be the one
+        // everything waits on.
+        for p in &generation.projects {
+            if !p.target.client.credentials_verified() {
+                let client = Arc::clone(&p.target.client);
+                tasks.spawn(async move {
+                    if let Err(e) = client.verify_credentials().await {
+                        tracing::debug!(project_id = client.project_id(), error = %e, "credentials not verified");
+                    }
+                });
+            }
+        }
+        while tasks.join_next().await.is_some() {}
 
         for (i, p) in generation.projects.iter().enumerate() {
             let interval = settings.intervals.quotas;
@@ -501,7 +541,10 @@ impl Shared {
             }
         }
         let gone = Arc::new(std::sync::Mutex::new(Vec::new()));
-        for slot in self.slots() {
+        let slots = self.slots();
+        // Each function's share of the concurrency bound.
+        let share = (settings.concurrency / slots.len().max(1)).max(1);
+        for slot in slots {
             let shared = Arc::clone(&self);
             let generation = Arc::clone(&generation);
             let gone = Arc::clone(&gone);
@@ -525,12 +568,17 @@ impl Shared {
                         }
                     },
                 };
+                let ctx = PollContext {
+                    share,
+                    everything,
+                    denials: &shared.denials,
+                };
                 let outcome = poller
                     .poll(
                         &project.target.client,
                         &generation.schedule,
                         generation.settings.clock.unix(),
-                        everything,
+                        &ctx,
                     )
                     .await;
                 // Counted values are shown only once they would survive a

@@ -56,6 +56,9 @@ pub(super) async fn handle(
     if let Some(e) = endpoint {
         sim.count(e);
     }
+    // Counted in flight until the answer is produced, or until the client
+    // gives up and the connection (and this future) is dropped.
+    let _in_flight = function_of(parts.uri.path()).map(|f| sim.start_request(f));
     let latency = sim.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -330,6 +333,14 @@ fn route(
     (Some(endpoint), answer)
 }
 
+/// `package:name` of the function a request path names, if it names one.
+fn function_of(path: &str) -> Option<String> {
+    let segment = path.split('/').nth(5).filter(|s| !s.is_empty())?;
+    let raw = percent_decode_str(segment).decode_utf8_lossy();
+    let urn = FunctionUrn::parse_full(&raw).ok()?;
+    Some(format!("{}:{}", urn.package(), urn.name()))
+}
+
 fn no_such_api() -> ApiFailure {
     ApiFailure(
         StatusCode::NOT_FOUND,
@@ -378,15 +389,21 @@ fn answer(
         )
     })?;
     let key = (urn.package().to_owned(), urn.name().to_owned());
-    let Some(f) = p.functions.get(&key) else {
-        return Err(ApiFailure(
-            StatusCode::NOT_FOUND,
-            "FSS.1051",
-            "Not found the function".to_owned(),
-        ));
-    };
+    // A function's faults apply even once it is deleted (how a deleted
+    // function answers is itself a fault mode: FSS.1052, FSS.0404, ...).
     let fault_key = (project.to_owned(), key.0.clone(), key.1.clone(), endpoint);
-    let delay = match world.faults.get_mut(&fault_key).and_then(|r| r.take()) {
+    let fault = world.faults.get_mut(&fault_key).and_then(|r| r.take());
+    let Some(f) = p.functions.get(&key) else {
+        return match fault {
+            Some(fault) if !matches!(fault, Fault::Delay(_)) => Ok(Reply::Fault(fault)),
+            _ => Err(ApiFailure(
+                StatusCode::NOT_FOUND,
+                "FSS.1051",
+                "Not found the function".to_owned(),
+            )),
+        };
+    };
+    let delay = match fault {
         Some(Fault::Delay(d)) => Some(d),
         Some(Fault::EndlessRecords { request_id_len })
             if endpoint == Endpoint::AsyncInvocations =>

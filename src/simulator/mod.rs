@@ -6,7 +6,10 @@
 //! window filters, `X-Auth-Token` checking with the gateway's 401 body, 404
 //! `FSS.1051` for unknown functions and 400 for bad parameters. Functions can
 //! generate traffic over time (the demo), or be driven step by step by a
-//! test through this handle, which also injects faults and counts requests.
+//! test through this handle, which also injects faults (per function and
+//! endpoint, applying even once the function is deleted, so a test can
+//! choose how a deleted function answers) and counts requests (per
+//! endpoint, and per function with the most in flight at once).
 //!
 //! The simulator is its own implementation of the server side: it shares
 //! URN parsing and time formatting with the exporter, but builds its JSON
@@ -55,6 +58,31 @@ struct Inner {
     times: Mutex<Option<Vec<Instant>>>,
     /// Added before every answer, in microseconds (benchmarks).
     latency_us: AtomicU64,
+    /// Per function (`package:name`): requests received, requests in
+    /// flight now, and the most in flight at once.
+    per_function: Mutex<BTreeMap<String, FunctionLoad>>,
+}
+
+/// Requests to one function.
+#[derive(Debug, Clone, Copy, Default)]
+struct FunctionLoad {
+    received: u64,
+    in_flight: u64,
+    max_in_flight: u64,
+}
+
+/// A request in flight to one function; counted out when dropped.
+pub(crate) struct InFlight {
+    sim: Simulator,
+    function: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(load) = self.sim.lock_per_function().get_mut(&self.function) {
+            load.in_flight = load.in_flight.saturating_sub(1);
+        }
+    }
 }
 
 impl Simulator {
@@ -69,6 +97,7 @@ impl Simulator {
                 clock_offset: AtomicI64::new(0),
                 times: Mutex::new(None),
                 latency_us: AtomicU64::new(0),
+                per_function: Mutex::new(BTreeMap::new()),
             }),
         }
     }
@@ -430,6 +459,43 @@ impl Simulator {
     /// Requests received so far by one endpoint.
     pub fn requests_to(&self, endpoint: Endpoint) -> u64 {
         self.lock_requests().get(&endpoint).copied().unwrap_or(0)
+    }
+
+    /// Requests received so far for one function (`package`, `name`), all
+    /// endpoints and qualifiers.
+    pub fn requests_of(&self, package: &str, name: &str) -> u64 {
+        self.lock_per_function()
+            .get(&format!("{package}:{name}"))
+            .map_or(0, |l| l.received)
+    }
+
+    /// The most requests for one function that were in flight at once. A
+    /// request whose answer never completes (a hang) counts as in flight
+    /// until the client closes its connection.
+    pub fn max_in_flight_of(&self, package: &str, name: &str) -> u64 {
+        self.lock_per_function()
+            .get(&format!("{package}:{name}"))
+            .map_or(0, |l| l.max_in_flight)
+    }
+
+    pub(crate) fn start_request(&self, function: String) -> InFlight {
+        let mut map = self.lock_per_function();
+        let load = map.entry(function.clone()).or_default();
+        load.received += 1;
+        load.in_flight += 1;
+        load.max_in_flight = load.max_in_flight.max(load.in_flight);
+        drop(map);
+        InFlight {
+            sim: self.clone(),
+            function,
+        }
+    }
+
+    fn lock_per_function(&self) -> MutexGuard<'_, BTreeMap<String, FunctionLoad>> {
+        self.inner
+            .per_function
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Generates the traffic of the last `span`, as if the simulator had

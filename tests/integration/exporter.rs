@@ -378,7 +378,7 @@ async fn bad_bodies_fail_only_their_collector() {
     assert_eq!(m.success("f2", "versions"), 1.0);
     let page = h.status_page().await;
     assert!(
-        page.contains("code: unexpected response body: code_size: invalid type"),
+        page.contains("code: unexpected response body: code_size: invalid value"),
         "{page}"
     );
     h.stop().await;

@@ -3,6 +3,9 @@
 //! - `auth`: AK/SK, temporary credentials, password tokens, rotation,
 //!   back-off, secrets kept out of logs.
 //! - `config`: configuration fixtures and the documented example.
+//! - `containment`: one failure stays one failure, and costs once:
+//!   permission denials, not-applicable snapshots, back-off per collector,
+//!   tolerant decoding, gone functions, hanging functions (issue 11).
 //! - `counting`: async invocations counted exactly once against the
 //!   simulator's ground truth: busy functions, late records, a skewed API
 //!   clock, long invocations, implausible dates, restarts with a state file.
@@ -27,6 +30,7 @@
 mod auth;
 mod cli;
 mod config;
+mod containment;
 mod counting;
 mod deploy;
 mod exporter;

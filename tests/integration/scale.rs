@@ -210,12 +210,21 @@ async fn a_failing_project_leaves_the_other_fresh() {
     h.stop().await;
 }
 
-/// API cost at the default intervals: per function and hour, 60 async
-/// listings, and 12 each of versions, code and snapshot state: 96 in all.
+/// API cost at the default intervals, per function and hour: 60 async
+/// listings and 12 each of versions and code; for a function snapshots
+/// apply to (a published version of a Java function), 12 each of snapshot
+/// state and `enableSnapshot` (108 in all); for one they do not apply to,
+/// none after the first answer, which is remembered (84 in all).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_cost_per_function_per_hour_at_defaults() {
     let names = ["default:c1", "default:c2", "default:c3"];
     let sim = simulator(&names);
+    sim.add_function(
+        PROJECT,
+        FunctionSpec::new("default", "j1")
+            .runtime("Java17")
+            .version("v1"),
+    );
     let clock = Arc::new(ManualClock::new());
     let toml = config(
         "",
@@ -223,7 +232,7 @@ async fn api_cost_per_function_per_hour_at_defaults() {
         // counts real seconds.
         &project(
             PROJECT,
-            "\"default:c1\", \"default:c2\", \"default:c3\"",
+            &format!("\"default:c1\", \"default:c2\", \"default:c3\", \"{PROJECT}:default:j1:v1\""),
             "max_requests_per_second = 100000",
         ),
     );
@@ -235,20 +244,26 @@ async fn api_cost_per_function_per_hour_at_defaults() {
         Endpoint::Versions,
         Endpoint::Code,
         Endpoint::SnapshotState,
+        Endpoint::SnapshotEnable,
     ];
     let before: Vec<u64> = endpoints.iter().map(|e| count(*e)).collect();
-    let total_before = sim.requests();
+    let of = |name| sim.requests_of("default", name);
+    let python_before: Vec<u64> = ["c1", "c2", "c3"].iter().map(|n| of(*n)).collect();
+    let java_before = of("j1");
     for _ in 0..60 {
         clock.advance(Duration::from_secs(60));
         h.run_cycle().await;
     }
-    let per_function: Vec<u64> = endpoints
+    let per_endpoint: Vec<u64> = endpoints
         .iter()
         .zip(&before)
-        .map(|(e, b)| (count(*e) - b) / names.len() as u64)
+        .map(|(e, b)| count(*e) - b)
         .collect();
-    assert_eq!(per_function, vec![60, 12, 12, 12]);
-    assert_eq!((sim.requests() - total_before) / names.len() as u64, 96);
+    assert_eq!(per_endpoint, vec![4 * 60, 4 * 12, 4 * 12, 12, 12]);
+    for (name, b) in ["c1", "c2", "c3"].iter().zip(&python_before) {
+        assert_eq!(of(*name) - b, 84, "{name}: snapshots do not apply");
+    }
+    assert_eq!(of("j1") - java_before, 108, "j1: snapshots apply");
     h.stop().await;
 }
 
@@ -267,7 +282,9 @@ async fn the_rate_limit_spreads_requests() {
     let h = Harness::start_toml(sim.clone(), &toml, None).await;
     h.ready().await;
     let times = sim.request_times();
-    assert_eq!(times.len(), 80);
+    // One listing checks the credentials, then 4 requests per function.
+    assert_eq!(times.len(), 1 + 80);
+    assert_eq!(sim.requests_to(Endpoint::ListFunctions), 1);
     for (i, t) in times.iter().enumerate() {
         let window = times[i..]
             .iter()

@@ -920,7 +920,7 @@ async fn huge_error_texts_are_cut() {
         page.len()
     );
     assert!(page.contains("code: http 500 FSS.0500: EEEE"), "{page}");
-    assert!(page.contains("code_size: invalid type"), "{page}");
+    assert!(page.contains("code_size: invalid value"), "{page}");
     let longest = log_text().lines().map(str::len).max().unwrap_or(0);
     assert!(longest < 4096, "a log line of {longest} bytes");
     h.stop().await;

@@ -79,7 +79,14 @@ async fn basic_auth_protects_every_path_and_follows_the_file() {
     h.ready().await;
     let http = plain_client();
 
-    for path in ["/metrics", "/", "/-/healthy", "/-/ready", "/nowhere"] {
+    for path in [
+        "/metrics",
+        "/",
+        "/failures",
+        "/-/healthy",
+        "/-/ready",
+        "/nowhere",
+    ] {
         let r = http.get(h.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path} without credentials");
         assert_eq!(
@@ -108,6 +115,7 @@ async fn basic_auth_protects_every_path_and_follows_the_file() {
     for (path, status) in [
         ("/metrics", 200),
         ("/", 200),
+        ("/failures", 200),
         ("/-/healthy", 200),
         ("/-/ready", 200),
         ("/nowhere", 404),
