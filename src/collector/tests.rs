@@ -185,7 +185,7 @@ fn incremental_rendering_equals_a_fresh_one() {
         let blocks = kept.lock().layout.blocks.len();
         match step {
             20 => assert_eq!(blocks, 16, "not yet re-laid out"),
-            21..25 => assert_eq!(blocks, 64, "re-laid out for 600 functions"),
+            21..=24 => assert_eq!(blocks, 64, "re-laid out for 600 functions"),
             26.. => assert_eq!(blocks, 16, "re-laid out for 200 functions"),
             _ => {}
         }

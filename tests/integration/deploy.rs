@@ -449,7 +449,7 @@ fn dashboard_queries_use_existing_metrics() {
     }
 
     let demo = Demo::start();
-    let exported = exported_names(&demo.metrics());
+    let exported = exported_names(&demo.metrics_after_first_invocation());
     assert!(exported.contains("functiongraph_up"), "{exported:?}");
     let missing: Vec<String> = used
         .iter()
