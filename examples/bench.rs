@@ -154,7 +154,13 @@ impl Exporter {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config)?;
-        let (child, addr) = spawn_exporter(&path, &["--log.level", "warn"], |_| {})?;
+        // FGE_BENCH_RUST_LOG=... shows the exporter's log.
+        let show = std::env::var_os("FGE_BENCH_RUST_LOG").is_some();
+        let (child, addr) = spawn_exporter(&path, &["--log.level", "warn"], move |l| {
+            if show {
+                eprintln!("exporter: {l}");
+            }
+        })?;
         Ok(Exporter {
             child,
             addr,

@@ -41,7 +41,11 @@ pub fn load() -> String {
 async fn simulator(
     functions: usize,
     traffic: bool,
-) -> Res<(Simulator, std::net::SocketAddr, tokio_util::sync::CancellationToken)> {
+) -> Res<(
+    Simulator,
+    std::net::SocketAddr,
+    tokio_util::sync::CancellationToken,
+)> {
     let (sim, addr, stop) = super::simulator(functions).await?;
     if traffic {
         for i in (0..functions).step_by(4) {
@@ -62,7 +66,11 @@ async fn start_exporter(
     functions: usize,
     interval: &str,
     traffic: bool,
-) -> Res<(Exporter, tempfile::TempDir, tokio_util::sync::CancellationToken)> {
+) -> Res<(
+    Exporter,
+    tempfile::TempDir,
+    tokio_util::sync::CancellationToken,
+)> {
     let (_sim, addr, stop) = simulator(functions, traffic).await?;
     let dir = tempfile::tempdir()?;
     let token = dir.path().join("token");
@@ -275,7 +283,10 @@ fn zlib_level1(dir: &Path, bytes: &[u8]) -> Res<f64> {
         .arg(&file)
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.trim().parse().map_err(|_| format!("python zlib: {text}"))?)
+    Ok(text
+        .trim()
+        .parse()
+        .map_err(|_| format!("python zlib: {text}"))?)
 }
 
 /// `scrape N`: an unchanged store (interval 1 h, after the first cycle).
@@ -293,7 +304,12 @@ pub async fn scrape(functions: usize) -> Res<()> {
     let ours = tokio::task::spawn_blocking(move || wrk(&u, 64, false)).await??;
     let rss_after = rss(exporter.pid())?;
     www(dir.path(), &text, None)?;
-    let nginx = Nginx::start(dir.path(), false, "text/plain; version=0.0.4; charset=utf-8").await?;
+    let nginx = Nginx::start(
+        dir.path(),
+        false,
+        "text/plain; version=0.0.4; charset=utf-8",
+    )
+    .await?;
     let u = nginx.url.clone();
     let theirs = tokio::task::spawn_blocking(move || wrk(&u, 64, false)).await??;
     drop(nginx);
@@ -645,7 +661,10 @@ pub async fn prometheus(functions: usize, seconds: u64) -> Res<()> {
         .count();
     www(dir.path(), &om, Some(&gz))?;
     let nginx = Nginx::start(dir.path(), true, &content_type).await?;
-    let nginx_target = nginx.url.trim_start_matches("http://").trim_end_matches("/metrics");
+    let nginx_target = nginx
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics");
     let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
@@ -688,7 +707,10 @@ pub async fn prometheus(functions: usize, seconds: u64) -> Res<()> {
         format!("max_over_time(scrape_samples_scraped[{range}])"),
         format!("min_over_time(up[{range}])"),
     ] {
-        println!("prometheus | {q} | {:?}", query(&http, &_prometheus.api, &q).await?);
+        println!(
+            "prometheus | {q} | {:?}",
+            query(&http, &_prometheus.api, &q).await?
+        );
     }
     println!("prometheus | load {}", load());
     drop(_prometheus);

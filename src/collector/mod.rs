@@ -271,6 +271,7 @@ impl Renderer {
         };
         view.used = now;
         let mut changed = false;
+        let (mut encoded, mut encoded_bytes) = (0usize, 0usize);
         for block in &mut inner.layout.blocks {
             let segments = &mut block.segments[index];
             if segments.is_empty() {
@@ -293,6 +294,8 @@ impl Renderer {
                     };
                     describe(family, &m.snapshot, &mut lines);
                 }
+                encoded += 1;
+                encoded_bytes += out.len();
                 segment.piece = if out.is_empty() {
                     None
                 } else {
@@ -300,6 +303,14 @@ impl Renderer {
                 };
                 segment.version = version;
             }
+        }
+        if changed {
+            tracing::debug!(
+                view = index,
+                segments = encoded,
+                bytes = encoded_bytes,
+                "segments encoded again"
+            );
         }
         let at = (inner.layout.membership, inner.projects_version);
         if changed || view.assembled != Some(at) {
