@@ -495,6 +495,62 @@ impl Shared {
         }
     }
 
+    /// One function's poll in a cycle, and what follows it: the checkpoint,
+    /// the store, and noting a discovered function that is gone.
+    async fn poll_slot(
+        self: Arc<Self>,
+        generation: Arc<Generation>,
+        slot: Arc<Slot>,
+        mode: Mode,
+        share: usize,
+        everything: bool,
+        gone: Arc<std::sync::Mutex<Vec<Arc<Slot>>>>,
+    ) {
+        let Some(project) = generation.project(&slot.project_id) else {
+            return;
+        };
+        let mut poller = match mode {
+            Mode::OnDemand { .. } => slot.poller.lock().await,
+            Mode::Burst | Mode::Spread => match slot.poller.try_lock() {
+                Ok(p) => p,
+                Err(_) => {
+                    tracing::warn!(
+                        function = %slot.urn,
+                        "previous poll still running; skipping this one (is polling.interval too short?)"
+                    );
+                    return;
+                }
+            },
+        };
+        let ctx = PollContext {
+            share,
+            everything,
+            denials: &self.denials,
+        };
+        let outcome = poller
+            .poll(
+                &project.target.client,
+                &generation.schedule,
+                generation.settings.clock.unix(),
+                &ctx,
+            )
+            .await;
+        // Counted values are shown only once they would survive a
+        // restart: a restart must never bring back lower counters.
+        if let Some(c) = &generation.settings.checkpoint {
+            c.save(&slot.urn.to_string(), &poller.save_state()).await;
+        }
+        self.store
+            .record_async_anomalies(outcome.news.implausible, outcome.news.abandoned);
+        // Not brought back if it was removed meanwhile.
+        self.store.update(outcome.snapshot);
+        if outcome.gone && slot.discovered {
+            gone.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Arc::clone(&slot));
+        }
+    }
+
     async fn cycle(self: Arc<Self>, mode: Mode, reply: Option<oneshot::Sender<()>>) {
         let started = Instant::now();
         // One configuration for the whole cycle, even if a reload lands.
@@ -556,51 +612,7 @@ impl Shared {
                 // task waiting for its offset (every function's, for most
                 // of a spread cycle) stays a few hundred bytes instead of
                 // the size of the largest poll state (about 20 KB).
-                Box::pin(async move {
-                let Some(project) = generation.project(&slot.project_id) else {
-                    return;
-                };
-                let mut poller = match mode {
-                    Mode::OnDemand { .. } => slot.poller.lock().await,
-                    Mode::Burst | Mode::Spread => match slot.poller.try_lock() {
-                        Ok(p) => p,
-                        Err(_) => {
-                            tracing::warn!(
-                                function = %slot.urn,
-                                "previous poll still running; skipping this one (is polling.interval too short?)"
-                            );
-                            return;
-                        }
-                    },
-                };
-                let ctx = PollContext {
-                    share,
-                    everything,
-                    denials: &shared.denials,
-                };
-                let outcome = poller
-                    .poll(
-                        &project.target.client,
-                        &generation.schedule,
-                        generation.settings.clock.unix(),
-                        &ctx,
-                    )
-                    .await;
-                // Counted values are shown only once they would survive a
-                // restart: a restart must never bring back lower counters.
-                if let Some(c) = &generation.settings.checkpoint {
-                    c.save(&slot.urn.to_string(), &poller.save_state()).await;
-                }
-                shared
-                    .store
-                    .record_async_anomalies(outcome.news.implausible, outcome.news.abandoned);
-                // Not brought back if it was removed meanwhile.
-                shared.store.update(outcome.snapshot);
-                if outcome.gone && slot.discovered {
-                    gone.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&slot));
-                }
-                })
-                .await;
+                Box::pin(shared.poll_slot(generation, slot, mode, share, everything, gone)).await;
             });
         }
         while tasks.join_next().await.is_some() {}

@@ -973,7 +973,11 @@ fn prometheus_reads_the_gzip_body_assembled_from_pieces() {
         },
     );
     let r = prometheus.query("up{job=\"functiongraph\"}").unwrap();
-    assert_eq!(r.first().map(|s| &s["value"][1]), Some(&"1".into()), "{r:?}");
+    assert_eq!(
+        r.first().map(|s| &s["value"][1]),
+        Some(&"1".into()),
+        "{r:?}"
+    );
 }
 
 /// alerts.yml with every `for:` set to `0s`, so that an alert fires as soon
