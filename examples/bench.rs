@@ -10,17 +10,21 @@
 //! cargo run --release --example bench -- check-config 40000
 //! cargo run --release --example bench -- endless-records 150 2048
 //! cargo run --release --example bench -- accuracy [name filter]
+//! cargo run --release --example bench -- scrape 10000
+//! cargo run --release --example bench -- changing 10000 60 15 120   # N, interval s, scrape every s, phase s
+//! cargo run --release --example bench -- memory 10000
+//! cargo run --release --example bench -- prometheus 10000 180
 //! ```
 //!
 //! The exporter runs as its own process (the release binary), polling a
 //! simulator in this process on loopback, so its memory and CPU are its
-//! own. `scrape` also needs Debian's `nginx` and `wrk`.
+//! own. `scrape` also needs Debian's `nginx` and `wrk`, `prometheus` the
+//! `prometheus` binary, `changing` `python3` (for zlib).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +43,8 @@ const TOKEN: &str = "bench-token";
 
 #[path = "bench/accuracy.rs"]
 mod accuracy;
+#[path = "bench/scrape.rs"]
+mod scrape;
 mod support;
 
 use support::{Res, binary, spawn_exporter};
@@ -56,8 +62,13 @@ fn main() -> Res<()> {
             "poll-cycle" => poll_cycle(n(1, 1000), Duration::from_millis(20), n(2, 64)).await,
             "api-cost" => api_cost().await,
             "hanging" => hanging(n(1, 180) as u64).await,
-            "scrape" => scrape(n(1, 1000)).await,
-            "memory" => memory(n(1, 1000)).await,
+            "scrape" => scrape::scrape(n(1, 1000)).await,
+            "changing" => {
+                let every = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(15.0);
+                scrape::changing(n(1, 10_000), n(2, 60) as u64, every, n(4, 120) as u64).await
+            }
+            "memory" => scrape::memory(n(1, 1000)).await,
+            "prometheus" => scrape::prometheus(n(1, 10_000), n(2, 180) as u64).await,
             "startup" => startup().await,
             "login-flood" => login_flood(n(1, 250)).await,
             "check-config" => check_config(n(1, 40_000)),
@@ -72,11 +83,15 @@ fn main() -> Res<()> {
                 api_cost().await?;
                 hanging(180).await?;
                 for functions in [1000, 10_000] {
-                    scrape(functions).await?;
+                    scrape::scrape(functions).await?;
                 }
-                for functions in [1000, 10_000] {
-                    memory(functions).await?;
+                for functions in [500, 1000, 10_000] {
+                    scrape::memory(functions).await?;
+                    scrape::changing(functions, 60, 15.0, 120).await?;
                 }
+                scrape::changing(10_000, 15, 1.5, 60).await?;
+                scrape::changing(500, 20, 1.0, 60).await?;
+                scrape::prometheus(10_000, 180).await?;
                 startup().await?;
                 check_config(40_000)?;
                 login_flood(250).await?;
@@ -139,7 +154,13 @@ impl Exporter {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config)?;
-        let (child, addr) = spawn_exporter(&path, &["--log.level", "warn"], |_| {})?;
+        // FGE_BENCH_RUST_LOG=... shows the exporter's log.
+        let show = std::env::var_os("FGE_BENCH_RUST_LOG").is_some();
+        let (child, addr) = spawn_exporter(&path, &["--log.level", "warn"], move |l| {
+            if show {
+                eprintln!("exporter: {l}");
+            }
+        })?;
         Ok(Exporter {
             child,
             addr,
@@ -462,129 +483,6 @@ token_file = "{}"
         worst,
         requests,
     ))
-}
-
-/// wrk's requests per second and p99 latency for a URL.
-fn wrk(url: &str) -> Res<(f64, String)> {
-    let out = Command::new("wrk")
-        .args(["-t2", "-c64", "-d10s", "--latency", url])
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| format!("no Requests/sec in wrk output:\n{text}"))?;
-    let p99 = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("99%"))
-        .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_owned())
-        .unwrap_or_default();
-    Ok((rps, p99))
-}
-
-/// The exporter binary polling `functions` simulated functions, after its
-/// first complete cycle (and the directory its files are in).
-async fn ready_exporter(functions: usize) -> Res<(Exporter, tempfile::TempDir, CancellationToken)> {
-    let (_sim, addr, stop) = simulator(functions).await?;
-    let dir = tempfile::tempdir()?;
-    let token = dir.path().join("token");
-    std::fs::write(&token, TOKEN)?;
-    let exporter = Exporter::start(&config_text(
-        addr,
-        functions,
-        &token,
-        "interval = \"1h\"\nconcurrency = 64\nmax_functions = 100000",
-    ))?;
-    wait_ready(&exporter.addr).await?;
-    Ok((exporter, dir, stop))
-}
-
-/// Scrape serving: `/metrics` under 64 concurrent connections, against
-/// nginx serving the identical bytes as a static file.
-async fn scrape(functions: usize) -> Res<()> {
-    let (exporter, dir, stop) = ready_exporter(functions).await?;
-    let url = format!("http://{}/metrics", exporter.addr);
-    let body = reqwest::get(&url).await?.bytes().await?;
-    // nginx serving the same bytes.
-    let root = dir.path().join("www");
-    std::fs::create_dir_all(&root)?;
-    std::fs::write(root.join("metrics"), &body)?;
-    let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
-    let conf = dir.path().join("nginx.conf");
-    let mut f = std::fs::File::create(&conf)?;
-    write!(
-        f,
-        "daemon off; worker_processes 2; pid {}/nginx.pid; error_log stderr error;\n\
-         events {{ worker_connections 1024; }}\n\
-         http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n\
-           default_type text/plain;\n\
-           client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
-           server {{ listen 127.0.0.1:{port}; root {}; }} }}\n",
-        dir.path().display(),
-        root.display(),
-        d = dir.path().display()
-    )?;
-    let mut nginx = Command::new("nginx")
-        .args([
-            "-c",
-            &conf.display().to_string(),
-            "-p",
-            &dir.path().display().to_string(),
-        ])
-        .stderr(Stdio::null())
-        .spawn()?;
-    let nginx_url = format!("http://127.0.0.1:{port}/metrics");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while reqwest::get(&nginx_url).await.is_err() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let rss_before = rss(exporter.pid())?;
-    let ours = tokio::task::spawn_blocking(move || wrk(&url)).await??;
-    let rss_after = rss(exporter.pid())?;
-    let theirs = tokio::task::spawn_blocking(move || wrk(&nginx_url)).await??;
-    let _ = nginx.kill();
-    let _ = nginx.wait();
-    println!(
-        "scrape | N={functions} body {} bytes | exporter {:.1} req/s p99 {} | nginx {:.1} req/s p99 {} | ratio {:.3} | exporter RSS {:.1} MiB before, {:.1} MiB after 64 connections for 10 s",
-        body.len(),
-        ours.0,
-        ours.1,
-        theirs.0,
-        theirs.1,
-        ours.0 / theirs.0,
-        rss_before as f64 / 1048576.0,
-        rss_after as f64 / 1048576.0,
-    );
-    drop(exporter);
-    stop.cancel();
-    Ok(())
-}
-
-/// Resident memory of the exporter process after its first cycle and a
-/// scrape, against the size of one rendered exposition.
-async fn memory(functions: usize) -> Res<()> {
-    let (exporter, _dir, stop) = ready_exporter(functions).await?;
-    let url = format!("http://{}/metrics", exporter.addr);
-    let mut body = reqwest::get(&url).await?.bytes().await?;
-    for _ in 0..5 {
-        body = reqwest::get(&url).await?.bytes().await?;
-    }
-    let series = body
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty() && l[0] != b'#')
-        .count();
-    let rss = rss(exporter.pid())?;
-    println!(
-        "memory | N={functions} | RSS {:.1} MiB | exposition {:.1} MiB, {series} series | RSS/exposition {:.2} | {:.0} bytes per series",
-        rss as f64 / 1048576.0,
-        body.len() as f64 / 1048576.0,
-        rss as f64 / body.len() as f64,
-        rss as f64 / series as f64
-    );
-    drop(exporter);
-    stop.cancel();
-    Ok(())
 }
 
 /// Resident memory of a process, in bytes.

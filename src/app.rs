@@ -330,6 +330,7 @@ fn build(
             recent_failures: config.failures.keep,
             max_error_codes: config.failures.max_error_codes,
             log_failures: config.failures.log,
+            buckets: config.polling.async_duration_buckets,
         },
         checkpoint: parts.checkpoint.clone(),
         statistics_period: config

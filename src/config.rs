@@ -21,6 +21,7 @@ use crate::caps::{
     DEFAULT_MAX_LABEL_CHARS, DEFAULT_MAX_QUOTA_TYPES, DEFAULT_MAX_VERSIONS, MAX_LABEL_CHARS_LIMIT,
 };
 use crate::secret::SecretSource;
+use crate::state::{DURATION_BUCKETS, DurationBuckets};
 use crate::urn::FunctionUrn;
 
 /// Where `--config` points when it is not given, if that file exists.
@@ -238,6 +239,8 @@ struct RawPolling {
     /// How long a pending invocation is tracked.
     #[serde(with = "humantime_serde")]
     async_max_duration: Duration,
+    /// Upper bounds (seconds) of the async duration histogram.
+    async_duration_buckets: Vec<f64>,
     /// Async invocation records remembered per function.
     max_tracked_invocations: usize,
     /// Larger API responses are refused (and the collector fails).
@@ -269,6 +272,7 @@ impl Default for RawPolling {
             async_lookback: DEFAULT_LOOKBACK,
             async_late_visibility: DEFAULT_LATE_VISIBILITY,
             async_max_duration: DEFAULT_MAX_ASYNC_DURATION,
+            async_duration_buckets: DURATION_BUCKETS.to_vec(),
             max_tracked_invocations: DEFAULT_MAX_TRACKED_INVOCATIONS,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             intervals: RawIntervals::default(),
@@ -526,6 +530,8 @@ pub struct PollingConfig {
     pub async_late_visibility: Duration,
     /// How long a pending async invocation is tracked.
     pub async_max_duration: Duration,
+    /// Upper bounds of `functiongraph_async_invocation_duration_seconds`.
+    pub async_duration_buckets: DurationBuckets,
     /// Async invocation records remembered per function.
     pub max_tracked_invocations: usize,
     pub max_response_bytes: usize,
@@ -659,6 +665,7 @@ impl Default for PollingConfig {
             async_lookback: DEFAULT_LOOKBACK,
             async_late_visibility: DEFAULT_LATE_VISIBILITY,
             async_max_duration: DEFAULT_MAX_ASYNC_DURATION,
+            async_duration_buckets: DurationBuckets::default(),
             max_tracked_invocations: DEFAULT_MAX_TRACKED_INVOCATIONS,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES as usize,
             intervals: Intervals::defaults(DEFAULT_INTERVAL),
@@ -762,10 +769,11 @@ impl Config {
         );
         let _ = writeln!(
             s,
-            "async invocations: late visibility {}, tracked up to {}, at most {} records per function",
+            "async invocations: late visibility {}, tracked up to {}, at most {} records per function, duration buckets {:?} s",
             humantime::format_duration(p.async_late_visibility),
             humantime::format_duration(p.async_max_duration),
             p.max_tracked_invocations,
+            p.async_duration_buckets,
         );
         let _ = match &self.state.path {
             Some(path) => writeln!(s, "state: kept in {}", path.display()),
@@ -1032,6 +1040,8 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
     if p.async_max_duration > MAX_LOOKBACK {
         return Err(c.err("polling.async_max_duration", "must be at most 30d"));
     }
+    let async_duration_buckets = DurationBuckets::new(&p.async_duration_buckets)
+        .map_err(|e| c.err("polling.async_duration_buckets", e))?;
     if p.max_tracked_invocations < 100 {
         return Err(c.err(
             "polling.max_tracked_invocations",
@@ -1135,6 +1145,7 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
         async_lookback: p.async_lookback,
         async_late_visibility: p.async_late_visibility,
         async_max_duration: p.async_max_duration,
+        async_duration_buckets,
         max_tracked_invocations: p.max_tracked_invocations,
         max_response_bytes: usize::try_from(p.max_response_bytes).unwrap_or(usize::MAX),
         intervals,

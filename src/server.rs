@@ -180,6 +180,12 @@ async fn accept_loop<H, F, B, E>(
                 continue;
             }
         };
+        // Responses leave at once: without this, a body's last segment
+        // waits for the client's delayed ACK (Nagle), which is most of a
+        // scrape's latency on a fast network.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY");
+        }
         let handler = handler.clone();
         let service = service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(ClientAddr(peer));

@@ -6,12 +6,16 @@
 //! [`Store`]. Readers (the `/metrics` renderer, the landing page) take
 //! `Arc`s of the current snapshots under a short read lock and never wait
 //! for a poll. A generation number changes whenever anything is published,
-//! so a renderer can reuse its last output while nothing changed.
+//! so a renderer can reuse its last output while nothing changed; each
+//! function's snapshot also carries the generation it was published in, so
+//! a renderer can find the few functions that changed since it last looked
+//! ([`Store::changes_since`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
 use std::time::Duration;
 
 use crate::caps::CapCounters;
@@ -115,13 +119,82 @@ impl InvocationStatus {
     }
 }
 
-/// Upper bounds (seconds) of the async duration histogram. Times in the API
-/// have one-second resolution, so no bucket is below a second; a pending
-/// invocation is tracked for a day by default (`polling.async_max_duration`),
-/// so the last bucket is a day.
+/// The default upper bounds (seconds) of the async duration histogram
+/// (`polling.async_duration_buckets`). Times in the API have one-second
+/// resolution, so no bucket is below a second; a pending invocation is
+/// tracked for a day by default (`polling.async_max_duration`), so the last
+/// bucket is a day.
 pub const DURATION_BUCKETS: [f64; 14] = [
     1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 43200.0, 86400.0,
 ];
+
+/// Most bounds a duration histogram may have (each is a series per
+/// function).
+pub const MAX_DURATION_BUCKETS: usize = 40;
+
+/// The upper bounds of the async duration histogram: finite, positive and
+/// strictly increasing (`+Inf` is implied). A layout is interned: it is
+/// `Copy`, and the same bounds are one allocation for the life of the
+/// process, however often a configuration naming them is reloaded.
+#[derive(Clone, Copy, PartialEq)]
+pub struct DurationBuckets(&'static [f64]);
+
+// Bounds are finite (never NaN), so equality is an equivalence.
+impl Eq for DurationBuckets {}
+
+impl fmt::Debug for DurationBuckets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0).finish()
+    }
+}
+
+impl Default for DurationBuckets {
+    fn default() -> Self {
+        Self(&DURATION_BUCKETS)
+    }
+}
+
+impl DurationBuckets {
+    /// Checks and interns `bounds`.
+    pub fn new(bounds: &[f64]) -> Result<Self, String> {
+        if bounds.is_empty() {
+            return Err("must name at least one bound".to_owned());
+        }
+        if bounds.len() > MAX_DURATION_BUCKETS {
+            return Err(format!(
+                "must name at most {MAX_DURATION_BUCKETS} bounds (each is a series per function), found {}",
+                bounds.len()
+            ));
+        }
+        if let Some(b) = bounds.iter().find(|b| !b.is_finite() || **b <= 0.0) {
+            return Err(format!(
+                "bounds must be finite numbers of seconds above 0 (+Inf is always added), found {b}"
+            ));
+        }
+        if let Some(w) = bounds.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(format!(
+                "bounds must be strictly increasing, found {} before {}",
+                w[0], w[1]
+            ));
+        }
+        if bounds == DURATION_BUCKETS {
+            return Ok(Self::default());
+        }
+        static INTERNED: Mutex<Vec<&'static [f64]>> = Mutex::new(Vec::new());
+        let mut interned = INTERNED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = interned.iter().find(|b| **b == bounds) {
+            return Ok(Self(known));
+        }
+        let leaked: &'static [f64] = Box::leak(bounds.to_vec().into_boxed_slice());
+        interned.push(leaked);
+        Ok(Self(leaked))
+    }
+
+    /// The finite upper bounds, increasing.
+    pub fn bounds(&self) -> &'static [f64] {
+        self.0
+    }
+}
 
 /// One counted invocation, as an OpenMetrics exemplar: the way from a
 /// counter or a histogram bucket to the request behind it.
@@ -134,30 +207,44 @@ pub struct Exemplar {
     pub timestamp: f64,
 }
 
-/// A cumulative distribution of durations: counts per bucket of
-/// [`DURATION_BUCKETS`] (not cumulative; the last slot is `+Inf`), and the
+/// A cumulative distribution of durations: counts per bucket of its
+/// [`DurationBuckets`] (not cumulative; the last slot is `+Inf`), and the
 /// latest invocation each bucket counted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DurationHistogram {
-    pub counts: [u64; DURATION_BUCKETS.len() + 1],
+    buckets: DurationBuckets,
+    /// One per bound, then `+Inf`.
+    pub counts: Vec<u64>,
     pub sum: f64,
     pub count: u64,
     /// The latest observation of each slot of `counts`.
-    pub exemplars: [Option<Exemplar>; DURATION_BUCKETS.len() + 1],
+    pub exemplars: Vec<Option<Exemplar>>,
 }
 
 impl Default for DurationHistogram {
     fn default() -> Self {
-        Self {
-            counts: [0; DURATION_BUCKETS.len() + 1],
-            sum: 0.0,
-            count: 0,
-            exemplars: std::array::from_fn(|_| None),
-        }
+        Self::new(DurationBuckets::default())
     }
 }
 
 impl DurationHistogram {
+    /// An empty histogram over `buckets`.
+    pub fn new(buckets: DurationBuckets) -> Self {
+        let slots = buckets.bounds().len() + 1;
+        Self {
+            buckets,
+            counts: vec![0; slots],
+            sum: 0.0,
+            count: 0,
+            exemplars: vec![None; slots],
+        }
+    }
+
+    /// Its bucket layout.
+    pub fn buckets(&self) -> DurationBuckets {
+        self.buckets
+    }
+
     pub fn observe(&mut self, seconds: f64) {
         self.slot(seconds);
     }
@@ -179,10 +266,11 @@ impl DurationHistogram {
     }
 
     fn slot(&mut self, seconds: f64) -> usize {
-        let slot = DURATION_BUCKETS
+        let bounds = self.buckets.bounds();
+        let slot = bounds
             .iter()
             .position(|b| seconds <= *b)
-            .unwrap_or(DURATION_BUCKETS.len());
+            .unwrap_or(bounds.len());
         self.counts[slot] += 1;
         self.sum += seconds;
         self.count += 1;
@@ -196,7 +284,8 @@ pub struct AsyncCounters {
     /// Terminal invocations first seen terminal after the baseline, by
     /// [`InvocationStatus::TERMINAL`] index.
     pub terminal: [u64; 3],
-    /// `end_time − start_time` of each of them.
+    /// `end_time − start_time` of each of them (the histogram is
+    /// exported once it has counted one).
     pub durations: DurationHistogram,
     /// The latest invocation counted in each of `terminal`.
     pub latest: [Option<Exemplar>; 3],
@@ -461,10 +550,30 @@ pub struct CycleStats {
     pub abandoned_invocations: u64,
 }
 
+/// A function's snapshot in the store, and the generation it was
+/// published in.
+#[derive(Debug)]
+struct Entry {
+    snapshot: Arc<FunctionSnapshot>,
+    changed: u64,
+}
+
+/// What changed among the functions since a generation
+/// ([`Store::changes_since`]).
+#[derive(Debug, Default)]
+pub struct FunctionChanges {
+    /// Snapshots published after that generation, ordered by URN.
+    pub changed: Vec<Arc<FunctionSnapshot>>,
+    /// Functions in the store now.
+    pub total: usize,
+    /// The generation these changes bring a reader up to.
+    pub generation: u64,
+}
+
 /// The latest snapshot of every monitored function.
 #[derive(Debug, Default)]
 pub struct Store {
-    functions: RwLock<BTreeMap<FunctionUrn, Arc<FunctionSnapshot>>>,
+    functions: RwLock<BTreeMap<FunctionUrn, Entry>>,
     projects: RwLock<BTreeMap<String, Arc<ProjectSnapshot>>>,
     cycles: Mutex<CycleStats>,
     generation: AtomicU64,
@@ -491,20 +600,31 @@ impl Store {
         &self.caps
     }
 
+    /// The next generation, for a change made under a write lock of the
+    /// functions (so that a reader holding the read lock sees every change
+    /// up to the generation it reads).
+    fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
     /// Replaces a function's snapshot.
     pub fn publish(&self, snapshot: FunctionSnapshot) {
         let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
-        map.insert(snapshot.urn.clone(), Arc::new(snapshot));
-        drop(map);
-        self.generation.fetch_add(1, Ordering::Release);
+        let changed = self.next_generation();
+        map.insert(
+            snapshot.urn.clone(),
+            Entry {
+                snapshot: Arc::new(snapshot),
+                changed,
+            },
+        );
     }
 
     /// Forgets a function (it is no longer monitored).
     pub fn remove(&self, urn: &FunctionUrn) {
         let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
         if map.remove(urn).is_some() {
-            drop(map);
-            self.generation.fetch_add(1, Ordering::Release);
+            self.next_generation();
         }
     }
 
@@ -536,9 +656,8 @@ impl Store {
         let Some(slot) = map.get_mut(&snapshot.urn) else {
             return false;
         };
-        *slot = Arc::new(snapshot);
-        drop(map);
-        self.generation.fetch_add(1, Ordering::Release);
+        slot.changed = self.next_generation();
+        slot.snapshot = Arc::new(snapshot);
         true
     }
 
@@ -575,13 +694,31 @@ impl Store {
     /// The current snapshots, ordered by URN.
     pub fn functions(&self) -> Vec<Arc<FunctionSnapshot>> {
         let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
-        map.values().cloned().collect()
+        map.values().map(|e| Arc::clone(&e.snapshot)).collect()
+    }
+
+    /// The snapshots published after generation `since` (all of them for
+    /// 0), and how many functions there are: what a reader that has seen
+    /// the store up to `since` needs to catch up. Functions removed since
+    /// show only in `total`.
+    pub fn changes_since(&self, since: u64) -> FunctionChanges {
+        let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
+        FunctionChanges {
+            changed: map
+                .values()
+                .filter(|e| e.changed > since)
+                .map(|e| Arc::clone(&e.snapshot))
+                .collect(),
+            total: map.len(),
+            // Under the read lock: every change up to it is in the map.
+            generation: self.generation(),
+        }
     }
 
     /// One function's current snapshot.
     pub fn function(&self, urn: &FunctionUrn) -> Option<Arc<FunctionSnapshot>> {
         let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
-        map.get(urn).cloned()
+        map.get(urn).map(|e| Arc::clone(&e.snapshot))
     }
 
     pub fn cycles(&self) -> CycleStats {
@@ -611,6 +748,7 @@ mod tests {
         assert_eq!(h.counts[1], 1); // 1.5 <= 2
         assert_eq!(h.counts[5], 1); // 60 <= 60
         assert_eq!(h.counts[DURATION_BUCKETS.len()], 1); // +Inf
+        assert_eq!(h.counts.len(), DURATION_BUCKETS.len() + 1);
         assert_eq!(h.count, 5);
     }
 

@@ -167,6 +167,26 @@ impl FunctionUrn {
     }
 
     /// True when the qualifier names an alias rather than a version.
+    /// A stable 64-bit hash of the full URN (FNV-1a over its text): the
+    /// poller derives each function's place in a cycle from it, and the
+    /// renderer lays series out in the same order, so that the functions
+    /// polled between two scrapes sit next to each other.
+    pub fn spread_key(&self) -> u64 {
+        struct Fnv(u64);
+        impl fmt::Write for Fnv {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                for b in s.bytes() {
+                    self.0 ^= u64::from(b);
+                    self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+                }
+                Ok(())
+            }
+        }
+        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+        let _ = fmt::Write::write_fmt(&mut h, format_args!("{self}"));
+        h.0
+    }
+
     pub fn is_alias(&self) -> bool {
         self.qualifier.starts_with('!')
     }

@@ -12,11 +12,44 @@ pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// The exporter binary built beside this example
 /// (`target/release/examples/x` -> `target/release/functiongraph_exporter`).
 pub fn binary() -> PathBuf {
+    // FGE_BENCH_BINARY runs another build (or a wrapper, for profiling).
+    if let Some(path) = std::env::var_os("FGE_BENCH_BINARY") {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().expect("own path");
-    exe.parent()
+    let binary = exe
+        .parent()
         .and_then(Path::parent)
         .map(|d| d.join("functiongraph_exporter"))
-        .expect("target directory")
+        .expect("target directory");
+    // `cargo run --example` does not rebuild the binary: measuring an old
+    // one would measure other code.
+    let built = std::fs::metadata(&binary).and_then(|m| m.modified()).ok();
+    let newest_source = newest(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    if let (Some(built), Some(source)) = (built, newest_source) {
+        assert!(
+            built >= source,
+            "{} is older than the sources: run `cargo build --release` first",
+            binary.display()
+        );
+    }
+    binary
+}
+
+/// The newest modification time of the files under `dir`.
+fn newest(dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            if m.is_dir() {
+                newest(&e.path())
+            } else {
+                m.modified().ok()
+            }
+        })
+        .max()
 }
 
 /// Starts the binary with `--config config` and `args`, hands every line it
@@ -30,7 +63,11 @@ pub fn spawn_exporter(
         .arg("--config")
         .arg(config)
         .args(args)
-        .env("RUST_LOG", "warn,functiongraph_exporter=info")
+        .env(
+            "RUST_LOG",
+            std::env::var("FGE_BENCH_RUST_LOG")
+                .unwrap_or_else(|_| "warn,functiongraph_exporter=info".to_owned()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;

@@ -1,14 +1,21 @@
-//! gzip bodies made of a large head that changes rarely and a small tail
-//! that changes on every scrape, compressing the head only once.
+//! gzip bodies assembled from pieces compressed one by one, so that a
+//! piece is compressed when its text changes and not at every scrape.
 //!
-//! The head is deflated once and ended with a full flush: its output is
-//! byte-aligned, no final block is written, and the compressor's window is
-//! reset, so the deflate output of a fresh compressor may follow it
-//! directly (the technique `pigz` uses to compress in parallel). A body is
-//! then the gzip header and compressed head, kept, plus the tail deflated
-//! on its own, plus a trailer with the CRC-32 and length of head and tail
-//! together. The result is one ordinary gzip member that every client
-//! decompresses.
+//! Each piece is deflated on its own (a compressor freshly reset, so it
+//! refers to nothing before it) and ended with a full flush: its output is
+//! byte-aligned and holds no final block, so pieces may follow one another
+//! in any order and the deflate stream stays valid (the technique `pigz`
+//! uses to compress in parallel). A body is the gzip header, the pieces,
+//! one last piece (the part that changes per scrape) with the final block,
+//! and a trailer with the CRC-32 and length of the whole, which are
+//! combined from the pieces' own without reading them again. The result is
+//! one ordinary gzip member that every client decompresses.
+//!
+//! Pieces are compressed at level 1: a piece is compressed again whenever
+//! its text changes, and at that level the compressor costs a fraction of
+//! what the encoding around it does.
+
+use std::cell::RefCell;
 
 use bytes::Bytes;
 use flate2::{Compress, Compression, FlushCompress, Status};
@@ -22,7 +29,76 @@ const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 #[error("gzip: {0}")]
 pub struct GzipError(String);
 
-/// A compressed head, ready to be completed by any number of tails.
+impl GzipError {
+    pub fn new(what: &str) -> Self {
+        Self(what.to_owned())
+    }
+}
+
+/// A compressor, reused from piece to piece (setting one up costs more
+/// than compressing a small piece).
+pub struct Deflater {
+    c: Compress,
+}
+
+impl Default for Deflater {
+    fn default() -> Self {
+        Self {
+            c: Compress::new(Compression::fast(), false),
+        }
+    }
+}
+
+impl Deflater {
+    /// Compresses `plain` into a piece that can stand anywhere in a
+    /// deflate stream before its last block.
+    pub fn piece(&mut self, plain: &[u8]) -> Result<Deflated, GzipError> {
+        let mut out = Vec::with_capacity(plain.len() / 8 + 64);
+        self.c.reset();
+        deflate(&mut self.c, plain, FlushCompress::Full, &mut out)?;
+        Ok(Deflated {
+            bytes: Bytes::from(out),
+            crc: crc32fast::hash(plain),
+            len: plain.len() as u64,
+        })
+    }
+
+    /// Compresses `plain` as the end of a deflate stream, onto `out`.
+    fn last(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), GzipError> {
+        self.c.reset();
+        deflate(&mut self.c, plain, FlushCompress::Finish, out)
+    }
+
+    /// Runs `f` with this thread's deflater.
+    pub fn with<T>(f: impl FnOnce(&mut Deflater) -> T) -> T {
+        thread_local! {
+            static DEFLATER: RefCell<Option<Deflater>> = const { RefCell::new(None) };
+        }
+        DEFLATER.with(|d| {
+            let mut d = d.borrow_mut();
+            f(d.get_or_insert_with(Deflater::default))
+        })
+    }
+}
+
+/// A compressed piece, with the CRC-32 and length of its plain text.
+#[derive(Debug, Clone)]
+pub struct Deflated {
+    bytes: Bytes,
+    crc: u32,
+    len: u64,
+}
+
+impl Deflated {
+    /// The size of the compressed piece.
+    pub fn compressed_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// The start of a gzip body: header and pieces, ready to be completed by
+/// any number of last pieces.
+#[derive(Debug)]
 pub struct GzipHead {
     bytes: Bytes,
     crc: u32,
@@ -30,27 +106,30 @@ pub struct GzipHead {
 }
 
 impl GzipHead {
-    /// Compresses `head`.
-    pub fn new(head: &[u8]) -> Result<Self, GzipError> {
-        let mut bytes = Vec::with_capacity(head.len() / 4 + 64);
+    /// The header followed by `pieces`, in one buffer.
+    pub fn new<'a>(pieces: impl IntoIterator<Item = &'a Deflated> + Clone) -> Self {
+        let size: usize = pieces.clone().into_iter().map(|p| p.bytes.len()).sum();
+        let mut bytes = Vec::with_capacity(HEADER.len() + size);
         bytes.extend_from_slice(&HEADER);
-        let mut c = Compress::new(Compression::default(), false);
-        deflate(&mut c, head, FlushCompress::Full, &mut bytes)?;
         let mut crc = crc32fast::Hasher::new();
-        crc.update(head);
-        Ok(Self {
+        let mut len = 0u64;
+        for p in pieces {
+            bytes.extend_from_slice(&p.bytes);
+            crc.combine(&crc32fast::Hasher::new_with_initial_len(p.crc, p.len));
+            len += p.len;
+        }
+        Self {
             bytes: Bytes::from(bytes),
             crc: crc.finalize(),
-            len: head.len() as u64,
-        })
+            len,
+        }
     }
 
-    /// The complete gzip body of head followed by `tail`, in two parts: the
-    /// cached compressed head (shared, not copied) and the rest.
+    /// The complete gzip body of the head followed by `tail`, in two parts:
+    /// the head (shared, not copied) and the rest.
     pub fn finish(&self, tail: &[u8]) -> Result<(Bytes, Vec<u8>), GzipError> {
-        let mut out = Vec::with_capacity(tail.len() / 2 + 64);
-        let mut c = Compress::new(Compression::default(), false);
-        deflate(&mut c, tail, FlushCompress::Finish, &mut out)?;
+        let mut out = Vec::with_capacity(tail.len() / 4 + 64);
+        Deflater::with(|d| d.last(tail, &mut out))?;
         let mut crc = crc32fast::Hasher::new_with_initial_len(self.crc, self.len);
         crc.update(tail);
         out.extend_from_slice(&crc.finalize().to_le_bytes());
@@ -58,6 +137,11 @@ impl GzipHead {
         let total = self.len.wrapping_add(tail.len() as u64) as u32;
         out.extend_from_slice(&total.to_le_bytes());
         Ok((self.bytes.clone(), out))
+    }
+
+    /// The length of the plain text of the head.
+    pub fn plain_len(&self) -> u64 {
+        self.len
     }
 }
 
@@ -70,7 +154,7 @@ fn deflate(
     out: &mut Vec<u8>,
 ) -> Result<(), GzipError> {
     loop {
-        out.reserve(input.len() / 2 + 1024);
+        out.reserve(input.len() / 4 + 1024);
         let before = c.total_in();
         let status = c
             .compress_vec(input, out, flush)
@@ -106,28 +190,38 @@ mod tests {
         out
     }
 
+    fn text(n: u32, salt: u32) -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| format!("metric{{i=\"{}\"}} {}\n", i % 977, i ^ salt).into_bytes())
+            .collect()
+    }
+
+    /// Pieces compressed apart, in any order and number, then a tail, make
+    /// one gzip member of their texts in that order.
     #[test]
-    fn head_and_tails_round_trip() {
-        let head: Vec<u8> = (0..200_000u32)
-            .flat_map(|i| format!("metric{{i=\"{}\"}} {}\n", i % 977, i).into_bytes())
-            .collect();
-        let prefix = GzipHead::new(&head).unwrap();
-        for tail in [&b""[..], b"tail 1\n# EOF\n", &head[..5000]] {
-            let (head_part, rest) = prefix.finish(tail).unwrap();
-            let body = [&head_part[..], &rest[..]].concat();
-            let mut expected = head.clone();
-            expected.extend_from_slice(tail);
-            assert_eq!(gunzip(&body), expected);
-            // A single member: the plain decoder sees the end of the stream.
-            assert!(body.len() < expected.len() / 4);
+    fn pieces_and_tails_round_trip() {
+        let mut d = Deflater::default();
+        let texts = [text(20_000, 1), Vec::new(), text(10, 2), text(70_000, 3)];
+        let pieces: Vec<Deflated> = texts.iter().map(|t| d.piece(t).unwrap()).collect();
+        for order in [[0, 1, 2, 3], [3, 2, 0, 1], [2, 2, 3, 0]] {
+            let head = GzipHead::new(order.iter().map(|i| &pieces[*i]));
+            for tail in [&b""[..], b"tail 1\n# EOF\n", &texts[0][..5000]] {
+                let (h, rest) = head.finish(tail).unwrap();
+                let body = [&h[..], &rest[..]].concat();
+                let mut expected: Vec<u8> = order.iter().flat_map(|i| texts[*i].clone()).collect();
+                expected.extend_from_slice(tail);
+                assert_eq!(gunzip(&body), expected);
+                // A single member: the plain decoder saw the whole stream.
+                assert!(body.len() < expected.len() / 4 + 100);
+            }
         }
     }
 
     #[test]
-    fn empty_head() {
-        let prefix = GzipHead::new(b"").unwrap();
+    fn nothing_but_a_tail() {
+        let head = GzipHead::new(std::iter::empty());
         let joined = |(h, r): (Bytes, Vec<u8>)| [&h[..], &r[..]].concat();
-        assert_eq!(gunzip(&joined(prefix.finish(b"x 1\n").unwrap())), b"x 1\n");
-        assert_eq!(gunzip(&joined(prefix.finish(b"").unwrap())), b"");
+        assert_eq!(gunzip(&joined(head.finish(b"x 1\n").unwrap())), b"x 1\n");
+        assert_eq!(gunzip(&joined(head.finish(b"").unwrap())), b"");
     }
 }

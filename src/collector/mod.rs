@@ -2,49 +2,62 @@
 //! metrics into the exposition served on `/metrics`, in text format 0.0.4
 //! or OpenMetrics 1.0.0, plain or gzip-compressed.
 //!
-//! Rendering never touches the API. An exposition has two parts:
+//! Rendering never touches the API. An exposition has three parts:
 //!
-//! - the per-function part, rebuilt from the store's snapshots only when
-//!   the store's generation changed (that is, after a poll published
-//!   something). Its families are built once per generation; each format's
-//!   text, and its gzip-compressed form, are made once per generation, on
-//!   the first scrape that asks for that format or compression. So any
-//!   number of scrapers between two polls cost one render and one
-//!   compression of this part, which is nearly all of the body.
-//! - the exporter's own part (API request counters, poll duration, process
-//!   CPU and memory): small, and changing all the time, so it is gathered
-//!   and encoded fresh on every scrape and is never stale.
+//! - the per-function families, kept as a grid of segments (one family's
+//!   series of one block of functions, see [`layout`]) in each format
+//!   served, and in gzip-compressed form for clients that ask for it. A
+//!   segment is encoded (and compressed) again only when what it says
+//!   changed, and the body is assembled from the segments; so a scrape
+//!   after polls of k functions costs the encoding of about those k, and
+//!   any number of scrapers between two polls cost one assembly;
+//! - the project-level families (functions monitored, quotas): a few
+//!   series, encoded whenever the body is assembled;
+//! - the exporter's own metrics (API request counters, poll duration,
+//!   process CPU and memory): small, and changing all the time, so
+//!   gathered and encoded fresh on every scrape and never stale.
 //!
-//! A gzip body is the cached compressed function part followed by the
-//! freshly compressed exporter part in one gzip member (see [`gzip`]), so
-//! compression per scrape costs only the small part as well.
+//! A gzip body is the compressed pieces of the first two parts and the
+//! freshly compressed last part, as one gzip member (see [`gzip`]).
+//!
+//! A format's encodings are kept while it is asked for: one not asked for
+//! in [`VIEW_IDLE`] is dropped (Prometheus asks for compressed OpenMetrics
+//! only; the plain forms are for people and are kept while they look).
 //!
 //! The OpenMetrics form also carries exemplars: the latest failed and
 //! discarded request of each function's invocation counter, and the latest
 //! request of each duration bucket.
 
+mod encode;
 pub mod exporter;
 mod family;
 mod function;
 pub mod gzip;
+mod layout;
 pub mod openmetrics;
 
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prometheus::proto::MetricFamily;
 
 pub use exporter::ExporterMetrics;
 
-use crate::state::Store;
-use gzip::GzipHead;
+use crate::state::{ProjectSnapshot, Store};
+use function::{DEFS, FAMILIES, describe};
+use gzip::{Deflated, Deflater, GzipError, GzipHead};
+use layout::{Layout, Piece, Segment, VIEWS};
 
 /// The `Content-Type` of text format 0.0.4, exactly as Prometheus wants it.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The `Content-Type` of OpenMetrics 1.0.0, exactly as Prometheus wants it.
 pub const OPENMETRICS_CONTENT_TYPE: &str = openmetrics::CONTENT_TYPE;
+
+/// A format's encodings are dropped when it has not been asked for in this
+/// long.
+pub const VIEW_IDLE: Duration = Duration::from_secs(600);
 
 /// An exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +78,8 @@ impl Format {
     }
 }
 
-/// A rendered `/metrics` body: the cached per-function part and the fresh
-/// tail as separate chunks, so the large part is never copied per scrape.
+/// A rendered `/metrics` body: shared cached pieces and the fresh tail as
+/// separate chunks, so the cached part is never copied per scrape.
 #[derive(Debug, Clone)]
 pub struct Body {
     pub chunks: Vec<Bytes>,
@@ -91,45 +104,47 @@ pub struct Renderer {
     exporter: Arc<ExporterMetrics>,
     /// Appended to every per-function HELP text.
     refresh: String,
-    /// The per-function part of the latest generation rendered.
-    cache: Mutex<Option<Arc<FunctionPart>>>,
+    inner: Mutex<Inner>,
 }
 
-/// The per-function part of one store generation, encoded in both formats
-/// when it is built; the metric families themselves are not kept (they
-/// take several times the memory of the text).
-struct FunctionPart {
+/// What is kept between scrapes.
+struct Inner {
+    layout: Layout,
+    /// The project snapshots of the latest assembly, and a number that
+    /// changes with them.
+    projects: Vec<Arc<ProjectSnapshot>>,
+    projects_version: u64,
+    views: [Option<View>; VIEWS],
+    deflater: Deflater,
+    /// Reused for encoding segments.
+    scratch: String,
+}
+
+/// One format (text or OpenMetrics, plain or gzip) as served.
+struct View {
+    used: Instant,
+    /// `# HELP` and `# TYPE` of each per-function family.
+    headers: Vec<Piece>,
+    /// The per-function and project parts, assembled.
+    body: Arc<Assembled>,
+    /// The membership and projects version `body` was assembled at.
+    assembled: Option<(u64, u64)>,
+    /// The store generation `body` is current for.
     generation: u64,
-    text: Arc<Encoded>,
-    openmetrics: Arc<Encoded>,
 }
 
-/// One encoding of the function part, and its compressed form once asked
-/// for (`None` if compression failed).
-struct Encoded {
-    plain: Bytes,
-    gzip: OnceLock<Option<GzipHead>>,
+/// The cached part of a body.
+enum Assembled {
+    Plain(Vec<Bytes>),
+    Gzip(GzipHead),
 }
 
-impl Encoded {
-    fn new(plain: String) -> Arc<Self> {
-        Arc::new(Self {
-            plain: Bytes::from(plain),
-            gzip: OnceLock::new(),
-        })
-    }
-
-    fn gzip_head(&self) -> Option<&GzipHead> {
-        self.gzip
-            .get_or_init(|| match GzipHead::new(&self.plain) {
-                Ok(head) => Some(head),
-                Err(e) => {
-                    tracing::error!(error = %e, "compressing function metrics");
-                    None
-                }
-            })
-            .as_ref()
-    }
+fn view_index(format: Format, gzip: bool) -> usize {
+    let f = match format {
+        Format::Text => 0,
+        Format::OpenMetrics => 2,
+    };
+    f + usize::from(gzip)
 }
 
 impl Renderer {
@@ -141,8 +156,19 @@ impl Renderer {
                 "Refreshed by background polling every {} seconds, not at scrape time.",
                 interval.as_secs()
             ),
-            cache: Mutex::new(None),
+            inner: Mutex::new(Inner {
+                layout: Layout::default(),
+                projects: Vec::new(),
+                projects_version: 0,
+                views: Default::default(),
+                deflater: Deflater::default(),
+                scratch: String::new(),
+            }),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The whole exposition in text format 0.0.4.
@@ -151,159 +177,271 @@ impl Renderer {
         String::from_utf8_lossy(&body.to_bytes()).into_owned()
     }
 
-    /// True when a [`Renderer::body`] call would be served from the cache
-    /// (no rendering or compression of the per-function part), so it can
-    /// run on the async runtime; otherwise it should run where blocking is
-    /// fine.
+    /// True when a [`Renderer::body`] call would be served from what is
+    /// kept (nothing to encode or compress but the exporter's own
+    /// metrics), so it can run on the async runtime; otherwise it should
+    /// run where blocking is fine.
     pub fn is_cached(&self, format: Format, gzip: bool) -> bool {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(part) = cache.as_ref() else {
-            return false;
-        };
-        if part.generation != self.store.generation() {
-            return false;
-        }
-        let encoded = match format {
-            Format::Text => &part.text,
-            Format::OpenMetrics => &part.openmetrics,
-        };
-        !gzip || encoded.gzip.get().is_some()
+        let inner = self.lock();
+        inner.views[view_index(format, gzip)]
+            .as_ref()
+            .is_some_and(|v| v.generation == self.store.generation())
     }
 
     /// The whole exposition in `format`, gzip-compressed if `gzip`.
     pub fn body(&self, format: Format, gzip: bool) -> Body {
-        let exporter = self.exporter.gather(&self.store.cycles());
-        let part = self.functions_part();
-        let mut tail = String::with_capacity(16 * 1024);
-        let head = match format {
-            Format::Text => {
-                encode_text(&exporter, &mut tail, "the exporter's own metrics");
-                &part.text
-            }
-            Format::OpenMetrics => {
-                openmetrics::encode(&exporter, &[], &mut tail);
-                tail.push_str(openmetrics::EOF);
-                &part.openmetrics
-            }
-        };
+        let tail = self.tail(format);
         if gzip {
-            if let Some(compressed) = head.gzip_head() {
-                match compressed.finish(tail.as_bytes()) {
-                    Ok((head, rest)) => {
-                        return Body {
-                            chunks: vec![head, Bytes::from(rest)],
-                            gzip: true,
-                        };
-                    }
-                    Err(e) => tracing::error!(error = %e, "compressing the exposition"),
+            let compressed = self
+                .cached_part(format, true)
+                .and_then(|cached| match &*cached {
+                    Assembled::Gzip(head) => head.finish(tail.as_bytes()),
+                    Assembled::Plain(_) => Err(GzipError::new("a plain view")),
+                });
+            match compressed {
+                Ok((head, rest)) => {
+                    return Body {
+                        chunks: vec![head, Bytes::from(rest)],
+                        gzip: true,
+                    };
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "compressing the exposition; sent uncompressed")
                 }
             }
         }
+        let mut chunks = match self.cached_part(format, false).as_deref() {
+            Ok(Assembled::Plain(chunks)) => chunks.clone(),
+            _ => Vec::new(),
+        };
+        chunks.push(Bytes::from(tail));
         Body {
-            chunks: vec![head.plain.clone(), Bytes::from(tail)],
+            chunks,
             gzip: false,
         }
     }
 
-    /// The per-function part of the current store generation: built (and
-    /// encoded in both formats) once per generation.
-    fn functions_part(&self) -> Arc<FunctionPart> {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        // Read the generation before the snapshots: a publish in between
-        // makes the next render rebuild, never serves stale data as fresh.
-        let generation = self.store.generation();
-        if let Some(part) = cache.as_ref() {
-            if part.generation == generation {
-                return Arc::clone(part);
+    /// The exporter's own metrics, gathered now, in `format` (with the
+    /// end of an OpenMetrics exposition).
+    fn tail(&self, format: Format) -> String {
+        let exporter = self.exporter.gather(&self.store.cycles());
+        let mut tail = String::with_capacity(16 * 1024);
+        match format {
+            Format::Text => {
+                if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&exporter, &mut tail) {
+                    tracing::error!(error = %e, "encoding the exporter's own metrics");
+                }
+            }
+            Format::OpenMetrics => {
+                openmetrics::encode(&exporter, &mut tail);
+                tail.push_str(openmetrics::EOF);
             }
         }
-        let snapshots = self.store.functions();
-        let (mut families, exemplars) = function::families(&snapshots, &self.refresh);
-        families.extend(function::project_families(
-            &snapshots,
-            &self.store.projects(),
-            &self.refresh,
-        ));
-        drop(snapshots);
-        let mut text = String::new();
-        encode_text(&families, &mut text, "function metrics");
-        let mut om = String::with_capacity(text.len() + text.len() / 8);
-        openmetrics::encode(&families, &exemplars, &mut om);
-        let part = Arc::new(FunctionPart {
-            generation,
-            text: Encoded::new(text),
-            openmetrics: Encoded::new(om),
-        });
-        *cache = Some(Arc::clone(&part));
-        part
+        tail
+    }
+
+    /// The per-function and project parts in a view, brought up to date.
+    fn cached_part(&self, format: Format, gzip: bool) -> Result<Arc<Assembled>, GzipError> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let now = Instant::now();
+        inner.layout.sync(&self.store);
+        let projects = self.store.projects();
+        let same = projects.len() == inner.projects.len()
+            && projects
+                .iter()
+                .zip(&inner.projects)
+                .all(|(a, b)| Arc::ptr_eq(a, b));
+        if !same {
+            inner.projects = projects;
+            inner.projects_version += 1;
+        }
+        let index = view_index(format, gzip);
+        for (i, slot) in inner.views.iter_mut().enumerate() {
+            if i != index && slot.as_ref().is_some_and(|v| now - v.used > VIEW_IDLE) {
+                *slot = None;
+                inner.layout.drop_view(i);
+            }
+        }
+        if inner.views[index].is_none() {
+            inner.views[index] = Some(View::new(format, gzip, &self.refresh, &mut inner.deflater)?);
+        }
+        let Some(view) = inner.views[index].as_mut() else {
+            unreachable!("the view was just made")
+        };
+        view.used = now;
+        let mut changed = false;
+        let (mut encoded, mut encoded_bytes) = (0usize, 0usize);
+        for block in &mut inner.layout.blocks {
+            let segments = &mut block.segments[index];
+            if segments.is_empty() {
+                segments.resize_with(FAMILIES, Segment::default);
+            }
+            for (family, segment) in segments.iter_mut().enumerate() {
+                let version = block.versions[family];
+                if segment.version == version {
+                    continue;
+                }
+                changed = true;
+                let out = &mut inner.scratch;
+                out.clear();
+                for m in &block.members {
+                    let mut lines = encode::Lines {
+                        format,
+                        name: DEFS[family].name,
+                        identity: &m.identity,
+                        out,
+                    };
+                    describe(family, &m.snapshot, &mut lines);
+                }
+                encoded += 1;
+                encoded_bytes += out.len();
+                segment.piece = if out.is_empty() {
+                    None
+                } else {
+                    Some(piece(out.as_bytes(), gzip, &mut inner.deflater)?)
+                };
+                segment.version = version;
+            }
+        }
+        if changed {
+            tracing::debug!(
+                view = index,
+                segments = encoded,
+                bytes = encoded_bytes,
+                "segments encoded again"
+            );
+        }
+        let at = (inner.layout.membership, inner.projects_version);
+        if changed || view.assembled != Some(at) {
+            let projects = project_part(
+                &inner.layout,
+                &inner.projects,
+                &self.refresh,
+                format,
+                gzip,
+                &mut inner.deflater,
+            )?;
+            view.body = Arc::new(assemble(
+                &inner.layout,
+                index,
+                gzip,
+                &view.headers,
+                projects,
+            ));
+            view.assembled = Some(at);
+        }
+        view.generation = inner.layout.generation();
+        Ok(Arc::clone(&view.body))
     }
 }
 
-/// Appends `families` in text format 0.0.4 to `out`.
-fn encode_text(families: &[MetricFamily], out: &mut String, what: &str) {
-    if let Err(e) = prometheus::TextEncoder::new().encode_utf8(families, out) {
-        tracing::error!(error = %e, "encoding {what}");
+impl View {
+    fn new(
+        format: Format,
+        gzip: bool,
+        refresh: &str,
+        deflater: &mut Deflater,
+    ) -> Result<Self, GzipError> {
+        let headers = DEFS
+            .iter()
+            .map(|def| {
+                let mut s = String::new();
+                encode::header(format, def, refresh, &mut s);
+                piece(s.as_bytes(), gzip, deflater)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            used: Instant::now(),
+            headers,
+            body: Arc::new(Assembled::Plain(Vec::new())),
+            assembled: None,
+            generation: 0,
+        })
+    }
+}
+
+/// `plain` as a view keeps it.
+fn piece(plain: &[u8], gzip: bool, deflater: &mut Deflater) -> Result<Piece, GzipError> {
+    Ok(if gzip {
+        Piece::Gzip(deflater.piece(plain)?)
+    } else {
+        Piece::Plain(Bytes::copy_from_slice(plain))
+    })
+}
+
+/// The project-level families, encoded for a view.
+fn project_part(
+    layout: &Layout,
+    projects: &[Arc<ProjectSnapshot>],
+    refresh: &str,
+    format: Format,
+    gzip: bool,
+    deflater: &mut Deflater,
+) -> Result<Option<Piece>, GzipError> {
+    let families: Vec<MetricFamily> = function::project_families(
+        layout.per_project.iter().map(|(p, n)| (p.as_str(), *n)),
+        projects,
+        refresh,
+    );
+    if families.is_empty() {
+        return Ok(None);
+    }
+    let mut out = String::new();
+    match format {
+        Format::Text => {
+            if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, &mut out) {
+                tracing::error!(error = %e, "encoding project metrics");
+            }
+        }
+        Format::OpenMetrics => openmetrics::encode(&families, &mut out),
+    }
+    piece(out.as_bytes(), gzip, deflater).map(Some)
+}
+
+/// The per-function families, each family's header followed by its
+/// segments in block order, then the project part.
+fn assemble(
+    layout: &Layout,
+    view: usize,
+    gzip: bool,
+    headers: &[Piece],
+    projects: Option<Piece>,
+) -> Assembled {
+    let mut pieces: Vec<&Piece> = Vec::new();
+    for (family, header) in headers.iter().enumerate() {
+        let segments = layout
+            .blocks
+            .iter()
+            .filter_map(|b| b.segments[view].get(family).and_then(|s| s.piece.as_ref()));
+        let start = pieces.len();
+        pieces.extend(segments);
+        if pieces.len() > start {
+            pieces.insert(start, header);
+        }
+    }
+    pieces.extend(projects.as_ref());
+    if gzip {
+        let deflated: Vec<&Deflated> = pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Gzip(d) => Some(d),
+                Piece::Plain(_) => None,
+            })
+            .collect();
+        Assembled::Gzip(GzipHead::new(deflated.iter().copied()))
+    } else {
+        Assembled::Plain(
+            pieces
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::Plain(b) => Some(b.clone()),
+                    Piece::Gzip(_) => None,
+                })
+                .collect(),
+        )
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::FunctionSnapshot;
-    use crate::urn::FunctionUrn;
-
-    fn gunzip(b: &[u8]) -> String {
-        use std::io::Read;
-        let mut s = String::new();
-        flate2::read::GzDecoder::new(b)
-            .read_to_string(&mut s)
-            .unwrap();
-        s
-    }
-
-    /// Between two publishes, the function part is encoded once and
-    /// compressed once per format; a publish makes a new one.
-    #[test]
-    fn one_render_and_compression_per_generation() {
-        let store = Arc::new(Store::new());
-        let urn = FunctionUrn::new(
-            "r",
-            "0123456789abcdef0123456789abcdef",
-            "default",
-            "f",
-            "latest",
-        )
-        .unwrap();
-        store.publish(FunctionSnapshot::new(urn.clone()));
-        let r = Renderer::new(
-            Arc::clone(&store),
-            Arc::new(ExporterMetrics::new()),
-            Duration::from_secs(60),
-        );
-        assert!(!r.is_cached(Format::OpenMetrics, true));
-        let first = r.body(Format::OpenMetrics, true);
-        assert!(first.gzip);
-        assert!(r.is_cached(Format::OpenMetrics, true));
-        assert!(
-            r.is_cached(Format::Text, false),
-            "both formats are encoded at once"
-        );
-        assert!(
-            !r.is_cached(Format::Text, true),
-            "compressed only when asked"
-        );
-        let part = r.functions_part();
-        let second = r.body(Format::OpenMetrics, true);
-        let text = r.body(Format::Text, false);
-        assert!(Arc::ptr_eq(&part, &r.functions_part()));
-        let (first, second) = (gunzip(&first.to_bytes()), gunzip(&second.to_bytes()));
-        let plain = String::from_utf8_lossy(&part.openmetrics.plain).into_owned();
-        assert!(first.starts_with(&plain) && second.starts_with(&plain));
-        assert!(second.ends_with("# EOF\n"));
-        assert!(text.to_bytes().starts_with(&part.text.plain));
-
-        store.publish(FunctionSnapshot::new(urn));
-        assert!(!r.is_cached(Format::Text, false));
-        assert!(!Arc::ptr_eq(&part, &r.functions_part()));
-    }
-}
+mod tests;

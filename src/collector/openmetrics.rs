@@ -13,24 +13,14 @@
 //! renamed by that, so it is written as `unknown` with its samples
 //! unchanged (none of the exporter's do).
 //!
-//! Exemplars, which the text format cannot carry, come beside the families
-//! ([`SampleExemplars`]): a counter sample or a histogram bucket may end in
-//! `# {request_id="…"} value timestamp`, the request behind it.
+//! The per-function series are written by `encode` with the same
+//! helpers, exemplars included; this encoder takes the families that come
+//! as `MetricFamily` values (the exporter's own, the project-level ones),
+//! which have none.
 
 use std::fmt::Write;
 
 use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
-
-use crate::state::Exemplar;
-
-/// The exemplars of one sample of a family: of the sample itself (a
-/// counter), or of each bucket of a histogram, in bucket order (`+Inf`
-/// last).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SampleExemplars {
-    pub sample: Option<Exemplar>,
-    pub buckets: Vec<Option<Exemplar>>,
-}
 
 /// The `Content-Type` of OpenMetrics 1.0.0, exactly as Prometheus wants it.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -38,22 +28,18 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// The line that ends an OpenMetrics exposition.
 pub const EOF: &str = "# EOF\n";
 
-/// Appends `families` to `out` in OpenMetrics 1.0.0. `exemplars`, when not
-/// empty, runs parallel to `families`, and each of its entries parallel to
-/// that family's samples (an empty entry: no exemplars). Does not write
+/// Appends `families` to `out` in OpenMetrics 1.0.0. Does not write
 /// `# EOF`.
-pub fn encode(families: &[MetricFamily], exemplars: &[Vec<SampleExemplars>], out: &mut String) {
-    for (i, mf) in families.iter().enumerate() {
-        let exemplars = exemplars.get(i).map_or(&[][..], Vec::as_slice);
-        encode_family(mf, exemplars, out);
+pub fn encode(families: &[MetricFamily], out: &mut String) {
+    for mf in families {
+        encode_family(mf, out);
     }
 }
 
-fn encode_family(mf: &MetricFamily, exemplars: &[SampleExemplars], out: &mut String) {
-    let name = mf.name();
-    let kind = mf.get_field_type();
-    // (family name, TYPE, sample suffix for counters)
-    let (family, type_name, counter_suffix) = match kind {
+/// The family name and `TYPE` of a metric named `name` of type `kind`
+/// (with the sample suffix of a counter).
+pub(super) fn family_of(name: &str, kind: MetricType) -> (&str, &'static str, &'static str) {
+    match kind {
         MetricType::COUNTER => match name.strip_suffix("_total") {
             Some(base) if !base.is_empty() => (base, "counter", "_total"),
             _ => (name, "unknown", ""),
@@ -62,56 +48,56 @@ fn encode_family(mf: &MetricFamily, exemplars: &[SampleExemplars], out: &mut Str
         MetricType::HISTOGRAM => (name, "histogram", ""),
         MetricType::SUMMARY => (name, "summary", ""),
         MetricType::UNTYPED => (name, "unknown", ""),
-    };
-    if !mf.help().is_empty() {
+    }
+}
+
+/// `# HELP` (when there is one) and `# TYPE` of a family.
+pub(super) fn header(family: &str, type_name: &str, help: &str, out: &mut String) {
+    if !help.is_empty() {
         out.push_str("# HELP ");
         out.push_str(family);
         out.push(' ');
-        escape_into(mf.help(), out);
+        escape_into(help, out);
         out.push('\n');
     }
     let _ = writeln!(out, "# TYPE {family} {type_name}");
-    for (i, m) in mf.get_metric().iter().enumerate() {
+}
+
+fn encode_family(mf: &MetricFamily, out: &mut String) {
+    let name = mf.name();
+    let kind = mf.get_field_type();
+    let (family, type_name, counter_suffix) = family_of(name, kind);
+    header(family, type_name, mf.help(), out);
+    for m in mf.get_metric() {
         let labels = m.get_label();
-        let exemplars = exemplars.get(i);
         match kind {
-            MetricType::COUNTER => {
-                sample(
-                    out,
-                    family,
-                    counter_suffix,
-                    labels,
-                    None,
-                    m.get_counter().get_value(),
-                    exemplars.and_then(|e| e.sample.as_ref()),
-                );
-            }
-            MetricType::GAUGE => {
-                sample(out, name, "", labels, None, m.get_gauge().get_value(), None)
-            }
+            MetricType::COUNTER => sample(
+                out,
+                family,
+                counter_suffix,
+                labels,
+                None,
+                m.get_counter().get_value(),
+            ),
+            MetricType::GAUGE => sample(out, name, "", labels, None, m.get_gauge().get_value()),
             MetricType::UNTYPED => {
                 // The plain model deprecates untyped values; read them while
                 // they exist.
                 #[allow(deprecated)]
                 let value = m.get_untyped().get_value();
-                sample(out, name, "", labels, None, value, None);
+                sample(out, name, "", labels, None, value);
             }
-            MetricType::HISTOGRAM => histogram(out, name, m, exemplars),
+            MetricType::HISTOGRAM => histogram(out, name, m),
             MetricType::SUMMARY => summary(out, name, m),
         }
     }
 }
 
-fn histogram(out: &mut String, name: &str, m: &Metric, exemplars: Option<&SampleExemplars>) {
+fn histogram(out: &mut String, name: &str, m: &Metric) {
     let h = m.get_histogram();
     let labels = m.get_label();
-    let bucket_exemplar = |i: usize| {
-        exemplars
-            .and_then(|e| e.buckets.get(i))
-            .and_then(Option::as_ref)
-    };
     let mut has_inf = false;
-    for (i, b) in h.get_bucket().iter().enumerate() {
+    for b in h.get_bucket() {
         let bound = b.upper_bound();
         has_inf |= bound == f64::INFINITY;
         let le = canonical_float(bound);
@@ -122,7 +108,6 @@ fn histogram(out: &mut String, name: &str, m: &Metric, exemplars: Option<&Sample
             labels,
             Some(("le", &le)),
             b.cumulative_count() as f64,
-            bucket_exemplar(i),
         );
     }
     if !has_inf {
@@ -133,7 +118,6 @@ fn histogram(out: &mut String, name: &str, m: &Metric, exemplars: Option<&Sample
             labels,
             Some(("le", "+Inf")),
             h.get_sample_count() as f64,
-            bucket_exemplar(h.get_bucket().len()),
         );
     }
     sample(
@@ -143,9 +127,8 @@ fn histogram(out: &mut String, name: &str, m: &Metric, exemplars: Option<&Sample
         labels,
         None,
         h.get_sample_count() as f64,
-        None,
     );
-    sample(out, name, "_sum", labels, None, h.get_sample_sum(), None);
+    sample(out, name, "_sum", labels, None, h.get_sample_sum());
 }
 
 fn summary(out: &mut String, name: &str, m: &Metric) {
@@ -160,22 +143,13 @@ fn summary(out: &mut String, name: &str, m: &Metric) {
             labels,
             Some(("quantile", &quantile)),
             q.value(),
-            None,
         );
     }
-    sample(
-        out,
-        name,
-        "_count",
-        labels,
-        None,
-        s.sample_count() as f64,
-        None,
-    );
-    sample(out, name, "_sum", labels, None, s.sample_sum(), None);
+    sample(out, name, "_count", labels, None, s.sample_count() as f64);
+    sample(out, name, "_sum", labels, None, s.sample_sum());
 }
 
-/// One sample line: `name{labels} value`, and its exemplar if any.
+/// One sample line: `name{labels} value`.
 fn sample(
     out: &mut String,
     name: &str,
@@ -183,7 +157,6 @@ fn sample(
     labels: &[LabelPair],
     extra: Option<(&str, &str)>,
     value: f64,
-    exemplar: Option<&Exemplar>,
 ) {
     out.push_str(name);
     out.push_str(suffix);
@@ -202,23 +175,25 @@ fn sample(
     }
     out.push(' ');
     write_value(value, out);
-    if let Some(e) = exemplar {
-        out.push_str(" # {request_id=\"");
-        escape_into(&e.request_id, out);
-        out.push_str("\"} ");
-        write_value(e.value, out);
-        out.push(' ');
-        out.push_str(&canonical_float(e.timestamp));
-    }
     out.push('\n');
 }
 
 /// Escapes a label value or HELP text: `\` `"` and line feed.
-fn escape_into(s: &str, out: &mut String) {
+pub(super) fn escape_into(s: &str, out: &mut String) {
+    escape_with(s, true, out);
+}
+
+/// Escapes `\` and line feed, and `"` if `quote`.
+pub(super) fn escape_with(s: &str, quote: bool, out: &mut String) {
+    let special = |b: u8| b == b'\\' || b == b'\n' || (quote && b == b'"');
+    if !s.bytes().any(special) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
+            '"' if quote => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
             c => out.push(c),
         }
@@ -227,8 +202,12 @@ fn escape_into(s: &str, out: &mut String) {
 
 /// A sample value: the shortest decimal that reads back as the same
 /// float, or `NaN`, `+Inf`, `-Inf`.
-fn write_value(v: f64, out: &mut String) {
-    if v.is_nan() {
+pub(super) fn write_value(v: f64, out: &mut String) {
+    // Most values are whole numbers (counts, timestamps, sizes): written
+    // as integers, as `{v}` would, only faster.
+    if v.fract() == 0.0 && v.abs() < 1e15 && !(v == 0.0 && v.is_sign_negative()) {
+        out.push_str(itoa::Buffer::new().format(v as i64));
+    } else if v.is_nan() {
         out.push_str("NaN");
     } else if v == f64::INFINITY {
         out.push_str("+Inf");
@@ -242,7 +221,7 @@ fn write_value(v: f64, out: &mut String) {
 /// A float as the `le` and `quantile` labels want it: like a value, but
 /// always with a decimal point (`1.0`, not `1`), as Prometheus' own
 /// clients write it.
-fn canonical_float(v: f64) -> String {
+pub(super) fn canonical_float(v: f64) -> String {
     let mut s = String::new();
     write_value(v, &mut s);
     if v.is_finite() && !s.contains(['.', 'e', 'E']) {
@@ -290,7 +269,7 @@ mod tests {
 
     fn render(families: &[MetricFamily]) -> String {
         let mut out = String::new();
-        encode(families, &[], &mut out);
+        encode(families, &mut out);
         out
     }
 
@@ -326,20 +305,16 @@ mod tests {
         );
     }
 
-    /// A counter is family `x` with samples `x_total`, and may carry its
-    /// latest request as an exemplar; a counter without `_total` is
-    /// `unknown`, its samples unchanged.
+    /// A counter is family `x` with samples `x_total`; a counter without
+    /// `_total` is `unknown`, its samples unchanged.
     #[test]
-    fn counters_exemplars_and_unsuffixed_counters() {
+    fn counters_and_unsuffixed_counters() {
         let families = [
             family(
                 "functiongraph_async_invocations_total",
                 "Seen finishing.",
                 MetricType::COUNTER,
-                vec![
-                    counter(vec![label("status", "FAIL")], 7.0),
-                    counter(vec![label("status", "SUCCESS")], 9.0),
-                ],
+                vec![counter(vec![label("status", "FAIL")], 7.0)],
             ),
             family(
                 "legacy_counter",
@@ -348,26 +323,12 @@ mod tests {
                 vec![counter(vec![], 1.0)],
             ),
         ];
-        let exemplars = vec![
-            vec![SampleExemplars {
-                sample: Some(Exemplar {
-                    request_id: "r-\"1\"".into(),
-                    value: 1.0,
-                    timestamp: 1_700_000_000.0,
-                }),
-                buckets: vec![],
-            }],
-            vec![],
-        ];
-        let mut out = String::new();
-        encode(&families, &exemplars, &mut out);
         assert_eq!(
-            out,
+            render(&families),
             concat!(
                 "# HELP functiongraph_async_invocations Seen finishing.\n",
                 "# TYPE functiongraph_async_invocations counter\n",
-                "functiongraph_async_invocations_total{status=\"FAIL\"} 7 # {request_id=\"r-\\\"1\\\"\"} 1 1700000000.0\n",
-                "functiongraph_async_invocations_total{status=\"SUCCESS\"} 9\n",
+                "functiongraph_async_invocations_total{status=\"FAIL\"} 7\n",
                 "# HELP legacy_counter No suffix.\n",
                 "# TYPE legacy_counter unknown\n",
                 "legacy_counter 1\n",
@@ -420,8 +381,26 @@ mod tests {
         assert_eq!(canonical_float(259200.0), "259200.0");
         assert_eq!(canonical_float(f64::INFINITY), "+Inf");
         let mut s = String::new();
-        write_value(f64::NEG_INFINITY, &mut s);
-        write_value(0.1, &mut s);
-        assert_eq!(s, "-Inf0.1");
+        for v in [
+            f64::NEG_INFINITY,
+            0.1,
+            3.0,
+            -0.0,
+            0.0,
+            1e15,
+            1700000000.0,
+            -2.0,
+            f64::NAN,
+        ] {
+            write_value(v, &mut s);
+            s.push(' ');
+        }
+        assert_eq!(s, "-Inf 0.1 3 -0 0 1000000000000000 1700000000 -2 NaN ");
+        // The same as Display, which the text format always used.
+        for v in [3.0, 1e14, 123456.0, -0.0, 0.5, 1e300] {
+            let mut s = String::new();
+            write_value(v, &mut s);
+            assert_eq!(s, v.to_string());
+        }
     }
 }

@@ -495,6 +495,62 @@ impl Shared {
         }
     }
 
+    /// One function's poll in a cycle, and what follows it: the checkpoint,
+    /// the store, and noting a discovered function that is gone.
+    async fn poll_slot(
+        self: Arc<Self>,
+        generation: Arc<Generation>,
+        slot: Arc<Slot>,
+        mode: Mode,
+        share: usize,
+        everything: bool,
+        gone: Arc<std::sync::Mutex<Vec<Arc<Slot>>>>,
+    ) {
+        let Some(project) = generation.project(&slot.project_id) else {
+            return;
+        };
+        let mut poller = match mode {
+            Mode::OnDemand { .. } => slot.poller.lock().await,
+            Mode::Burst | Mode::Spread => match slot.poller.try_lock() {
+                Ok(p) => p,
+                Err(_) => {
+                    tracing::warn!(
+                        function = %slot.urn,
+                        "previous poll still running; skipping this one (is polling.interval too short?)"
+                    );
+                    return;
+                }
+            },
+        };
+        let ctx = PollContext {
+            share,
+            everything,
+            denials: &self.denials,
+        };
+        let outcome = poller
+            .poll(
+                &project.target.client,
+                &generation.schedule,
+                generation.settings.clock.unix(),
+                &ctx,
+            )
+            .await;
+        // Counted values are shown only once they would survive a
+        // restart: a restart must never bring back lower counters.
+        if let Some(c) = &generation.settings.checkpoint {
+            c.save(&slot.urn.to_string(), &poller.save_state()).await;
+        }
+        self.store
+            .record_async_anomalies(outcome.news.implausible, outcome.news.abandoned);
+        // Not brought back if it was removed meanwhile.
+        self.store.update(outcome.snapshot);
+        if outcome.gone && slot.discovered {
+            gone.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Arc::clone(&slot));
+        }
+    }
+
     async fn cycle(self: Arc<Self>, mode: Mode, reply: Option<oneshot::Sender<()>>) {
         let started = Instant::now();
         // One configuration for the whole cycle, even if a reload lands.
@@ -549,51 +605,14 @@ impl Shared {
             let generation = Arc::clone(&generation);
             let gone = Arc::clone(&gone);
             tasks.spawn(async move {
-                let Some(project) = generation.project(&slot.project_id) else {
-                    return;
-                };
                 if mode == Mode::Spread && !slot.offset.is_zero() {
                     tokio::time::sleep(slot.offset).await;
                 }
-                let mut poller = match mode {
-                    Mode::OnDemand { .. } => slot.poller.lock().await,
-                    Mode::Burst | Mode::Spread => match slot.poller.try_lock() {
-                        Ok(p) => p,
-                        Err(_) => {
-                            tracing::warn!(
-                                function = %slot.urn,
-                                "previous poll still running; skipping this one (is polling.interval too short?)"
-                            );
-                            return;
-                        }
-                    },
-                };
-                let ctx = PollContext {
-                    share,
-                    everything,
-                    denials: &shared.denials,
-                };
-                let outcome = poller
-                    .poll(
-                        &project.target.client,
-                        &generation.schedule,
-                        generation.settings.clock.unix(),
-                        &ctx,
-                    )
-                    .await;
-                // Counted values are shown only once they would survive a
-                // restart: a restart must never bring back lower counters.
-                if let Some(c) = &generation.settings.checkpoint {
-                    c.save(&slot.urn.to_string(), &poller.save_state()).await;
-                }
-                shared
-                    .store
-                    .record_async_anomalies(outcome.news.implausible, outcome.news.abandoned);
-                // Not brought back if it was removed meanwhile.
-                shared.store.update(outcome.snapshot);
-                if outcome.gone && slot.discovered {
-                    gone.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&slot));
-                }
+                // The poll's state lives on the heap only while it runs: a
+                // task waiting for its offset (every function's, for most
+                // of a spread cycle) stays a few hundred bytes instead of
+                // the size of the largest poll state (about 20 KB).
+                Box::pin(shared.poll_slot(generation, slot, mode, share, everything, gone)).await;
             });
         }
         while tasks.join_next().await.is_some() {}
@@ -771,12 +790,8 @@ fn take_due(next: &std::sync::Mutex<f64>, now: f64, interval: Duration, toleranc
 /// A stable offset in `[0, SPREAD × period)` from the URN (FNV-1a), so a
 /// function keeps its place in the cycle across restarts.
 fn offset(urn: &FunctionUrn, period: Duration) -> Duration {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in urn.to_string().bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    let fraction = (hash >> 11) as f64 / (1u64 << 53) as f64;
+    // The renderer lays series out in the order of this key too.
+    let fraction = (urn.spread_key() >> 11) as f64 / (1u64 << 53) as f64;
     period.mul_f64(SPREAD * fraction)
 }
 

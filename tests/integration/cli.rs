@@ -171,6 +171,27 @@ impl Demo {
         r.text().unwrap()
     }
 
+    /// The exposition once the demo has counted an asynchronous invocation
+    /// with a duration: the duration histogram appears only then, which
+    /// may be a poll after readiness.
+    pub(crate) fn metrics_after_first_invocation(&self) -> String {
+        const HISTOGRAM: &str = "functiongraph_async_invocation_duration_seconds_bucket{";
+        let deadline = Instant::now() + DEADLINE;
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let body = self.metrics();
+            if body.contains(HISTOGRAM) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no invocation counted by the demo within {DEADLINE:?}"
+            );
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+
     /// Sends SIGTERM and returns the exit status.
     fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
@@ -206,7 +227,7 @@ impl Drop for Demo {
 #[test]
 fn demo_serves_every_metric() {
     let demo = Demo::start();
-    let m = Exposition::parse(&demo.metrics());
+    let m = Exposition::parse(&demo.metrics_after_first_invocation());
     let names = m.names();
     for name in [
         "functiongraph_up",
@@ -248,7 +269,7 @@ fn demo_serves_every_metric() {
 )]
 fn demo_metrics_pass_promtool() {
     let demo = Demo::start();
-    let body = demo.metrics();
+    let body = demo.metrics_after_first_invocation();
     promtool_check_metrics(&body);
 }
 

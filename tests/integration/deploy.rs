@@ -449,7 +449,7 @@ fn dashboard_queries_use_existing_metrics() {
     }
 
     let demo = Demo::start();
-    let exported = exported_names(&demo.metrics());
+    let exported = exported_names(&demo.metrics_after_first_invocation());
     assert!(exported.contains("functiongraph_up"), "{exported:?}");
     let missing: Vec<String> = used
         .iter()
@@ -906,6 +906,78 @@ impl Prometheus {
                 .ok_or_else(|| format!("{r:?}"))
         });
     }
+}
+
+/// What Prometheus 2.x sends as `Accept` (its default scrape protocols).
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// The gzip body is assembled from pieces compressed apart (each ended with
+/// a full flush, then the freshly compressed tail and a trailer whose CRC
+/// is combined from the pieces'): a real Prometheus, which always asks for
+/// gzip, reads every sample of it.
+#[test]
+#[cfg_attr(
+    not(has_prometheus),
+    ignore = "prometheus is not installed (apt-get install prometheus)"
+)]
+fn prometheus_reads_the_gzip_body_assembled_from_pieces() {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let demo = Demo::start();
+    let raw = reqwest::blocking::Client::builder()
+        .no_gzip()
+        .build()
+        .unwrap();
+    // The samples of the exposition as Prometheus is sent it.
+    let samples = || -> Result<usize, String> {
+        let r = raw
+            .get(format!("http://{}/metrics", demo.addr))
+            .header("accept", PROMETHEUS_ACCEPT)
+            .header("accept-encoding", "gzip")
+            .send()
+            .map_err(|e| e.to_string())?;
+        let encoding = r.headers().get("content-encoding").cloned();
+        if encoding.as_ref().and_then(|v| v.to_str().ok()) != Some("gzip") {
+            return Err(format!("content-encoding {encoding:?}"));
+        }
+        let body = r.bytes().map_err(|e| e.to_string())?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
+            .map_err(|e| e.to_string())?;
+        if !text.ends_with("# EOF\n") {
+            return Err("not a whole OpenMetrics exposition".to_owned());
+        }
+        Ok(text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .count())
+    };
+    assert!(samples().unwrap() > 100);
+    let prometheus = Prometheus::start(&demo.addr, "groups: []\n");
+    prometheus.wait_for_target(deadline);
+    // The demo's series change between scrapes (a poll adds a histogram,
+    // a new status code): equal once a scrape and a fetch see the same.
+    prometheus.eventually(
+        deadline,
+        "Prometheus scraped every sample of the exposition",
+        || {
+            let r = prometheus.query("scrape_samples_scraped{job=\"functiongraph\"}")?;
+            let scraped: usize = r
+                .first()
+                .and_then(|s| s["value"][1].as_str())
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{r:?}"))?;
+            let served = samples()?;
+            (scraped == served)
+                .then_some(())
+                .ok_or_else(|| format!("scraped {scraped}, served {served}"))
+        },
+    );
+    let r = prometheus.query("up{job=\"functiongraph\"}").unwrap();
+    assert_eq!(
+        r.first().map(|s| &s["value"][1]),
+        Some(&"1".into()),
+        "{r:?}"
+    );
 }
 
 /// alerts.yml with every `for:` set to `0s`, so that an alert fires as soon

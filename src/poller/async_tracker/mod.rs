@@ -51,7 +51,9 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::state::{AsyncCounters, DURATION_BUCKETS, Exemplar, FailureRecord, InvocationStatus};
+use crate::state::{
+    AsyncCounters, DurationBuckets, DurationHistogram, Exemplar, FailureRecord, InvocationStatus,
+};
 
 /// Records per page: the API's maximum.
 const PAGE_LIMIT: u32 = 500;
@@ -92,6 +94,8 @@ pub struct TrackerSettings {
     pub max_error_codes: usize,
     /// One log line per counted failure.
     pub log_failures: bool,
+    /// Upper bounds of the duration histogram.
+    pub buckets: DurationBuckets,
 }
 
 impl Default for TrackerSettings {
@@ -105,6 +109,7 @@ impl Default for TrackerSettings {
             recent_failures: 20,
             max_error_codes: 20,
             log_failures: false,
+            buckets: DurationBuckets::default(),
         }
     }
 }
@@ -191,6 +196,10 @@ pub struct AsyncTracker {
 
 impl AsyncTracker {
     pub fn new(settings: TrackerSettings) -> Self {
+        let mut counters = AsyncCounters::default();
+        if counters.durations.buckets() != settings.buckets {
+            counters.durations = DurationHistogram::new(settings.buckets);
+        }
         Self {
             settings: sanitize(settings),
             records: HashMap::new(),
@@ -200,7 +209,7 @@ impl AsyncTracker {
             settled_digests: HashSet::new(),
             settled_digests_until: i64::MIN,
             horizon: i64::MIN,
-            counters: AsyncCounters::default(),
+            counters,
             last_failure: None,
             news: PollNews::default(),
             plausible_from: i64::MIN,
@@ -211,6 +220,15 @@ impl AsyncTracker {
 
     /// Changes the settings (a reload); they apply from the next poll.
     pub fn set_settings(&mut self, settings: TrackerSettings) {
+        if settings.buckets != self.counters.durations.buckets() {
+            // Counts in other buckets cannot be carried over; as after a
+            // restart, the histogram starts again (rate() sees a reset).
+            tracing::warn!(
+                buckets = ?settings.buckets,
+                "polling.async_duration_buckets changed; the duration histogram starts again from zero"
+            );
+            self.counters.durations = DurationHistogram::new(settings.buckets);
+        }
         self.settings = sanitize(settings);
     }
 
@@ -245,7 +263,7 @@ impl AsyncTracker {
             covered_until: self.covered_until,
             horizon: self.horizon,
             terminal: self.counters.terminal,
-            buckets: DURATION_BUCKETS.to_vec(),
+            buckets: self.counters.durations.buckets().bounds().to_vec(),
             bucket_counts: self.counters.durations.counts.to_vec(),
             duration_sum: self.counters.durations.sum,
             duration_count: self.counters.durations.count,
@@ -271,7 +289,7 @@ impl AsyncTracker {
     pub fn restore(settings: TrackerSettings, state: TrackerState) -> Self {
         let mut t = Self::new(settings);
         t.counters.terminal = state.terminal;
-        if state.buckets == DURATION_BUCKETS
+        if state.buckets == settings.buckets.bounds()
             && state.bucket_counts.len() == t.counters.durations.counts.len()
         {
             t.counters
@@ -280,8 +298,8 @@ impl AsyncTracker {
                 .copy_from_slice(&state.bucket_counts);
             t.counters.durations.sum = state.duration_sum;
             t.counters.durations.count = state.duration_count;
-            if let Ok(e) = state.bucket_exemplars.try_into() {
-                t.counters.durations.exemplars = e;
+            if state.bucket_exemplars.len() == t.counters.durations.exemplars.len() {
+                t.counters.durations.exemplars = state.bucket_exemplars;
             }
         } else {
             tracing::warn!(

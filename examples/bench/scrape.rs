@@ -1,0 +1,721 @@
+//! Scrape benchmarks: `/metrics` as Prometheus asks for it (OpenMetrics,
+//! gzip, one connection) and as load tools do (64 connections), against
+//! nginx serving the identical bytes; a store that changes under scraping
+//! (polls spread over the interval), with CPU per scrape set against zlib
+//! level 1 over the same bytes; resident memory against one text
+//! exposition; and a real Prometheus scraping 10,000 functions.
+//!
+//! Every process started here (exporter, nginx, prometheus) is stopped
+//! before the subcommand returns, its whole process group for nginx.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+
+use super::support::Res;
+use super::{Exporter, PROJECT, TOKEN, config_text, rss, wait_ready};
+use functiongraph_exporter::simulator::{Activity, Simulator};
+
+/// What Prometheus 2.x sends (its default scrape protocols).
+pub const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// wrk's timeout: far above the slowest response seen, so that p99 is a
+/// latency and not the timeout.
+const WRK_TIMEOUT: &str = "60s";
+
+/// `uptime`'s load averages, recorded with every figure (the machine is
+/// shared).
+pub fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// A simulator with `functions` functions, one in four of them with
+/// asynchronous traffic when `traffic` (2 a minute, 4 % failing, 1 to 30 s
+/// each), generated every second until `stop`.
+async fn simulator(
+    functions: usize,
+    traffic: bool,
+) -> Res<(
+    Simulator,
+    std::net::SocketAddr,
+    tokio_util::sync::CancellationToken,
+)> {
+    let (sim, addr, stop) = super::simulator(functions).await?;
+    if traffic {
+        for i in (0..functions).step_by(4) {
+            let mut a = Activity::steady("latest", 2.0, (1, 30));
+            a.fail_ratio = 0.04;
+            sim.set_activity(PROJECT, "default", &format!("bench-{i:04}"), Some(a));
+        }
+        sim.backfill(Duration::from_secs(600));
+        let (s, t) = (sim.clone(), stop.clone());
+        tokio::spawn(async move { s.run_activity(Duration::from_secs(1), t).await });
+    }
+    Ok((sim, addr, stop))
+}
+
+/// The exporter polling `functions` functions every `interval`, after its
+/// first complete cycle.
+async fn start_exporter(
+    functions: usize,
+    interval: &str,
+    traffic: bool,
+) -> Res<(
+    Exporter,
+    tempfile::TempDir,
+    tokio_util::sync::CancellationToken,
+)> {
+    let (_sim, addr, stop) = simulator(functions, traffic).await?;
+    let dir = tempfile::tempdir()?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN)?;
+    let exporter = Exporter::start(&config_text(
+        addr,
+        functions,
+        &token,
+        &format!("interval = \"{interval}\"\nconcurrency = 64\nmax_functions = 100000"),
+    ))?;
+    wait_ready(&exporter.addr).await?;
+    Ok((exporter, dir, stop))
+}
+
+/// A client that asks as Prometheus does and keeps the body compressed.
+fn prometheus_client() -> Res<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("accept", PROMETHEUS_ACCEPT.parse()?);
+    headers.insert("accept-encoding", "gzip".parse()?);
+    Ok(reqwest::Client::builder()
+        .no_gzip()
+        .default_headers(headers)
+        .build()?)
+}
+
+fn plain_client() -> Res<reqwest::Client> {
+    Ok(reqwest::Client::builder().no_gzip().build()?)
+}
+
+/// The exporter's CPU time so far (user + system, all threads, also those
+/// that exited), from /proc/PID/stat in clock ticks.
+fn cpu_seconds(pid: u32) -> Res<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = stat.rsplit_once(')').ok_or("no ) in stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of the man page; `rest` starts at field 3.
+    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(ticks / hz)
+}
+
+/// The CPU time of the threads alive now, in nanoseconds (schedstat is
+/// exact, where /proc/PID/stat counts 10 ms ticks).
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// wrk's figures for one run.
+#[derive(Debug, Default)]
+struct Wrk {
+    rps: f64,
+    p50: String,
+    p99: String,
+    max: String,
+    errors: String,
+}
+
+fn wrk(url: &str, connections: u32, prometheus: bool) -> Res<Wrk> {
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        &format!("-t{}", connections.min(2)),
+        &format!("-c{connections}"),
+        "-d10s",
+        "--timeout",
+        WRK_TIMEOUT,
+        "--latency",
+    ]);
+    if prometheus {
+        cmd.args(["-H", &format!("Accept: {PROMETHEUS_ACCEPT}")]);
+        cmd.args(["-H", "Accept-Encoding: gzip"]);
+    }
+    let out = cmd.arg(url).output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |prefix: &str, n: usize| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(n))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(Wrk {
+        rps: text
+            .lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("no Requests/sec in wrk output:\n{text}"))?,
+        p50: field("50%", 1),
+        p99: field("99%", 1),
+        max: field("Latency", 3),
+        errors: text
+            .lines()
+            .filter(|l| l.contains("Socket errors") || l.contains("Non-2xx"))
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
+}
+
+/// nginx serving files from a directory, in its own process group, which
+/// is stopped as a whole on drop (the workers too).
+struct Nginx {
+    child: Child,
+    url: String,
+}
+
+impl Nginx {
+    async fn start(dir: &Path, gzip_static: bool, content_type: &str) -> Res<Nginx> {
+        let root = dir.join("www");
+        let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
+        let conf = dir.join("nginx.conf");
+        let mut f = std::fs::File::create(&conf)?;
+        write!(
+            f,
+            "daemon off; master_process on; worker_processes 2; pid {d}/nginx.pid; error_log stderr error;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_requests 1000000;\n\
+               types {{ }} default_type \"{content_type}\";\n\
+               gzip_static {gz};\n\
+               client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+               server {{ listen 127.0.0.1:{port}; root {}; }} }}\n",
+            root.display(),
+            d = dir.display(),
+            gz = if gzip_static { "on" } else { "off" },
+        )?;
+        let child = Command::new("nginx")
+            .args([
+                "-c",
+                &conf.display().to_string(),
+                "-p",
+                &dir.display().to_string(),
+            ])
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        let nginx = Nginx {
+            child,
+            url: format!("http://127.0.0.1:{port}/metrics"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while reqwest::get(&nginx.url).await.is_err() {
+            if Instant::now() > deadline {
+                return Err("nginx did not start".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(nginx)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let group = -(self.child.id() as i32);
+        // SAFETY: signals to the process group this value started.
+        unsafe { libc::kill(group, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // Workers leave after the master; the group is gone once none is left.
+        while unsafe { libc::kill(group, 0) } == 0 {
+            if Instant::now() > deadline {
+                unsafe { libc::kill(group, libc::SIGKILL) };
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The files nginx serves: `metrics` and, for gzip_static, `metrics.gz`.
+fn www(dir: &Path, plain: &[u8], gzipped: Option<&[u8]>) -> Res<()> {
+    let root = dir.join("www");
+    std::fs::create_dir_all(&root)?;
+    std::fs::write(root.join("metrics"), plain)?;
+    let gz = root.join("metrics.gz");
+    let _ = std::fs::remove_file(&gz);
+    if let Some(g) = gzipped {
+        std::fs::write(gz, g)?;
+    }
+    Ok(())
+}
+
+fn gunzip(data: &[u8]) -> Res<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// CPU seconds zlib (Python's, the C library) takes to compress `bytes`
+/// at level 1, median of 5.
+fn zlib_level1(dir: &Path, bytes: &[u8]) -> Res<f64> {
+    let file = dir.join("zlib-input");
+    std::fs::write(&file, bytes)?;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys,time,zlib\n\
+             d=open(sys.argv[1],'rb').read()\n\
+             t=[]\n\
+             for _ in range(5):\n\
+             \x20   s=time.process_time(); c=zlib.compressobj(1,zlib.DEFLATED,31); c.compress(d); c.flush(); t.append(time.process_time()-s)\n\
+             print(sorted(t)[2])",
+        )
+        .arg(&file)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .trim()
+        .parse()
+        .map_err(|_| format!("python zlib: {text}"))?)
+}
+
+/// `scrape N`: an unchanged store (interval 1 h, after the first cycle).
+/// Text 0.0.4 without compression, 64 connections, against nginx serving
+/// the same bytes (the original rows); then Prometheus' headers, 64
+/// connections and one, against nginx serving the identical OpenMetrics
+/// bytes pre-gzipped (`gzip_static`).
+pub async fn scrape(functions: usize) -> Res<()> {
+    let (exporter, dir, stop) = start_exporter(functions, "1h", false).await?;
+    let url = format!("http://{}/metrics", exporter.addr);
+    let text = plain_client()?.get(&url).send().await?.bytes().await?;
+    let rss_before = rss(exporter.pid())?;
+    println!("load {}", load());
+    let u = url.clone();
+    let ours = tokio::task::spawn_blocking(move || wrk(&u, 64, false)).await??;
+    let rss_after = rss(exporter.pid())?;
+    www(dir.path(), &text, None)?;
+    let nginx = Nginx::start(
+        dir.path(),
+        false,
+        "text/plain; version=0.0.4; charset=utf-8",
+    )
+    .await?;
+    let u = nginx.url.clone();
+    let theirs = tokio::task::spawn_blocking(move || wrk(&u, 64, false)).await??;
+    drop(nginx);
+    println!(
+        "scrape text | N={functions} body {} bytes | exporter {:.1} req/s p50 {} p99 {} max {} {} | nginx {:.1} req/s p50 {} p99 {} max {} {} | ratio {:.3} | RSS {:.1} -> {:.1} MiB | load {}",
+        text.len(),
+        ours.rps,
+        ours.p50,
+        ours.p99,
+        ours.max,
+        ours.errors,
+        theirs.rps,
+        theirs.p50,
+        theirs.p99,
+        theirs.max,
+        theirs.errors,
+        ours.rps / theirs.rps,
+        rss_before as f64 / 1048576.0,
+        rss_after as f64 / 1048576.0,
+        load()
+    );
+
+    // Prometheus' headers. The gzip body nginx serves is the exporter's
+    // own (so the bytes on the wire are the same size); its plain text is
+    // the same OpenMetrics exposition.
+    let gz = prometheus_client()?.get(&url).send().await?;
+    let encoding = gz
+        .headers()
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let content_type = gz
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let gz = gz.bytes().await?;
+    if encoding != "gzip" || !content_type.starts_with("application/openmetrics-text") {
+        return Err(format!("exporter answered {content_type:?} {encoding:?}").into());
+    }
+    let om = gunzip(&gz)?;
+    www(dir.path(), &om, Some(&gz))?;
+    let nginx = Nginx::start(dir.path(), true, &content_type).await?;
+    for connections in [1, 64] {
+        println!("load {}", load());
+        let u = url.clone();
+        let ours = tokio::task::spawn_blocking(move || wrk(&u, connections, true)).await??;
+        let u = nginx.url.clone();
+        let theirs = tokio::task::spawn_blocking(move || wrk(&u, connections, true)).await??;
+        println!(
+            "scrape prometheus-headers | N={functions} c={connections} OpenMetrics {} bytes, gzip {} bytes | exporter {:.1} req/s p50 {} p99 {} max {} {} | nginx gzip_static {:.1} req/s p50 {} p99 {} max {} {} | ratio {:.3} | RSS {:.1} MiB | load {}",
+            om.len(),
+            gz.len(),
+            ours.rps,
+            ours.p50,
+            ours.p99,
+            ours.max,
+            ours.errors,
+            theirs.rps,
+            theirs.p50,
+            theirs.p99,
+            theirs.max,
+            theirs.errors,
+            ours.rps / theirs.rps,
+            rss(exporter.pid())? as f64 / 1048576.0,
+            load()
+        );
+    }
+    drop(nginx);
+    drop(exporter);
+    stop.cancel();
+    Ok(())
+}
+
+/// One scrape as Prometheus makes it: latency to the last byte, the
+/// exporter's CPU (alive threads) over it, and the compressed size.
+async fn scrape_once(client: &reqwest::Client, url: &str, pid: u32) -> Res<(f64, f64, usize)> {
+    let cpu = cpu_ns(pid);
+    let started = Instant::now();
+    let body = client.get(url).send().await?.bytes().await?;
+    let latency = started.elapsed().as_secs_f64();
+    let cpu = cpu_ns(pid).saturating_sub(cpu) as f64 / 1e9;
+    if body.get(..2) != Some(&[0x1f, 0x8b][..]) {
+        return Err("not a gzip body".into());
+    }
+    Ok((latency, cpu, body.len()))
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// Scrapers every `every` for `phase`, `scrapers` of them evenly offset;
+/// returns latencies and CPU per scrape, the exporter's CPU over the phase
+/// and its peak RSS (sampled every 500 ms).
+async fn scrape_phase(
+    url: &str,
+    pid: u32,
+    scrapers: usize,
+    every: Duration,
+    phase: Duration,
+) -> Res<(Vec<f64>, Vec<f64>, f64, u64)> {
+    let cpu0 = cpu_seconds(pid)?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..scrapers {
+        let url = url.to_owned();
+        let offset = every.mul_f64(s as f64 / scrapers as f64);
+        tasks.push(tokio::spawn(async move {
+            let client = prometheus_client()?;
+            let mut results = Vec::new();
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if started.elapsed() >= phase {
+                    return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(results);
+                }
+                results.push(scrape_once(&client, &url, pid).await?);
+            }
+        }));
+    }
+    let mut peak = 0;
+    while started.elapsed() < phase {
+        peak = peak.max(rss(pid)?);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut latencies = Vec::new();
+    let mut cpus = Vec::new();
+    for t in tasks {
+        for (l, c, _) in t.await?? {
+            latencies.push(l);
+            cpus.push(c);
+        }
+    }
+    let cpu = cpu_seconds(pid)? - cpu0;
+    peak = peak.max(rss(pid)?);
+    latencies.sort_by(f64::total_cmp);
+    cpus.sort_by(f64::total_cmp);
+    Ok((latencies, cpus, cpu, peak))
+}
+
+/// `changing N INTERVAL EVERY PHASE`: polls every INTERVAL seconds, spread
+/// over it (one function in four with asynchronous traffic), scraped with
+/// Prometheus' headers every EVERY seconds for PHASE seconds by one, then
+/// by two scrapers, after PHASE seconds of polling alone. Reports scrape
+/// p50/p99/max, CPU per scrape, the exporter's cores in each phase, RSS,
+/// and zlib level 1 over the same OpenMetrics bytes; then, as reference,
+/// the same scrapes of an exporter whose store does not change.
+pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -> Res<()> {
+    let (exporter, dir, stop) = start_exporter(functions, &format!("{interval}s"), true).await?;
+    let url = format!("http://{}/metrics", exporter.addr);
+    let pid = exporter.pid();
+    let every = Duration::from_secs_f64(every);
+    let phase_d = Duration::from_secs(phase);
+    // After the first cycle the next ones spread their polls.
+    tokio::time::sleep(Duration::from_secs(interval)).await;
+    println!(
+        "changing | N={functions} interval {interval}s, scraped every {every:?}, phases of {phase}s | RSS after the first cycle {:.1} MiB | load {}",
+        rss(pid)? as f64 / 1048576.0,
+        load()
+    );
+    let cpu0 = cpu_seconds(pid)?;
+    let mut peak_alone = 0;
+    let started = Instant::now();
+    while started.elapsed() < phase_d {
+        peak_alone = peak_alone.max(rss(pid)?);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let alone = (cpu_seconds(pid)? - cpu0) / phase as f64;
+    println!(
+        "changing | N={functions} polling alone | {:.4} cores = {:.0} CPU-s per hour | peak RSS {:.1} MiB | load {}",
+        alone,
+        alone * 3600.0,
+        peak_alone as f64 / 1048576.0,
+        load()
+    );
+    let mut bytes = 0;
+    for scrapers in [1, 2] {
+        let (lat, cpus, cpu, peak) = scrape_phase(&url, pid, scrapers, every, phase_d).await?;
+        let cores = cpu / phase as f64;
+        let n = lat.len();
+        let mean_cpu = cpus.iter().sum::<f64>() / n as f64;
+        println!(
+            "changing | N={functions} {scrapers} scraper(s) | {n} scrapes | latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms | CPU per scrape median {:.2} ms mean {:.2} ms max {:.2} ms | exporter {:.4} cores, +{:.0} CPU-s per hour over polling alone ({:.3}x) | peak RSS {:.1} MiB | load {}",
+            quantile(&lat, 0.5) * 1e3,
+            quantile(&lat, 0.99) * 1e3,
+            lat.last().copied().unwrap_or(f64::NAN) * 1e3,
+            quantile(&cpus, 0.5) * 1e3,
+            mean_cpu * 1e3,
+            cpus.last().copied().unwrap_or(f64::NAN) * 1e3,
+            cores,
+            (cores - alone) * 3600.0,
+            (cores - alone) / alone,
+            peak as f64 / 1048576.0,
+            load()
+        );
+        bytes = n;
+    }
+    let _ = bytes;
+    // The reference: zlib level 1 over the same OpenMetrics bytes.
+    let gz = prometheus_client()?.get(&url).send().await?.bytes().await?;
+    let om = gunzip(&gz)?;
+    let zlib = zlib_level1(dir.path(), &om)?;
+    // One text exposition (asked last: it makes the exporter keep a text
+    // view).
+    let rss_end = rss(pid)?;
+    let text = plain_client()?.get(&url).send().await?.bytes().await?;
+    println!(
+        "changing | N={functions} | OpenMetrics {} bytes (gzip {}) | zlib level 1 over them: {:.2} ms CPU | one text exposition {:.1} MiB, RSS {:.1} MiB = {:.2} x text; goal 2 x text + 40 MiB = {:.1} MiB | load {}",
+        om.len(),
+        gz.len(),
+        zlib * 1e3,
+        text.len() as f64 / 1048576.0,
+        rss_end as f64 / 1048576.0,
+        rss_end as f64 / text.len() as f64,
+        (2 * text.len() + (40 << 20)) as f64 / 1048576.0,
+        load()
+    );
+    drop(exporter);
+    stop.cancel();
+
+    // Same-run reference: the same scrapes of a store that does not change.
+    let (exporter, _dir, stop) = start_exporter(functions, "1h", true).await?;
+    let url = format!("http://{}/metrics", exporter.addr);
+    let client = prometheus_client()?;
+    scrape_once(&client, &url, exporter.pid()).await?;
+    let mut lat = Vec::new();
+    let mut cpus = Vec::new();
+    for _ in 0..20 {
+        let (l, c, _) = scrape_once(&client, &url, exporter.pid()).await?;
+        lat.push(l);
+        cpus.push(c);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    lat.sort_by(f64::total_cmp);
+    cpus.sort_by(f64::total_cmp);
+    println!(
+        "changing | N={functions} reference, unchanged store | 20 scrapes | latency p50 {:.1} ms p99 {:.1} ms | CPU per scrape median {:.2} ms | load {}",
+        quantile(&lat, 0.5) * 1e3,
+        quantile(&lat, 0.99) * 1e3,
+        quantile(&cpus, 0.5) * 1e3,
+        load()
+    );
+    drop(exporter);
+    stop.cancel();
+    Ok(())
+}
+
+/// `memory N`: RSS after the first cycle and 50 scrapes with Prometheus'
+/// headers, against one text exposition (asked for after the RSS is read).
+pub async fn memory(functions: usize) -> Res<()> {
+    let (exporter, _dir, stop) = start_exporter(functions, "1h", false).await?;
+    let url = format!("http://{}/metrics", exporter.addr);
+    let client = prometheus_client()?;
+    for _ in 0..50 {
+        client.get(&url).send().await?.bytes().await?;
+    }
+    let rss_gzip = rss(exporter.pid())?;
+    let text = plain_client()?.get(&url).send().await?.bytes().await?;
+    for _ in 0..5 {
+        plain_client()?.get(&url).send().await?.bytes().await?;
+    }
+    let rss_both = rss(exporter.pid())?;
+    let series = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty() && l[0] != b'#')
+        .count();
+    println!(
+        "memory | N={functions} | RSS after 50 gzip OpenMetrics scrapes {:.1} MiB; after text scrapes too {:.1} MiB | one text exposition {:.1} MiB, {series} series | RSS/text {:.2} | goal 2 x text + 40 MiB = {:.1} MiB | load {}",
+        rss_gzip as f64 / 1048576.0,
+        rss_both as f64 / 1048576.0,
+        text.len() as f64 / 1048576.0,
+        rss_gzip as f64 / text.len() as f64,
+        (2 * text.len() + (40 << 20)) as f64 / 1048576.0,
+        load()
+    );
+    drop(exporter);
+    stop.cancel();
+    Ok(())
+}
+
+/// A Prometheus server on loopback with its own temporary directory.
+struct Prometheus {
+    child: Child,
+    api: String,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        // SAFETY: a signal to the process this value started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn query(http: &reqwest::Client, api: &str, q: &str) -> Res<Vec<(String, f64)>> {
+    let q = percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC);
+    let body = http
+        .get(format!("{api}/api/v1/query?query={q}"))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let v: serde_json::Value = serde_json::from_slice(&body)?;
+    let mut out = Vec::new();
+    for r in v["data"]["result"].as_array().ok_or("no result")? {
+        let job = r["metric"]["job"].as_str().unwrap_or_default().to_owned();
+        let value: f64 = r["value"][1].as_str().unwrap_or("NaN").parse()?;
+        out.push((job, value));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// `prometheus N SECONDS`: a real Prometheus (the `prometheus` binary,
+/// loopback, temporary storage) scrapes the exporter (N functions, polls
+/// every 60 s spread over the interval, traffic on one function in four)
+/// and, as the same-run reference, nginx serving one copy of the same
+/// exposition pre-gzipped, every 15 s for SECONDS; reports what
+/// Prometheus recorded: `scrape_duration_seconds` and
+/// `scrape_samples_scraped`.
+pub async fn prometheus(functions: usize, seconds: u64) -> Res<()> {
+    let (exporter, dir, stop) = start_exporter(functions, "60s", true).await?;
+    let url = format!("http://{}/metrics", exporter.addr);
+    let gz = prometheus_client()?.get(&url).send().await?;
+    let content_type = gz
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let gz = gz.bytes().await?;
+    let om = gunzip(&gz)?;
+    let samples = om
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty() && l[0] != b'#')
+        .count();
+    www(dir.path(), &om, Some(&gz))?;
+    let nginx = Nginx::start(dir.path(), true, &content_type).await?;
+    let nginx_target = nginx
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics");
+    let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 15s\n  scrape_timeout: 10s\n\
+             scrape_configs:\n\
+             \x20 - job_name: exporter\n    static_configs: [{{targets: [\"{}\"]}}]\n\
+             \x20 - job_name: nginx\n    static_configs: [{{targets: [\"{nginx_target}\"]}}]\n",
+            exporter.addr
+        ),
+    )?;
+    let data = dir.path().join("data");
+    let api = format!("http://127.0.0.1:{port}");
+    let _prometheus = Prometheus {
+        child: Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+        api: api.clone(),
+    };
+    println!(
+        "prometheus | N={functions} | exposition {samples} samples, {} bytes, gzip {} | running {seconds}s | load {}",
+        om.len(),
+        gz.len(),
+        load()
+    );
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let http = reqwest::Client::new();
+    let range = format!("{}s", started.elapsed().as_secs());
+    for q in [
+        format!("count_over_time(scrape_duration_seconds[{range}])"),
+        format!("quantile_over_time(0.5, scrape_duration_seconds[{range}])"),
+        format!("max_over_time(scrape_duration_seconds[{range}])"),
+        format!("min_over_time(scrape_samples_scraped[{range}])"),
+        format!("max_over_time(scrape_samples_scraped[{range}])"),
+        format!("min_over_time(up[{range}])"),
+    ] {
+        println!(
+            "prometheus | {q} | {:?}",
+            query(&http, &_prometheus.api, &q).await?
+        );
+    }
+    println!("prometheus | load {}", load());
+    drop(_prometheus);
+    drop(nginx);
+    drop(exporter);
+    stop.cancel();
+    Ok(())
+}

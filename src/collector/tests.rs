@@ -1,0 +1,371 @@
+//! The renderer against a from-scratch rendering of the same store, in
+//! every view, through random sequences of polls, additions and removals.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::state::{
+    AsyncWindow, CodeInfo, Collected, Exemplar, FunctionSnapshot, Quota, SnapshotInfo, Statistics,
+    VersionInfo,
+};
+use crate::urn::FunctionUrn;
+
+const PROJECT: &str = "0123456789abcdef0123456789abcdef";
+
+fn urn(i: usize) -> FunctionUrn {
+    FunctionUrn::new("r", PROJECT, "default", &format!("f{i:04}"), "latest").unwrap()
+}
+
+fn renderer(store: &Arc<Store>) -> Renderer {
+    Renderer::new(
+        Arc::clone(store),
+        Arc::new(ExporterMetrics::new()),
+        Duration::from_secs(60),
+    )
+}
+
+fn gunzip(b: &[u8]) -> String {
+    let mut s = String::new();
+    // One member: the single-member decoder reads all of it.
+    flate2::read::GzDecoder::new(b)
+        .read_to_string(&mut s)
+        .unwrap();
+    s
+}
+
+/// The per-function and project parts of a view, as text.
+fn part(r: &Renderer, format: Format, gzip: bool) -> String {
+    match &*r.cached_part(format, gzip).unwrap() {
+        Assembled::Plain(chunks) => String::from_utf8(chunks.concat()).unwrap(),
+        Assembled::Gzip(head) => {
+            let (h, rest) = head.finish(b"").unwrap();
+            gunzip(&[&h[..], &rest[..]].concat())
+        }
+    }
+}
+
+fn ok<T>(v: T) -> Collected<T> {
+    Collected {
+        success: true,
+        value: Some(v),
+        error: None,
+    }
+}
+
+fn exemplar(rng: &mut StdRng) -> Option<Exemplar> {
+    rng.random_bool(0.5).then(|| Exemplar {
+        request_id: format!("req-{}", rng.random_range(0..1000)),
+        value: 1.0,
+        timestamp: f64::from(rng.random_range(1_700_000_000u32..1_700_100_000)),
+    })
+}
+
+/// A snapshot with random values in every collector.
+fn random_snapshot(i: usize, rng: &mut StdRng) -> FunctionSnapshot {
+    let mut s = FunctionSnapshot::new(urn(i));
+    if rng.random_bool(0.1) {
+        return s;
+    }
+    s.polls = rng.random_range(1..10);
+    s.last_success = rng
+        .random_bool(0.8)
+        .then(|| f64::from(rng.random_range(1_700_000_000u32..1_700_001_000)) + 0.25);
+    s.async_invocations = Collected {
+        success: rng.random_bool(0.8),
+        value: rng.random_bool(0.9).then(|| AsyncWindow {
+            by_status: std::array::from_fn(|_| rng.random_range(0..3)),
+            last_failure: rng.random_bool(0.3).then_some(1_700_000_000),
+        }),
+        error: None,
+    };
+    let c = &mut s.async_counters;
+    c.terminal = std::array::from_fn(|_| rng.random_range(0..3));
+    c.latest = std::array::from_fn(|_| exemplar(rng));
+    for _ in 0..rng.random_range(0..3) {
+        c.failures_by_code
+            .insert(format!("FSS.{}", rng.random_range(0..3)), 1);
+    }
+    for _ in 0..rng.random_range(0..3) {
+        let ended = f64::from(rng.random_range(1_700_000_000u32..1_700_100_000));
+        c.durations
+            .observe_request(f64::from(rng.random_range(0..200u32)), "r\"q", ended);
+    }
+    s.code = ok(CodeInfo {
+        runtime: "Python3.9".into(),
+        code_type: "zip".into(),
+        size_bytes: Some(rng.random_range(0..5)),
+        last_modified: rng.random_bool(0.5).then_some(1_700_000_000),
+        max_instances: Some(-1),
+    });
+    s.code_changes = rng.random_range(0..2);
+    s.versions = ok((0..rng.random_range(0..3))
+        .map(|v| VersionInfo {
+            version: format!("v{v}"),
+            ..VersionInfo::default()
+        })
+        .collect());
+    s.snapshot = ok(if rng.random_bool(0.5) {
+        SnapshotInfo::NotApplicable
+    } else {
+        SnapshotInfo::Known {
+            state: Some(rng.random_range(0..6)),
+            enabled: rng.random_bool(0.5).then_some(true),
+        }
+    });
+    s.statistics = rng.random_bool(0.3).then(|| {
+        ok(Statistics {
+            invocations: Some(rng.random_range(0..100u32).into()),
+            duration_average: Some(0.5),
+            ..Statistics::default()
+        })
+    });
+    s
+}
+
+const VIEWS_ALL: [(Format, bool); 4] = [
+    (Format::Text, false),
+    (Format::Text, true),
+    (Format::OpenMetrics, false),
+    (Format::OpenMetrics, true),
+];
+
+/// Whatever happens to the store, every view of a renderer that kept its
+/// pieces equals a fresh rendering of the same store, byte for byte.
+#[test]
+fn incremental_rendering_equals_a_fresh_one() {
+    let mut rng = StdRng::seed_from_u64(13);
+    let store = Arc::new(Store::new());
+    let kept = renderer(&store);
+    let mut present: BTreeSet<usize> = BTreeSet::new();
+    // Enough functions to fill several blocks, then a re-layout when they
+    // grow past four times the target per block, and one when they shrink.
+    for step in 0..40 {
+        let n = match step {
+            0..10 => 40,
+            10..20 => 300,
+            20..25 => 600,
+            _ => 200,
+        };
+        if step == 20 {
+            for i in 0..n {
+                present.insert(i);
+                store.publish(random_snapshot(i, &mut rng));
+            }
+        }
+        if step == 25 {
+            for i in present.split_off(&n) {
+                store.remove(&urn(i));
+            }
+        }
+        for _ in 0..rng.random_range(1..60) {
+            let i = rng.random_range(0..n);
+            match rng.random_range(0..10) {
+                0 if present.remove(&i) => store.remove(&urn(i)),
+                _ => {
+                    present.insert(i);
+                    store.publish(random_snapshot(i, &mut rng));
+                }
+            }
+        }
+        if step % 7 == 3 {
+            store.publish_project(ProjectSnapshot {
+                project_id: PROJECT.into(),
+                quotas: ok(vec![Quota {
+                    resource: "fgs_func_num".into(),
+                    unit: "count".into(),
+                    used: f64::from(step),
+                    limit: 400.0,
+                }]),
+            });
+        }
+        let blocks = kept.lock().layout.blocks.len();
+        match step {
+            20 => assert_eq!(blocks, 16, "not yet re-laid out"),
+            21..=24 => assert_eq!(blocks, 64, "re-laid out for 600 functions"),
+            26.. => assert_eq!(blocks, 16, "re-laid out for 200 functions"),
+            _ => {}
+        }
+        // Views are asked for in turns, so each catches up over several
+        // steps' changes.
+        let (format, gzip) = VIEWS_ALL[rng.random_range(0..4)];
+        let fresh = renderer(&store);
+        assert_eq!(
+            part(&kept, format, gzip),
+            part(&fresh, format, gzip),
+            "step {step}, {format:?}, gzip {gzip}"
+        );
+    }
+    for (format, gzip) in VIEWS_ALL {
+        assert_eq!(
+            part(&kept, format, gzip),
+            part(&renderer(&store), format, gzip)
+        );
+    }
+}
+
+/// Parses the series of an exposition: (name{labels}, value), without
+/// exemplars, with `le` as a number, in a set.
+fn series(text: &str) -> BTreeSet<(String, String)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let l = l.split(" # {").next().unwrap();
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            let series = series.replace("le=\"+Inf\"", "le=\"inf\"");
+            let series = match series.split_once(",le=\"") {
+                Some((head, rest)) => {
+                    let (le, tail) = rest.split_once('"').unwrap();
+                    let le: f64 = le.parse().unwrap();
+                    format!("{head},le=\"{le}\"{tail}")
+                }
+                None => series,
+            };
+            (series, value.to_owned())
+        })
+        .collect()
+}
+
+/// Text 0.0.4 and OpenMetrics carry the same series with the same values;
+/// OpenMetrics adds the exemplars; HELP and TYPE once per family.
+#[test]
+fn both_formats_carry_the_same_series() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let store = Arc::new(Store::new());
+    for i in 0..500 {
+        store.publish(random_snapshot(i, &mut rng));
+    }
+    let r = renderer(&store);
+    let text = part(&r, Format::Text, false);
+    let om = part(&r, Format::OpenMetrics, true);
+    assert_eq!(series(&text), series(&om));
+    assert!(series(&text).len() > 10_000);
+    assert!(om.contains("# {request_id=\"r\\\"q\"}"), "bucket exemplars");
+    assert!(
+        om.lines()
+            .any(|l| l.starts_with("functiongraph_async_invocations_total{")
+                && l.contains("status=\"FAIL\"} ")
+                && l.contains(" # {request_id=\"req-"))
+    );
+    assert!(!text.contains("request_id"));
+    for doc in [&text, &om] {
+        let mut seen = BTreeSet::new();
+        let mut current = String::new();
+        for l in doc.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                current = rest.split(' ').next().unwrap().to_owned();
+                assert!(seen.insert(current.clone()), "{current} twice");
+            } else if !l.starts_with('#') {
+                // Every sample belongs to the family declared last.
+                assert!(l.starts_with(&current), "{l} under {current}");
+            }
+        }
+    }
+}
+
+/// A function that has not counted an invocation has no histogram.
+#[test]
+fn histograms_only_once_something_was_counted() {
+    let store = Arc::new(Store::new());
+    let mut idle = FunctionSnapshot::new(urn(1));
+    idle.polls = 1;
+    store.publish(idle.clone());
+    let mut busy = idle.clone();
+    busy.urn = urn(2);
+    busy.async_counters.durations.observe(3.0);
+    store.publish(busy);
+    let text = part(&renderer(&store), Format::Text, false);
+    let buckets: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("functiongraph_async_invocation_duration_seconds_bucket"))
+        .collect();
+    assert_eq!(buckets.len(), crate::state::DURATION_BUCKETS.len() + 1);
+    assert!(buckets.iter().all(|l| l.contains("function=\"f0002\"")));
+    assert!(text.contains("functiongraph_async_invocations_total{function=\"f0001\""));
+}
+
+/// Counts the segments a view holds that are not at their block's
+/// version, that is, what the next scrape of the view would encode.
+fn stale(r: &Renderer, view: usize) -> usize {
+    let mut inner = r.lock();
+    inner.layout.sync(&r.store);
+    inner
+        .layout
+        .blocks
+        .iter()
+        .map(|b| {
+            b.segments[view]
+                .iter()
+                .zip(b.versions)
+                .filter(|(s, v)| s.version != *v)
+                .count()
+        })
+        .sum()
+}
+
+/// A poll that changes one value re-encodes one segment, in the views
+/// asked for, and between polls nothing is encoded again.
+#[test]
+fn a_poll_costs_the_segments_it_changed() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let store = Arc::new(Store::new());
+    for i in 0..2_000 {
+        store.publish(random_snapshot(i, &mut rng));
+    }
+    let r = renderer(&store);
+    let om = view_index(Format::OpenMetrics, true);
+    part(&r, Format::OpenMetrics, true);
+    assert!(r.is_cached(Format::OpenMetrics, true));
+    assert!(!r.is_cached(Format::Text, false), "encoded only when asked");
+    assert_eq!(stale(&r, om), 0);
+
+    let mut next = (*store.function(&urn(77)).unwrap()).clone();
+    next.polls += 1;
+    next.last_success = Some(1_800_000_000.0);
+    store.publish(next.clone());
+    assert!(!r.is_cached(Format::OpenMetrics, true));
+    assert_eq!(stale(&r, om), 1, "the last-success timestamp only");
+    part(&r, Format::OpenMetrics, true);
+    assert_eq!(stale(&r, om), 0);
+    assert!(r.is_cached(Format::OpenMetrics, true));
+
+    // The same values again: a new snapshot, nothing to encode.
+    next.polls += 1;
+    store.publish(next.clone());
+    assert_eq!(stale(&r, om), 0);
+
+    next.async_counters.terminal[1] += 1;
+    store.publish(next);
+    assert_eq!(stale(&r, om), 1, "the invocations counter only");
+}
+
+/// The exporter's own metrics follow the function part, fresh at each
+/// scrape; an OpenMetrics body ends with `# EOF`, compressed or not.
+#[test]
+fn bodies_end_with_the_exporters_own_metrics() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let store = Arc::new(Store::new());
+    store.publish(random_snapshot(1, &mut rng));
+    let r = renderer(&store);
+    let plain = String::from_utf8(r.body(Format::OpenMetrics, false).to_bytes().to_vec()).unwrap();
+    let body = r.body(Format::OpenMetrics, true);
+    assert!(body.gzip);
+    let unzipped = gunzip(&body.to_bytes());
+    for doc in [&plain, &unzipped] {
+        assert!(doc.starts_with("# HELP functiongraph_up "));
+        assert!(doc.contains("\n# TYPE functiongraph_exporter_build_info gauge\n"));
+        assert!(doc.ends_with("# EOF\n"));
+    }
+    let text = r.render();
+    assert!(text.starts_with("# HELP functiongraph_up "));
+    assert!(!text.contains("# EOF"));
+    // An empty store: the exporter's own metrics alone.
+    let empty = renderer(&Arc::new(Store::new()));
+    assert!(
+        gunzip(&empty.body(Format::OpenMetrics, true).to_bytes())
+            .starts_with("# HELP functiongraph_exporter_")
+    );
+}
