@@ -209,7 +209,6 @@ pub async fn start_with(
         renderer: Arc::new(Renderer::new(
             Arc::clone(&store),
             Arc::clone(&parts.exporter),
-            config.polling.interval,
         )),
         store: Arc::clone(&store),
         poller: handle.clone(),

@@ -51,7 +51,7 @@ pub struct Cli {
     #[arg(long = "check-config")]
     pub check_config: bool,
 
-    /// Address to serve metrics on; overrides [web] listen_address (demo default: 127.0.0.1:10050)
+    /// Address to serve metrics on; overrides [web] listen_address (demo default: 127.0.0.1:10054)
     #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
     pub listen_address: Option<SocketAddr>,
 

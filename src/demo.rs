@@ -20,7 +20,7 @@ use crate::urn::FunctionUrn;
 /// Where the demo serves `/metrics` unless `--web.listen-address` says
 /// otherwise: loopback, as befits a demo.
 pub const DEMO_LISTEN_ADDRESS: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 10050);
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 10054);
 /// The demo polls often, so changes show up while you watch.
 pub const DEMO_INTERVAL: Duration = Duration::from_secs(15);
 /// The demo's credentials (not secrets: they exist only in this process).

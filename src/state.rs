@@ -308,11 +308,31 @@ pub struct Statistics {
 pub struct Quota {
     /// The API's `type`, e.g. `fgs_func_num`.
     pub resource: String,
-    /// `bytes` where the API says MB (converted), else the API's unit or
-    /// `count`.
-    pub unit: String,
+    /// The base unit both values are in (the API's MB converted to bytes).
+    pub unit: QuotaUnit,
     pub used: f64,
     pub limit: f64,
+}
+
+/// The base unit of a quota: each is exported under its own metric names
+/// (one unit per name), never as a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum QuotaUnit {
+    /// A number of things (the API's empty unit).
+    Count,
+    Bytes,
+    Seconds,
+}
+
+impl QuotaUnit {
+    /// The metric name suffix: none for counts, else `_bytes`/`_seconds`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            QuotaUnit::Count => "",
+            QuotaUnit::Bytes => "_bytes",
+            QuotaUnit::Seconds => "_seconds",
+        }
+    }
 }
 
 /// Project-level data (quotas).

@@ -197,9 +197,7 @@ impl ExporterMetrics {
         }
         #[cfg(target_os = "linux")]
         registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
+            .register(Box::new(super::process::ProcessMetrics::for_self()))
             .expect("process metrics register once");
         Self {
             registry,

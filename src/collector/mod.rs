@@ -25,12 +25,13 @@
 
 pub mod exporter;
 mod family;
+#[cfg(target_os = "linux")]
+pub mod process;
 mod function;
 pub mod gzip;
 pub mod openmetrics;
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use bytes::Bytes;
 use prometheus::proto::MetricFamily;
@@ -85,12 +86,15 @@ impl Body {
     }
 }
 
+/// Appended to every per-function HELP text. It names no interval: HELP
+/// must not change with the configuration (Prometheus keeps metadata per
+/// name, and collectors run at different intervals anyway).
+pub const REFRESH: &str = "Refreshed by background polling, not at scrape time.";
+
 /// Renders `/metrics`.
 pub struct Renderer {
     store: Arc<Store>,
     exporter: Arc<ExporterMetrics>,
-    /// Appended to every per-function HELP text.
-    refresh: String,
     /// The per-function part of the latest generation rendered.
     cache: Mutex<Option<Arc<FunctionPart>>>,
 }
@@ -133,14 +137,10 @@ impl Encoded {
 }
 
 impl Renderer {
-    pub fn new(store: Arc<Store>, exporter: Arc<ExporterMetrics>, interval: Duration) -> Self {
+    pub fn new(store: Arc<Store>, exporter: Arc<ExporterMetrics>) -> Self {
         Self {
             store,
             exporter,
-            refresh: format!(
-                "Refreshed by background polling every {} seconds, not at scrape time.",
-                interval.as_secs()
-            ),
             cache: Mutex::new(None),
         }
     }
@@ -218,11 +218,11 @@ impl Renderer {
             }
         }
         let snapshots = self.store.functions();
-        let (mut families, exemplars) = function::families(&snapshots, &self.refresh);
+        let (mut families, exemplars) = function::families(&snapshots, REFRESH);
         families.extend(function::project_families(
             &snapshots,
             &self.store.projects(),
-            &self.refresh,
+            REFRESH,
         ));
         drop(snapshots);
         let mut text = String::new();
@@ -275,11 +275,7 @@ mod tests {
         )
         .unwrap();
         store.publish(FunctionSnapshot::new(urn.clone()));
-        let r = Renderer::new(
-            Arc::clone(&store),
-            Arc::new(ExporterMetrics::new()),
-            Duration::from_secs(60),
-        );
+        let r = Renderer::new(Arc::clone(&store), Arc::new(ExporterMetrics::new()));
         assert!(!r.is_cached(Format::OpenMetrics, true));
         let first = r.body(Format::OpenMetrics, true);
         assert!(first.gzip);

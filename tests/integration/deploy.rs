@@ -712,9 +712,9 @@ fn probes_and_healthcheck_use_the_exporters_endpoints() {
         .lines()
         .skip_while(|l| !l.starts_with("HEALTHCHECK "))
         .find(|l| l.trim_start().starts_with("CMD "))
-        .and_then(|cmd| cmd.split("\"http://127.0.0.1:10050").nth(1))
+        .and_then(|cmd| cmd.split("\"http://127.0.0.1:10054").nth(1))
         .and_then(|rest| rest.split('"').next())
-        .expect("a HEALTHCHECK CMD on http://127.0.0.1:10050");
+        .expect("a HEALTHCHECK CMD on http://127.0.0.1:10054");
     assert_eq!(healthcheck, "/-/healthy");
     paths.insert(healthcheck.to_owned(), "Dockerfile HEALTHCHECK".to_owned());
 
