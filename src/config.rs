@@ -357,6 +357,9 @@ struct RawPasswordAuth {
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// Where it was read from (the file's path), for run-time errors that
+    /// must name the file and key, as start-up errors do.
+    pub origin: String,
     pub web: WebConfig,
     pub polling: PollingConfig,
     pub collectors: CollectorsConfig,
@@ -878,15 +881,8 @@ fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
 }
 
 fn validate(raw: RawConfig, c: &Checker<'_>) -> Result<Config, ConfigError> {
-    let listen_address = raw.web.listen_address.parse().map_err(|e| {
-        c.err(
-            "web.listen_address",
-            format!(
-                "invalid address {:?} (expected host:port, e.g. 0.0.0.0:10054): {e}",
-                raw.web.listen_address
-            ),
-        )
-    })?;
+    let listen_address = parse_listen_address(&raw.web.listen_address)
+        .map_err(|e| c.err("web.listen_address", e))?;
     let polling = validate_polling(&raw.polling, c)?;
     let mut projects = Vec::with_capacity(raw.projects.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -947,6 +943,7 @@ fn validate(raw: RawConfig, c: &Checker<'_>) -> Result<Config, ConfigError> {
         log: f.log,
     };
     Ok(Config {
+        origin: c.origin.to_owned(),
         web: WebConfig { listen_address },
         polling,
         collectors,
@@ -1452,6 +1449,18 @@ fn validate_endpoint(e: &str) -> Result<String, String> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+/// A listen address as the Prometheus family writes it: `IP:PORT`,
+/// `[IPv6]:PORT`, or `:PORT` for every IPv4 interface (`0.0.0.0:PORT`).
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+    let full = match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_owned(),
+    };
+    full.parse().map_err(|e| {
+        format!("invalid address {s:?} (expected [host]:port, e.g. 0.0.0.0:10054 or :10054): {e}")
+    })
+}
+
 fn valid_env_name(s: &str) -> bool {
     !s.is_empty()
         && !s.as_bytes()[0].is_ascii_digit()
@@ -1542,8 +1551,8 @@ type = "token"
     fn the_default_timeout_fits_a_short_interval() {
         let c = Config::from_toml(&minimal("interval = \"3s\""), "t.toml").unwrap();
         assert_eq!(c.polling.timeout, Duration::from_secs(3));
-        let c = Config::from_toml(&minimal("intervals.async_invocations = \"2s\""), "t.toml")
-            .unwrap();
+        let c =
+            Config::from_toml(&minimal("intervals.async_invocations = \"2s\""), "t.toml").unwrap();
         assert_eq!(c.polling.timeout, Duration::from_secs(2));
         let c = Config::from_toml(&minimal("interval = \"30s\""), "t.toml").unwrap();
         assert_eq!(c.polling.timeout, DEFAULT_TIMEOUT);
@@ -1572,6 +1581,26 @@ type = "token"
                 "port {port} is registered in /etc/services"
             );
         }
+    }
+
+    #[test]
+    fn listen_addresses_take_the_port_only_form() {
+        assert_eq!(
+            parse_listen_address(":10054").unwrap().to_string(),
+            "0.0.0.0:10054"
+        );
+        assert_eq!(
+            parse_listen_address("[::1]:9").unwrap().to_string(),
+            "[::1]:9"
+        );
+        assert!(parse_listen_address("10054").is_err());
+        assert!(parse_listen_address(":").is_err());
+        let c = Config::from_toml(
+            &format!("[web]\nlisten_address = \":9999\"\n{}", minimal("")),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.web.listen_address.to_string(), "0.0.0.0:9999");
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub fn config(endpoint: &str, listen_address: SocketAddr, auth: DemoAuth) -> Con
         })
         .collect();
     Config {
+        origin: "--demo".to_owned(),
         web: WebConfig { listen_address },
         polling: PollingConfig {
             interval: DEMO_INTERVAL,

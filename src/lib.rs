@@ -78,6 +78,8 @@ pub enum Error {
     },
     #[error("sharding: {0}")]
     Shard(String),
+    #[error("--web.systemd-socket: {0}")]
+    SystemdSocket(String),
     #[error("state.path: {0}")]
     State(std::io::Error),
     #[error("the exporter is shutting down")]
@@ -100,6 +102,7 @@ impl Error {
             | Error::State(_) => 2,
             Error::Client(_)
             | Error::Bind { .. }
+            | Error::SystemdSocket(_)
             | Error::Io(_)
             | Error::Stopped
             | Error::Reload(_) => 1,

@@ -383,6 +383,8 @@ pub struct FunctionSnapshot {
     pub urn: FunctionUrn,
     /// Completed polls since start.
     pub polls: u64,
+    /// Unix time (seconds) of the latest completed poll, successful or not.
+    pub last_poll: Option<f64>,
     /// Unix time (seconds) of the last poll in which every applicable
     /// collector succeeded.
     pub last_success: Option<f64>,
@@ -410,6 +412,7 @@ impl FunctionSnapshot {
         Self {
             urn,
             polls: 0,
+            last_poll: None,
             last_success: None,
             async_invocations: Collected::default(),
             async_counters: AsyncCounters::default(),

@@ -331,11 +331,15 @@ pub fn project_families(
             };
             let limit = Family::gauge(
                 &format!("functiongraph_quota_limit{}", unit.suffix()),
-                &format!("Quota of a project resource measured in {what} (quotas API, quota). {refresh}"),
+                &format!(
+                    "Quota of a project resource measured in {what} (quotas API, quota). {refresh}"
+                ),
             );
             let used = Family::gauge(
                 &format!("functiongraph_quota_used{}", unit.suffix()),
-                &format!("Usage of a project resource measured in {what} (quotas API, used). {refresh}"),
+                &format!(
+                    "Usage of a project resource measured in {what} (quotas API, used). {refresh}"
+                ),
             );
             (unit, limit, used)
         })
@@ -356,7 +360,11 @@ pub fn project_families(
         }
     }
     std::iter::once(functions)
-        .chain(quotas.into_iter().flat_map(|(_, limit, used)| [limit, used]))
+        .chain(
+            quotas
+                .into_iter()
+                .flat_map(|(_, limit, used)| [limit, used]),
+        )
         .filter_map(Family::finish)
         .map(|(family, _)| family)
         .collect()

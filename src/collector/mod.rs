@@ -25,11 +25,11 @@
 
 pub mod exporter;
 mod family;
-#[cfg(target_os = "linux")]
-pub mod process;
 mod function;
 pub mod gzip;
 pub mod openmetrics;
+#[cfg(target_os = "linux")]
+pub mod process;
 
 use std::sync::{Arc, Mutex, OnceLock};
 

@@ -22,8 +22,13 @@ impl ProcessMetrics {
     pub fn for_self() -> Self {
         Self {
             inner: prometheus::process_collector::ProcessCollector::for_self(),
-            cpu: Desc::new(CPU.to_owned(), CPU_HELP.to_owned(), vec![], Default::default())
-                .expect("a valid metric name"),
+            cpu: Desc::new(
+                CPU.to_owned(),
+                CPU_HELP.to_owned(),
+                vec![],
+                Default::default(),
+            )
+            .expect("a valid metric name"),
         }
     }
 }
@@ -86,12 +91,16 @@ mod tests {
         let families = ProcessMetrics::for_self().collect();
         let cpu: Vec<&MetricFamily> = families.iter().filter(|f| f.name() == CPU).collect();
         assert_eq!(cpu.len(), 1, "exactly one {CPU}");
-        let value = cpu[0].get_metric()[0].get_counter().value();
+        let value = cpu[0].get_metric()[0].get_counter().get_value();
         assert!(value > 0.0, "{value}");
         // Clock ticks: a multiple of 1/ticks, not of whole seconds.
         let ticks = procfs::ticks_per_second() as f64;
         assert!(((value * ticks) - (value * ticks).round()).abs() < 1e-6);
-        assert!(families.iter().any(|f| f.name() == "process_resident_memory_bytes"));
+        assert!(
+            families
+                .iter()
+                .any(|f| f.name() == "process_resident_memory_bytes")
+        );
         let descs = ProcessMetrics::for_self();
         assert_eq!(descs.desc().iter().filter(|d| d.fq_name == CPU).count(), 1);
     }
