@@ -28,6 +28,7 @@ const ALERTS: &[&str] = &[
     "FunctionGraphAsyncDiscards",
     "FunctionGraphAsyncBacklogGrowing",
     "FunctionGraphExporterDown",
+    "FunctionGraphExporterAbsent",
     "FunctionGraphFunctionPollFailing",
     "FunctionGraphDataStale",
     "FunctionGraphApiThrottled",
@@ -277,16 +278,61 @@ fn alert_rules_pass_promtool_check_and_tests() {
     }
 }
 
-/// alerts.yml has the nine alerts, each with `for:`, a severity, a summary
-/// and a description, and the PrometheusRule embeds exactly its groups.
+/// alerts.yml has the ten alerts, each with `for:`, a severity, a summary,
+/// a description and a runbook_url to its own section of docs/alerts.md,
+/// and the PrometheusRule embeds exactly its groups.
 #[test]
 fn prometheus_rule_embeds_alerts_yml() {
     let alerts = read("deploy/prometheus/alerts.yml");
     assert_eq!(alert_names(&alerts), ALERTS);
-    for key in ["for:", "severity:", "summary:", "description:"] {
+    for key in ["for:", "severity:", "summary:", "description:", "runbook_url:"] {
         let n = alerts.lines().filter(|l| l.trim().starts_with(key)).count();
         assert_eq!(n, ALERTS.len(), "alerts.yml: {n} `{key}` lines");
     }
+    // Each runbook_url names its alert's section, and docs/alerts.md has
+    // that section (GitHub's anchor: the heading, lowercased).
+    let runbooks = read("docs/alerts.md");
+    let urls: Vec<&str> = alerts
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("runbook_url:"))
+        .map(|u| u.trim().trim_matches('\''))
+        .collect();
+    for (alert, url) in ALERTS.iter().zip(&urls) {
+        assert_eq!(
+            *url,
+            format!(
+                "https://runbooks.example.com/functiongraph_exporter/docs/alerts.md#{}",
+                alert.to_lowercase()
+            ),
+            "{alert}'s runbook_url"
+        );
+        assert!(
+            runbooks.lines().any(|l| l == format!("## {alert}")),
+            "docs/alerts.md has no section ## {alert}"
+        );
+    }
+    // The job selector is one documented substitution, the same everywhere.
+    let rules: String = alerts
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let selectors: BTreeSet<&str> = rules
+        .match_indices("job=")
+        .map(|(i, _)| rules[i..].split(['}', ',', ')', ' ']).next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        selectors,
+        BTreeSet::from(["job=\"functiongraph\""]),
+        "job selectors in alerts.yml"
+    );
+    assert!(read("deploy/prometheus/prometheus.yml").contains("job_name: functiongraph\n"));
+    let monitor = read("deploy/kubernetes/servicemonitor.yaml");
+    assert!(monitor.contains("jobLabel: app.kubernetes.io/part-of"), "{monitor}");
+    assert!(
+        read("deploy/kubernetes/service.yaml").contains("app.kubernetes.io/part-of: functiongraph\n"),
+        "the Service gives the job its name"
+    );
 
     let rule = read("deploy/kubernetes/prometheusrule.yaml");
     assert!(rule.contains("kind: PrometheusRule"), "{rule}");
