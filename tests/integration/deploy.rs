@@ -285,7 +285,13 @@ fn alert_rules_pass_promtool_check_and_tests() {
 fn prometheus_rule_embeds_alerts_yml() {
     let alerts = read("deploy/prometheus/alerts.yml");
     assert_eq!(alert_names(&alerts), ALERTS);
-    for key in ["for:", "severity:", "summary:", "description:", "runbook_url:"] {
+    for key in [
+        "for:",
+        "severity:",
+        "summary:",
+        "description:",
+        "runbook_url:",
+    ] {
         let n = alerts.lines().filter(|l| l.trim().starts_with(key)).count();
         assert_eq!(n, ALERTS.len(), "alerts.yml: {n} `{key}` lines");
     }
@@ -319,7 +325,12 @@ fn prometheus_rule_embeds_alerts_yml() {
         .join("\n");
     let selectors: BTreeSet<&str> = rules
         .match_indices("job=")
-        .map(|(i, _)| rules[i..].split(['}', ',', ')', ' ']).next().unwrap_or_default())
+        .map(|(i, _)| {
+            rules[i..]
+                .split(['}', ',', ')', ' '])
+                .next()
+                .unwrap_or_default()
+        })
         .collect();
     assert_eq!(
         selectors,
@@ -328,9 +339,13 @@ fn prometheus_rule_embeds_alerts_yml() {
     );
     assert!(read("deploy/prometheus/prometheus.yml").contains("job_name: functiongraph\n"));
     let monitor = read("deploy/kubernetes/servicemonitor.yaml");
-    assert!(monitor.contains("jobLabel: app.kubernetes.io/part-of"), "{monitor}");
     assert!(
-        read("deploy/kubernetes/service.yaml").contains("app.kubernetes.io/part-of: functiongraph\n"),
+        monitor.contains("jobLabel: app.kubernetes.io/part-of"),
+        "{monitor}"
+    );
+    assert!(
+        read("deploy/kubernetes/service.yaml")
+            .contains("app.kubernetes.io/part-of: functiongraph\n"),
         "the Service gives the job its name"
     );
 
@@ -429,6 +444,26 @@ fn dashboard_is_wired_to_its_variables() {
         ["Overview", "Per-function drill-down", "Exporter health"]
     );
     let ids: BTreeSet<u64> = panels.iter().filter_map(|p| p["id"].as_u64()).collect();
+    let mut exprs = Vec::new();
+    dashboard_exprs(&d, &mut exprs);
+    for expr in &exprs {
+        // Windows follow the zoom and the scrape interval, as Grafana's
+        // $__rate_interval does; a fixed [5m] is wrong at either end.
+        for (i, _) in expr.match_indices('[') {
+            assert!(
+                expr[i..].starts_with("[$__rate_interval]"),
+                "a fixed range in {expr}"
+            );
+        }
+        // Two projects may have functions of the same name: aggregations
+        // per function keep the project.
+        for (i, _) in expr.match_indices("by (") {
+            let labels = &expr[i..expr[i..].find(')').map_or(expr.len(), |e| i + e)];
+            if labels.contains("function") {
+                assert!(labels.contains("project_id"), "{labels} in {expr}");
+            }
+        }
+    }
     assert_eq!(ids.len(), panels.len(), "panel ids are unique");
 
     for p in panels.iter().filter(|p| p["type"] != "row") {
@@ -1109,11 +1144,17 @@ fn with_all_selected(expr: &str) -> String {
                 after.split_at(end)
             }
         };
-        assert!(
-            VARIABLES.contains(&name),
-            "unknown variable ${name} in {expr}"
-        );
-        out.push_str(".*");
+        if name == "__rate_interval" {
+            // What Grafana gives it with a 15s scrape interval and a short
+            // dashboard range: four scrape intervals.
+            out.push_str("1m");
+        } else {
+            assert!(
+                VARIABLES.contains(&name),
+                "unknown variable ${name} in {expr}"
+            );
+            out.push_str(".*");
+        }
         rest = tail;
     }
     out.push_str(rest);
