@@ -40,6 +40,10 @@ pub struct Cli {
     #[arg(long = "config.file", visible_alias = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Re-read the configuration file this often and reload it when its content changed (as SIGHUP does), e.g. 30s: for a Kubernetes ConfigMap, whose updates reach the pod without a signal; 0s: off
+    #[arg(long = "config.auto-reload-interval", value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub auto_reload_interval: std::time::Duration,
+
     /// Run against the built-in FunctionGraph simulator: no configuration file or cloud account needed
     #[arg(long, conflicts_with = "config")]
     pub demo: bool,
@@ -176,6 +180,14 @@ async fn run(cli: Cli, web: Option<Arc<LiveWebConfig>>) -> Result<(), Error> {
             cli.telemetry_path
         );
     }
+    if !cli.demo && !cli.auto_reload_interval.is_zero() {
+        tokio::spawn(reload_on_change(
+            config_path(&cli)?,
+            cli.auto_reload_interval,
+            reload_tx.clone(),
+            token.clone(),
+        ));
+    }
     tokio::spawn(shutdown::reload_on_sighup(reload_tx, token.clone()));
     // Reloads, from SIGHUP or POST /-/reload, one at a time, until shutdown.
     loop {
@@ -193,6 +205,47 @@ async fn run(cli: Cli, web: Option<Arc<LiveWebConfig>>) -> Result<(), Error> {
     }
     running.wait().await;
     Ok(())
+}
+
+/// `--config.auto-reload-interval`: reads the configuration file every
+/// `every` and asks for a reload when its content differs from the last
+/// content seen (a digest, so a ConfigMap's symlink swap or a touched file
+/// with the same content changes nothing). An unreadable file (mid-swap) is
+/// skipped until the next check; an invalid one is refused once by the
+/// reload, as SIGHUP's would be, and not retried until it changes again.
+async fn reload_on_change(
+    path: PathBuf,
+    every: std::time::Duration,
+    reloads: tokio::sync::mpsc::Sender<app::ReloadRequest>,
+    token: CancellationToken,
+) {
+    use sha2::Digest;
+    let digest = |path: &Path| {
+        crate::secret::read_bounded(path, crate::config::MAX_CONFIG_BYTES)
+            .map(|text| sha2::Sha256::digest(text.as_bytes()))
+    };
+    let mut last = digest(&path).ok();
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let Ok(now) = digest(&path) else {
+            continue;
+        };
+        if last.as_ref() == Some(&now) {
+            continue;
+        }
+        last = Some(now);
+        tracing::info!(file = %path.display(), "configuration file changed; reloading");
+        let (reply, _outcome) = tokio::sync::oneshot::channel();
+        if reloads.send(reply).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Re-reads the configuration file and applies it.

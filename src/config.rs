@@ -63,7 +63,7 @@ const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 const MAX_LOOKBACK: Duration = Duration::from_secs(30 * 24 * 3600);
 const DEFAULT_MAX_FUNCTIONS: usize = 10_000;
 /// The largest configuration file read (40,000 functions take about 3 MB).
-const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
 /// How long after its start an async record may first show in listings.
 const DEFAULT_LATE_VISIBILITY: Duration = Duration::from_secs(5 * 60);
 /// How long a pending async invocation is tracked.

@@ -680,15 +680,21 @@ fn example_configs_are_valid_and_match_their_mounts() {
             "secret.example.yaml has no key {name}"
         );
     }
+    // The ConfigMap is a directory mount, never a subPath (a subPath mount
+    // never sees the ConfigMap's updates), and the exporter reloads the
+    // file when it changes.
+    const K8S_CONFIG_DIR: &str = "/etc/functiongraph_exporter/config";
     for manifest in [
         "deploy/kubernetes/deployment.yaml",
-        "deploy/kubernetes/statefulset.yaml",
+        "deploy/kubernetes-sharded/statefulset.yaml",
     ] {
         let m = read(manifest);
+        let config_arg = format!("--config.file={K8S_CONFIG_DIR}/functiongraph_exporter.toml");
         for expected in [
             format!("mountPath: {}", SECRETS.trim_end_matches('/')),
-            format!("mountPath: {CONFIG}"),
-            format!("- --config={CONFIG}"),
+            format!("mountPath: {K8S_CONFIG_DIR}"),
+            format!("- {config_arg}"),
+            "- --config.auto-reload-interval=30s".to_owned(),
             "secretName: functiongraph-exporter-credentials".to_owned(),
         ] {
             assert!(
@@ -696,11 +702,26 @@ fn example_configs_are_valid_and_match_their_mounts() {
                 "{manifest}: no `{expected}`"
             );
         }
+        assert!(!m.contains("subPath"), "{manifest}: a subPath mount");
         // The container's other arguments are accepted, in a pod named as
-        // the StatefulSet names them (the shard index is its ordinal).
+        // the StatefulSet names them (the shard index is its ordinal), with
+        // $(VAR) expanded from the container's env as Kubernetes does.
+        let env: Vec<(String, String)> = m
+            .lines()
+            .zip(m.lines().skip(1))
+            .filter_map(|(name, value)| {
+                let name = name.trim().strip_prefix("- name: ")?;
+                let value = value.trim().strip_prefix("value: ")?;
+                Some((name.to_owned(), value.trim_matches('"').to_owned()))
+            })
+            .collect();
         let args: Vec<String> = container_args(&m)
             .into_iter()
-            .filter(|a| *a != format!("--config={CONFIG}"))
+            .filter(|a| *a != config_arg)
+            .map(|a| {
+                env.iter()
+                    .fold(a, |a, (k, v)| a.replace(&format!("$({k})"), v))
+            })
             .collect();
         assert_valid_with_stand_in_credentials(
             manifest,
@@ -709,17 +730,44 @@ fn example_configs_are_valid_and_match_their_mounts() {
             &[("HOSTNAME", "functiongraph-exporter-1")],
         );
     }
-    // Each shard of the StatefulSet is one of `replicas`.
-    let statefulset = read("deploy/kubernetes/statefulset.yaml");
+    // The shard count has one source, the sharded kustomization's
+    // replicas: kustomize copies it into FGE_SHARD_COUNT, which becomes
+    // --shard.count; the file's own values agree for a plain apply.
+    let statefulset = read("deploy/kubernetes-sharded/statefulset.yaml");
     let replicas = statefulset
         .lines()
         .find_map(|l| l.trim().strip_prefix("replicas:"))
         .map(str::trim)
         .expect("statefulset.yaml: replicas");
     assert!(
-        container_args(&statefulset).contains(&format!("--shard.count={replicas}")),
-        "statefulset.yaml: --shard.count must equal replicas ({replicas})"
+        container_args(&statefulset).contains(&"--shard.count=$(FGE_SHARD_COUNT)".to_owned()),
+        "statefulset.yaml: --shard.count from FGE_SHARD_COUNT"
     );
+    assert!(
+        statefulset.contains(&format!(
+            "- name: FGE_SHARD_COUNT\n              value: \"{replicas}\"\n"
+        )),
+        "statefulset.yaml: FGE_SHARD_COUNT must equal replicas ({replicas})"
+    );
+    let sharded = read("deploy/kubernetes-sharded/kustomization.yaml");
+    assert!(
+        sharded.contains(&format!(
+            "replicas:\n  - name: functiongraph-exporter\n    count: {replicas}\n"
+        )),
+        "kustomization.yaml's replicas: {sharded}"
+    );
+    assert!(
+        sharded.contains("fieldPath: spec.replicas")
+            && sharded.contains(
+                "- spec.template.spec.containers.[name=exporter].env.[name=FGE_SHARD_COUNT].value"
+            ),
+        "kustomization.yaml copies replicas into FGE_SHARD_COUNT"
+    );
+    // Voluntary disruptions take one exporter pod at a time, and never block
+    // a drain of the single replica.
+    let pdb = read("deploy/kubernetes/pdb.yaml");
+    assert!(pdb.contains("kind: PodDisruptionBudget") && pdb.contains("maxUnavailable: 1"));
+    assert!(read("deploy/kubernetes/kustomization.yaml").contains("  - pdb.yaml\n"));
 
     // systemd: each file is a credential the unit loads, and nothing more.
     let unit = read("deploy/systemd/functiongraph_exporter.service");
@@ -747,9 +795,21 @@ fn example_configs_are_valid_and_match_their_mounts() {
         "LoadCredential= names against the config's files"
     );
     assert!(
-        unit.lines()
-            .any(|l| l.starts_with("ExecStart=") && l.contains(&format!("--config {CONFIG}"))),
+        unit.lines().any(|l| l.starts_with("ExecStart=")
+            && l.contains(&format!("--config.file {CONFIG}"))
+            && l.contains("--web.systemd-socket")),
         "the unit's ExecStart"
+    );
+    // Socket activation: the .socket unit the service requires listens on
+    // the exporter's port.
+    assert!(
+        unit.lines()
+            .any(|l| l == "Requires=functiongraph_exporter.socket")
+    );
+    let socket = read("deploy/systemd/functiongraph_exporter.socket");
+    assert!(
+        socket.lines().any(|l| l == "ListenStream=10054") && socket.contains("[Install]"),
+        "{socket}"
     );
     assert_valid_with_stand_in_credentials(
         "deploy/systemd/functiongraph_exporter.toml",
@@ -766,7 +826,7 @@ fn probes_and_healthcheck_use_the_exporters_endpoints() {
     let mut paths = BTreeMap::new();
     for manifest in [
         "deploy/kubernetes/deployment.yaml",
-        "deploy/kubernetes/statefulset.yaml",
+        "deploy/kubernetes-sharded/statefulset.yaml",
     ] {
         let m = read(manifest);
         let lines: Vec<&str> = m.lines().collect();
