@@ -2,9 +2,11 @@
 # Resident memory of the demo (docs/operations.md, "Sizing"): starts the
 # release binary with --demo on a loopback port, reads
 # process_resident_memory_bytes from /metrics as Prometheus would (and the
-# kernel's peak, VmHWM) at 30 s, 1, 2, 4, 6 and 8 minutes, then stops it.
+# kernel's peak, VmHWM) at the given seconds after start (default 30 s, 1, 2,
+# 4 and 8 minutes, then every 10 minutes up to an hour, when the demo's
+# one-hour async lookback is full), then stops it.
 #
-#   cargo build --release && bash tests/tools/demo_rss.sh
+#   cargo build --release && bash tests/tools/demo_rss.sh [SECONDS...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=target/release/functiongraph_exporter
@@ -20,7 +22,9 @@ for _ in $(seq 1 100); do
 done
 [ -n "$ADDR" ] || { echo "the demo did not start" >&2; cat "$LOG" >&2; exit 1; }
 START=$(date +%s)
-for t in 30 60 120 240 360 480; do
+TIMES=("$@")
+[ ${#TIMES[@]} -gt 0 ] || TIMES=(30 60 120 240 480 600 1200 1800 2400 3000 3600)
+for t in "${TIMES[@]}"; do
   while [ $(( $(date +%s) - START )) -lt "$t" ]; do sleep 1; done
   RSS=$(curl -fsS --compressed -H 'Accept: application/openmetrics-text;version=1.0.0' "http://$ADDR/metrics" \
     | awk '/^process_resident_memory_bytes /{print $2}')
