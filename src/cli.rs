@@ -36,7 +36,7 @@ const LONG_VERSION: &str = concat!(
 #[derive(Debug, Parser)]
 #[command(name = "functiongraph_exporter", version = LONG_VERSION)]
 pub struct Cli {
-    /// Configuration file (TOML) [default: config/functiongraph_exporter.toml, if it exists]; --config is an alias
+    /// Configuration file (TOML) [default: config/functiongraph_exporter.toml, if it exists]
     #[arg(long = "config.file", visible_alias = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
 

@@ -58,7 +58,7 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(
-        "no configuration: pass --config FILE, create {}, or try --demo",
+        "no configuration: pass --config.file FILE, create {}, or try --demo",
         config::DEFAULT_CONFIG_PATH
     )]
     NoConfig,

@@ -98,7 +98,7 @@ fn check_config_rejects_problems_with_exit_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("no configuration: pass --config FILE"));
+    assert!(text(&out.stderr).contains("no configuration: pass --config.file FILE"));
 
     // Usage errors too.
     let out = run(&["--demo", "--config", "x.toml"], &[]);
