@@ -29,6 +29,7 @@ const ALERTS: &[&str] = &[
     "FunctionGraphAsyncBacklogGrowing",
     "FunctionGraphExporterDown",
     "FunctionGraphExporterAbsent",
+    "FunctionGraphExporterShardsMissing",
     "FunctionGraphFunctionPollFailing",
     "FunctionGraphDataStale",
     "FunctionGraphApiThrottled",
@@ -278,7 +279,7 @@ fn alert_rules_pass_promtool_check_and_tests() {
     }
 }
 
-/// alerts.yml has the ten alerts, each with `for:`, a severity, a summary,
+/// alerts.yml has the eleven alerts, each with `for:`, a severity, a summary,
 /// a description and a runbook_url to its own section of docs/alerts.md,
 /// and the PrometheusRule embeds exactly its groups.
 #[test]

@@ -74,6 +74,7 @@ async fn three_shards_split_300_functions() {
             ),
             1.0
         );
+        assert_eq!(m.get("functiongraph_exporter_shards", &[]), 3.0);
         assert_eq!(
             m.get(
                 "functiongraph_exporter_functions",
