@@ -1290,3 +1290,57 @@ fn dashboard_queries_run_in_prometheus() {
         "without leaving them out, the panel would show them: {all}"
     );
 }
+
+/// `kubectl kustomize` builds both variants: the single replica with its
+/// PodDisruptionBudget, and the shards, whose count follows the sharded
+/// kustomization's replicas (changed here to 5) into --shard.count.
+#[test]
+#[cfg_attr(
+    not(has_kubectl),
+    ignore = "kubectl is not installed (its kustomize builds the manifests)"
+)]
+fn kustomize_builds_both_variants_with_one_shard_count() {
+    let kubectl = option_env!("FGE_KUBECTL").unwrap_or("kubectl");
+    let dir = tempfile::tempdir().unwrap();
+    for variant in ["kubernetes", "kubernetes-sharded"] {
+        let to = dir.path().join(variant);
+        fs::create_dir_all(&to).unwrap();
+        for entry in fs::read_dir(repo(&format!("deploy/{variant}"))).unwrap() {
+            let entry = entry.unwrap();
+            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+    let sharded = dir.path().join("kubernetes-sharded/kustomization.yaml");
+    let k = fs::read_to_string(&sharded).unwrap();
+    fs::write(&sharded, k.replace("    count: 2\n", "    count: 5\n")).unwrap();
+    let build = |variant: &str| {
+        let out = Command::new(kubectl)
+            .arg("kustomize")
+            .arg(dir.path().join(variant))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{variant}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let single = build("kubernetes");
+    assert!(single.contains("kind: Deployment\n"), "{single}");
+    assert!(single.contains("kind: PodDisruptionBudget\n"), "{single}");
+    assert!(!single.contains("subPath"), "{single}");
+    let shards = build("kubernetes-sharded");
+    assert!(
+        !shards.contains("kind: Deployment\n"),
+        "the Deployment is replaced: {shards}"
+    );
+    assert!(
+        shards.contains("kind: StatefulSet\n") && shards.contains("  replicas: 5\n"),
+        "{shards}"
+    );
+    assert!(
+        shards.contains("- name: FGE_SHARD_COUNT\n          value: \"5\"\n"),
+        "the count follows the replicas: {shards}"
+    );
+    assert!(
+        shards.contains("- --shard.count=$(FGE_SHARD_COUNT)\n"),
+        "{shards}"
+    );
+}
