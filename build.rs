@@ -47,6 +47,13 @@ fn main() {
             }
         }
     }
+    // kubectl (its built-in kustomize) builds the Kubernetes manifests in
+    // a test; optional everywhere.
+    println!("cargo::rustc-check-cfg=cfg(has_kubectl)");
+    if let Some(path) = find("kubectl") {
+        println!("cargo::rustc-cfg=has_kubectl");
+        println!("cargo::rustc-env=FGE_KUBECTL={path}");
+    }
     println!("cargo::rustc-check-cfg=cfg(has_openmetrics_parser)");
     if has_openmetrics_parser() {
         println!("cargo::rustc-cfg=has_openmetrics_parser");

@@ -137,6 +137,11 @@ pub struct Options {
     /// Where `POST /-/reload` asks for a reload (the binary answers them);
     /// `None`, the lifecycle API is off and it answers 403.
     pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
+    /// More listeners served like the first (repeated
+    /// `--web.listen-address`, or several sockets from systemd).
+    pub extra_listeners: Vec<TcpListener>,
+    /// `--web.telemetry-path`: where the metrics are served.
+    pub telemetry_path: String,
 }
 
 /// A reload asked for over HTTP: the reply says whether it worked.
@@ -148,6 +153,8 @@ impl Default for Options {
             clock: Arc::new(SystemClock),
             web: None,
             reload: None,
+            extra_listeners: Vec::new(),
+            telemetry_path: server::DEFAULT_TELEMETRY_PATH.to_owned(),
         }
     }
 }
@@ -209,7 +216,6 @@ pub async fn start_with(
         renderer: Arc::new(Renderer::new(
             Arc::clone(&store),
             Arc::clone(&parts.exporter),
-            config.polling.interval,
         )),
         store: Arc::clone(&store),
         poller: handle.clone(),
@@ -217,9 +223,19 @@ pub async fn start_with(
         web: options.web.clone(),
         reload: options.reload.clone(),
         reload_limiter: server::reload_limiter(),
+        telemetry_path: options.telemetry_path.clone(),
     });
-    let server = tokio::spawn(server::serve(listener, state, shutdown.clone()));
-    tracing::info!(address = %local_addr, "serving metrics on http://{local_addr}/metrics");
+    let scheme = match &options.web {
+        Some(w) if w.tls_enabled() => "https",
+        _ => "http",
+    };
+    let mut listeners = vec![listener];
+    listeners.extend(options.extra_listeners);
+    for l in &listeners {
+        let address = l.local_addr().map_err(Error::Io)?;
+        tracing::info!(%address, "serving metrics on {scheme}://{address}{}", options.telemetry_path);
+    }
+    let server = tokio::spawn(server::serve(listeners, state, shutdown.clone()));
     Ok(Running {
         local_addr,
         poller: handle,
@@ -389,11 +405,24 @@ fn credentials(
     parts: &Parts,
     observer: &Arc<dyn ApiObserver>,
 ) -> Result<Credentials, Error> {
-    let load = |source: &crate::secret::SecretSource| {
-        SecretCell::load(source.clone()).map_err(|source| Error::Secret {
-            project_id: project.project_id.clone(),
-            source,
-        })
+    let index = config
+        .projects
+        .iter()
+        .position(|p| p.project_id == project.project_id)
+        .unwrap_or_default();
+    // `what` is the key in the file without its `_file`/`_env` ending.
+    let load = |source: &crate::secret::SecretSource, what: &str| {
+        let key = match source {
+            crate::secret::SecretSource::File(_) => format!("{what}_file"),
+            crate::secret::SecretSource::Env(_) => format!("{what}_env"),
+            crate::secret::SecretSource::Inline(_) => what.to_owned(),
+        };
+        SecretCell::load(source.clone())
+            .map(|cell| cell.named(format!("{}: projects[{index}].auth.{key}", config.origin)))
+            .map_err(|source| Error::Secret {
+                project_id: project.project_id.clone(),
+                source,
+            })
     };
     Ok(match &project.auth.method {
         AuthMethod::AkSk {
@@ -401,9 +430,12 @@ fn credentials(
             secret_key,
             security_token,
         } => Credentials::AkSk {
-            access_key: load(access_key)?,
-            secret_key: load(secret_key)?,
-            security_token: security_token.as_ref().map(load).transpose()?,
+            access_key: load(access_key, "access_key")?,
+            secret_key: load(secret_key, "secret_key")?,
+            security_token: security_token
+                .as_ref()
+                .map(|s| load(s, "security_token"))
+                .transpose()?,
         },
         AuthMethod::Password {
             user_name,
@@ -413,7 +445,7 @@ fn credentials(
         } => Credentials::Password(PasswordTokens::new(
             user_name.clone(),
             domain_name.clone(),
-            load(password)?,
+            load(password, "password")?,
             iam_endpoint.clone(),
             project.project_id.clone(),
             parts.http.clone(),
@@ -421,8 +453,33 @@ fn credentials(
             Arc::clone(&parts.clock),
             Arc::clone(observer),
         )),
-        AuthMethod::Token(source) => Credentials::Token(load(source)?),
+        AuthMethod::Token(source) => Credentials::Token(load(source, "token")?),
     })
+}
+
+/// `--web.systemd-socket`: the TCP sockets systemd passed to the process
+/// (socket activation: `LISTEN_FDS`, for this process's `LISTEN_PID`).
+pub fn systemd_listeners() -> Result<Vec<TcpListener>, Error> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let mut listeners = Vec::new();
+    for i in 0..fds.len() {
+        let socket = fds
+            .take_tcp_listener(i)
+            .map_err(|e| Error::SystemdSocket(format!("socket {i}: {e}")))?;
+        if let Some(socket) = socket {
+            socket
+                .set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(socket))
+                .map(|l| listeners.push(l))
+                .map_err(|e| Error::SystemdSocket(format!("socket {i}: {e}")))?;
+        }
+    }
+    if listeners.is_empty() {
+        return Err(Error::SystemdSocket(
+            "no TCP socket was passed (LISTEN_FDS unset, or LISTEN_PID is another process): start the exporter from a systemd .socket unit, or drop the flag".into(),
+        ));
+    }
+    Ok(listeners)
 }
 
 /// Binds the listen address with an error that names it.

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::config::{Config, DEFAULT_CONFIG_PATH, parse_listen_address};
 use crate::demo::DemoAuth;
+use crate::server::{DEFAULT_TELEMETRY_PATH, parse_telemetry_path};
 use crate::telemetry::{self, LogFormat, LogLevel};
 use crate::web::{LiveWebConfig, WebConfigError};
 use crate::{Error, app, demo, shutdown};
@@ -36,8 +37,12 @@ const LONG_VERSION: &str = concat!(
 #[command(name = "functiongraph_exporter", version = LONG_VERSION)]
 pub struct Cli {
     /// Configuration file (TOML) [default: config/functiongraph_exporter.toml, if it exists]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = "config.file", visible_alias = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Re-read the configuration file this often and reload it when its content changed (as SIGHUP does), e.g. 30s: for a Kubernetes ConfigMap, whose updates reach the pod without a signal; 0s: off
+    #[arg(long = "config.auto-reload-interval", value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub auto_reload_interval: std::time::Duration,
 
     /// Run against the built-in FunctionGraph simulator: no configuration file or cloud account needed
     #[arg(long, conflicts_with = "config")]
@@ -51,9 +56,17 @@ pub struct Cli {
     #[arg(long = "check-config")]
     pub check_config: bool,
 
-    /// Address to serve metrics on; overrides [web] listen_address (demo default: 127.0.0.1:10050)
-    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
-    pub listen_address: Option<SocketAddr>,
+    /// Address to serve metrics on, HOST:PORT or :PORT (every IPv4 interface); repeat to listen on several; overrides [web] listen_address (demo default: 127.0.0.1:10054)
+    #[arg(long = "web.listen-address", value_name = "[HOST]:PORT", value_parser = parse_listen_address)]
+    pub listen_address: Vec<SocketAddr>,
+
+    /// Serve on the sockets systemd passes (socket activation, LISTEN_FDS) instead of --web.listen-address
+    #[arg(long = "web.systemd-socket", conflicts_with = "listen_address")]
+    pub systemd_socket: bool,
+
+    /// Path under which to expose metrics
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = DEFAULT_TELEMETRY_PATH, value_parser = parse_telemetry_path)]
+    pub telemetry_path: String,
 
     /// Web configuration file (Prometheus exporter-toolkit format): TLS and basic authentication
     #[arg(long = "web.config.file", value_name = "FILE")]
@@ -130,17 +143,26 @@ async fn run(cli: Cli, web: Option<Arc<LiveWebConfig>>) -> Result<(), Error> {
     let token = CancellationToken::new();
     tokio::spawn(shutdown::cancel_on_signal(token.clone()));
     let config = if cli.demo {
-        let listen = cli.listen_address.unwrap_or(demo::DEMO_LISTEN_ADDRESS);
+        let listen = cli
+            .listen_address
+            .first()
+            .copied()
+            .unwrap_or(demo::DEMO_LISTEN_ADDRESS);
         demo::start_simulator(listen, cli.demo_auth, token.clone()).await?
     } else {
-        let mut config = Config::load(&config_path(&cli)?)?;
-        if let Some(addr) = cli.listen_address {
-            config.web.listen_address = addr;
-        }
-        config
+        Config::load(&config_path(&cli)?)?
     };
-    let config = with_shard_flags(&cli, config);
-    let listener = app::bind(config.web.listen_address).await?;
+    let config = with_flags(&cli, config);
+    let mut listeners = if cli.systemd_socket {
+        app::systemd_listeners()?
+    } else {
+        let mut listeners = Vec::new();
+        for addr in listen_addresses(&cli, &config) {
+            listeners.push(app::bind(addr).await?);
+        }
+        listeners
+    };
+    let first = listeners.remove(0);
     let scheme = match &web {
         Some(w) if w.tls_enabled() => "https",
         _ => "http",
@@ -150,14 +172,25 @@ async fn run(cli: Cli, web: Option<Arc<LiveWebConfig>>) -> Result<(), Error> {
         web,
         // POST /-/reload only when asked for; SIGHUP always.
         reload: cli.enable_lifecycle.then(|| reload_tx.clone()),
+        extra_listeners: listeners,
+        telemetry_path: cli.telemetry_path.clone(),
         ..app::Options::default()
     };
-    let running = app::start_with(&config, listener, token.clone(), options).await?;
+    let running = app::start_with(&config, first, token.clone(), options).await?;
     if cli.demo {
         tracing::info!(
-            "demo: open {scheme}://{}/metrics (landing page at /)",
-            running.local_addr()
+            "demo: open {scheme}://{}{} (landing page at /)",
+            running.local_addr(),
+            cli.telemetry_path
         );
+    }
+    if !cli.demo && !cli.auto_reload_interval.is_zero() {
+        tokio::spawn(reload_on_change(
+            config_path(&cli)?,
+            cli.auto_reload_interval,
+            reload_tx.clone(),
+            token.clone(),
+        ));
     }
     tokio::spawn(shutdown::reload_on_sighup(reload_tx, token.clone()));
     // Reloads, from SIGHUP or POST /-/reload, one at a time, until shutdown.
@@ -178,6 +211,47 @@ async fn run(cli: Cli, web: Option<Arc<LiveWebConfig>>) -> Result<(), Error> {
     Ok(())
 }
 
+/// `--config.auto-reload-interval`: reads the configuration file every
+/// `every` and asks for a reload when its content differs from the last
+/// content seen (a digest, so a ConfigMap's symlink swap or a touched file
+/// with the same content changes nothing). An unreadable file (mid-swap) is
+/// skipped until the next check; an invalid one is refused once by the
+/// reload, as SIGHUP's would be, and not retried until it changes again.
+async fn reload_on_change(
+    path: PathBuf,
+    every: std::time::Duration,
+    reloads: tokio::sync::mpsc::Sender<app::ReloadRequest>,
+    token: CancellationToken,
+) {
+    use sha2::Digest;
+    let digest = |path: &Path| {
+        crate::secret::read_bounded(path, crate::config::MAX_CONFIG_BYTES)
+            .map(|text| sha2::Sha256::digest(text.as_bytes()))
+    };
+    let mut last = digest(&path).ok();
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let Ok(now) = digest(&path) else {
+            continue;
+        };
+        if last.as_ref() == Some(&now) {
+            continue;
+        }
+        last = Some(now);
+        tracing::info!(file = %path.display(), "configuration file changed; reloading");
+        let (reply, _outcome) = tokio::sync::oneshot::channel();
+        if reloads.send(reply).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Re-reads the configuration file and applies it.
 async fn reload(cli: &Cli, running: &app::Running) -> Result<(), Error> {
     if cli.demo {
@@ -185,11 +259,17 @@ async fn reload(cli: &Cli, running: &app::Running) -> Result<(), Error> {
             "the demo has no configuration file to reload".into(),
         ));
     }
-    let mut config = Config::load(&config_path(cli)?)?;
-    if let Some(addr) = cli.listen_address {
-        config.web.listen_address = addr;
+    let config = Config::load(&config_path(cli)?)?;
+    running.reload(&with_flags(cli, config)).await
+}
+
+/// Where to listen: every `--web.listen-address`, or the configuration's.
+fn listen_addresses(cli: &Cli, config: &Config) -> Vec<SocketAddr> {
+    if cli.listen_address.is_empty() {
+        vec![config.web.listen_address]
+    } else {
+        cli.listen_address.clone()
     }
-    running.reload(&with_shard_flags(cli, config)).await
 }
 
 /// `--config`, or the default path when that file exists.
@@ -205,8 +285,12 @@ fn config_path(cli: &Cli) -> Result<PathBuf, Error> {
     }
 }
 
-/// `--shard.*` override `[sharding]`.
-fn with_shard_flags(cli: &Cli, mut config: Config) -> Config {
+/// `--web.listen-address` (the first) and `--shard.*` override `[web]`
+/// and `[sharding]`.
+fn with_flags(cli: &Cli, mut config: Config) -> Config {
+    if let Some(addr) = cli.listen_address.first() {
+        config.web.listen_address = *addr;
+    }
     if let Some(count) = cli.shard_count {
         config.sharding.count = count;
     }
@@ -218,7 +302,11 @@ fn with_shard_flags(cli: &Cli, mut config: Config) -> Config {
 
 fn check_config(cli: &Cli) -> ExitCode {
     let (origin, config) = if cli.demo {
-        let listen = cli.listen_address.unwrap_or(demo::DEMO_LISTEN_ADDRESS);
+        let listen = cli
+            .listen_address
+            .first()
+            .copied()
+            .unwrap_or(demo::DEMO_LISTEN_ADDRESS);
         (
             "--demo".to_owned(),
             demo::config("http://127.0.0.1:0", listen, cli.demo_auth),
@@ -236,7 +324,7 @@ fn check_config(cli: &Cli) -> ExitCode {
             }
         }
     };
-    let config = with_shard_flags(cli, config);
+    let config = with_flags(cli, config);
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     match crate::app::shard(&config) {

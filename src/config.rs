@@ -26,9 +26,11 @@ use crate::urn::FunctionUrn;
 
 /// Where `--config` points when it is not given, if that file exists.
 pub const DEFAULT_CONFIG_PATH: &str = "config/functiongraph_exporter.toml";
-/// The exporter's port, next free slot after 10049 in the Prometheus
-/// default-port list (see the conventions reference, section 3.7).
-pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:10050";
+/// The exporter's port. Not in `/etc/services` nor IANA's registry, clear of
+/// the Zabbix agent (10050), trapper (10051), Java gateway (10052) and web
+/// service (10053) that run on many of the same hosts, of 10049 (claimed by
+/// another exporter) and of 10080 (Amanda; blocked by browsers).
+pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:10054";
 /// The environment variable a token is read from when neither `token_env`
 /// nor `token_file` is set.
 pub const DEFAULT_TOKEN_ENV: &str = "FUNCTIONGRAPH_TOKEN";
@@ -62,7 +64,7 @@ const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 const MAX_LOOKBACK: Duration = Duration::from_secs(30 * 24 * 3600);
 const DEFAULT_MAX_FUNCTIONS: usize = 10_000;
 /// The largest configuration file read (40,000 functions take about 3 MB).
-const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
 /// How long after its start an async record may first show in listings.
 const DEFAULT_LATE_VISIBILITY: Duration = Duration::from_secs(5 * 60);
 /// How long a pending async invocation is tracked.
@@ -225,9 +227,10 @@ struct RawPolling {
     /// How often each function is polled.
     #[serde(with = "humantime_serde")]
     interval: Duration,
-    /// Per HTTP request, first byte sent to last byte read.
-    #[serde(with = "humantime_serde")]
-    timeout: Duration,
+    /// Per HTTP request, first byte sent to last byte read; by default
+    /// [`DEFAULT_TIMEOUT`] or the shortest collector interval, if shorter.
+    #[serde(with = "humantime_serde::option")]
+    timeout: Option<Duration>,
     /// API requests in flight across all functions and projects.
     concurrency: i64,
     /// Window of async invocation records taken into account.
@@ -267,7 +270,7 @@ impl Default for RawPolling {
     fn default() -> Self {
         Self {
             interval: DEFAULT_INTERVAL,
-            timeout: DEFAULT_TIMEOUT,
+            timeout: None,
             concurrency: DEFAULT_CONCURRENCY,
             async_lookback: DEFAULT_LOOKBACK,
             async_late_visibility: DEFAULT_LATE_VISIBILITY,
@@ -358,6 +361,9 @@ struct RawPasswordAuth {
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// Where it was read from (the file's path), for run-time errors that
+    /// must name the file and key, as start-up errors do.
+    pub origin: String,
     pub web: WebConfig,
     pub polling: PollingConfig,
     pub collectors: CollectorsConfig,
@@ -883,15 +889,8 @@ fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
 }
 
 fn validate(raw: RawConfig, c: &Checker<'_>) -> Result<Config, ConfigError> {
-    let listen_address = raw.web.listen_address.parse().map_err(|e| {
-        c.err(
-            "web.listen_address",
-            format!(
-                "invalid address {:?} (expected host:port, e.g. 0.0.0.0:10050): {e}",
-                raw.web.listen_address
-            ),
-        )
-    })?;
+    let listen_address = parse_listen_address(&raw.web.listen_address)
+        .map_err(|e| c.err("web.listen_address", e))?;
     let polling = validate_polling(&raw.polling, c)?;
     let mut projects = Vec::with_capacity(raw.projects.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -952,6 +951,7 @@ fn validate(raw: RawConfig, c: &Checker<'_>) -> Result<Config, ConfigError> {
         log: f.log,
     };
     Ok(Config {
+        origin: c.origin.to_owned(),
         web: WebConfig { listen_address },
         polling,
         collectors,
@@ -1007,15 +1007,16 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
     if p.interval > MAX_INTERVAL {
         return Err(c.err("polling.interval", "must be at most 1d"));
     }
-    if p.timeout.is_zero() {
+    if p.timeout.is_some_and(|t| t.is_zero()) {
         return Err(c.err("polling.timeout", "must be greater than zero"));
     }
-    if p.timeout > p.interval {
+    if let Some(timeout) = p.timeout.filter(|t| *t > p.interval) {
         return Err(c.err(
             "polling.timeout",
             format!(
-                "must not exceed polling.interval ({}), or polls would overlap",
-                humantime::format_duration(p.interval)
+                "must not exceed polling.interval ({}), or polls would overlap; found {}",
+                humantime::format_duration(p.interval),
+                humantime::format_duration(timeout)
             ),
         ));
     }
@@ -1129,18 +1130,24 @@ fn validate_polling(p: &RawPolling, c: &Checker<'_>) -> Result<PollingConfig, Co
             ));
         }
     }
-    if p.timeout > intervals.cycle() {
+    // A default never makes another key invalid: without `timeout`,
+    // `interval = "3s"` gets a 3s timeout.
+    let timeout = p
+        .timeout
+        .unwrap_or(DEFAULT_TIMEOUT.min(intervals.cycle()).min(p.interval));
+    if timeout > intervals.cycle() {
         return Err(c.err(
             "polling.timeout",
             format!(
-                "must not exceed the shortest collector interval ({}), or polls would overlap",
-                humantime::format_duration(intervals.cycle())
+                "must not exceed the shortest collector interval ({}), or polls would overlap; found {}",
+                humantime::format_duration(intervals.cycle()),
+                humantime::format_duration(timeout)
             ),
         ));
     }
     Ok(PollingConfig {
         interval: p.interval,
-        timeout: p.timeout,
+        timeout,
         concurrency: p.concurrency as usize,
         async_lookback: p.async_lookback,
         async_late_visibility: p.async_late_visibility,
@@ -1453,6 +1460,18 @@ fn validate_endpoint(e: &str) -> Result<String, String> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+/// A listen address as the Prometheus family writes it: `IP:PORT`,
+/// `[IPv6]:PORT`, or `:PORT` for every IPv4 interface (`0.0.0.0:PORT`).
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+    let full = match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_owned(),
+    };
+    full.parse().map_err(|e| {
+        format!("invalid address {s:?} (expected [host]:port, e.g. 0.0.0.0:10054 or :10054): {e}")
+    })
+}
+
 fn valid_env_name(s: &str) -> bool {
     !s.is_empty()
         && !s.as_bytes()[0].is_ascii_digit()
@@ -1537,6 +1556,62 @@ type = "token"
                 "{polling}: got {err:?}, want prefix {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_default_timeout_fits_a_short_interval() {
+        let c = Config::from_toml(&minimal("interval = \"3s\""), "t.toml").unwrap();
+        assert_eq!(c.polling.timeout, Duration::from_secs(3));
+        let c =
+            Config::from_toml(&minimal("intervals.async_invocations = \"2s\""), "t.toml").unwrap();
+        assert_eq!(c.polling.timeout, Duration::from_secs(2));
+        let c = Config::from_toml(&minimal("interval = \"30s\""), "t.toml").unwrap();
+        assert_eq!(c.polling.timeout, DEFAULT_TIMEOUT);
+        // Given explicitly, a timeout longer than the interval is still an error.
+        let err = Config::from_toml(&minimal("interval = \"3s\"\ntimeout = \"5s\""), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("polling.timeout: must not exceed polling.interval (3s), or polls would overlap; found 5s"), "{err}");
+    }
+
+    #[test]
+    fn the_default_port_is_no_registered_service() {
+        let port = DEFAULT_LISTEN_ADDRESS.rsplit(':').next().unwrap();
+        // Zabbix agent, trapper, Java gateway, web service; another
+        // exporter's 10049; Amanda's 10080.
+        for taken in ["10049", "10050", "10051", "10052", "10053", "10080"] {
+            assert_ne!(port, taken);
+        }
+        if let Ok(services) = std::fs::read_to_string("/etc/services") {
+            let entry = format!("{port}/");
+            assert!(
+                !services
+                    .lines()
+                    .filter_map(|l| l.split_whitespace().nth(1))
+                    .any(|p| p.starts_with(&entry)),
+                "port {port} is registered in /etc/services"
+            );
+        }
+    }
+
+    #[test]
+    fn listen_addresses_take_the_port_only_form() {
+        assert_eq!(
+            parse_listen_address(":10054").unwrap().to_string(),
+            "0.0.0.0:10054"
+        );
+        assert_eq!(
+            parse_listen_address("[::1]:9").unwrap().to_string(),
+            "[::1]:9"
+        );
+        assert!(parse_listen_address("10054").is_err());
+        assert!(parse_listen_address(":").is_err());
+        let c = Config::from_toml(
+            &format!("[web]\nlisten_address = \":9999\"\n{}", minimal("")),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.web.listen_address.to_string(), "0.0.0.0:9999");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub const DEMO_REGION: &str = "ap-southeast-1";
 /// Where the demo serves `/metrics` unless `--web.listen-address` says
 /// otherwise: loopback, as befits a demo.
 pub const DEMO_LISTEN_ADDRESS: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 10050);
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 10054);
 /// The demo polls often, so changes show up while you watch.
 pub const DEMO_INTERVAL: Duration = Duration::from_secs(15);
 /// The demo's credentials (not secrets: they exist only in this process).
@@ -129,6 +129,7 @@ pub fn config(endpoint: &str, listen_address: SocketAddr, auth: DemoAuth) -> Con
         })
         .collect();
     Config {
+        origin: "--demo".to_owned(),
         web: WebConfig { listen_address },
         polling: PollingConfig {
             interval: DEMO_INTERVAL,

@@ -62,7 +62,7 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(
-        "no configuration: pass --config FILE, create {}, or try --demo",
+        "no configuration: pass --config.file FILE, create {}, or try --demo",
         config::DEFAULT_CONFIG_PATH
     )]
     NoConfig,
@@ -82,6 +82,8 @@ pub enum Error {
     },
     #[error("sharding: {0}")]
     Shard(String),
+    #[error("--web.systemd-socket: {0}")]
+    SystemdSocket(String),
     #[error("state.path: {0}")]
     State(std::io::Error),
     #[error("the exporter is shutting down")]
@@ -109,6 +111,7 @@ impl Error {
             | Error::DemoUnavailable => 2,
             Error::Client(_)
             | Error::Bind { .. }
+            | Error::SystemdSocket(_)
             | Error::Io(_)
             | Error::Stopped
             | Error::Reload(_) => 1,

@@ -80,6 +80,14 @@ pub enum SecretError {
     },
     #[error("{}: file is empty", .0.display())]
     FileEmpty(PathBuf),
+    /// A secret that could be read at start-up and no longer can: named by
+    /// the configuration file and key it comes from.
+    #[error("{name}: {source}")]
+    Named {
+        name: String,
+        #[source]
+        source: Box<SecretError>,
+    },
 }
 
 impl SecretSource {
@@ -254,6 +262,8 @@ impl FileStamp {
 pub struct SecretCell {
     source: SecretSource,
     current: Mutex<(Option<FileStamp>, Secret)>,
+    /// The configuration file and key it comes from, for run-time errors.
+    name: Option<String>,
 }
 
 impl SecretCell {
@@ -267,7 +277,16 @@ impl SecretCell {
         Ok(Self {
             source,
             current: Mutex::new((stamp, secret)),
+            name: None,
         })
+    }
+
+    /// Names the secret by where it is configured (`file.toml:
+    /// projects[0].auth.access_key_file`): the errors of [`SecretCell::get`]
+    /// begin with it.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 
     /// The current secret: for a file whose stamp changed since it was
@@ -275,6 +294,16 @@ impl SecretCell {
     /// file is being replaced), the error is returned and the next call
     /// tries again.
     pub fn get(&self) -> Result<Secret, SecretError> {
+        self.read().map_err(|e| match &self.name {
+            Some(name) => SecretError::Named {
+                name: name.clone(),
+                source: Box::new(e),
+            },
+            None => e,
+        })
+    }
+
+    fn read(&self) -> Result<Secret, SecretError> {
         let SecretSource::File(path) = &self.source else {
             return Ok(self.lock().1.clone());
         };

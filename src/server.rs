@@ -73,6 +73,33 @@ pub struct ServerState {
     pub reload: Option<tokio::sync::mpsc::Sender<crate::app::ReloadRequest>>,
     /// Bounds the rate of `POST /-/reload` (see [`reload_limiter`]).
     pub reload_limiter: governor::DefaultDirectRateLimiter,
+    /// `--web.telemetry-path`: where the metrics are served.
+    pub telemetry_path: String,
+}
+
+/// Where the metrics are served unless `--web.telemetry-path` says otherwise.
+pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
+
+/// Paths the exporter serves besides the metrics.
+const OTHER_PATHS: [&str; 5] = ["/", "/failures", "/-/healthy", "/-/ready", "/-/reload"];
+
+/// `--web.telemetry-path`: an absolute path, without a query, that no
+/// other endpoint uses.
+pub fn parse_telemetry_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') || s.len() < 2 {
+        return Err(format!(
+            "{s:?}: must be an absolute path other than /, e.g. /metrics"
+        ));
+    }
+    if s.contains(['?', '#']) || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{s:?}: must be a plain path (no query, fragment, spaces)"
+        ));
+    }
+    if OTHER_PATHS.contains(&s) {
+        return Err(format!("{s:?}: already serves another endpoint"));
+    }
+    Ok(s.to_owned())
 }
 
 /// Reloads accepted over HTTP: five at once, then one every two seconds.
@@ -93,8 +120,12 @@ const RELOAD_PERIOD: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub std::net::SocketAddr);
 
-/// Serves the exporter on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, state: Arc<ServerState>, shutdown: CancellationToken) {
+/// Serves the exporter on every listener until `shutdown`.
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    state: Arc<ServerState>,
+    shutdown: CancellationToken,
+) {
     if let Some(web) = &state.web {
         let active = web.current();
         tracing::info!(
@@ -104,12 +135,16 @@ pub async fn serve(listener: TcpListener, state: Arc<ServerState>, shutdown: Can
             "web configuration in force"
         );
     }
-    let web = state.web.clone();
-    accept_loop(listener, shutdown, web, move |req| {
+    let mut loops = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let web = state.web.clone();
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(handle(&state, req).await) }
-    })
-    .await
+        loops.spawn(accept_loop(listener, shutdown.clone(), web, move |req| {
+            let state = Arc::clone(&state);
+            async move { Ok::<_, Infallible>(handle(&state, req).await) }
+        }));
+    }
+    while loops.join_next().await.is_some() {}
 }
 
 /// Accepts HTTP/1 connections and answers them with `handler` until
@@ -293,7 +328,7 @@ async fn handle(state: &ServerState, req: Request<Incoming>) -> HttpResponse {
 /// `/-/reload` (asynchronous: it waits for the reload), then the rest.
 async fn dispatch(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
-    if req.uri().path() == "/metrics" && get {
+    if req.uri().path() == state.telemetry_path && get {
         return metrics(state, req).await;
     }
     if req.uri().path() != "/-/reload" {
@@ -359,15 +394,19 @@ fn unauthorized() -> HttpResponse {
 fn route(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
     let path = req.uri().path();
     let allowed = matches!(*req.method(), Method::GET | Method::HEAD);
-    let known = matches!(
-        path,
-        "/" | "/metrics" | "/failures" | "/-/healthy" | "/-/ready"
-    );
+    let known = path == state.telemetry_path
+        || matches!(path, "/" | "/failures" | "/-/healthy" | "/-/ready");
     if !known {
-        return text(
-            StatusCode::NOT_FOUND,
-            "Not found. Metrics are at /metrics.\n",
+        let mut r = Response::new(Chunks::from(Bytes::from(format!(
+            "Not found. Metrics are at {}.\n",
+            state.telemetry_path
+        ))));
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
         );
+        return r;
     }
     if !allowed {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.\n");
@@ -377,7 +416,9 @@ fn route(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
     }
     match path {
         // Answered in `dispatch`, which may render off the runtime.
-        "/metrics" => text(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.\n"),
+        p if p == state.telemetry_path => {
+            text(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.\n")
+        }
         "/failures" => failures::page(&state.store, req.uri().query(), req.headers()),
         "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
         "/-/ready" if state.poller.is_ready() => text(StatusCode::OK, "Ready.\n"),
@@ -433,6 +474,25 @@ fn rfc3339(t: f64) -> String {
         .unwrap_or_else(|| "?".to_owned())
 }
 
+/// One line for a failing collector: the error as the API client words
+/// it, which starts with the endpoint (`async_invocations: http 500 ...`),
+/// so the collector's name is added only when the endpoint does not
+/// already start with it.
+fn error_line(kind: crate::state::CollectorKind, error: &str) -> String {
+    let endpoint = error.split(": ").next().unwrap_or_default();
+    let named = endpoint.starts_with(kind.as_str())
+        && endpoint
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_');
+    let line = if named {
+        error.to_owned()
+    } else {
+        format!("{kind}: {error}")
+    };
+    // One line, whatever the upstream text holds.
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// A plain-text response.
 pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {
     let mut r = Response::new(Chunks::from(Bytes::from_static(body.as_bytes())));
@@ -456,19 +516,13 @@ fn landing(state: &ServerState) -> HttpResponse {
             (_, true) => "up",
             (_, false) => "down",
         };
-        let last = f
-            .last_success
-            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t as i64).ok())
-            .map(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default()
-            })
-            .unwrap_or_else(|| "never".to_owned());
+        let last_poll = f.last_poll.map_or_else(|| "never".to_owned(), rfc3339);
+        let last = f.last_success.map_or_else(|| "never".to_owned(), rfc3339);
         let mut errors: Vec<String> = f
             .errors()
             .into_iter()
             .map(|(k, e)| {
-                let mut line = format!("{k}: {}", esc(e));
+                let mut line = esc(&error_line(k, e)).into_owned();
                 if let Some(h) = f.health.get(&k) {
                     let _ = write!(
                         line,
@@ -489,7 +543,7 @@ fn landing(state: &ServerState) -> HttpResponse {
         }
         let _ = writeln!(
             rows,
-            "<tr class=\"{status_class}\"><td><code>{urn}</code></td><td>{status}</td><td>{last}</td><td>{errors}</td></tr>",
+            "<tr class=\"{status_class}\"><td><code>{urn}</code></td><td>{status}</td><td>{last_poll}</td><td>{last}</td><td>{errors}</td></tr>",
             status_class = if f.up() { "up" } else { "down" },
             urn = esc(&f.urn.to_string()),
             errors = errors.join("<br>"),
@@ -537,16 +591,17 @@ fn landing(state: &ServerState) -> HttpResponse {
 </head>
 <body>
 <h1>FunctionGraph Exporter</h1>
-<p>Version {version}. <a href="/metrics">Metrics</a> · <a href="/failures">Recent failures</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
-<p>Values are refreshed by background polling every {interval} s; scrapes are served from memory and never call the API.</p>
+<p>Version {version}. <a href="{metrics}">Metrics</a> · <a href="/failures">Recent failures</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
+<p>Values are refreshed by background polling (every {interval} s for asynchronous invocations; see <code>polling.intervals</code> for the others); scrapes are served from memory and never call the API. Times are UTC.</p>
 {permissions}<h2>Functions ({up} of {total} up)</h2>
 <table>
-<tr><th>Function</th><th>Last poll</th><th>Last success</th><th>Errors</th></tr>
+<tr><th>Function</th><th>Status</th><th>Last poll</th><th>Last success</th><th>Errors</th></tr>
 {rows}</table>
 </body>
 </html>
 "#,
         version = crate::collector::exporter::VERSION,
+        metrics = esc(&state.telemetry_path),
         interval = state.interval.as_secs(),
         total = functions.len(),
     );
@@ -558,4 +613,48 @@ fn landing(state: &ServerState) -> HttpResponse {
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::CollectorKind;
+
+    #[test]
+    fn an_error_line_names_its_collector_once() {
+        assert_eq!(
+            error_line(
+                CollectorKind::AsyncInvocations,
+                "async_invocations: http 500: boom (request id r1)"
+            ),
+            "async_invocations: http 500: boom (request id r1)"
+        );
+        assert_eq!(
+            error_line(
+                CollectorKind::Snapshot,
+                "snapshot_state: http 502:\n bad\r\ngateway"
+            ),
+            "snapshot_state: http 502: bad gateway"
+        );
+        assert_eq!(
+            error_line(CollectorKind::Code, "no complete response within 10s"),
+            "code: no complete response within 10s"
+        );
+    }
+
+    #[test]
+    fn the_telemetry_path_is_a_free_absolute_path() {
+        assert_eq!(parse_telemetry_path("/prom").unwrap(), "/prom");
+        for bad in [
+            "metrics",
+            "/",
+            "/failures",
+            "/-/ready",
+            "/m?x=1",
+            "/a b",
+            "",
+        ] {
+            assert!(parse_telemetry_path(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -397,11 +397,31 @@ pub struct Statistics {
 pub struct Quota {
     /// The API's `type`, e.g. `fgs_func_num`.
     pub resource: String,
-    /// `bytes` where the API says MB (converted), else the API's unit or
-    /// `count`.
-    pub unit: String,
+    /// The base unit both values are in (the API's MB converted to bytes).
+    pub unit: QuotaUnit,
     pub used: f64,
     pub limit: f64,
+}
+
+/// The base unit of a quota: each is exported under its own metric names
+/// (one unit per name), never as a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum QuotaUnit {
+    /// A number of things (the API's empty unit).
+    Count,
+    Bytes,
+    Seconds,
+}
+
+impl QuotaUnit {
+    /// The metric name suffix: none for counts, else `_bytes`/`_seconds`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            QuotaUnit::Count => "",
+            QuotaUnit::Bytes => "_bytes",
+            QuotaUnit::Seconds => "_seconds",
+        }
+    }
 }
 
 /// Project-level data (quotas).
@@ -452,6 +472,8 @@ pub struct FunctionSnapshot {
     pub urn: FunctionUrn,
     /// Completed polls since start.
     pub polls: u64,
+    /// Unix time (seconds) of the latest completed poll, successful or not.
+    pub last_poll: Option<f64>,
     /// Unix time (seconds) of the last poll in which every applicable
     /// collector succeeded.
     pub last_success: Option<f64>,
@@ -479,6 +501,7 @@ impl FunctionSnapshot {
         Self {
             urn,
             polls: 0,
+            last_poll: None,
             last_success: None,
             async_invocations: Collected::default(),
             async_counters: AsyncCounters::default(),

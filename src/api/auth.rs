@@ -241,7 +241,7 @@ async fn read_capped(response: &mut reqwest::Response) -> Result<Vec<u8>, ApiErr
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| ApiErrorKind::Transport(super::error_chain(&e)))?
+        .map_err(|e| ApiErrorKind::Transport(super::transport_error(e)))?
     {
         if body.len() + chunk.len() > MAX_IAM_BODY {
             return Err(ApiErrorKind::TooLarge {
@@ -384,7 +384,7 @@ impl PasswordTokens {
                 self.observer.observe(endpoint, "error", started.elapsed());
                 return Err(ApiError::new(
                     endpoint,
-                    ApiErrorKind::Transport(super::error_chain(&e)),
+                    ApiErrorKind::Transport(super::transport_error(e)),
                 ));
             }
             Ok(Ok(r)) => r,

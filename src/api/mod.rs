@@ -35,7 +35,7 @@ pub use error::{ApiError, ApiErrorKind};
 pub use paginate::{Page, Paged, paginate};
 pub use query::Query;
 pub use transport::http_client;
-pub(crate) use transport::{error_chain, redirect_error};
+pub(crate) use transport::{redirect_error, transport_error};
 
 use crate::caps::{self, Cap};
 use crate::clock::Clock;

@@ -286,7 +286,7 @@ impl Client {
         let mut response = request.send().await.map_err(|e| Exchange {
             status: None,
             request_id: None,
-            kind: ApiErrorKind::Transport(error_chain(&e)),
+            kind: ApiErrorKind::Transport(transport_error(e)),
             retry_after: None,
         })?;
         let status = response.status();
@@ -333,7 +333,7 @@ impl Client {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
-                Err(e) => return Err(fail(ApiErrorKind::Transport(error_chain(&e)))),
+                Err(e) => return Err(fail(ApiErrorKind::Transport(transport_error(e)))),
             }
         }
         if !status.is_success() {
@@ -435,6 +435,13 @@ fn decode<T: DeserializeOwned>(
         kind: ApiErrorKind::Decode(e.to_string()),
         retry_after: None,
     })
+}
+
+/// A transport error without the request's URL: the endpoint is named
+/// beside it anyway, and the whole URL-encoded query (times, markers) made
+/// log lines and the landing page unreadable.
+pub(crate) fn transport_error(e: reqwest::Error) -> String {
+    error_chain(&e.without_url())
 }
 
 /// An error and its causes on one line: reqwest's top-level message alone

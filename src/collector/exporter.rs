@@ -40,6 +40,7 @@ pub const RUSTC: &str = env!("FGE_RUSTC_VERSION");
 pub struct ExporterMetrics {
     registry: Registry,
     shard_info: IntGaugeVec,
+    shards: prometheus::IntGauge,
     api_requests: IntCounterVec,
     api_duration: HistogramVec,
     auth_failures: IntCounterVec,
@@ -154,6 +155,14 @@ impl ExporterMetrics {
             &["index", "count"],
         )
         .expect("valid metric definition");
+        // The count as a value, so that PromQL can compare it with how many
+        // replicas report (FunctionGraphExporterShardsMissing).
+        let shards = prometheus::IntGauge::new(
+            "functiongraph_exporter_shards",
+            "Number of replicas the functions are split over (sharding.count); every replica exports the same value, and fewer replicas reporting than it leaves functions unpolled.",
+        )
+        .expect("valid metric definition");
+        shards.set(1);
 
         let capped = IntCounterVec::new(
             Opts::new(
@@ -192,18 +201,18 @@ impl ExporterMetrics {
             Box::new(abandoned_invocations.clone()),
             Box::new(build_info),
             Box::new(shard_info.clone()),
+            Box::new(shards.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
         #[cfg(target_os = "linux")]
         registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
+            .register(Box::new(super::process::ProcessMetrics::for_self()))
             .expect("process metrics register once");
         Self {
             registry,
             shard_info,
+            shards,
             api_requests,
             api_duration,
             auth_failures,
@@ -235,6 +244,7 @@ impl ExporterMetrics {
 
     /// Records this replica's shard.
     pub fn set_shard(&self, shard: crate::poller::Shard) {
+        self.shards.set(i64::from(shard.count));
         self.shard_info.reset();
         self.shard_info
             .with_label_values(&[shard.index.to_string(), shard.count.to_string()])

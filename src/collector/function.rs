@@ -17,7 +17,7 @@
 use prometheus::proto::MetricFamily;
 
 use crate::state::{
-    DurationHistogram, Exemplar, FunctionSnapshot, InvocationStatus, ProjectSnapshot,
+    DurationHistogram, Exemplar, FunctionSnapshot, InvocationStatus, ProjectSnapshot, QuotaUnit,
     SNAPSHOT_STATES, SnapshotInfo,
 };
 
@@ -360,18 +360,32 @@ pub fn project_families<'a>(
     for (project, n) in counts {
         functions.sample(vec![label("project_id", project)], n as f64);
     }
-    let mut limit = Family::gauge(
-        "functiongraph_quota_limit",
-        &format!(
-            "Quota of a project resource (quotas API, quota; MB converted to bytes). {refresh}"
-        ),
-    );
-    let mut used = Family::gauge(
-        "functiongraph_quota_used",
-        &format!(
-            "Usage of a project resource (quotas API, used; MB converted to bytes). {refresh}"
-        ),
-    );
+    // One unit per name: counts, bytes (the API's MB) and seconds each
+    // have their own pair of families.
+    let units = [QuotaUnit::Count, QuotaUnit::Bytes, QuotaUnit::Seconds];
+    let mut quotas: Vec<(QuotaUnit, Family, Family)> = units
+        .iter()
+        .map(|&unit| {
+            let what = match unit {
+                QuotaUnit::Count => "a count",
+                QuotaUnit::Bytes => "bytes (the API's MB converted)",
+                QuotaUnit::Seconds => "seconds",
+            };
+            let limit = Family::gauge(
+                &format!("functiongraph_quota_limit{}", unit.suffix()),
+                &format!(
+                    "Quota of a project resource measured in {what} (quotas API, quota). {refresh}"
+                ),
+            );
+            let used = Family::gauge(
+                &format!("functiongraph_quota_used{}", unit.suffix()),
+                &format!(
+                    "Usage of a project resource measured in {what} (quotas API, used). {refresh}"
+                ),
+            );
+            (unit, limit, used)
+        })
+        .collect();
     for p in projects {
         let p = p.as_ref();
         for q in p.quotas.value.iter().flatten() {
@@ -379,15 +393,20 @@ pub fn project_families<'a>(
                 vec![
                     label("project_id", &p.project_id),
                     label("resource", &q.resource),
-                    label("unit", &q.unit),
                 ]
             };
-            limit.sample(labels(), q.limit);
-            used.sample(labels(), q.used);
+            if let Some((_, limit, used)) = quotas.iter_mut().find(|(u, _, _)| *u == q.unit) {
+                limit.sample(labels(), q.limit);
+                used.sample(labels(), q.used);
+            }
         }
     }
-    [functions, limit, used]
-        .into_iter()
+    std::iter::once(functions)
+        .chain(
+            quotas
+                .into_iter()
+                .flat_map(|(_, limit, used)| [limit, used]),
+        )
         .filter_map(Family::finish)
         .collect()
 }

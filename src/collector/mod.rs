@@ -35,6 +35,8 @@ mod function;
 pub mod gzip;
 mod layout;
 pub mod openmetrics;
+#[cfg(target_os = "linux")]
+pub mod process;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -98,12 +100,15 @@ impl Body {
     }
 }
 
+/// Appended to every per-function HELP text. It names no interval: HELP
+/// must not change with the configuration (Prometheus keeps metadata per
+/// name, and collectors run at different intervals anyway).
+pub const REFRESH: &str = "Refreshed by background polling, not at scrape time.";
+
 /// Renders `/metrics`.
 pub struct Renderer {
     store: Arc<Store>,
     exporter: Arc<ExporterMetrics>,
-    /// Appended to every per-function HELP text.
-    refresh: String,
     inner: Mutex<Inner>,
 }
 
@@ -148,14 +153,10 @@ fn view_index(format: Format, gzip: bool) -> usize {
 }
 
 impl Renderer {
-    pub fn new(store: Arc<Store>, exporter: Arc<ExporterMetrics>, interval: Duration) -> Self {
+    pub fn new(store: Arc<Store>, exporter: Arc<ExporterMetrics>) -> Self {
         Self {
             store,
             exporter,
-            refresh: format!(
-                "Refreshed by background polling every {} seconds, not at scrape time.",
-                interval.as_secs()
-            ),
             inner: Mutex::new(Inner {
                 layout: Layout::default(),
                 projects: Vec::new(),
@@ -264,7 +265,7 @@ impl Renderer {
             }
         }
         if inner.views[index].is_none() {
-            inner.views[index] = Some(View::new(format, gzip, &self.refresh, &mut inner.deflater)?);
+            inner.views[index] = Some(View::new(format, gzip, REFRESH, &mut inner.deflater)?);
         }
         let Some(view) = inner.views[index].as_mut() else {
             unreachable!("the view was just made")
@@ -317,7 +318,7 @@ impl Renderer {
             let projects = project_part(
                 &inner.layout,
                 &inner.projects,
-                &self.refresh,
+                REFRESH,
                 format,
                 gzip,
                 &mut inner.deflater,

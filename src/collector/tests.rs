@@ -9,8 +9,8 @@ use rand::{Rng, SeedableRng};
 
 use super::*;
 use crate::state::{
-    AsyncWindow, CodeInfo, Collected, Exemplar, FunctionSnapshot, Quota, SnapshotInfo, Statistics,
-    VersionInfo,
+    AsyncWindow, CodeInfo, Collected, Exemplar, FunctionSnapshot, Quota, QuotaUnit, SnapshotInfo,
+    Statistics, VersionInfo,
 };
 use crate::urn::FunctionUrn;
 
@@ -21,11 +21,7 @@ fn urn(i: usize) -> FunctionUrn {
 }
 
 fn renderer(store: &Arc<Store>) -> Renderer {
-    Renderer::new(
-        Arc::clone(store),
-        Arc::new(ExporterMetrics::new()),
-        Duration::from_secs(60),
-    )
+    Renderer::new(Arc::clone(store), Arc::new(ExporterMetrics::new()))
 }
 
 fn gunzip(b: &[u8]) -> String {
@@ -176,7 +172,7 @@ fn incremental_rendering_equals_a_fresh_one() {
                 project_id: PROJECT.into(),
                 quotas: ok(vec![Quota {
                     resource: "fgs_func_num".into(),
-                    unit: "count".into(),
+                    unit: QuotaUnit::Count,
                     used: f64::from(step),
                     limit: 400.0,
                 }]),

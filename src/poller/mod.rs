@@ -54,7 +54,7 @@ use crate::api::{ApiError, Client};
 use crate::caps::{Cap, Limits};
 use crate::clock::Clock;
 use crate::config::{DiscoveryConfig, Intervals};
-use crate::state::{Collected, FunctionSnapshot, ProjectSnapshot, Quota, Store};
+use crate::state::{Collected, FunctionSnapshot, ProjectSnapshot, Quota, QuotaUnit, Store};
 use crate::urn::FunctionUrn;
 
 /// Share of the cycle period over which later cycles spread their polls.
@@ -703,7 +703,7 @@ impl Shared {
         let limits = generation.settings.limits;
         let client = &p.target.client;
         let result: Result<Vec<Quota>, ApiError> = client.quotas().await.map(|body| {
-            let (mut long, mut cut) = (0u64, 0u64);
+            let mut long = 0u64;
             let mut quotas: Vec<Quota> = body
                 .quotas
                 .map(|q| q.resources)
@@ -715,10 +715,6 @@ impl Shared {
                     long += u64::from(!keep);
                     keep
                 })
-                .map(|mut q| {
-                    q.unit = limits.label(std::mem::take(&mut q.unit), &mut cut);
-                    q
-                })
                 .collect();
             // One series per resource, whatever the API repeats.
             let mut seen = std::collections::HashSet::new();
@@ -726,7 +722,7 @@ impl Shared {
             let extra = quotas.len().saturating_sub(limits.max_quota_types);
             quotas.truncate(limits.max_quota_types);
             let subject = &p.target.project_id;
-            client.capped(Cap::LabelLength, long + cut, subject);
+            client.capped(Cap::LabelLength, long, subject);
             client.capped(Cap::QuotaTypes, extra as u64, subject);
             quotas
         });
@@ -756,16 +752,26 @@ impl Shared {
     }
 }
 
-/// A quota in base units: MB become bytes.
+/// A quota in base units: MB become bytes, minutes seconds. A unit that
+/// cannot be converted to a base unit is left out (logged at debug): one
+/// metric name holds one unit.
 fn quota_of(r: crate::api::model::QuotaRecord) -> Option<Quota> {
     let resource = r.kind.filter(|k| !k.is_empty())?;
-    let unit = r.unit.unwrap_or_default();
-    let (factor, unit) = match unit.to_ascii_uppercase().as_str() {
-        "MB" => (1024.0 * 1024.0, "bytes".to_owned()),
-        "GB" => (1024.0 * 1024.0 * 1024.0, "bytes".to_owned()),
-        "KB" => (1024.0, "bytes".to_owned()),
-        "" => (1.0, "count".to_owned()),
-        _ => (1.0, unit.to_ascii_lowercase()),
+    let raw = r.unit.unwrap_or_default();
+    let (factor, unit) = match raw.trim().to_ascii_lowercase().as_str() {
+        "" | "count" => (1.0, QuotaUnit::Count),
+        "b" | "byte" | "bytes" => (1.0, QuotaUnit::Bytes),
+        "kb" => (1024.0, QuotaUnit::Bytes),
+        "mb" => (1024.0 * 1024.0, QuotaUnit::Bytes),
+        "gb" => (1024.0 * 1024.0 * 1024.0, QuotaUnit::Bytes),
+        "ms" => (0.001, QuotaUnit::Seconds),
+        "s" | "sec" | "second" | "seconds" => (1.0, QuotaUnit::Seconds),
+        "min" | "minute" | "minutes" => (60.0, QuotaUnit::Seconds),
+        "h" | "hour" | "hours" => (3600.0, QuotaUnit::Seconds),
+        _ => {
+            tracing::debug!(resource = %resource, unit = %raw.chars().take(32).collect::<String>(), "quota in a unit with no base unit; not exported");
+            return None;
+        }
     };
     Some(Quota {
         resource,
@@ -833,8 +839,8 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            (q.limit, q.used, q.unit.as_str()),
-            (2_097_152.0, 1_048_576.0, "bytes")
+            (q.limit, q.used, q.unit),
+            (2_097_152.0, 1_048_576.0, QuotaUnit::Bytes)
         );
         let q = quota_of(crate::api::model::QuotaRecord {
             quota: Some(400.0),
@@ -843,7 +849,25 @@ mod tests {
             unit: Some(String::new()),
         })
         .unwrap();
-        assert_eq!(q.unit, "count");
+        assert_eq!(q.unit, QuotaUnit::Count);
+        let q = quota_of(crate::api::model::QuotaRecord {
+            quota: Some(15.0),
+            used: Some(1.0),
+            kind: Some("fgs_func_scale_down_timeout".into()),
+            unit: Some("min".into()),
+        })
+        .unwrap();
+        assert_eq!((q.limit, q.unit), (900.0, QuotaUnit::Seconds));
+        // No base unit: left out rather than mixed into another name.
+        assert!(
+            quota_of(crate::api::model::QuotaRecord {
+                quota: Some(1.0),
+                used: Some(1.0),
+                kind: Some("fgs_func_mystery".into()),
+                unit: Some("furlongs".into()),
+            })
+            .is_none()
+        );
         assert!(quota_of(crate::api::model::QuotaRecord::default()).is_none());
     }
 }

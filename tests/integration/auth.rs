@@ -459,6 +459,43 @@ async fn a_rotated_token_file_needs_no_restart() {
     h.stop().await;
 }
 
+/// A secret file that disappears while the exporter runs: the error names
+/// the configuration file and key, as a start-up error would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_secret_file_is_named_by_file_and_key() {
+    let project = "a000000000000000000000000000000b";
+    let sim = simulator_in(project, &["default:f1"]);
+    sim.set_tokens(&["token-one"]);
+    let secrets = Secrets::new(&[("token", "token-one")]);
+    let h = Harness::start_with(
+        sim.clone(),
+        Setup {
+            functions: &["default:f1"],
+            auth: Some(format!(
+                "type = \"token\"\ntoken_file = \"{}\"",
+                secrets.path("token")
+            )),
+            project_id: project,
+            ..Setup::default()
+        },
+    )
+    .await;
+    h.ready().await;
+    std::fs::remove_file(secrets.dir.path().join("token")).unwrap();
+    h.poll().await;
+    let m = h.metrics().await;
+    assert_eq!(up(&m, "f1"), 0.0);
+    let page = h.status_page().await;
+    assert!(
+        page.contains(&format!(
+            "reading credentials: test.toml: projects[0].auth.token_file: {}",
+            secrets.path("token")
+        )),
+        "{page}"
+    );
+    h.stop().await;
+}
+
 /// A cycle in every mode at trace level: no secret appears in the logs,
 /// the pages or the metrics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,7 +98,7 @@ fn check_config_rejects_problems_with_exit_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("no configuration: pass --config FILE"));
+    assert!(text(&out.stderr).contains("no configuration: pass --config.file FILE"));
 
     // Usage errors too.
     let out = run(&["--demo", "--config", "x.toml"], &[]);
@@ -296,4 +296,123 @@ pub fn promtool_check_metrics(body: &str) {
         out.status.success() && report.trim().is_empty(),
         "promtool: {report}"
     );
+}
+
+/// Starts `cmd` (the binary, or a wrapper that execs it) and returns it and
+/// the addresses and paths it logs that it serves metrics on, e.g.
+/// `127.0.0.1:4711/metrics`, once `count` of them were logged.
+fn spawn_serving(mut cmd: Command, count: usize) -> (Child, Vec<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("serving metrics on http://").nth(1) {
+                let _ = tx.send(rest.split('"').next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let served = (0..count)
+        .map(|_| {
+            rx.recv_timeout(DEADLINE)
+                .expect("the exporter logs where it serves")
+        })
+        .collect();
+    (child, served)
+}
+
+fn get(url: &str) -> (u16, String) {
+    let r = reqwest::blocking::get(url).unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+/// `--web.listen-address` repeated: every address serves; `--web.telemetry-path`
+/// moves the metrics (and the landing page links there).
+#[test]
+fn several_listen_addresses_and_a_telemetry_path() {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--demo",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--web.telemetry-path",
+        "/prom",
+    ]);
+    let (mut child, served) = spawn_serving(cmd, 2);
+    assert_ne!(served[0], served[1]);
+    for s in &served {
+        assert!(s.ends_with("/prom"), "{s}");
+        let (status, body) = get(&format!("http://{s}"));
+        assert_eq!(status, 200);
+        assert!(body.contains("functiongraph_exporter_build_info"), "{body}");
+        let base = s.trim_end_matches("/prom");
+        assert_eq!(get(&format!("http://{base}/metrics")).0, 404);
+        let (_, landing) = get(&format!("http://{base}/"));
+        assert!(
+            landing.contains("<a href=\"/prom\">Metrics</a>"),
+            "{landing}"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `--web.systemd-socket`: the exporter serves on the socket it inherits as
+/// file descriptor 3 (LISTEN_FDS=1, LISTEN_PID its own), as systemd passes it
+/// from a .socket unit. Python stands in for systemd: it binds the socket,
+/// sets the variables and execs the exporter (same process id).
+#[test]
+fn systemd_socket_activation() {
+    let wrapper = r#"
+import os, socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+if s.fileno() != 3:
+    os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid())
+sys.stderr.write("bound 127.0.0.1:%d\n" % s.getsockname()[1])
+os.execv(sys.argv[1], sys.argv[1:])
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", wrapper, BIN, "--demo", "--web.systemd-socket"]);
+    let (mut child, served) = spawn_serving(cmd, 1);
+    let (status, body) = get(&format!("http://{}", served[0]));
+    assert_eq!(status, 200);
+    assert!(body.contains("functiongraph_exporter_build_info"), "{body}");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Without a socket from systemd: a clear error, exit 1.
+    let out = run(&["--demo", "--web.systemd-socket"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--web.systemd-socket: no TCP socket was passed"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `--config.file` is the flag; `--config` stays as an alias.
+#[test]
+fn config_file_flag_and_its_alias() {
+    let bad = manifest("tests/fixtures/config/unknown-key.bad.toml");
+    for flag in ["--config.file", "--config"] {
+        let out = run(&[flag, &bad, "--check-config"], &[]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        assert!(
+            text(&out.stderr).contains("unknown field `intervall`"),
+            "{flag}"
+        );
+    }
 }

@@ -28,6 +28,8 @@ const ALERTS: &[&str] = &[
     "FunctionGraphAsyncDiscards",
     "FunctionGraphAsyncBacklogGrowing",
     "FunctionGraphExporterDown",
+    "FunctionGraphExporterAbsent",
+    "FunctionGraphExporterShardsMissing",
     "FunctionGraphFunctionPollFailing",
     "FunctionGraphDataStale",
     "FunctionGraphApiThrottled",
@@ -277,16 +279,76 @@ fn alert_rules_pass_promtool_check_and_tests() {
     }
 }
 
-/// alerts.yml has the nine alerts, each with `for:`, a severity, a summary
-/// and a description, and the PrometheusRule embeds exactly its groups.
+/// alerts.yml has the eleven alerts, each with `for:`, a severity, a summary,
+/// a description and a runbook_url to its own section of docs/alerts.md,
+/// and the PrometheusRule embeds exactly its groups.
 #[test]
 fn prometheus_rule_embeds_alerts_yml() {
     let alerts = read("deploy/prometheus/alerts.yml");
     assert_eq!(alert_names(&alerts), ALERTS);
-    for key in ["for:", "severity:", "summary:", "description:"] {
+    for key in [
+        "for:",
+        "severity:",
+        "summary:",
+        "description:",
+        "runbook_url:",
+    ] {
         let n = alerts.lines().filter(|l| l.trim().starts_with(key)).count();
         assert_eq!(n, ALERTS.len(), "alerts.yml: {n} `{key}` lines");
     }
+    // Each runbook_url names its alert's section, and docs/alerts.md has
+    // that section (GitHub's anchor: the heading, lowercased).
+    let runbooks = read("docs/alerts.md");
+    let urls: Vec<&str> = alerts
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("runbook_url:"))
+        .map(|u| u.trim().trim_matches('\''))
+        .collect();
+    for (alert, url) in ALERTS.iter().zip(&urls) {
+        assert_eq!(
+            *url,
+            format!(
+                "https://runbooks.example.com/functiongraph_exporter/docs/alerts.md#{}",
+                alert.to_lowercase()
+            ),
+            "{alert}'s runbook_url"
+        );
+        assert!(
+            runbooks.lines().any(|l| l == format!("## {alert}")),
+            "docs/alerts.md has no section ## {alert}"
+        );
+    }
+    // The job selector is one documented substitution, the same everywhere.
+    let rules: String = alerts
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let selectors: BTreeSet<&str> = rules
+        .match_indices("job=")
+        .map(|(i, _)| {
+            rules[i..]
+                .split(['}', ',', ')', ' '])
+                .next()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        selectors,
+        BTreeSet::from(["job=\"functiongraph\""]),
+        "job selectors in alerts.yml"
+    );
+    assert!(read("deploy/prometheus/prometheus.yml").contains("job_name: functiongraph\n"));
+    let monitor = read("deploy/kubernetes/servicemonitor.yaml");
+    assert!(
+        monitor.contains("jobLabel: app.kubernetes.io/part-of"),
+        "{monitor}"
+    );
+    assert!(
+        read("deploy/kubernetes/service.yaml")
+            .contains("app.kubernetes.io/part-of: functiongraph\n"),
+        "the Service gives the job its name"
+    );
 
     let rule = read("deploy/kubernetes/prometheusrule.yaml");
     assert!(rule.contains("kind: PrometheusRule"), "{rule}");
@@ -383,6 +445,26 @@ fn dashboard_is_wired_to_its_variables() {
         ["Overview", "Per-function drill-down", "Exporter health"]
     );
     let ids: BTreeSet<u64> = panels.iter().filter_map(|p| p["id"].as_u64()).collect();
+    let mut exprs = Vec::new();
+    dashboard_exprs(&d, &mut exprs);
+    for expr in &exprs {
+        // Windows follow the zoom and the scrape interval, as Grafana's
+        // $__rate_interval does; a fixed [5m] is wrong at either end.
+        for (i, _) in expr.match_indices('[') {
+            assert!(
+                expr[i..].starts_with("[$__rate_interval]"),
+                "a fixed range in {expr}"
+            );
+        }
+        // Two projects may have functions of the same name: aggregations
+        // per function keep the project.
+        for (i, _) in expr.match_indices("by (") {
+            let labels = &expr[i..expr[i..].find(')').map_or(expr.len(), |e| i + e)];
+            if labels.contains("function") {
+                assert!(labels.contains("project_id"), "{labels} in {expr}");
+            }
+        }
+    }
     assert_eq!(ids.len(), panels.len(), "panel ids are unique");
 
     for p in panels.iter().filter(|p| p["type"] != "row") {
@@ -599,15 +681,21 @@ fn example_configs_are_valid_and_match_their_mounts() {
             "secret.example.yaml has no key {name}"
         );
     }
+    // The ConfigMap is a directory mount, never a subPath (a subPath mount
+    // never sees the ConfigMap's updates), and the exporter reloads the
+    // file when it changes.
+    const K8S_CONFIG_DIR: &str = "/etc/functiongraph_exporter/config";
     for manifest in [
         "deploy/kubernetes/deployment.yaml",
-        "deploy/kubernetes/statefulset.yaml",
+        "deploy/kubernetes-sharded/statefulset.yaml",
     ] {
         let m = read(manifest);
+        let config_arg = format!("--config.file={K8S_CONFIG_DIR}/functiongraph_exporter.toml");
         for expected in [
             format!("mountPath: {}", SECRETS.trim_end_matches('/')),
-            format!("mountPath: {CONFIG}"),
-            format!("- --config={CONFIG}"),
+            format!("mountPath: {K8S_CONFIG_DIR}"),
+            format!("- {config_arg}"),
+            "- --config.auto-reload-interval=30s".to_owned(),
             "secretName: functiongraph-exporter-credentials".to_owned(),
         ] {
             assert!(
@@ -615,11 +703,31 @@ fn example_configs_are_valid_and_match_their_mounts() {
                 "{manifest}: no `{expected}`"
             );
         }
+        assert!(
+            !m.lines()
+                .filter(|l| !is_comment_or_blank(l))
+                .any(|l| l.contains("subPath")),
+            "{manifest}: a subPath mount"
+        );
         // The container's other arguments are accepted, in a pod named as
-        // the StatefulSet names them (the shard index is its ordinal).
+        // the StatefulSet names them (the shard index is its ordinal), with
+        // $(VAR) expanded from the container's env as Kubernetes does.
+        let env: Vec<(String, String)> = m
+            .lines()
+            .zip(m.lines().skip(1))
+            .filter_map(|(name, value)| {
+                let name = name.trim().strip_prefix("- name: ")?;
+                let value = value.trim().strip_prefix("value: ")?;
+                Some((name.to_owned(), value.trim_matches('"').to_owned()))
+            })
+            .collect();
         let args: Vec<String> = container_args(&m)
             .into_iter()
-            .filter(|a| *a != format!("--config={CONFIG}"))
+            .filter(|a| *a != config_arg)
+            .map(|a| {
+                env.iter()
+                    .fold(a, |a, (k, v)| a.replace(&format!("$({k})"), v))
+            })
             .collect();
         assert_valid_with_stand_in_credentials(
             manifest,
@@ -628,17 +736,44 @@ fn example_configs_are_valid_and_match_their_mounts() {
             &[("HOSTNAME", "functiongraph-exporter-1")],
         );
     }
-    // Each shard of the StatefulSet is one of `replicas`.
-    let statefulset = read("deploy/kubernetes/statefulset.yaml");
+    // The shard count has one source, the sharded kustomization's
+    // replicas: kustomize copies it into FGE_SHARD_COUNT, which becomes
+    // --shard.count; the file's own values agree for a plain apply.
+    let statefulset = read("deploy/kubernetes-sharded/statefulset.yaml");
     let replicas = statefulset
         .lines()
         .find_map(|l| l.trim().strip_prefix("replicas:"))
         .map(str::trim)
         .expect("statefulset.yaml: replicas");
     assert!(
-        container_args(&statefulset).contains(&format!("--shard.count={replicas}")),
-        "statefulset.yaml: --shard.count must equal replicas ({replicas})"
+        container_args(&statefulset).contains(&"--shard.count=$(FGE_SHARD_COUNT)".to_owned()),
+        "statefulset.yaml: --shard.count from FGE_SHARD_COUNT"
     );
+    assert!(
+        statefulset.contains(&format!(
+            "- name: FGE_SHARD_COUNT\n              value: \"{replicas}\"\n"
+        )),
+        "statefulset.yaml: FGE_SHARD_COUNT must equal replicas ({replicas})"
+    );
+    let sharded = read("deploy/kubernetes-sharded/kustomization.yaml");
+    assert!(
+        sharded.contains(&format!(
+            "replicas:\n  - name: functiongraph-exporter\n    count: {replicas}\n"
+        )),
+        "kustomization.yaml's replicas: {sharded}"
+    );
+    assert!(
+        sharded.contains("fieldPath: spec.replicas")
+            && sharded.contains(
+                "- spec.template.spec.containers.[name=exporter].env.[name=FGE_SHARD_COUNT].value"
+            ),
+        "kustomization.yaml copies replicas into FGE_SHARD_COUNT"
+    );
+    // Voluntary disruptions take one exporter pod at a time, and never block
+    // a drain of the single replica.
+    let pdb = read("deploy/kubernetes/pdb.yaml");
+    assert!(pdb.contains("kind: PodDisruptionBudget") && pdb.contains("maxUnavailable: 1"));
+    assert!(read("deploy/kubernetes/kustomization.yaml").contains("  - pdb.yaml\n"));
 
     // systemd: each file is a credential the unit loads, and nothing more.
     let unit = read("deploy/systemd/functiongraph_exporter.service");
@@ -666,9 +801,21 @@ fn example_configs_are_valid_and_match_their_mounts() {
         "LoadCredential= names against the config's files"
     );
     assert!(
-        unit.lines()
-            .any(|l| l.starts_with("ExecStart=") && l.contains(&format!("--config {CONFIG}"))),
+        unit.lines().any(|l| l.starts_with("ExecStart=")
+            && l.contains(&format!("--config.file {CONFIG}"))
+            && l.contains("--web.systemd-socket")),
         "the unit's ExecStart"
+    );
+    // Socket activation: the .socket unit the service requires listens on
+    // the exporter's port.
+    assert!(
+        unit.lines()
+            .any(|l| l == "Requires=functiongraph_exporter.socket")
+    );
+    let socket = read("deploy/systemd/functiongraph_exporter.socket");
+    assert!(
+        socket.lines().any(|l| l == "ListenStream=10054") && socket.contains("[Install]"),
+        "{socket}"
     );
     assert_valid_with_stand_in_credentials(
         "deploy/systemd/functiongraph_exporter.toml",
@@ -685,7 +832,7 @@ fn probes_and_healthcheck_use_the_exporters_endpoints() {
     let mut paths = BTreeMap::new();
     for manifest in [
         "deploy/kubernetes/deployment.yaml",
-        "deploy/kubernetes/statefulset.yaml",
+        "deploy/kubernetes-sharded/statefulset.yaml",
     ] {
         let m = read(manifest);
         let lines: Vec<&str> = m.lines().collect();
@@ -712,9 +859,9 @@ fn probes_and_healthcheck_use_the_exporters_endpoints() {
         .lines()
         .skip_while(|l| !l.starts_with("HEALTHCHECK "))
         .find(|l| l.trim_start().starts_with("CMD "))
-        .and_then(|cmd| cmd.split("\"http://127.0.0.1:10050").nth(1))
+        .and_then(|cmd| cmd.split("\"http://127.0.0.1:10054").nth(1))
         .and_then(|rest| rest.split('"').next())
-        .expect("a HEALTHCHECK CMD on http://127.0.0.1:10050");
+        .expect("a HEALTHCHECK CMD on http://127.0.0.1:10054");
     assert_eq!(healthcheck, "/-/healthy");
     paths.insert(healthcheck.to_owned(), "Dockerfile HEALTHCHECK".to_owned());
 
@@ -1135,11 +1282,17 @@ fn with_all_selected(expr: &str) -> String {
                 after.split_at(end)
             }
         };
-        assert!(
-            VARIABLES.contains(&name),
-            "unknown variable ${name} in {expr}"
-        );
-        out.push_str(".*");
+        if name == "__rate_interval" {
+            // What Grafana gives it with a 15s scrape interval and a short
+            // dashboard range: four scrape intervals.
+            out.push_str("1m");
+        } else {
+            assert!(
+                VARIABLES.contains(&name),
+                "unknown variable ${name} in {expr}"
+            );
+            out.push_str(".*");
+        }
         rest = tail;
     }
     out.push_str(rest);
@@ -1207,5 +1360,59 @@ fn dashboard_queries_run_in_prometheus() {
     assert!(
         !prometheus.query(&all).unwrap().is_empty(),
         "without leaving them out, the panel would show them: {all}"
+    );
+}
+
+/// `kubectl kustomize` builds both variants: the single replica with its
+/// PodDisruptionBudget, and the shards, whose count follows the sharded
+/// kustomization's replicas (changed here to 5) into --shard.count.
+#[test]
+#[cfg_attr(
+    not(has_kubectl),
+    ignore = "kubectl is not installed (its kustomize builds the manifests)"
+)]
+fn kustomize_builds_both_variants_with_one_shard_count() {
+    let kubectl = option_env!("FGE_KUBECTL").unwrap_or("kubectl");
+    let dir = tempfile::tempdir().unwrap();
+    for variant in ["kubernetes", "kubernetes-sharded"] {
+        let to = dir.path().join(variant);
+        fs::create_dir_all(&to).unwrap();
+        for entry in fs::read_dir(repo(&format!("deploy/{variant}"))).unwrap() {
+            let entry = entry.unwrap();
+            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+    let sharded = dir.path().join("kubernetes-sharded/kustomization.yaml");
+    let k = fs::read_to_string(&sharded).unwrap();
+    fs::write(&sharded, k.replace("    count: 2\n", "    count: 5\n")).unwrap();
+    let build = |variant: &str| {
+        let out = Command::new(kubectl)
+            .arg("kustomize")
+            .arg(dir.path().join(variant))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{variant}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let single = build("kubernetes");
+    assert!(single.contains("kind: Deployment\n"), "{single}");
+    assert!(single.contains("kind: PodDisruptionBudget\n"), "{single}");
+    assert!(!single.contains("subPath"), "{single}");
+    let shards = build("kubernetes-sharded");
+    assert!(
+        !shards.contains("kind: Deployment\n"),
+        "the Deployment is replaced: {shards}"
+    );
+    assert!(
+        shards.contains("kind: StatefulSet\n") && shards.contains("  replicas: 5\n"),
+        "{shards}"
+    );
+    assert!(
+        shards.contains("- name: FGE_SHARD_COUNT\n          value: \"5\"\n"),
+        "the count follows the replicas: {shards}"
+    );
+    assert!(
+        shards.contains("- --shard.count=$(FGE_SHARD_COUNT)\n"),
+        "{shards}"
     );
 }

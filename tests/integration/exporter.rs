@@ -327,6 +327,12 @@ async fn one_failing_function_does_not_affect_the_others() {
         page.contains("code: http 500 FSS.0500: internal error"),
         "{page}"
     );
+    assert!(!page.contains("code: code:"), "the prefix once: {page}");
+    // The "Last poll" column shows when (UTC), beside the status.
+    assert!(
+        page.contains("<td>down</td><td>20") && page.contains("<th>Last poll</th>"),
+        "{page}"
+    );
 
     // Healed: the next poll brings it back, and the last value is kept on failure.
     sim.set_fault(PROJECT, "default", "f2", Endpoint::Code, None);

@@ -194,6 +194,13 @@ async fn stalled_bodies_and_resets_fail_only_their_collector() {
     );
     let page = h.status_page().await;
     assert!(page.contains("versions: transport error"), "{page}");
+    // One clean line: the collector named once, no request URL with its
+    // URL-encoded query.
+    assert!(!page.contains("versions: versions:"), "{page}");
+    assert!(
+        !page.contains("for url") && !page.contains("/v2/"),
+        "{page}"
+    );
     h.stop().await;
 }
 

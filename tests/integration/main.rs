@@ -9,11 +9,15 @@
 //! - `counting`: async invocations counted exactly once against the
 //!   simulator's ground truth: busy functions, late records, a skewed API
 //!   clock, long invocations, implausible dates, restarts with a state file.
+//! - `docs`: README and docs/: the README's size, links and anchors that
+//!   resolve, the documented flags the binary accepts.
 //! - `deploy`: the files under `deploy/`: alert rules (promtool, a real
 //!   Prometheus), the dashboard's queries, example configurations, probes.
 //! - `exporter`: the simulator and the exporter end to end over loopback HTTP.
-//! - `cli`: the built binary: `--check-config`, `--demo`, signals, promtool.
-//! - `reload`: SIGHUP and `POST /-/reload` on the running binary.
+//! - `cli`: the built binary: `--check-config`, `--demo`, signals, promtool,
+//!   listen addresses, telemetry path, systemd socket activation.
+//! - `reload`: SIGHUP, `POST /-/reload` and `--config.auto-reload-interval`
+//!   on the running binary.
 //! - `scale`: discovery, sharding, several projects, API cost, rate limit,
 //!   statistics and quotas.
 //! - `security`: issue 10's probes: redirects elsewhere, the lifecycle
@@ -33,6 +37,7 @@ mod config;
 mod containment;
 mod counting;
 mod deploy;
+mod docs;
 mod exporter;
 mod failures;
 mod faults;

@@ -193,3 +193,66 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
     drop(exporter);
     shutdown.cancel();
 }
+
+/// `--config.auto-reload-interval`: a changed file is applied without a
+/// signal or request (a Kubernetes ConfigMap update reaches the pod that
+/// way); an invalid one changes nothing, and the next valid one applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_file_is_reloaded_on_its_own() {
+    let sim = simulator(&["default:f1", "default:f2"]);
+    let shutdown = CancellationToken::new();
+    let sim_addr = serve_simulator(&sim, &shutdown).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let config_file = dir.path().join("config.toml");
+    let endpoint = format!("http://{sim_addr}");
+    let token_path = token_file.display().to_string();
+    std::fs::write(
+        &config_file,
+        config(&endpoint, &token_path, "\"default:f1\""),
+    )
+    .unwrap();
+    let config_path = config_file.display().to_string();
+    let (child, addr) = crate::util::spawn_binary(&[
+        "--config.file",
+        &config_path,
+        "--config.auto-reload-interval=200ms",
+    ]);
+    let exporter = Exporter { child, addr };
+    let http = reqwest::Client::new();
+    let addr = exporter.addr.clone();
+    until(&http, &addr, "f1 up", |m| {
+        m.value("functiongraph_up", &[("function", "f1")]) == Some(1.0)
+    })
+    .await;
+
+    // Replaced as kubelet replaces a ConfigMap's file: a new file renamed
+    // over the old one.
+    let replace = |text: String| {
+        let next = dir.path().join("config.toml.next");
+        std::fs::write(&next, text).unwrap();
+        std::fs::rename(&next, &config_file).unwrap();
+    };
+    replace(config(
+        &endpoint,
+        &token_path,
+        "\"default:f1\", \"default:f2\"",
+    ));
+    until(&http, &addr, "f2 added", |m| {
+        m.value("functiongraph_up", &[("function", "f2")]) == Some(1.0)
+    })
+    .await;
+    replace("[polling]\nintervall = \"1s\"\n".to_owned());
+    replace(config(&endpoint, &token_path, "\"default:f2\""));
+    let m = until(&http, &addr, "f1 removed", |m| {
+        m.value("functiongraph_up", &[("function", "f1")]).is_none()
+    })
+    .await;
+    assert_eq!(
+        m.value("functiongraph_up", &[("function", "f2")]),
+        Some(1.0)
+    );
+    drop(exporter);
+    shutdown.cancel();
+}

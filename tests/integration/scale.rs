@@ -74,6 +74,7 @@ async fn three_shards_split_300_functions() {
             ),
             1.0
         );
+        assert_eq!(m.get("functiongraph_exporter_shards", &[]), 3.0);
         assert_eq!(
             m.get(
                 "functiongraph_exporter_functions",
@@ -351,10 +352,19 @@ async fn statistics_and_quotas() {
     );
     assert_eq!(
         m.get(
-            "functiongraph_quota_limit",
-            &[("resource", "fgs_func_code_size"), ("unit", "bytes")]
+            "functiongraph_quota_limit_bytes",
+            &[("resource", "fgs_func_code_size")]
         ),
         81920.0 * 1024.0 * 1024.0
+    );
+    // One unit per name: no unit label, and bytes never under the count name.
+    assert!(!m.text.contains("unit=\""));
+    assert!(
+        m.value(
+            "functiongraph_quota_limit",
+            &[("resource", "fgs_func_code_size")]
+        )
+        .is_none()
     );
     h.stop().await;
 }

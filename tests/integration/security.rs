@@ -1033,7 +1033,12 @@ token_file = "{{token_file}}"
         "latest is always kept"
     );
     assert_eq!(capped(&m, "versions"), 251.0);
-    assert_eq!(m.matching("functiongraph_quota_limit", &[]).count(), 20);
+    // 20 quota types kept, one of them in bytes (fgs_func_code_size).
+    assert_eq!(
+        m.matching("functiongraph_quota_limit", &[]).count()
+            + m.matching("functiongraph_quota_limit_bytes", &[]).count(),
+        20
+    );
     assert_eq!(capped(&m, "quota_types"), (4 + 5000 - 20) as f64);
     assert_eq!(capped(&m, "label_length"), 3.0);
     #[cfg(has_promtool)]

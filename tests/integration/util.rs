@@ -441,6 +441,12 @@ pub fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("serving metrics on http://").nth(1) {
+                // logfmt, as Prometheus writes it (the default format).
+                assert!(
+                    line.starts_with("time=")
+                        && line.contains(" level=info msg=\"serving metrics on "),
+                    "not logfmt: {line}"
+                );
                 let _ = tx.send(rest.split("/metrics").next().unwrap_or_default().to_owned());
             }
         }

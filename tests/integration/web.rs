@@ -275,6 +275,12 @@ async fn tls_serves_rotated_certificates_on_new_connections() {
     .await;
     h.ready().await;
     let url = format!("https://{}/metrics", h.exporter.local_addr());
+    // The log says where, with the scheme actually served.
+    assert!(
+        log_text().contains(&format!("serving metrics on {url}")),
+        "{}",
+        log_text()
+    );
 
     let first = pki.client().build().unwrap();
     let r = first.get(&url).send().await.unwrap();

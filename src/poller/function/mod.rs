@@ -419,6 +419,7 @@ impl FunctionPoller {
             );
         }
         next.code_changes = self.code_changes;
+        next.last_poll = Some(now);
         if next.up() {
             next.last_success = Some(now);
         }
