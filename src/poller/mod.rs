@@ -31,6 +31,7 @@ pub mod checkpoint;
 pub mod discovery;
 mod function;
 mod permissions;
+mod quotas;
 pub mod shard;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,11 +51,11 @@ pub use function::{
 pub use permissions::Denials;
 pub use shard::Shard;
 
-use crate::api::{ApiError, Client};
+use crate::api::Client;
 use crate::caps::{Cap, Limits};
 use crate::clock::Clock;
 use crate::config::{DiscoveryConfig, Intervals};
-use crate::state::{Collected, FunctionSnapshot, ProjectSnapshot, Quota, QuotaUnit, Store};
+use crate::state::{Collected, FunctionSnapshot, Quota, Store};
 use crate::urn::FunctionUrn;
 
 /// Share of the cycle period over which later cycles spread their polls.
@@ -697,88 +698,6 @@ impl Shared {
             }
         }
     }
-
-    async fn poll_quotas(&self, generation: &Generation, project: usize) {
-        let p = &generation.projects[project];
-        let limits = generation.settings.limits;
-        let client = &p.target.client;
-        let result: Result<Vec<Quota>, ApiError> = client.quotas().await.map(|body| {
-            let mut long = 0u64;
-            let mut quotas: Vec<Quota> = body
-                .quotas
-                .map(|q| q.resources)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(quota_of)
-                .filter(|q| {
-                    let keep = !limits.too_long(&q.resource);
-                    long += u64::from(!keep);
-                    keep
-                })
-                .collect();
-            // One series per resource, whatever the API repeats.
-            let mut seen = std::collections::HashSet::new();
-            quotas.retain(|q| seen.insert(q.resource.clone()));
-            let extra = quotas.len().saturating_sub(limits.max_quota_types);
-            quotas.truncate(limits.max_quota_types);
-            let subject = &p.target.project_id;
-            client.capped(Cap::LabelLength, long, subject);
-            client.capped(Cap::QuotaTypes, extra as u64, subject);
-            quotas
-        });
-        let collected = {
-            let mut q = p.quotas.lock().unwrap_or_else(|e| e.into_inner());
-            *q = match result {
-                Ok(v) => Collected {
-                    success: true,
-                    value: Some(v),
-                    error: None,
-                },
-                Err(e) => {
-                    tracing::warn!(project_id = %p.target.project_id, error = %e, "quotas collector failed");
-                    Collected {
-                        success: false,
-                        value: q.value.take(),
-                        error: Some(e.to_string()),
-                    }
-                }
-            };
-            q.clone()
-        };
-        self.store.publish_project(ProjectSnapshot {
-            project_id: p.target.project_id.clone(),
-            quotas: collected,
-        });
-    }
-}
-
-/// A quota in base units: MB become bytes, minutes seconds. A unit that
-/// cannot be converted to a base unit is left out (logged at debug): one
-/// metric name holds one unit.
-fn quota_of(r: crate::api::model::QuotaRecord) -> Option<Quota> {
-    let resource = r.kind.filter(|k| !k.is_empty())?;
-    let raw = r.unit.unwrap_or_default();
-    let (factor, unit) = match raw.trim().to_ascii_lowercase().as_str() {
-        "" | "count" => (1.0, QuotaUnit::Count),
-        "b" | "byte" | "bytes" => (1.0, QuotaUnit::Bytes),
-        "kb" => (1024.0, QuotaUnit::Bytes),
-        "mb" => (1024.0 * 1024.0, QuotaUnit::Bytes),
-        "gb" => (1024.0 * 1024.0 * 1024.0, QuotaUnit::Bytes),
-        "ms" => (0.001, QuotaUnit::Seconds),
-        "s" | "sec" | "second" | "seconds" => (1.0, QuotaUnit::Seconds),
-        "min" | "minute" | "minutes" => (60.0, QuotaUnit::Seconds),
-        "h" | "hour" | "hours" => (3600.0, QuotaUnit::Seconds),
-        _ => {
-            tracing::debug!(resource = %resource, unit = %raw.chars().take(32).collect::<String>(), "quota in a unit with no base unit; not exported");
-            return None;
-        }
-    };
-    Some(Quota {
-        resource,
-        unit,
-        used: r.used? * factor,
-        limit: r.quota? * factor,
-    })
 }
 
 /// True, and the next due time moved an interval ahead, when `next` is due
@@ -827,47 +746,5 @@ mod tests {
             (60..140).contains(&early),
             "{early} of 200 in the first half"
         );
-    }
-
-    #[test]
-    fn quotas_are_converted_to_base_units() {
-        let q = quota_of(crate::api::model::QuotaRecord {
-            quota: Some(2.0),
-            used: Some(1.0),
-            kind: Some("fgs_func_code_size".into()),
-            unit: Some("MB".into()),
-        })
-        .unwrap();
-        assert_eq!(
-            (q.limit, q.used, q.unit),
-            (2_097_152.0, 1_048_576.0, QuotaUnit::Bytes)
-        );
-        let q = quota_of(crate::api::model::QuotaRecord {
-            quota: Some(400.0),
-            used: Some(3.0),
-            kind: Some("fgs_func_num".into()),
-            unit: Some(String::new()),
-        })
-        .unwrap();
-        assert_eq!(q.unit, QuotaUnit::Count);
-        let q = quota_of(crate::api::model::QuotaRecord {
-            quota: Some(15.0),
-            used: Some(1.0),
-            kind: Some("fgs_func_scale_down_timeout".into()),
-            unit: Some("min".into()),
-        })
-        .unwrap();
-        assert_eq!((q.limit, q.unit), (900.0, QuotaUnit::Seconds));
-        // No base unit: left out rather than mixed into another name.
-        assert!(
-            quota_of(crate::api::model::QuotaRecord {
-                quota: Some(1.0),
-                used: Some(1.0),
-                kind: Some("fgs_func_mystery".into()),
-                unit: Some("furlongs".into()),
-            })
-            .is_none()
-        );
-        assert!(quota_of(crate::api::model::QuotaRecord::default()).is_none());
     }
 }
