@@ -1,0 +1,235 @@
+//! The [`Store`]: the latest snapshot of every monitored function and
+//! project, published by the poller and read by the renderers under short
+//! locks, with the generation counter that tells a reader what changed
+//! ([`Store::changes_since`]) and the cycle statistics ([`CycleStats`]).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use super::{FunctionSnapshot, ProjectSnapshot};
+use crate::caps::CapCounters;
+use crate::urn::FunctionUrn;
+
+/// Facts about the poll cycles as a whole.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CycleStats {
+    /// Completed cycles since start.
+    pub completed: u64,
+    /// Functions not monitored because of `polling.max_functions`, since
+    /// start (each time one was found).
+    pub dropped_functions: u64,
+    /// Wall time of the last completed cycle.
+    pub last_duration: Option<Duration>,
+    /// Async invocation records with implausible times, since start.
+    pub implausible_records: u64,
+    /// Pending async invocations given up on, since start.
+    pub abandoned_invocations: u64,
+}
+
+/// A function's snapshot in the store, and the generation it was
+/// published in.
+#[derive(Debug)]
+struct Entry {
+    snapshot: Arc<FunctionSnapshot>,
+    changed: u64,
+}
+
+/// What changed among the functions since a generation
+/// ([`Store::changes_since`]).
+#[derive(Debug, Default)]
+pub struct FunctionChanges {
+    /// Snapshots published after that generation, ordered by URN.
+    pub changed: Vec<Arc<FunctionSnapshot>>,
+    /// Functions in the store now.
+    pub total: usize,
+    /// The generation these changes bring a reader up to.
+    pub generation: u64,
+}
+
+/// The latest snapshot of every monitored function.
+#[derive(Debug, Default)]
+pub struct Store {
+    functions: RwLock<BTreeMap<FunctionUrn, Entry>>,
+    projects: RwLock<BTreeMap<String, Arc<ProjectSnapshot>>>,
+    cycles: Mutex<CycleStats>,
+    generation: AtomicU64,
+    /// What the caps on upstream data dropped (shared with the exporter's
+    /// own metrics).
+    caps: Arc<CapCounters>,
+}
+
+impl Store {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store whose cap counts go to `caps`.
+    pub fn with_caps(caps: Arc<CapCounters>) -> Self {
+        Self {
+            caps,
+            ..Self::default()
+        }
+    }
+
+    /// Counts of what the caps on upstream data dropped or truncated.
+    pub fn caps(&self) -> &Arc<CapCounters> {
+        &self.caps
+    }
+
+    /// The next generation, for a change made under a write lock of the
+    /// functions (so that a reader holding the read lock sees every change
+    /// up to the generation it reads).
+    fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Replaces a function's snapshot.
+    pub fn publish(&self, snapshot: FunctionSnapshot) {
+        let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        let changed = self.next_generation();
+        map.insert(
+            snapshot.urn.clone(),
+            Entry {
+                snapshot: Arc::new(snapshot),
+                changed,
+            },
+        );
+    }
+
+    /// Forgets a function (it is no longer monitored).
+    pub fn remove(&self, urn: &FunctionUrn) {
+        let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        if map.remove(urn).is_some() {
+            self.next_generation();
+        }
+    }
+
+    /// Replaces a project's snapshot.
+    pub fn publish_project(&self, snapshot: ProjectSnapshot) {
+        let mut map = self.projects.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(snapshot.project_id.clone(), Arc::new(snapshot));
+        drop(map);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current project snapshots, ordered by project id.
+    pub fn projects(&self) -> Vec<Arc<ProjectSnapshot>> {
+        let map = self.projects.read().unwrap_or_else(|e| e.into_inner());
+        map.values().cloned().collect()
+    }
+
+    /// Whether a function is monitored.
+    pub fn contains(&self, urn: &FunctionUrn) -> bool {
+        let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
+        map.contains_key(urn)
+    }
+
+    /// Replaces a function's snapshot only if the function is still
+    /// monitored (a poll that finishes after its function was removed must
+    /// not bring its series back).
+    pub fn update(&self, snapshot: FunctionSnapshot) -> bool {
+        let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = map.get_mut(&snapshot.urn) else {
+            return false;
+        };
+        slot.changed = self.next_generation();
+        slot.snapshot = Arc::new(snapshot);
+        true
+    }
+
+    /// Counts functions left out by the cardinality cap.
+    pub fn record_dropped(&self, n: u64) {
+        let mut c = self.cycles.lock().unwrap_or_else(|e| e.into_inner());
+        c.dropped_functions += n;
+        drop(c);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Counts async invocation records with implausible times, and pending
+    /// invocations no longer tracked.
+    pub fn record_async_anomalies(&self, implausible: u64, abandoned: u64) {
+        if implausible == 0 && abandoned == 0 {
+            return;
+        }
+        let mut c = self.cycles.lock().unwrap_or_else(|e| e.into_inner());
+        c.implausible_records += implausible;
+        c.abandoned_invocations += abandoned;
+        drop(c);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Records a completed poll cycle.
+    pub fn record_cycle(&self, duration: Duration) {
+        let mut c = self.cycles.lock().unwrap_or_else(|e| e.into_inner());
+        c.completed += 1;
+        c.last_duration = Some(duration);
+        drop(c);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current snapshots, ordered by URN.
+    pub fn functions(&self) -> Vec<Arc<FunctionSnapshot>> {
+        let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
+        map.values().map(|e| Arc::clone(&e.snapshot)).collect()
+    }
+
+    /// The snapshots published after generation `since` (all of them for
+    /// 0), and how many functions there are: what a reader that has seen
+    /// the store up to `since` needs to catch up. Functions removed since
+    /// show only in `total`.
+    pub fn changes_since(&self, since: u64) -> FunctionChanges {
+        let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
+        FunctionChanges {
+            changed: map
+                .values()
+                .filter(|e| e.changed > since)
+                .map(|e| Arc::clone(&e.snapshot))
+                .collect(),
+            total: map.len(),
+            // Under the read lock: every change up to it is in the map.
+            generation: self.generation(),
+        }
+    }
+
+    /// One function's current snapshot.
+    pub fn function(&self, urn: &FunctionUrn) -> Option<Arc<FunctionSnapshot>> {
+        let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
+        map.get(urn).map(|e| Arc::clone(&e.snapshot))
+    }
+
+    pub fn cycles(&self) -> CycleStats {
+        self.cycles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes whenever anything in the store changes.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publishing_changes_the_generation() {
+        let store = Store::new();
+        let urn = FunctionUrn::parse_full(
+            "urn:fss:r:0123456789abcdef0123456789abcdef:function:default:f",
+        )
+        .unwrap();
+        let g0 = store.generation();
+        store.publish(FunctionSnapshot::new(urn.clone()));
+        assert_ne!(store.generation(), g0);
+        assert_eq!(store.functions().len(), 1);
+        let g1 = store.generation();
+        store.remove(&urn);
+        assert_ne!(store.generation(), g1);
+        assert!(store.functions().is_empty());
+    }
+}
