@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 use super::support::Res;
-use super::{Exporter, PROJECT, TOKEN, config_text, rss, wait_ready};
+use super::{Exporter, PROJECT, TOKEN, config_text, rss, rss_parts, wait_ready};
 use functiongraph_exporter::simulator::{Activity, Simulator};
 
 /// What Prometheus 2.x sends (its default scrape protocols).
