@@ -498,6 +498,21 @@ fn rss(pid: u32) -> Res<u64> {
     Ok(fields.get("VmRSS").copied().unwrap_or(0) * 1024)
 }
 
+/// The resident memory's parts, in bytes: anonymous (the heap, stacks) and
+/// file-backed (the binary's pages that were touched).
+fn rss_parts(pid: u32) -> Res<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    Ok((field("RssAnon"), field("RssFile") + field("RssShmem")))
+}
+
 /// Start-up: process start to serving `/-/healthy` (the first poll still
 /// running), against starting the same binary for `--version`.
 async fn startup() -> Res<()> {

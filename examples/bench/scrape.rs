@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 use super::support::Res;
-use super::{Exporter, PROJECT, TOKEN, config_text, rss, wait_ready};
+use super::{Exporter, PROJECT, TOKEN, config_text, rss, rss_parts, wait_ready};
 use functiongraph_exporter::simulator::{Activity, Simulator};
 
 /// What Prometheus 2.x sends (its default scrape protocols).
@@ -575,6 +575,7 @@ pub async fn memory(functions: usize) -> Res<()> {
         client.get(&url).send().await?.bytes().await?;
     }
     let rss_gzip = rss(exporter.pid())?;
+    let (anon, file) = rss_parts(exporter.pid())?;
     let text = plain_client()?.get(&url).send().await?.bytes().await?;
     for _ in 0..5 {
         plain_client()?.get(&url).send().await?.bytes().await?;
@@ -585,8 +586,10 @@ pub async fn memory(functions: usize) -> Res<()> {
         .filter(|l| !l.is_empty() && l[0] != b'#')
         .count();
     println!(
-        "memory | N={functions} | RSS after 50 gzip OpenMetrics scrapes {:.1} MiB; after text scrapes too {:.1} MiB | one text exposition {:.1} MiB, {series} series | RSS/text {:.2} | goal 2 x text + 40 MiB = {:.1} MiB | load {}",
+        "memory | N={functions} | RSS after 50 gzip OpenMetrics scrapes {:.1} MiB ({:.1} MiB anonymous, {:.1} MiB file-backed); after text scrapes too {:.1} MiB | one text exposition {:.1} MiB, {series} series | RSS/text {:.2} | goal 2 x text + 40 MiB = {:.1} MiB | load {}",
         rss_gzip as f64 / 1048576.0,
+        anon as f64 / 1048576.0,
+        file as f64 / 1048576.0,
         rss_both as f64 / 1048576.0,
         text.len() as f64 / 1048576.0,
         rss_gzip as f64 / text.len() as f64,

@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -60,6 +60,9 @@ use crate::urn::FunctionUrn;
 
 /// Share of the cycle period over which later cycles spread their polls.
 const SPREAD: f64 = 0.5;
+
+/// Polls under way at once per slot of the concurrency bound.
+const POLLS_PER_SLOT: usize = 4;
 
 /// One project as the scheduler sees it.
 pub struct ProjectTarget {
@@ -601,18 +604,35 @@ impl Shared {
         let slots = self.slots();
         // Each function's share of the concurrency bound.
         let share = (settings.concurrency / slots.len().max(1)).max(1);
+        // Polls under way at once. The requests in flight are bounded by
+        // the concurrency anyway; this bounds the polls' state, which
+        // otherwise, in a cycle that starts every function at once (the
+        // first one, `poll_now`), is allocated for every function together
+        // while all but a few wait for a request slot, and the allocator
+        // keeps much of that peak resident. A few times the concurrency
+        // keeps every request slot busy (a poll makes its requests one
+        // after the other once the share is one slot); a poll whose API
+        // hangs holds its place no longer than its requests' slow-request
+        // rules allow.
+        let under_way = Arc::new(Semaphore::new(
+            settings.concurrency.saturating_mul(POLLS_PER_SLOT).max(1),
+        ));
         for slot in slots {
             let shared = Arc::clone(&self);
             let generation = Arc::clone(&generation);
             let gone = Arc::clone(&gone);
+            let under_way = Arc::clone(&under_way);
             tasks.spawn(async move {
                 if mode == Mode::Spread && !slot.offset.is_zero() {
                     tokio::time::sleep(slot.offset).await;
                 }
+                // Never closed: an error cannot happen.
+                let _place = under_way.acquire_owned().await;
                 // The poll's state lives on the heap only while it runs: a
-                // task waiting for its offset (every function's, for most
-                // of a spread cycle) stays a few hundred bytes instead of
-                // the size of the largest poll state (about 20 KB).
+                // task waiting for its offset or its place (every
+                // function's, for most of a cycle) stays a few hundred bytes
+                // instead of the size of the largest poll state (about 20
+                // KB).
                 Box::pin(shared.poll_slot(generation, slot, mode, share, everything, gone)).await;
             });
         }
