@@ -148,39 +148,8 @@ pub async fn serve(
 }
 
 /// Accepts HTTP/1 connections and answers them with `handler` until
-/// `shutdown`; then stops accepting and gives open connections
-/// [`SHUTDOWN_GRACE`] to finish.
-pub async fn serve_connections<H, F>(listener: TcpListener, shutdown: CancellationToken, handler: H)
-where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = HttpResponse> + Send + 'static,
-{
-    let handler = move |req| {
-        let fut = handler(req);
-        async move { Ok::<_, Infallible>(fut.await) }
-    };
-    accept_loop(listener, shutdown, None, handler).await
-}
-
-/// [`serve_connections`] for handlers that stream bodies of any type, or
-/// fail: a handler error closes the connection without an answer (the
-/// simulator's "connection reset" fault).
-pub async fn serve_streaming<H, F, B, E>(
-    listener: TcpListener,
-    shutdown: CancellationToken,
-    handler: H,
-) where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    accept_loop(listener, shutdown, None, handler).await
-}
-
-/// [`serve_connections`], with TLS on every connection when `web` says so.
+/// `shutdown`, with TLS on every connection when `web` says so; then stops
+/// accepting and gives open connections [`SHUTDOWN_GRACE`] to finish.
 /// The web configuration is refreshed (files re-read if they changed) once
 /// per new connection, before its handshake.
 async fn accept_loop<H, F, B, E>(

@@ -28,7 +28,7 @@ pub use histogram::{
 };
 pub use store::{CycleStats, FunctionChanges, Store};
 
-/// The four per-function collectors.
+/// The per-function collectors (the API resources polled for each function).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CollectorKind {
     AsyncInvocations,
@@ -214,7 +214,7 @@ pub const SNAPSHOT_STATES: [&str; 6] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotInfo {
     /// The API said snapshots do not apply to this function (see
-    /// `poller::snapshot` for how that is recognised).
+    /// `poller::function::resources` for how that is recognised).
     NotApplicable,
     Known {
         /// Index into [`SNAPSHOT_STATES`], or `None` for a state not listed.
