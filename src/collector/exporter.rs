@@ -5,6 +5,7 @@
 //! [`ApiObserver`]) in a registry of their own, apart from the function
 //! families that are rebuilt from snapshots.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +57,11 @@ pub struct ExporterMetrics {
     clock_offset: GaugeVec,
     implausible_records: IntCounter,
     abandoned_invocations: IntCounter,
+    /// Bumped by everything that changes these metrics from outside
+    /// (requests observed, shard, projects, security): with the store's
+    /// generation, it tells a renderer whether what it gathered last still
+    /// holds (see [`ExporterMetrics::version`]).
+    changes: AtomicU64,
 }
 
 impl ExporterMetrics {
@@ -228,7 +234,38 @@ impl ExporterMetrics {
             clock_offset,
             implausible_records,
             abandoned_invocations,
+            changes: AtomicU64::new(0),
         }
+    }
+
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// A number that changes whenever these metrics (other than the
+    /// `process_*` ones, which are read from the kernel) may say
+    /// something new: the count of changes from outside, the caps' counts
+    /// and the web server's security state. Whatever the store says is
+    /// covered by its own generation.
+    pub fn version(&self) -> u64 {
+        let caps: u64 = Cap::ALL
+            .iter()
+            .fold(0u64, |sum, cap| sum.wrapping_add(self.caps.get(*cap)));
+        let (tls, basic_auth) = self.security();
+        self.changes
+            .load(Ordering::Acquire)
+            .wrapping_mul(4)
+            .wrapping_add(u64::from(tls) * 2 + u64::from(basic_auth))
+            .wrapping_add(caps.wrapping_mul(1 << 20))
+    }
+
+    fn security(&self) -> (bool, bool) {
+        let security = self
+            .security
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        security.map_or((false, false), |s| (s.tls(), s.basic_auth()))
     }
 
     /// The cap counters these metrics export.
@@ -240,6 +277,7 @@ impl ExporterMetrics {
     /// from at each scrape.
     pub fn set_security(&self, security: Option<Arc<dyn ServingSecurity>>) {
         *self.security.lock().unwrap_or_else(|e| e.into_inner()) = security;
+        self.changed();
     }
 
     /// Records this replica's shard.
@@ -249,6 +287,7 @@ impl ExporterMetrics {
         self.shard_info
             .with_label_values(&[shard.index.to_string(), shard.count.to_string()])
             .set(1);
+        self.changed();
     }
 
     /// Creates a project's counters at 0, so that `increase()` and alerts
@@ -261,6 +300,7 @@ impl ExporterMetrics {
             self.permission_denied
                 .with_label_values(&[project_id, endpoint.as_str()]);
         }
+        self.changed();
     }
 
     /// The exporter's metric families, for the text and OpenMetrics
@@ -287,12 +327,7 @@ impl ExporterMetrics {
                 counter.inc_by(now - shown);
             }
         }
-        let security = self
-            .security
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let (tls, basic_auth) = security.map_or((false, false), |s| (s.tls(), s.basic_auth()));
+        let (tls, basic_auth) = self.security();
         self.web_tls.set(i64::from(tls));
         self.web_basic_auth.set(i64::from(basic_auth));
         self.registry.gather()
@@ -321,31 +356,37 @@ impl ApiObserver for ExporterMetrics {
         self.api_duration
             .with_label_values(&[endpoint.as_str()])
             .observe(elapsed.as_secs_f64());
+        self.changed();
     }
 
     fn auth_failure(&self, project_id: &str) {
         self.auth_failures.with_label_values(&[project_id]).inc();
+        self.changed();
     }
 
     fn throttled(&self, project_id: &str, endpoint: Endpoint) {
         self.throttled
             .with_label_values(&[project_id, endpoint.as_str()])
             .inc();
+        self.changed();
     }
 
     fn permission_denied(&self, project_id: &str, endpoint: Endpoint) {
         self.permission_denied
             .with_label_values(&[project_id, endpoint.as_str()])
             .inc();
+        self.changed();
     }
 
     fn capped(&self, cap: Cap, n: u64, subject: &str) {
         self.caps.record(cap, n, subject);
+        self.changed();
     }
 
     fn clock_offset(&self, project_id: &str, seconds: f64) {
         self.clock_offset
             .with_label_values(&[project_id])
             .set(seconds);
+        self.changed();
     }
 }

@@ -14,8 +14,14 @@
 //! - the project-level families (functions monitored, quotas): a few
 //!   series, encoded whenever the body is assembled;
 //! - the exporter's own metrics (API request counters, poll duration,
-//!   process CPU and memory): small, and changing all the time, so
-//!   gathered and encoded fresh on every scrape and never stale.
+//!   process CPU and memory): small, gathered and encoded for each body.
+//!
+//! A body is served again as it is, without gathering anything, while
+//! neither the store nor the exporter's own metrics changed (their
+//! [`ExporterMetrics::version`]) and it is less than [`REUSE_FOR`] old: so
+//! the `process_*` samples are at most that old, every other sample is
+//! current, and any number of scrapers of an unchanged store cost one
+//! rendering a second.
 //!
 //! A gzip body is the compressed pieces of the first two parts and the
 //! freshly compressed last part, as one gzip member (see [`gzip`]).
@@ -60,6 +66,10 @@ pub const OPENMETRICS_CONTENT_TYPE: &str = openmetrics::CONTENT_TYPE;
 /// A format's encodings are dropped when it has not been asked for in this
 /// long.
 pub const VIEW_IDLE: Duration = Duration::from_secs(600);
+
+/// How long a body is served again when nothing it says changed but the
+/// process metrics (CPU, memory, file descriptors) it carries.
+pub const REUSE_FOR: Duration = Duration::from_secs(1);
 
 /// An exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +120,19 @@ pub struct Renderer {
     store: Arc<Store>,
     exporter: Arc<ExporterMetrics>,
     inner: Mutex<Inner>,
+    /// The latest body of each view, served again while it holds. Apart
+    /// from `inner`, so that it is served while a rendering runs.
+    served: Mutex<[Option<Served>; VIEWS]>,
+}
+
+/// A body as served, and what it was rendered from.
+struct Served {
+    /// The store's generation and the exporter's metrics' version, read
+    /// before the rendering (a change during it makes the next request
+    /// render again).
+    versions: (u64, u64),
+    at: Instant,
+    body: Body,
 }
 
 /// What is kept between scrapes.
@@ -165,11 +188,27 @@ impl Renderer {
                 deflater: Deflater::default(),
                 scratch: String::new(),
             }),
+            served: Mutex::default(),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_served(&self) -> std::sync::MutexGuard<'_, [Option<Served>; VIEWS]> {
+        self.served.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn versions(&self) -> (u64, u64) {
+        (self.store.generation(), self.exporter.version())
+    }
+
+    /// The latest body of a view, if it still holds at `versions`.
+    fn reusable(&self, index: usize, versions: (u64, u64)) -> Option<Body> {
+        let served = self.lock_served();
+        let s = served[index].as_ref()?;
+        (s.versions == versions && s.at.elapsed() < REUSE_FOR).then(|| s.body.clone())
     }
 
     /// The whole exposition in text format 0.0.4.
@@ -183,6 +222,10 @@ impl Renderer {
     /// metrics), so it can run on the async runtime; otherwise it should
     /// run where blocking is fine.
     pub fn is_cached(&self, format: Format, gzip: bool) -> bool {
+        let index = view_index(format, gzip);
+        if self.reusable(index, self.versions()).is_some() {
+            return true;
+        }
         let inner = self.lock();
         inner.views[view_index(format, gzip)]
             .as_ref()
@@ -191,6 +234,27 @@ impl Renderer {
 
     /// The whole exposition in `format`, gzip-compressed if `gzip`.
     pub fn body(&self, format: Format, gzip: bool) -> Body {
+        let index = view_index(format, gzip);
+        let versions = self.versions();
+        if let Some(body) = self.reusable(index, versions) {
+            return body;
+        }
+        let at = Instant::now();
+        let body = self.render_body(format, gzip);
+        // A body that could not be compressed is not kept: the next
+        // request tries again.
+        if body.gzip == gzip {
+            self.lock_served()[index] = Some(Served {
+                versions,
+                at,
+                body: body.clone(),
+            });
+        }
+        body
+    }
+
+    /// The whole exposition in `format`, rendered now.
+    fn render_body(&self, format: Format, gzip: bool) -> Body {
         let tail = self.tail(format);
         if gzip {
             let compressed = self
@@ -262,6 +326,7 @@ impl Renderer {
             if i != index && slot.as_ref().is_some_and(|v| now - v.used > VIEW_IDLE) {
                 *slot = None;
                 inner.layout.drop_view(i);
+                self.lock_served()[i] = None;
             }
         }
         if inner.views[index].is_none() {
