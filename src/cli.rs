@@ -113,6 +113,12 @@ pub fn main() -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // A scrape that has segments to encode runs on the blocking pool.
+        // With tokio's default (10 s), every scrape at Prometheus' usual
+        // intervals started a new thread, which set up its compressor and
+        // allocator pages afresh: 6 ms instead of 1 ms of CPU per scrape
+        // at 500 functions. Idle threads cost only their stacks.
+        .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)
         .build()
     {
         Ok(rt) => rt,
@@ -129,6 +135,10 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// How long an idle thread of the blocking pool is kept: longer than any
+/// sensible scrape interval.
+const BLOCKING_THREAD_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Loads `--web.config.file`, if given; an invalid file is a
 /// configuration problem (exit code 2).

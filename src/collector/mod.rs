@@ -241,6 +241,11 @@ impl Renderer {
         }
         let at = Instant::now();
         let body = self.render_body(format, gzip);
+        tracing::debug!(
+            view = index,
+            seconds = at.elapsed().as_secs_f64(),
+            "body rendered"
+        );
         // A body that could not be compressed is not kept: the next
         // request tries again.
         if body.gzip == gzip {
