@@ -25,7 +25,7 @@ use crate::poller::{
     Checkpoint, Poller, PollerHandle, ProjectTarget, Settings, Shard, TrackerSettings,
 };
 use crate::secret::SecretCell;
-use crate::server::{self, ServerState};
+use crate::server::{self, Readiness, ServerState};
 use crate::state::Store;
 
 /// A running exporter.
@@ -144,8 +144,8 @@ pub struct Options {
     pub telemetry_path: String,
 }
 
-/// A reload asked for over HTTP: the reply says whether it worked.
-pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
+/// The server's reload request, named here too for the binary's wiring.
+pub use crate::server::ReloadRequest;
 
 impl Default for Options {
     fn default() -> Self {
@@ -218,7 +218,7 @@ pub async fn start_with(
             Arc::clone(&parts.exporter),
         )),
         store: Arc::clone(&store),
-        poller: handle.clone(),
+        readiness: Readiness::new(handle.ready_signal()),
         interval: config.polling.interval,
         web: options.web.clone(),
         reload: options.reload.clone(),

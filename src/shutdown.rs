@@ -12,7 +12,7 @@ pub async fn cancel_on_signal(token: CancellationToken) {
 
 /// Turns every SIGHUP into a reload request until `shutdown`.
 pub async fn reload_on_sighup(
-    requests: tokio::sync::mpsc::Sender<crate::app::ReloadRequest>,
+    requests: tokio::sync::mpsc::Sender<crate::server::ReloadRequest>,
     shutdown: CancellationToken,
 ) {
     #[cfg(unix)]

@@ -224,6 +224,12 @@ impl PollerHandle {
         *self.ready.borrow()
     }
 
+    /// Turns true once a complete poll cycle has finished: what the
+    /// server's readiness is wired to.
+    pub fn ready_signal(&self) -> watch::Receiver<bool> {
+        self.ready.clone()
+    }
+
     /// Waits until a complete poll cycle has finished.
     pub async fn wait_ready(&self) -> Result<(), Stopped> {
         let mut rx = self.ready.clone();
