@@ -27,6 +27,7 @@ use crate::poller::{
 use crate::secret::SecretCell;
 use crate::server::{self, Readiness, ServerState};
 use crate::state::Store;
+use crate::sync::MutexExt;
 
 /// A running exporter.
 pub struct Running {
@@ -81,15 +82,11 @@ impl Running {
     /// must not let a refused access key be tried again early, which would
     /// count towards the gateway's lock-out.
     pub async fn reload(&self, config: &Config) -> Result<(), Error> {
-        let previous = self
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let previous = self.clients.lock_or_recover().clone();
         let (projects, settings) = build(config, &self.parts, &previous)?;
         let clients = clients_of(config, &projects);
         {
-            let current = self.config.lock().unwrap_or_else(|e| e.into_inner());
+            let current = self.config.lock_or_recover();
             if current.web.listen_address != config.web.listen_address {
                 tracing::warn!(
                     running = %current.web.listen_address,
@@ -109,8 +106,8 @@ impl Running {
             .reconfigure(projects, settings)
             .await
             .map_err(|_| Error::Stopped)?;
-        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = config.clone();
-        *self.clients.lock().unwrap_or_else(|e| e.into_inner()) = clients;
+        *self.config.lock_or_recover() = config.clone();
+        *self.clients.lock_or_recover() = clients;
         Ok(())
     }
 

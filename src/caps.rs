@@ -15,6 +15,8 @@ use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::sync::MutexExt;
+
 /// The longest `request_id` kept: the API documents at most 64 characters.
 /// Records with a longer one are dropped.
 pub const MAX_REQUEST_ID_CHARS: usize = 64;
@@ -188,7 +190,7 @@ impl CapCounters {
         }
         self.counts[cap.index()].fetch_add(n, Ordering::Relaxed);
         let subject: String = subject.chars().take(MAX_SUBJECT_CHARS).collect();
-        let mut subjects = self.subjects.lock().unwrap_or_else(|e| e.into_inner());
+        let mut subjects = self.subjects.lock_or_recover();
         subjects[cap.index()] = Some(subject);
     }
 
@@ -202,13 +204,13 @@ impl CapCounters {
     /// line when none were since then but some had been. Called once per
     /// poll cycle, so a cap hit on every page is one line, not thousands.
     pub fn log_changes(&self) {
-        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+        let mut logged = self.logged.lock_or_recover();
         for cap in Cap::ALL {
             let now = self.get(cap);
             let (before, was_exceeded) = logged[cap.index()];
             let exceeded = now > before;
             if exceeded && !was_exceeded {
-                let subject = self.subjects.lock().unwrap_or_else(|e| e.into_inner())[cap.index()]
+                let subject = self.subjects.lock_or_recover()[cap.index()]
                     .clone()
                     .unwrap_or_default();
                 let dropped = now - before;

@@ -49,6 +49,7 @@ mod signing_vectors;
 #[cfg(feature = "demo")]
 pub mod simulator;
 pub mod state;
+pub mod sync;
 pub mod telemetry;
 pub mod timefmt;
 pub mod urn;

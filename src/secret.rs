@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use crate::sync::MutexExt;
+
 /// The largest secret file read (IAM tokens can be 100,000 characters).
 pub const MAX_SECRET_BYTES: u64 = 1024 * 1024;
 /// A file read that takes longer than this (a hung network file system)
@@ -333,7 +335,7 @@ impl SecretCell {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (Option<FileStamp>, Secret)> {
-        self.current.lock().unwrap_or_else(|e| e.into_inner())
+        self.current.lock_or_recover()
     }
 }
 

@@ -24,6 +24,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::clock::Clock;
 
 use super::{ApiError, ApiErrorKind, Endpoint};
+use crate::sync::MutexExt;
 
 /// Longest back-off after authentication failures: the back-off doubles
 /// while failures go on, up to this.
@@ -77,7 +78,7 @@ impl AuthGate {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock_or_recover()
     }
 
     /// Waits until a request may go out, or refuses it during back-off.

@@ -13,6 +13,8 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use crate::sync::MutexExt;
+
 /// Samples kept for the median.
 const SAMPLES: usize = 5;
 /// Exchanges slower than this say too little about the offset.
@@ -43,7 +45,7 @@ impl ClockSkew {
             return None;
         }
         let offset = date + 0.5 - (sent + received) / 2.0;
-        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let mut samples = self.samples.lock_or_recover();
         if samples.len() == SAMPLES {
             samples.pop_front();
         }
@@ -54,7 +56,7 @@ impl ClockSkew {
     /// Seconds to add to the local clock to get the API's; `None` before
     /// any response said.
     pub fn offset(&self) -> Option<f64> {
-        let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let samples = self.samples.lock_or_recover();
         (!samples.is_empty()).then(|| median(&samples))
     }
 }

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Shard, TrackerState};
 use crate::clock::Clock;
+use crate::sync::MutexExt;
 
 const MAGIC: &[u8; 8] = b"FGESTATE";
 const FORMAT_VERSION: u32 = 1;
@@ -383,7 +384,7 @@ fn read(
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock_or_recover()
 }
 
 #[cfg(test)]

@@ -56,6 +56,7 @@ use crate::caps::{Cap, Limits};
 use crate::clock::Clock;
 use crate::config::{DiscoveryConfig, Intervals};
 use crate::state::{Collected, FunctionSnapshot, Quota, Store};
+use crate::sync::{MutexExt, RwLockExt};
 use crate::urn::FunctionUrn;
 
 /// Share of the cycle period over which later cycles spread their polls.
@@ -384,12 +385,12 @@ enum Mode {
 
 impl Shared {
     fn slots(&self) -> Vec<Arc<Slot>> {
-        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        let slots = self.slots.read_or_recover();
         slots.values().cloned().collect()
     }
 
     fn generation(&self) -> Arc<Generation> {
-        Arc::clone(&self.generation.read().unwrap_or_else(|e| e.into_inner()))
+        Arc::clone(&self.generation.read_or_recover())
     }
 
     /// Starts monitoring functions of a project (those already monitored
@@ -404,7 +405,7 @@ impl Shared {
         let settings = &generation.settings;
         let period = settings.intervals.cycle();
         let tracker = generation.schedule.tracker;
-        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        let mut slots = self.slots.write_or_recover();
         let mut dropped = 0u64;
         for urn in urns {
             if slots.contains_key(&urn) {
@@ -476,7 +477,7 @@ impl Shared {
         for (project_id, urn) in generation.explicit() {
             self.add(&generation, &project_id, [urn], false);
         }
-        *self.generation.write().unwrap_or_else(|e| e.into_inner()) = generation;
+        *self.generation.write_or_recover() = generation;
         tracing::info!(
             functions = self.slots().len(),
             removed = stale.len(),
@@ -494,7 +495,7 @@ impl Shared {
 
     /// Stops monitoring a function and drops its series.
     fn remove(&self, urn: &FunctionUrn) {
-        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        let mut slots = self.slots.write_or_recover();
         if slots.remove(urn).is_some() {
             self.store.remove(urn);
             self.denials.forget(urn);
@@ -555,9 +556,7 @@ impl Shared {
         // Not brought back if it was removed meanwhile.
         self.store.update(outcome.snapshot);
         if outcome.gone && slot.discovered {
-            gone.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(Arc::clone(&slot));
+            gone.lock_or_recover().push(Arc::clone(&slot));
         }
     }
 
@@ -643,8 +642,7 @@ impl Shared {
             });
         }
         while tasks.join_next().await.is_some() {}
-        let gone: Vec<Arc<Slot>> =
-            std::mem::take(&mut *gone.lock().unwrap_or_else(|e| e.into_inner()));
+        let gone: Vec<Arc<Slot>> = std::mem::take(&mut *gone.lock_or_recover());
         for slot in gone {
             self.confirm_gone(&generation, &slot).await;
         }
@@ -729,7 +727,7 @@ impl Shared {
 /// True, and the next due time moved an interval ahead, when `next` is due
 /// (give or take `tolerance`).
 fn take_due(next: &std::sync::Mutex<f64>, now: f64, interval: Duration, tolerance: f64) -> bool {
-    let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
+    let mut n = next.lock_or_recover();
     if now + tolerance >= *n {
         *n = now + interval.as_secs_f64();
         true

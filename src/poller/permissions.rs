@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use crate::api::{ApiError, Endpoint};
+use crate::sync::MutexExt;
 use crate::urn::FunctionUrn;
 
 /// One API refused for lack of a permission in one project.
@@ -30,7 +31,7 @@ pub struct Denials {
 
 impl Denials {
     fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, Endpoint), Denial>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+        self.map.lock_or_recover()
     }
 
     /// `urn`'s request to `error.endpoint` was refused for lack of a

@@ -6,6 +6,7 @@ use super::{Generation, Shared};
 use crate::api::ApiError;
 use crate::caps::Cap;
 use crate::state::{Collected, ProjectSnapshot, Quota, QuotaUnit};
+use crate::sync::MutexExt;
 
 impl Shared {
     /// Polls one project's quotas and publishes them, keeping the last
@@ -39,7 +40,7 @@ impl Shared {
             quotas
         });
         let collected = {
-            let mut q = p.quotas.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = p.quotas.lock_or_recover();
             *q = match result {
                 Ok(v) => Collected {
                     success: true,

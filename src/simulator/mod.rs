@@ -39,6 +39,7 @@ pub use recorder::{Recorded, Recorder};
 pub use world::{Activity, Fault, FunctionSpec, Invocation, SimStatus, Truth};
 
 use crate::api::Endpoint;
+use crate::sync::MutexExt;
 use world::{Project, World};
 
 /// A handle on a simulated account; clones share it.
@@ -473,10 +474,7 @@ impl Simulator {
     }
 
     fn lock_per_function(&self) -> MutexGuard<'_, BTreeMap<String, FunctionLoad>> {
-        self.inner
-            .per_function
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.inner.per_function.lock_or_recover()
     }
 
     /// Generates the traffic of the last `span`, as if the simulator had
@@ -534,14 +532,11 @@ impl Simulator {
     }
 
     fn world(&self) -> MutexGuard<'_, World> {
-        self.inner.world.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.world.lock_or_recover()
     }
 
     fn lock_requests(&self) -> MutexGuard<'_, BTreeMap<Endpoint, u64>> {
-        self.inner
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.inner.requests.lock_or_recover()
     }
 
     fn count(&self, endpoint: Endpoint) {
@@ -552,11 +547,11 @@ impl Simulator {
     }
 
     fn lock_times(&self) -> MutexGuard<'_, Option<Vec<Instant>>> {
-        self.inner.times.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.times.lock_or_recover()
     }
 
     fn auth(&self) -> MutexGuard<'_, auth::AuthState> {
-        self.inner.auth.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.auth.lock_or_recover()
     }
 
     /// The simulator's clock: real time plus the offset.

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::serve::serve;
+use crate::sync::MutexExt;
 
 /// Largest request body kept.
 const MAX_BODY: usize = 1024 * 1024;
@@ -55,10 +56,7 @@ impl Recorder {
 
     /// The requests received so far.
     pub fn received(&self) -> Vec<Recorded> {
-        self.received
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.received.lock_or_recover().clone()
     }
 
     /// Records every request on `listener` until `shutdown`.
@@ -75,8 +73,7 @@ impl Recorder {
                     .unwrap_or_default();
                 let iam = parts.method == Method::POST && parts.uri.path() == "/v3/auth/tokens";
                 received
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
+                    .lock_or_recover()
                     .push(Recorded {
                         method: parts.method.to_string(),
                         uri: parts.uri.to_string(),

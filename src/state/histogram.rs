@@ -6,6 +6,8 @@
 use std::fmt;
 use std::sync::Mutex;
 
+use crate::sync::MutexExt;
+
 /// The default upper bounds (seconds) of the async duration histogram
 /// (`polling.async_duration_buckets`). Times in the API have one-second
 /// resolution, so no bucket is below a second; a pending invocation is
@@ -68,7 +70,7 @@ impl DurationBuckets {
             return Ok(Self::default());
         }
         static INTERNED: Mutex<Vec<&'static [f64]>> = Mutex::new(Vec::new());
-        let mut interned = INTERNED.lock().unwrap_or_else(|e| e.into_inner());
+        let mut interned = INTERNED.lock_or_recover();
         if let Some(known) = interned.iter().find(|b| **b == bounds) {
             return Ok(Self(known));
         }

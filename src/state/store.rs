@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::{FunctionSnapshot, ProjectSnapshot};
 use crate::caps::CapCounters;
+use crate::sync::{MutexExt, RwLockExt};
 use crate::urn::FunctionUrn;
 
 /// Facts about the poll cycles as a whole.
@@ -87,7 +88,7 @@ impl Store {
 
     /// Replaces a function's snapshot.
     pub fn publish(&self, snapshot: FunctionSnapshot) {
-        let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.functions.write_or_recover();
         let changed = self.next_generation();
         map.insert(
             snapshot.urn.clone(),
@@ -100,7 +101,7 @@ impl Store {
 
     /// Forgets a function (it is no longer monitored).
     pub fn remove(&self, urn: &FunctionUrn) {
-        let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.functions.write_or_recover();
         if map.remove(urn).is_some() {
             self.next_generation();
         }
@@ -108,7 +109,7 @@ impl Store {
 
     /// Replaces a project's snapshot.
     pub fn publish_project(&self, snapshot: ProjectSnapshot) {
-        let mut map = self.projects.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.projects.write_or_recover();
         map.insert(snapshot.project_id.clone(), Arc::new(snapshot));
         drop(map);
         self.generation.fetch_add(1, Ordering::Release);
@@ -116,13 +117,13 @@ impl Store {
 
     /// The current project snapshots, ordered by project id.
     pub fn projects(&self) -> Vec<Arc<ProjectSnapshot>> {
-        let map = self.projects.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.projects.read_or_recover();
         map.values().cloned().collect()
     }
 
     /// Whether a function is monitored.
     pub fn contains(&self, urn: &FunctionUrn) -> bool {
-        let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.functions.read_or_recover();
         map.contains_key(urn)
     }
 
@@ -130,7 +131,7 @@ impl Store {
     /// monitored (a poll that finishes after its function was removed must
     /// not bring its series back).
     pub fn update(&self, snapshot: FunctionSnapshot) -> bool {
-        let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.functions.write_or_recover();
         let Some(slot) = map.get_mut(&snapshot.urn) else {
             return false;
         };
@@ -141,7 +142,7 @@ impl Store {
 
     /// Counts functions left out by the cardinality cap.
     pub fn record_dropped(&self, n: u64) {
-        let mut c = self.cycles.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self.cycles.lock_or_recover();
         c.dropped_functions += n;
         drop(c);
         self.generation.fetch_add(1, Ordering::Release);
@@ -153,7 +154,7 @@ impl Store {
         if implausible == 0 && abandoned == 0 {
             return;
         }
-        let mut c = self.cycles.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self.cycles.lock_or_recover();
         c.implausible_records += implausible;
         c.abandoned_invocations += abandoned;
         drop(c);
@@ -162,7 +163,7 @@ impl Store {
 
     /// Records a completed poll cycle.
     pub fn record_cycle(&self, duration: Duration) {
-        let mut c = self.cycles.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self.cycles.lock_or_recover();
         c.completed += 1;
         c.last_duration = Some(duration);
         drop(c);
@@ -171,7 +172,7 @@ impl Store {
 
     /// The current snapshots, ordered by URN.
     pub fn functions(&self) -> Vec<Arc<FunctionSnapshot>> {
-        let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.functions.read_or_recover();
         map.values().map(|e| Arc::clone(&e.snapshot)).collect()
     }
 
@@ -180,7 +181,7 @@ impl Store {
     /// the store up to `since` needs to catch up. Functions removed since
     /// show only in `total`.
     pub fn changes_since(&self, since: u64) -> FunctionChanges {
-        let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.functions.read_or_recover();
         FunctionChanges {
             changed: map
                 .values()
@@ -195,15 +196,12 @@ impl Store {
 
     /// One function's current snapshot.
     pub fn function(&self, urn: &FunctionUrn) -> Option<Arc<FunctionSnapshot>> {
-        let map = self.functions.read().unwrap_or_else(|e| e.into_inner());
+        let map = self.functions.read_or_recover();
         map.get(urn).map(|e| Arc::clone(&e.snapshot))
     }
 
     pub fn cycles(&self) -> CycleStats {
-        self.cycles
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.cycles.lock_or_recover().clone()
     }
 
     /// Changes whenever anything in the store changes.

@@ -34,6 +34,7 @@ use hyper::header::HeaderValue;
 use sha2::Sha256;
 
 use crate::secret::Secret;
+use crate::sync::MutexExt;
 
 /// The `WWW-Authenticate` challenge of a 401.
 pub const CHALLENGE: &str = "Basic realm=\"functiongraph_exporter\"";
@@ -121,7 +122,7 @@ impl Drop for Turn {
 /// Gives the turn to the next lane's first waiter still waiting, or frees
 /// it.
 fn hand_over(queue: &Mutex<Queue>) {
-    let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+    let mut q = queue.lock_or_recover();
     loop {
         let Some(client) = q.order.pop_front() else {
             q.busy = false;
@@ -232,7 +233,7 @@ impl Verifier {
         } else {
             (&self.failed, MAX_FAILED)
         };
-        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = cache.lock_or_recover();
         if cache.len() >= max {
             cache.clear();
         }
@@ -246,9 +247,7 @@ impl Verifier {
 
     /// The remembered outcome for these credentials, if any.
     fn remembered(&self, mac: &[u8; 32], known_user: bool) -> Option<Verdict> {
-        let lock = |m: &Mutex<HashSet<[u8; 32]>>| {
-            m.lock().unwrap_or_else(|e| e.into_inner()).contains(mac)
-        };
+        let lock = |m: &Mutex<HashSet<[u8; 32]>>| m.lock_or_recover().contains(mac);
         if known_user && lock(&self.ok) {
             Some(Verdict::Allowed)
         } else if lock(&self.failed) {
@@ -262,7 +261,7 @@ impl Verifier {
     /// too many are waiting already.
     async fn turn(&self, client: IpAddr) -> Option<Turn> {
         let rx = {
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = self.queue.lock_or_recover();
             if !q.busy {
                 q.busy = true;
                 return Some(Turn {

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use crate::sync::MutexExt;
 use hyper::header::{HeaderName, HeaderValue};
 
 pub use config::{WebConfig, WebConfigError};
@@ -212,7 +213,7 @@ impl LiveWebConfig {
     /// The configuration for a new connection: re-reads the files if any
     /// of them changed since they were last read.
     pub fn refresh(&self) -> Arc<Active> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock_or_recover();
         if stamps(&self.path, &state.files) == state.stamp {
             return Arc::clone(&state.active);
         }
@@ -265,7 +266,7 @@ impl LiveWebConfig {
 
     /// The configuration in force, without looking at the files.
     pub fn current(&self) -> Arc<Active> {
-        Arc::clone(&self.state.lock().unwrap_or_else(|e| e.into_inner()).active)
+        Arc::clone(&self.state.lock_or_recover().active)
     }
 
     /// Whether a request from `client` with this `Authorization` header may
