@@ -25,6 +25,7 @@
 //!   in builds with the `demo` cargo feature (on by default).
 //! - [`caps`]: the bounds on upstream data (string lengths, list sizes)
 //!   and the counts of what they dropped, as plain data.
+//! - [`sync`]: locks that recover from poisoning, and why.
 //! - [`demo`], [`telemetry`], [`shutdown`], [`secret`], [`urn`], [`timefmt`],
 //!   [`clock`]: the demo set-up, logging, signals, redacted secrets (and
 //!   secret files that are re-read when they change), function URNs, the

@@ -3,33 +3,12 @@
 //! invalid one while the old configuration keeps running.
 
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
 
 use functiongraph_exporter::simulator::{Invocation, SimStatus};
 use functiongraph_exporter::timefmt::now_unix;
 use tokio_util::sync::CancellationToken;
 
-use crate::util::{DEADLINE, Exposition, PROJECT, REGION, TOKEN, serve_simulator, simulator};
-
-fn config(endpoint: &str, token_file: &str, functions: &str) -> String {
-    format!(
-        r#"
-[web]
-listen_address = "127.0.0.1:0"
-[polling]
-interval = "1s"
-timeout = "1s"
-[[projects]]
-project_id = "{PROJECT}"
-region = "{REGION}"
-endpoint = "{endpoint}"
-functions = [{functions}]
-[projects.auth]
-type = "token"
-token_file = "{token_file}"
-"#
-    )
-}
+use crate::util::{BinaryFiles, Exposition, PROJECT, scrape_until, simulator};
 
 struct Exporter {
     child: Child,
@@ -55,47 +34,13 @@ async fn scrape(http: &reqwest::Client, addr: &str) -> Exposition {
     Exposition::parse(&body)
 }
 
-/// Scrapes until `check` holds, within the deadline (the exporter polls
-/// every second; this waits for a state, not for a time).
-async fn until(
-    http: &reqwest::Client,
-    addr: &str,
-    what: &str,
-    check: impl Fn(&Exposition) -> bool,
-) -> Exposition {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let m = scrape(http, addr).await;
-        if check(&m) {
-            return m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} not seen within {DEADLINE:?}:\n{}",
-            m.text
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_valid_files_and_refuses_invalid_ones() {
     let sim = simulator(&["default:f1", "default:f2"]);
     let shutdown = CancellationToken::new();
-    let sim_addr = serve_simulator(&sim, &shutdown).await;
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let config_file = dir.path().join("config.toml");
-    let endpoint = format!("http://{sim_addr}");
-    let token_path = token_file.display().to_string();
-    std::fs::write(
-        &config_file,
-        config(&endpoint, &token_path, "\"default:f1\""),
-    )
-    .unwrap();
+    let files = BinaryFiles::serve(&sim, &shutdown, &["default:f1"]).await;
 
-    let config_path = config_file.display().to_string();
+    let config_path = files.config_path();
     let (child, addr) =
         crate::util::spawn_binary(&["--config", &config_path, "--web.enable-lifecycle"]);
     let exporter = Exporter { child, addr };
@@ -103,7 +48,7 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
     let addr = exporter.addr.clone();
 
     // A failure counted before the reloads.
-    until(&http, &addr, "f1 up", |m| {
+    scrape_until(&http, &addr, "f1 up", |m| {
         m.value("functiongraph_up", &[("function", "f1")]) == Some(1.0)
     })
     .await;
@@ -120,31 +65,27 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
             &[("function", "f1"), ("status", "FAIL")],
         )
     };
-    until(&http, &addr, "the failure counted", |m| {
+    scrape_until(&http, &addr, "the failure counted", |m| {
         failed(m) == Some(1.0)
     })
     .await;
 
     // POST /-/reload with a second function.
-    std::fs::write(
-        &config_file,
-        config(&endpoint, &token_path, "\"default:f1\", \"default:f2\""),
-    )
-    .unwrap();
+    files.write(&["default:f1", "default:f2"]);
     let r = http
         .post(format!("http://{addr}/-/reload"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let m = until(&http, &addr, "f2 up", |m| {
+    let m = scrape_until(&http, &addr, "f2 up", |m| {
         m.value("functiongraph_up", &[("function", "f2")]) == Some(1.0)
     })
     .await;
     assert_eq!(failed(&m), Some(1.0), "counters survive a reload");
 
     // An invalid file is refused; the running configuration stays.
-    std::fs::write(&config_file, "[polling]\nintervall = \"1s\"\n").unwrap();
+    std::fs::write(&files.config, "[polling]\nintervall = \"1s\"\n").unwrap();
     let r = http
         .post(format!("http://{addr}/-/reload"))
         .send()
@@ -168,11 +109,7 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
     );
 
     // SIGHUP with f2 removed: its series go.
-    std::fs::write(
-        &config_file,
-        config(&endpoint, &token_path, "\"default:f1\""),
-    )
-    .unwrap();
+    files.write(&["default:f1"]);
     let pid = exporter.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -181,7 +118,7 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
             .unwrap()
             .success()
     );
-    let m = until(&http, &addr, "f2 removed", |m| {
+    let m = scrape_until(&http, &addr, "f2 removed", |m| {
         m.value("functiongraph_up", &[("function", "f2")]).is_none()
     })
     .await;
@@ -201,19 +138,8 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
 async fn a_changed_file_is_reloaded_on_its_own() {
     let sim = simulator(&["default:f1", "default:f2"]);
     let shutdown = CancellationToken::new();
-    let sim_addr = serve_simulator(&sim, &shutdown).await;
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let config_file = dir.path().join("config.toml");
-    let endpoint = format!("http://{sim_addr}");
-    let token_path = token_file.display().to_string();
-    std::fs::write(
-        &config_file,
-        config(&endpoint, &token_path, "\"default:f1\""),
-    )
-    .unwrap();
-    let config_path = config_file.display().to_string();
+    let files = BinaryFiles::serve(&sim, &shutdown, &["default:f1"]).await;
+    let config_path = files.config_path();
     let (child, addr) = crate::util::spawn_binary(&[
         "--config.file",
         &config_path,
@@ -222,7 +148,7 @@ async fn a_changed_file_is_reloaded_on_its_own() {
     let exporter = Exporter { child, addr };
     let http = reqwest::Client::new();
     let addr = exporter.addr.clone();
-    until(&http, &addr, "f1 up", |m| {
+    scrape_until(&http, &addr, "f1 up", |m| {
         m.value("functiongraph_up", &[("function", "f1")]) == Some(1.0)
     })
     .await;
@@ -230,22 +156,18 @@ async fn a_changed_file_is_reloaded_on_its_own() {
     // Replaced as kubelet replaces a ConfigMap's file: a new file renamed
     // over the old one.
     let replace = |text: String| {
-        let next = dir.path().join("config.toml.next");
+        let next = files.dir().join("config.toml.next");
         std::fs::write(&next, text).unwrap();
-        std::fs::rename(&next, &config_file).unwrap();
+        std::fs::rename(&next, &files.config).unwrap();
     };
-    replace(config(
-        &endpoint,
-        &token_path,
-        "\"default:f1\", \"default:f2\"",
-    ));
-    until(&http, &addr, "f2 added", |m| {
+    replace(files.text(&["default:f1", "default:f2"]));
+    scrape_until(&http, &addr, "f2 added", |m| {
         m.value("functiongraph_up", &[("function", "f2")]) == Some(1.0)
     })
     .await;
     replace("[polling]\nintervall = \"1s\"\n".to_owned());
-    replace(config(&endpoint, &token_path, "\"default:f2\""));
-    let m = until(&http, &addr, "f1 removed", |m| {
+    replace(files.text(&["default:f2"]));
+    let m = scrape_until(&http, &addr, "f1 removed", |m| {
         m.value("functiongraph_up", &[("function", "f1")]).is_none()
     })
     .await;

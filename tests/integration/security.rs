@@ -23,8 +23,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::util::{
-    DEADLINE, Exposition, Harness, PROJECT, REGION, Setup, TOKEN, captured_logs, log_text,
-    serve_simulator, simulator, simulator_in,
+    BinaryFiles, DEADLINE, Exposition, Harness, PROJECT, REGION, Setup, TOKEN, captured_logs,
+    log_text, scrape_until, simulator, simulator_in,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_functiongraph_exporter");
@@ -366,45 +366,6 @@ impl Drop for Binary {
     }
 }
 
-fn binary_config(endpoint: &str, token_file: &str, functions: &str) -> String {
-    format!(
-        r#"
-[web]
-listen_address = "127.0.0.1:0"
-[polling]
-interval = "1s"
-timeout = "1s"
-[[projects]]
-project_id = "{PROJECT}"
-region = "{REGION}"
-endpoint = "{endpoint}"
-functions = [{functions}]
-[projects.auth]
-type = "token"
-token_file = "{token_file}"
-"#
-    )
-}
-
-/// Scrapes until `check` holds (the binary polls every second).
-async fn until(
-    http: &reqwest::Client,
-    url: &str,
-    what: &str,
-    check: impl Fn(&Exposition) -> bool,
-) -> Exposition {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let body = http.get(url).send().await.unwrap().text().await.unwrap();
-        let m = Exposition::parse(&body);
-        if check(&m) {
-            return m;
-        }
-        assert!(Instant::now() < deadline, "{what} not seen:\n{}", m.text);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Without `--web.enable-lifecycle`, `POST /-/reload` answers 403 as
 /// Prometheus does, while SIGHUP still reloads; an empty configuration
 /// applied by SIGHUP is refused and logged, and the running one goes on.
@@ -412,29 +373,15 @@ async fn until(
 async fn the_lifecycle_api_is_off_by_default_and_sighup_always_works() {
     let sim = simulator(&["default:f1", "default:f2"]);
     let shutdown = CancellationToken::new();
-    let sim_addr = serve_simulator(&sim, &shutdown).await;
-    let files = Files::new(&[("token", TOKEN)]);
-    let config_file = files.dir.path().join("config.toml");
-    let endpoint = format!("http://{sim_addr}");
-    let token = files.path("token");
-    std::fs::write(
-        &config_file,
-        binary_config(&endpoint, &token, "\"default:f1\""),
-    )
-    .unwrap();
-    let exporter = Binary::spawn(&["--config", &config_file.display().to_string()]);
+    let files = BinaryFiles::serve(&sim, &shutdown, &["default:f1"]).await;
+    let exporter = Binary::spawn(&["--config", &files.config_path()]);
     let http = reqwest::Client::new();
-    let metrics = exporter.url("/metrics");
-    until(&http, &metrics, "f1 up", |m| {
+    scrape_until(&http, &exporter.addr, "f1 up", |m| {
         m.value("functiongraph_up", &[("function", "f1")]) == Some(1.0)
     })
     .await;
 
-    std::fs::write(
-        &config_file,
-        binary_config(&endpoint, &token, "\"default:f1\", \"default:f2\""),
-    )
-    .unwrap();
+    files.write(&["default:f1", "default:f2"]);
     for method in [reqwest::Method::POST, reqwest::Method::PUT] {
         let r = http
             .request(method, exporter.url("/-/reload"))
@@ -449,13 +396,13 @@ async fn the_lifecycle_api_is_off_by_default_and_sighup_always_works() {
     }
     assert_eq!(exporter.count_lines("configuration reloaded"), 0);
     exporter.signal("-HUP");
-    until(&http, &metrics, "f2 up after SIGHUP", |m| {
+    scrape_until(&http, &exporter.addr, "f2 up after SIGHUP", |m| {
         m.value("functiongraph_up", &[("function", "f2")]) == Some(1.0)
     })
     .await;
 
     // An empty file: refused, logged, and nothing changes.
-    std::fs::write(&config_file, "").unwrap();
+    std::fs::write(&files.config, "").unwrap();
     exporter.signal("-HUP");
     exporter.wait_for_line("reload refused");
     assert!(
@@ -463,7 +410,7 @@ async fn the_lifecycle_api_is_off_by_default_and_sighup_always_works() {
         "{:#?}",
         exporter.lines.lock().unwrap()
     );
-    let m = until(&http, &metrics, "a poll after the refusal", |_| true).await;
+    let m = scrape_until(&http, &exporter.addr, "a poll after the refusal", |_| true).await;
     assert_eq!(up(&m, "f1"), 1.0);
     assert_eq!(up(&m, "f2"), 1.0);
     let ready = http.get(exporter.url("/-/ready")).send().await.unwrap();
@@ -478,23 +425,8 @@ async fn the_lifecycle_api_is_off_by_default_and_sighup_always_works() {
 async fn http_reloads_are_rate_limited() {
     let sim = simulator(&["default:f1"]);
     let shutdown = CancellationToken::new();
-    let sim_addr = serve_simulator(&sim, &shutdown).await;
-    let files = Files::new(&[("token", TOKEN)]);
-    let config_file = files.dir.path().join("config.toml");
-    std::fs::write(
-        &config_file,
-        binary_config(
-            &format!("http://{sim_addr}"),
-            &files.path("token"),
-            "\"default:f1\"",
-        ),
-    )
-    .unwrap();
-    let exporter = Binary::spawn(&[
-        "--config",
-        &config_file.display().to_string(),
-        "--web.enable-lifecycle",
-    ]);
+    let files = BinaryFiles::serve(&sim, &shutdown, &["default:f1"]).await;
+    let exporter = Binary::spawn(&["--config", &files.config_path(), "--web.enable-lifecycle"]);
     let http = reqwest::Client::new();
     let started = Instant::now();
     let (mut accepted, mut limited) = (0u64, 0u64);

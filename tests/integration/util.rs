@@ -279,6 +279,61 @@ functions = [{}]
     )
 }
 
+/// A configuration file for the built binary, which polls on its own:
+/// every second, from the simulator, with a token read from a file.
+pub struct BinaryFiles {
+    dir: TempDir,
+    endpoint: String,
+    token_file: String,
+    /// The configuration file.
+    pub config: PathBuf,
+}
+
+impl BinaryFiles {
+    /// Serves `sim` until `shutdown` and writes a configuration polling
+    /// `functions` from it.
+    pub async fn serve(sim: &Simulator, shutdown: &CancellationToken, functions: &[&str]) -> Self {
+        let sim_addr = serve_simulator(sim, shutdown).await;
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, TOKEN).unwrap();
+        let files = Self {
+            config: dir.path().join("config.toml"),
+            endpoint: format!("http://{sim_addr}"),
+            token_file: token_file.display().to_string(),
+            dir,
+        };
+        files.write(functions);
+        files
+    }
+
+    /// The configuration polling `functions`.
+    pub fn text(&self, functions: &[&str]) -> String {
+        config_text(
+            functions,
+            &self.endpoint,
+            PROJECT,
+            &format!("type = \"token\"\ntoken_file = \"{}\"", self.token_file),
+            "interval = \"1s\"\ntimeout = \"1s\"",
+        )
+    }
+
+    /// Writes the configuration polling `functions` over the file.
+    pub fn write(&self, functions: &[&str]) {
+        std::fs::write(&self.config, self.text(functions)).unwrap();
+    }
+
+    /// The configuration file's path, for `--config.file`.
+    pub fn config_path(&self) -> String {
+        self.config.display().to_string()
+    }
+
+    /// The directory the files are in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
 /// Writes a secret file the way rotations do: a new file renamed over the
 /// old one.
 pub fn write_secret(path: &Path, value: &str) {
