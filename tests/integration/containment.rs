@@ -80,6 +80,33 @@ async fn start(sim: &Simulator, functions: &[&str], clock: &Arc<ManualClock>) ->
 /// is logged once for the project and API, naming the permission, and
 /// shown on the landing page; when the permission is granted, the
 /// collector recovers at its next attempt.
+/// Starts the exporter on `clock`, polling once a minute without retries
+/// or a rate limit worth the name; `project` and `auth` are more lines of
+/// the project's table (before its sub-tables) and of its auth table.
+async fn start_each_minute(
+    sim: &Simulator,
+    clock: &Arc<ManualClock>,
+    project: &str,
+    auth: &str,
+) -> Harness {
+    let toml = format!(
+        r#"
+[polling]
+interval = "1m"
+retries = 0
+[[projects]]
+project_id = "{PROJECT}"
+region = "{REGION}"
+endpoint = "{{endpoint}}"
+max_requests_per_second = 100000
+{project}[projects.auth]
+type = "token"
+token_file = "{{token_file}}"
+{auth}"#
+    );
+    Harness::start_toml(sim.clone(), &toml, Some(Arc::clone(clock))).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permission_denial_fails_only_that_collector_of_those_functions() {
     let _ = captured_logs();
@@ -194,24 +221,13 @@ async fn a_permission_denial_fails_only_that_collector_of_those_functions() {
 async fn a_refused_token_still_pauses_the_project() {
     let sim = simulator(&["default:f1", "default:f2"]);
     let clock = Arc::new(ManualClock::new());
-    let toml = format!(
-        r#"
-[polling]
-interval = "1m"
-retries = 0
-[[projects]]
-project_id = "{PROJECT}"
-region = "{REGION}"
-endpoint = "{{endpoint}}"
-functions = ["default:f1", "default:f2"]
-max_requests_per_second = 100000
-[projects.auth]
-type = "token"
-token_file = "{{token_file}}"
-failure_backoff = "10m"
-"#
-    );
-    let h = Harness::start_toml(sim.clone(), &toml, Some(Arc::clone(&clock))).await;
+    let h = start_each_minute(
+        &sim,
+        &clock,
+        "functions = [\"default:f1\", \"default:f2\"]\n",
+        "failure_backoff = \"10m\"\n",
+    )
+    .await;
     h.ready().await;
     // The token is refused for every request of the project.
     sim.set_project_fault(
@@ -452,25 +468,13 @@ async fn gone_is_recognised_by_every_documented_code_and_confirmed() {
     let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
     let sim = simulator(&refs);
     let clock = Arc::new(ManualClock::new());
-    let toml = format!(
-        r#"
-[polling]
-interval = "1m"
-retries = 0
-[[projects]]
-project_id = "{PROJECT}"
-region = "{REGION}"
-endpoint = "{{endpoint}}"
-max_requests_per_second = 100000
-[projects.discovery]
-enabled = true
-refresh_interval = "1h"
-[projects.auth]
-type = "token"
-token_file = "{{token_file}}"
-"#
-    );
-    let h = Harness::start_toml(sim.clone(), &toml, Some(Arc::clone(&clock))).await;
+    let h = start_each_minute(
+        &sim,
+        &clock,
+        "[projects.discovery]\nenabled = true\nrefresh_interval = \"1h\"\n",
+        "",
+    )
+    .await;
     h.ready().await;
     let monitored = |m: &Exposition| -> BTreeSet<String> {
         m.matching("functiongraph_up", &[])

@@ -71,6 +71,22 @@ async fn scrape(h: &Harness, accept: &str) -> String {
 /// carries the latest FAIL and DISCARD request as exemplars (end time as
 /// their timestamp) and the latest request of each histogram bucket; text
 /// 0.0.4 carries none. Both pass their strict checkers.
+/// Starts the exporter on `default:pay` with `failures` as its
+/// `[failures]` table.
+async fn start_paying(sim: &Simulator, failures: &str) -> Harness {
+    let toml = format!(
+        "{}\n[failures]\n{failures}\n",
+        crate::util::config_text(
+            &["default:pay"],
+            "{endpoint}",
+            PROJECT,
+            "type = \"token\"\ntoken_file = \"{token_file}\"",
+            "",
+        )
+    );
+    Harness::start_toml(sim.clone(), &toml, None).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openmetrics_carries_request_id_exemplars() {
     let (h, _sim, now) = scenario("").await;
@@ -201,17 +217,7 @@ async fn failures_by_error_code_sum_to_the_fail_counter() {
     // "other"; the sum still matches.
     drop(sim);
     let sim = simulator(&["default:pay"]);
-    let toml = format!(
-        "{}\n[failures]\nmax_error_codes = 1\n",
-        crate::util::config_text(
-            &["default:pay"],
-            "{endpoint}",
-            PROJECT,
-            "type = \"token\"\ntoken_file = \"{token_file}\"",
-            "",
-        )
-    );
-    let h = Harness::start_toml(sim.clone(), &toml, None).await;
+    let h = start_paying(&sim, "max_error_codes = 1").await;
     h.ready().await;
     for (i, code) in [501, 502, 503, 501].into_iter().enumerate() {
         assert!(sim.add_invocation(
@@ -317,17 +323,7 @@ async fn the_failures_page_shows_the_requests_escaped() {
 async fn each_failure_can_be_logged_once() {
     captured_logs();
     let sim = simulator(&["default:pay"]);
-    let toml = format!(
-        "{}\n[failures]\nlog = true\n",
-        crate::util::config_text(
-            &["default:pay"],
-            "{endpoint}",
-            PROJECT,
-            "type = \"token\"\ntoken_file = \"{token_file}\"",
-            "",
-        )
-    );
-    let h = Harness::start_toml(sim.clone(), &toml, None).await;
+    let h = start_paying(&sim, "log = true").await;
     h.ready().await;
     let now = now_unix();
     assert!(sim.add_invocation(

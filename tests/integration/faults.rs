@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use functiongraph_exporter::api::Endpoint;
 use functiongraph_exporter::clock::ManualClock;
-use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStatus};
+use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStatus, Simulator};
 use functiongraph_exporter::timefmt::now_unix;
 
 use crate::util::{DEADLINE, Exposition, Harness, PROJECT, Setup, log_text, simulator};
@@ -37,6 +37,28 @@ async fn start(sim: &functiongraph_exporter::simulator::Simulator, polling: &str
 }
 
 /// 5xx answers are retried, and the collector succeeds when a retry does.
+/// Starts the exporter on every function the simulator lists, with
+/// `polling` as more `[polling]` lines.
+async fn start_discovering(sim: Simulator, polling: &str) -> Harness {
+    let toml = format!(
+        r#"
+[polling]
+interval = "1h"
+{polling}[[projects]]
+project_id = "{PROJECT}"
+region = "{}"
+endpoint = "{{endpoint}}"
+[projects.discovery]
+enabled = true
+[projects.auth]
+type = "token"
+token_file = "{{token_file}}"
+"#,
+        crate::util::REGION
+    );
+    Harness::start_toml(sim, &toml, None).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_are_retried() {
     let sim = simulator(&[F, "default:f2"]);
@@ -300,23 +322,7 @@ async fn hostile_names_are_escaped() {
         PROJECT,
         FunctionSpec::new("pkg\"x", "we\"ird\\name-函数").version("v1\nINJECTED 1"),
     );
-    let toml = format!(
-        r#"
-[polling]
-interval = "1h"
-[[projects]]
-project_id = "{PROJECT}"
-region = "{}"
-endpoint = "{{endpoint}}"
-[projects.discovery]
-enabled = true
-[projects.auth]
-type = "token"
-token_file = "{{token_file}}"
-"#,
-        crate::util::REGION
-    );
-    let h = Harness::start_toml(sim, &toml, None).await;
+    let h = start_discovering(sim, "").await;
     h.ready().await;
     let m = h.metrics().await;
     assert_eq!(
@@ -348,24 +354,7 @@ token_file = "{{token_file}}"
 async fn the_function_cap_counts_what_it_drops() {
     let sim = simulator(&[]);
     sim.generate_functions(PROJECT, "cap-", 8);
-    let toml = format!(
-        r#"
-[polling]
-interval = "1h"
-max_functions = 5
-[[projects]]
-project_id = "{PROJECT}"
-region = "{}"
-endpoint = "{{endpoint}}"
-[projects.discovery]
-enabled = true
-[projects.auth]
-type = "token"
-token_file = "{{token_file}}"
-"#,
-        crate::util::REGION
-    );
-    let h = Harness::start_toml(sim, &toml, None).await;
+    let h = start_discovering(sim, "max_functions = 5\n").await;
     h.ready().await;
     let m = h.metrics().await;
     assert_eq!(m.matching("functiongraph_up", &[]).count(), 5);
