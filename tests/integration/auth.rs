@@ -15,7 +15,8 @@ use functiongraph_exporter::timefmt::now_unix;
 use tokio_util::sync::CancellationToken;
 
 use crate::util::{
-    Exposition, Harness, REGION, Setup, log_text, serve_simulator, simulator_in, write_secret,
+    Exposition, Harness, REGION, SecretFiles, Setup, log_text, serve_simulator, simulator_in,
+    write_secret,
 };
 
 const AK: &str = "AKTESTACCESSKEY00001";
@@ -23,31 +24,13 @@ const SK: &str = "sk-test-SECRET-9f8e7d6c5b4a39281706";
 const SECURITY_TOKEN: &str = "sts-test-SECURITY-TOKEN-2b3c4d5e6f";
 const PASSWORD: &str = "pw-test-PASSWORD-7a6b5c4d";
 
-/// Secret files in a temporary directory.
-struct Secrets {
-    dir: tempfile::TempDir,
-}
-
-impl Secrets {
-    fn new(files: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, value) in files {
-            std::fs::write(dir.path().join(name), value).unwrap();
-        }
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-
-    fn aksk(&self, extra: &str) -> String {
-        format!(
-            "type = \"aksk\"\naccess_key_file = \"{}\"\nsecret_key_file = \"{}\"\n{extra}",
-            self.path("ak"),
-            self.path("sk")
-        )
-    }
+/// The auth table of AK/SK read from the files `ak` and `sk`, then `extra`.
+fn aksk(secrets: &SecretFiles, extra: &str) -> String {
+    format!(
+        "type = \"aksk\"\naccess_key_file = \"{}\"\nsecret_key_file = \"{}\"\n{extra}",
+        secrets.path("ak"),
+        secrets.path("sk")
+    )
 }
 
 fn up(m: &Exposition, function: &str) -> f64 {
@@ -76,13 +59,13 @@ async fn aksk_signs_every_request() {
     );
     sim.add_access_key(AK, SK);
     sim.set_tokens(&[]);
-    let secrets = Secrets::new(&[("ak", AK), ("sk", SK)]);
+    let secrets = SecretFiles::new(&[("ak", AK), ("sk", SK)]);
     let alias = format!("urn:fss:{REGION}:{project}:function:default:f2:!prod");
     let h = Harness::start_with(
         sim.clone(),
         Setup {
             functions: &["default:f1", &alias],
-            auth: Some(secrets.aksk("")),
+            auth: Some(aksk(&secrets, "")),
             project_id: project,
             ..Setup::default()
         },
@@ -126,13 +109,13 @@ async fn a_wrong_secret_backs_off_and_recovers_when_the_file_is_fixed() {
     let functions = ["default:f1", "default:f2", "default:f3"];
     let sim = simulator_in(project, &functions);
     sim.add_access_key(AK, SK);
-    let secrets = Secrets::new(&[("ak", AK), ("sk", "not-the-secret")]);
+    let secrets = SecretFiles::new(&[("ak", AK), ("sk", "not-the-secret")]);
     let clock = Arc::new(ManualClock::new());
     let h = Harness::start_with(
         sim.clone(),
         Setup {
             functions: &functions,
-            auth: Some(secrets.aksk("failure_backoff = \"10m\"")),
+            auth: Some(aksk(&secrets, "failure_backoff = \"10m\"")),
             project_id: project,
             clock: Some(Arc::clone(&clock)),
             ..Setup::default()
@@ -186,7 +169,7 @@ async fn a_wrong_secret_backs_off_and_recovers_when_the_file_is_fixed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_skew_beyond_fifteen_minutes_is_refused() {
     let project = "a0000000000000000000000000000003";
-    let secrets = Secrets::new(&[("ak", AK), ("sk", SK)]);
+    let secrets = SecretFiles::new(&[("ak", AK), ("sk", SK)]);
     for (skew_minutes, expect_up) in [(16, 0.0), (14, 1.0)] {
         let sim = simulator_in(project, &["default:f1"]);
         sim.add_access_key(AK, SK);
@@ -195,7 +178,7 @@ async fn clock_skew_beyond_fifteen_minutes_is_refused() {
             sim,
             Setup {
                 functions: &["default:f1"],
-                auth: Some(secrets.aksk("")),
+                auth: Some(aksk(&secrets, "")),
                 project_id: project,
                 ..Setup::default()
             },
@@ -279,7 +262,7 @@ async fn the_gateway_locks_a_key_after_five_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temporary_credentials_send_a_signed_security_token() {
     let project = "a0000000000000000000000000000005";
-    let secrets = Secrets::new(&[("ak", AK), ("sk", SK), ("sts", SECURITY_TOKEN)]);
+    let secrets = SecretFiles::new(&[("ak", AK), ("sk", SK), ("sts", SECURITY_TOKEN)]);
     for (extra, expect_up) in [
         (
             format!("security_token_file = \"{}\"", secrets.path("sts")),
@@ -293,7 +276,7 @@ async fn temporary_credentials_send_a_signed_security_token() {
             sim,
             Setup {
                 functions: &["default:f1"],
-                auth: Some(secrets.aksk(&extra)),
+                auth: Some(aksk(&secrets, &extra)),
                 project_id: project,
                 ..Setup::default()
             },
@@ -305,7 +288,7 @@ async fn temporary_credentials_send_a_signed_security_token() {
     }
 }
 
-fn password_auth(secrets: &Secrets, extra: &str) -> String {
+fn password_auth(secrets: &SecretFiles, extra: &str) -> String {
     format!(
         "type = \"password\"\nuser_name = \"exporter\"\ndomain_name = \"acme\"\npassword_file = \"{}\"\niam_endpoint = \"{{endpoint}}\"\n{extra}",
         secrets.path("password")
@@ -321,7 +304,7 @@ async fn password_tokens_are_refreshed_before_they_expire() {
     let sim = simulator_in(project, &functions);
     sim.add_iam_user("acme", "exporter", PASSWORD);
     sim.set_token_ttl(Duration::from_secs(10 * 60));
-    let secrets = Secrets::new(&[("password", PASSWORD)]);
+    let secrets = SecretFiles::new(&[("password", PASSWORD)]);
     let clock = Arc::new(ManualClock::new());
     let h = Harness::start_with(
         sim.clone(),
@@ -377,7 +360,7 @@ async fn a_token_refused_as_expired_is_refreshed_once() {
     let sim = simulator_in(project, &functions);
     sim.add_iam_user("acme", "exporter", PASSWORD);
     sim.set_token_ttl(Duration::from_secs(10 * 60));
-    let secrets = Secrets::new(&[("password", PASSWORD)]);
+    let secrets = SecretFiles::new(&[("password", PASSWORD)]);
     let h = Harness::start_with(
         sim.clone(),
         Setup {
@@ -406,7 +389,7 @@ async fn a_wrong_password_backs_off() {
     let project = "a0000000000000000000000000000008";
     let sim = simulator_in(project, &["default:f1", "default:f2"]);
     sim.add_iam_user("acme", "exporter", PASSWORD);
-    let secrets = Secrets::new(&[("password", "wrong-password")]);
+    let secrets = SecretFiles::new(&[("password", "wrong-password")]);
     let h = Harness::start_with(
         sim.clone(),
         Setup {
@@ -435,7 +418,7 @@ async fn a_rotated_token_file_needs_no_restart() {
     let project = "a0000000000000000000000000000009";
     let sim = simulator_in(project, &["default:f1"]);
     sim.set_tokens(&["token-one"]);
-    let secrets = Secrets::new(&[("token", "token-one")]);
+    let secrets = SecretFiles::new(&[("token", "token-one")]);
     let h = Harness::start_with(
         sim.clone(),
         Setup {
@@ -466,7 +449,7 @@ async fn a_vanished_secret_file_is_named_by_file_and_key() {
     let project = "a000000000000000000000000000000b";
     let sim = simulator_in(project, &["default:f1"]);
     sim.set_tokens(&["token-one"]);
-    let secrets = Secrets::new(&[("token", "token-one")]);
+    let secrets = SecretFiles::new(&[("token", "token-one")]);
     let h = Harness::start_with(
         sim.clone(),
         Setup {
@@ -502,7 +485,7 @@ async fn a_vanished_secret_file_is_named_by_file_and_key() {
 async fn no_secret_reaches_logs_pages_or_metrics() {
     let project = "a000000000000000000000000000000a";
     let _ = crate::util::captured_logs();
-    let secrets = Secrets::new(&[
+    let secrets = SecretFiles::new(&[
         ("ak", AK),
         ("sk", SK),
         ("sts", SECURITY_TOKEN),
@@ -510,17 +493,17 @@ async fn no_secret_reaches_logs_pages_or_metrics() {
         ("token", "static-TOKEN-5e4d3c2b1a"),
     ]);
     let modes = [
-        secrets.aksk(&format!(
-            "security_token_file = \"{}\"",
-            secrets.path("sts")
-        )),
+        aksk(
+            &secrets,
+            &format!("security_token_file = \"{}\"", secrets.path("sts")),
+        ),
         password_auth(&secrets, ""),
         format!(
             "type = \"token\"\ntoken_file = \"{}\"",
             secrets.path("token")
         ),
         // And a refused one, whose errors are logged and shown.
-        secrets.aksk(""),
+        aksk(&secrets, ""),
     ];
     let mut shown = String::new();
     for auth in modes {

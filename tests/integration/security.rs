@@ -23,8 +23,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::util::{
-    BinaryFiles, DEADLINE, Exposition, Harness, PROJECT, REGION, Setup, TOKEN, captured_logs,
-    log_text, scrape_until, simulator, simulator_in,
+    BinaryFiles, DEADLINE, Exposition, Harness, PROJECT, REGION, SecretFiles, Setup, TOKEN,
+    captured_logs, log_text, scrape_until, simulator, simulator_in,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_functiongraph_exporter");
@@ -51,26 +51,7 @@ async fn recorder(shutdown: &CancellationToken) -> (Recorder, String) {
     (recorder, format!("http://{addr}"))
 }
 
-/// Secret files in a temporary directory.
-struct Files {
-    dir: tempfile::TempDir,
-}
-
-impl Files {
-    fn new(files: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, value) in files {
-            std::fs::write(dir.path().join(name), value).unwrap();
-        }
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-}
-
-fn password_auth(files: &Files) -> String {
+fn password_auth(files: &SecretFiles) -> String {
     format!(
         "type = \"password\"\nuser_name = \"exporter\"\ndomain_name = \"acme\"\npassword_file = \"{}\"\niam_endpoint = \"{{endpoint}}\"\n",
         files.path("password")
@@ -87,7 +68,7 @@ fn password_auth(files: &Files) -> String {
 async fn api_redirects_are_not_followed_in_any_auth_mode() {
     let shutdown = CancellationToken::new();
     let (recorder, other) = recorder(&shutdown).await;
-    let files = Files::new(&[
+    let files = SecretFiles::new(&[
         ("ak", AK),
         ("sk", SK),
         ("sts", STS),
@@ -180,7 +161,7 @@ async fn iam_redirects_send_no_password_elsewhere() {
         307,
         &format!("{other}/v3/auth/tokens?nocatalog=true"),
     )));
-    let files = Files::new(&[("password", PASSWORD)]);
+    let files = SecretFiles::new(&[("password", PASSWORD)]);
     let h = Harness::start_with(
         sim.clone(),
         Setup {
@@ -489,7 +470,7 @@ async fn a_reload_keeps_the_back_off_of_unchanged_credentials() {
     );
 
     // Other credentials: probed at once (and they work).
-    let files = Files::new(&[("token", TOKEN)]);
+    let files = SecretFiles::new(&[("token", TOKEN)]);
     let mut fixed = h.config.clone();
     fixed.projects[0].auth = AuthConfig::token(SecretSource::File(files.path("token").into()));
     h.exporter.reload(&fixed).await.unwrap();
@@ -505,7 +486,7 @@ async fn a_reload_keeps_the_cached_iam_token() {
     let project = "a1000000000000000000000000000005";
     let sim = simulator_in(project, &["default:f1"]);
     sim.add_iam_user("acme", "exporter", PASSWORD);
-    let files = Files::new(&[("password", PASSWORD)]);
+    let files = SecretFiles::new(&[("password", PASSWORD)]);
     let h = Harness::start_with(
         sim.clone(),
         Setup {
@@ -1236,7 +1217,7 @@ async fn an_expiry_in_the_past_does_not_mean_a_token_per_request() {
     let sim = simulator_in(project, &functions);
     sim.add_iam_user("acme", "exporter", PASSWORD);
     sim.set_stated_token_expiry(Some(-3600));
-    let files = Files::new(&[("password", PASSWORD)]);
+    let files = SecretFiles::new(&[("password", PASSWORD)]);
     let clock = Arc::new(ManualClock::new());
     let h = Harness::start_with(
         sim.clone(),

@@ -334,6 +334,27 @@ impl BinaryFiles {
     }
 }
 
+/// Secret files in a temporary directory.
+pub struct SecretFiles {
+    pub dir: TempDir,
+}
+
+impl SecretFiles {
+    /// Writes each `(name, value)`.
+    pub fn new(files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, value) in files {
+            std::fs::write(dir.path().join(name), value).unwrap();
+        }
+        Self { dir }
+    }
+
+    /// The path of the file `name`, as a configuration names it.
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
 /// Writes a secret file the way rotations do: a new file renamed over the
 /// old one.
 pub fn write_secret(path: &Path, value: &str) {
