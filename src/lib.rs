@@ -14,7 +14,8 @@
 //!   tolerant decoding). Knows nothing of Prometheus.
 //! - [`poller`]: the schedule and the per-function collectors' polling
 //!   logic; publishes snapshots to the [`state::Store`].
-//! - [`state`]: the plain-data snapshots that connect poller and collectors.
+//! - [`state`]: the plain-data snapshots that connect the poller and the
+//!   exposition.
 //! - [`collector`]: snapshots and self-metrics to the Prometheus exposition.
 //!   Knows nothing of HTTP.
 //! - [`server`]: `/metrics` (format negotiation, gzip), `/`, `/-/healthy`,

@@ -1,5 +1,5 @@
 //! What the poller found, as plain data: the seam between the poller (which
-//! knows HTTP and nothing of Prometheus) and the collectors (which know
+//! knows HTTP and nothing of Prometheus) and the exposition (which knows
 //! Prometheus and nothing of HTTP).
 //!
 //! Each function poll publishes an immutable [`FunctionSnapshot`] into the
