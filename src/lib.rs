@@ -34,6 +34,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accept;
 pub mod api;
 pub mod app;
 pub mod caps;

@@ -1,24 +1,22 @@
 //! The simulator's own accept loop: HTTP/1 on plain TCP until a shutdown,
 //! then a grace period for the connections still open. It shares nothing
-//! with the exporter's server: a test double does not run on the code it
-//! tests.
+//! with the exporter's server (a test double does not run on the code it
+//! tests) beyond the neutral [`crate::accept`]: taking a connection off
+//! the socket.
 
 use std::future::Future;
 use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// How long open connections get to finish after a shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
-/// A client must send its request headers within this time.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -38,28 +36,8 @@ pub(super) async fn serve<H, F, B, E>(
     E: Into<BoxError>,
 {
     let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // Usually out of file descriptors: back off instead of spinning.
-                tracing::warn!(error = %e, "simulator: accepting a connection");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        // Answers leave at once, not after the client's delayed ACK.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "simulator: setting TCP_NODELAY");
-        }
+    let builder = crate::accept::http1();
+    while let Some((stream, _)) = crate::accept::next(&listener, &shutdown, "simulator: ").await {
         let connection =
             builder.serve_connection(TokioIo::new(stream), service_fn(handler.clone()));
         let connection = graceful.watch(connection);
