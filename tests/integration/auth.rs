@@ -10,7 +10,7 @@ use std::time::Duration;
 use functiongraph_exporter::api::Endpoint;
 use functiongraph_exporter::api::sign::{SigningInput, sdk_date, sign};
 use functiongraph_exporter::clock::ManualClock;
-use functiongraph_exporter::simulator::{FunctionSpec, Invocation, SimStatus};
+use functiongraph_exporter::simulator::{FunctionSpec, Invocation, SimStatus, Simulator};
 use functiongraph_exporter::timefmt::now_unix;
 use tokio_util::sync::CancellationToken;
 
@@ -412,10 +412,9 @@ async fn a_wrong_password_backs_off() {
     h.stop().await;
 }
 
-/// A token file replaced on disk is used from the next request on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotated_token_file_needs_no_restart() {
-    let project = "a0000000000000000000000000000009";
+/// The exporter on `default:f1` of `project`, ready, with the token
+/// `token-one` read from the file `token` of the secrets returned.
+async fn start_with_token_file(project: &str) -> (Simulator, SecretFiles, Harness) {
     let sim = simulator_in(project, &["default:f1"]);
     sim.set_tokens(&["token-one"]);
     let secrets = SecretFiles::new(&[("token", "token-one")]);
@@ -433,6 +432,14 @@ async fn a_rotated_token_file_needs_no_restart() {
     )
     .await;
     h.ready().await;
+    (sim, secrets, h)
+}
+
+/// A token file replaced on disk is used from the next request on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_token_file_needs_no_restart() {
+    let project = "a0000000000000000000000000000009";
+    let (sim, secrets, h) = start_with_token_file(project).await;
     sim.set_tokens(&["token-two-rotated"]);
     write_secret(&secrets.dir.path().join("token"), "token-two-rotated\n");
     h.poll().await;
@@ -447,23 +454,7 @@ async fn a_rotated_token_file_needs_no_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vanished_secret_file_is_named_by_file_and_key() {
     let project = "a000000000000000000000000000000b";
-    let sim = simulator_in(project, &["default:f1"]);
-    sim.set_tokens(&["token-one"]);
-    let secrets = SecretFiles::new(&[("token", "token-one")]);
-    let h = Harness::start_with(
-        sim.clone(),
-        Setup {
-            functions: &["default:f1"],
-            auth: Some(format!(
-                "type = \"token\"\ntoken_file = \"{}\"",
-                secrets.path("token")
-            )),
-            project_id: project,
-            ..Setup::default()
-        },
-    )
-    .await;
-    h.ready().await;
+    let (_sim, secrets, h) = start_with_token_file(project).await;
     std::fs::remove_file(secrets.dir.path().join("token")).unwrap();
     h.poll().await;
     let m = h.metrics().await;

@@ -87,6 +87,21 @@ async fn start_paying(sim: &Simulator, failures: &str) -> Harness {
     Harness::start_toml(sim.clone(), &toml, None).await
 }
 
+/// `path` of the failures page, asked for as JSON.
+async fn failures_json(h: &Harness, path: &str) -> Value {
+    let body = h
+        .http
+        .get(h.url(path))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openmetrics_carries_request_id_exemplars() {
     let (h, _sim, now) = scenario("").await;
@@ -264,18 +279,7 @@ async fn the_failures_page_shows_the_requests_escaped() {
     );
     assert!(!html.contains("req-s"), "successes are not failures");
 
-    let json: Value = serde_json::from_str(
-        &h.http
-            .get(h.url("/failures?function=pay"))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let json: Value = failures_json(&h, "/failures?function=pay").await;
     let failures = json["failures"].as_array().unwrap();
     assert_eq!(failures.len(), 4, "{json}");
     let b = &failures[2];
@@ -293,18 +297,7 @@ async fn the_failures_page_shows_the_requests_escaped() {
     assert_eq!(b["end_time"], end.as_str());
     assert_eq!(failures[0]["status"], "DISCARD");
 
-    let other: Value = serde_json::from_str(
-        &h.http
-            .get(h.url("/failures?function=other"))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let other: Value = failures_json(&h, "/failures?function=other").await;
     assert_eq!(other["failures"].as_array().unwrap().len(), 0);
     let one = h
         .get("/failures?request_id=req-a")

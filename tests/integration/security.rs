@@ -561,15 +561,7 @@ async fn removing_basic_auth_is_never_silent() {
         format!("basic_auth_users:\n  alice: \"{}\"\n", bcrypt_hash("pw", 4)),
     )
     .unwrap();
-    let h = Harness::start_with(
-        simulator(&["default:f1"]),
-        Setup {
-            functions: &["default:f1"],
-            web_config: Some(web.clone()),
-            ..Setup::default()
-        },
-    )
-    .await;
+    let h = Harness::start_web(&["default:f1"], web.clone()).await;
     h.ready().await;
     let fresh = || {
         reqwest::Client::builder()
@@ -634,15 +626,7 @@ async fn a_correct_login_is_not_queued_behind_a_guessing_flood() {
         ),
     )
     .unwrap();
-    let h = Harness::start_with(
-        simulator(&["default:f1"]),
-        Setup {
-            functions: &["default:f1"],
-            web_config: Some(web),
-            ..Setup::default()
-        },
-    )
-    .await;
+    let h = Harness::start_web(&["default:f1"], web).await;
     h.ready().await;
     let url = h.url("/-/healthy");
     let stop = Arc::new(AtomicBool::new(false));

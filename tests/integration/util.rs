@@ -144,6 +144,20 @@ impl Harness {
         Self::launch(&config, shutdown, dir, setup.clock, web).await
     }
 
+    /// Starts the exporter with `--web.config.file` `web`, on a simulator of
+    /// `functions`, without waiting for readiness.
+    pub async fn start_web(functions: &[&str], web: PathBuf) -> Harness {
+        Self::start_with(
+            simulator(functions),
+            Setup {
+                functions,
+                web_config: Some(web),
+                ..Setup::default()
+            },
+        )
+        .await
+    }
+
     /// Starts the exporter with a whole configuration file, in which
     /// `{endpoint}` stands for the simulator's URL and `{token_file}` for a
     /// file holding [`TOKEN`].

@@ -11,7 +11,7 @@ use base64::Engine;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use reqwest::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION};
 
-use crate::util::{DEADLINE, Exposition, Harness, Setup, captured_logs, log_text, simulator};
+use crate::util::{DEADLINE, Exposition, Harness, captured_logs, log_text, simulator};
 
 const F: &str = "default:web-func";
 const BIN: &str = env!("CARGO_BIN_EXE_functiongraph_exporter");
@@ -67,15 +67,7 @@ async fn basic_auth_protects_every_path_and_follows_the_file() {
         ),
     )
     .unwrap();
-    let h = Harness::start_with(
-        simulator(&[F]),
-        Setup {
-            functions: &[F],
-            web_config: Some(web.clone()),
-            ..Setup::default()
-        },
-    )
-    .await;
+    let h = Harness::start_web(&[F], web.clone()).await;
     h.ready().await;
     let http = plain_client();
 
@@ -264,15 +256,7 @@ async fn tls_serves_rotated_certificates_on_new_connections() {
         "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  min_version: TLS12\n",
     )
     .unwrap();
-    let h = Harness::start_with(
-        simulator(&[F]),
-        Setup {
-            functions: &[F],
-            web_config: Some(web.clone()),
-            ..Setup::default()
-        },
-    )
-    .await;
+    let h = Harness::start_web(&[F], web.clone()).await;
     h.ready().await;
     let url = format!("https://{}/metrics", h.exporter.local_addr());
     // The log says where, with the scheme actually served.
@@ -364,15 +348,7 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
         "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  min_version: TLS13\n",
     )
     .unwrap();
-    let h = Harness::start_with(
-        simulator(&[F]),
-        Setup {
-            functions: &[F],
-            web_config: Some(web),
-            ..Setup::default()
-        },
-    )
-    .await;
+    let h = Harness::start_web(&[F], web).await;
     let url = format!("https://{}/-/healthy", h.exporter.local_addr());
 
     assert!(
