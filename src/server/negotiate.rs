@@ -16,7 +16,7 @@ use hyper::header::{ACCEPT, ACCEPT_ENCODING};
 use crate::collector::Format;
 
 /// The format to answer a request with `headers` in.
-pub fn format(headers: &HeaderMap) -> Format {
+pub(crate) fn format(headers: &HeaderMap) -> Format {
     let mut om = Weight::default();
     let mut text = Weight::default();
     for value in headers.get_all(ACCEPT) {
@@ -42,7 +42,7 @@ pub fn format(headers: &HeaderMap) -> Format {
 /// Whether a page that exists as HTML and as JSON should be JSON: the
 /// client weighs `application/json` above `text/html` (HTML is the
 /// default, for browsers and for no `Accept` at all).
-pub fn prefers_json(headers: &HeaderMap) -> bool {
+pub(crate) fn prefers_json(headers: &HeaderMap) -> bool {
     let mut json = Weight::default();
     let mut html = Weight::default();
     for value in headers.get_all(ACCEPT) {
@@ -59,7 +59,7 @@ pub fn prefers_json(headers: &HeaderMap) -> bool {
 }
 
 /// Whether the client accepts a gzip-compressed body.
-pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_gzip(headers: &HeaderMap) -> bool {
     let mut gzip: Option<f32> = None;
     let mut any: Option<f32> = None;
     for value in headers.get_all(ACCEPT_ENCODING) {

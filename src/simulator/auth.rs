@@ -17,7 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use super::gateway::{Received, verify};
 
 /// The gateway refuses signatures older or newer than this.
-pub const MAX_SKEW_SECONDS: i64 = 15 * 60;
+pub(crate) const MAX_SKEW_SECONDS: i64 = 15 * 60;
 
 const PREFIX: &str = "Incorrect IAM authentication information: ";
 
@@ -53,7 +53,7 @@ pub(super) struct AuthState {
 }
 
 impl AuthState {
-    pub fn new(token: &str) -> Self {
+    pub(crate) fn new(token: &str) -> Self {
         Self {
             tokens: HashSet::from([token.to_owned()]),
             keys: HashMap::new(),
@@ -67,11 +67,16 @@ impl AuthState {
         }
     }
 
-    pub fn set_static_tokens(&mut self, tokens: &[&str]) {
+    pub(crate) fn set_static_tokens(&mut self, tokens: &[&str]) {
         self.tokens = tokens.iter().map(|t| (*t).to_owned()).collect();
     }
 
-    pub fn add_key(&mut self, access_key: &str, secret_key: &str, security_token: Option<&str>) {
+    pub(crate) fn add_key(
+        &mut self,
+        access_key: &str,
+        secret_key: &str,
+        security_token: Option<&str>,
+    ) {
         self.keys.insert(
             access_key.to_owned(),
             AccessKey {
@@ -81,14 +86,14 @@ impl AuthState {
         );
     }
 
-    pub fn add_user(&mut self, domain: &str, user: &str, password: &str) {
+    pub(crate) fn add_user(&mut self, domain: &str, user: &str, password: &str) {
         self.users
             .insert((domain.to_owned(), user.to_owned()), password.to_owned());
     }
 
     /// Checks a FunctionGraph request's credentials; the error is the
     /// gateway's `error_msg` for a 401 `APIGW.0301`.
-    pub fn check(&mut self, req: &Received<'_>, now: i64) -> Result<(), String> {
+    pub(crate) fn check(&mut self, req: &Received<'_>, now: i64) -> Result<(), String> {
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
         if let Some(authorization) = header("authorization") {
             return self.check_signature(req, authorization, now);
@@ -171,7 +176,7 @@ impl AuthState {
 
     /// IAM `POST /v3/auth/tokens` with the password method: the token and
     /// the body, or the status and IAM's error body.
-    pub fn issue_token(
+    pub(crate) fn issue_token(
         &mut self,
         body: &[u8],
         projects: &HashMap<String, String>,

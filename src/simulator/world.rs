@@ -267,7 +267,7 @@ pub(super) struct Function {
 
 impl Function {
     /// The version a qualifier points to, `None` when it names nothing.
-    pub fn resolve(&self, qualifier: &str) -> Option<String> {
+    pub(crate) fn resolve(&self, qualifier: &str) -> Option<String> {
         if qualifier == "latest" {
             return Some("latest".to_owned());
         }
@@ -358,7 +358,7 @@ pub(super) struct FaultRule {
 
 impl FaultRule {
     /// The fault for this request, if it still applies (and counts it).
-    pub fn take(&mut self) -> Option<Fault> {
+    pub(crate) fn take(&mut self) -> Option<Fault> {
         match &mut self.remaining {
             Some(0) => None,
             Some(n) => {
@@ -390,7 +390,7 @@ pub(super) struct World {
 }
 
 impl World {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self {
             projects: BTreeMap::new(),
             faults: HashMap::new(),
@@ -404,12 +404,12 @@ impl World {
     }
 
     /// A request id never used before, `len` characters long (at least 16).
-    pub fn fresh_id(&mut self, len: usize) -> String {
+    pub(crate) fn fresh_id(&mut self, len: usize) -> String {
         self.ids += 1;
         format!("{:0>len$x}", self.ids)
     }
 
-    pub fn function_mut(
+    pub(crate) fn function_mut(
         &mut self,
         project: &str,
         package: &str,
@@ -421,7 +421,7 @@ impl World {
             .get_mut(&(package.to_owned(), name.to_owned()))
     }
 
-    pub fn add_function(&mut self, project: &str, spec: FunctionSpec, now: i64) {
+    pub(crate) fn add_function(&mut self, project: &str, spec: FunctionSpec, now: i64) {
         let digest = self.digest();
         let Some(p) = self.projects.get_mut(project) else {
             return;
@@ -441,7 +441,7 @@ impl World {
     }
 
     /// A fresh SHA-512-like hex digest.
-    pub fn digest(&mut self) -> String {
+    pub(crate) fn digest(&mut self) -> String {
         (0..8)
             .map(|_| format!("{:016x}", self.rng.random::<u64>()))
             .collect()
@@ -462,7 +462,7 @@ impl World {
 
     /// Advances generated traffic to `now` (`elapsed` seconds since the
     /// previous step): new invocations, and WAIT → RUNNING → terminal.
-    pub fn step(&mut self, now: i64, elapsed: f64) {
+    pub(crate) fn step(&mut self, now: i64, elapsed: f64) {
         let mut keys = Vec::new();
         for (pid, p) in &self.projects {
             for (k, f) in &p.functions {
@@ -531,7 +531,7 @@ impl World {
     }
 
     /// Deploys new code to a function with activity, now and then.
-    pub fn maybe_deploy(&mut self, now: i64, probability: f64) {
+    pub(crate) fn maybe_deploy(&mut self, now: i64, probability: f64) {
         if self.rng.random::<f64>() >= probability {
             return;
         }

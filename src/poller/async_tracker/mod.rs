@@ -70,7 +70,7 @@ const RETENTION_MARGIN_SECONDS: i64 = 60;
 const MAX_ERROR_CODE_CHARS: usize = 32;
 /// The `tracing` target of the optional line per counted failure
 /// (`failures.log`), so log pipelines can route it.
-pub const FAILURE_LOG_TARGET: &str = "functiongraph_exporter::failures";
+pub(crate) const FAILURE_LOG_TARGET: &str = "functiongraph_exporter::failures";
 /// Longest `request_id` remembered (the reference gives 64).
 const MAX_REQUEST_ID_LEN: usize = crate::caps::MAX_REQUEST_ID_CHARS;
 
