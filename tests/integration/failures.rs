@@ -8,7 +8,7 @@ use functiongraph_exporter::simulator::{Invocation, SimStatus, Simulator};
 use functiongraph_exporter::timefmt::now_unix;
 use serde_json::Value;
 
-use crate::util::{Harness, PROJECT, Setup, captured_logs, log_text, simulator};
+use crate::util::{Harness, PROJECT, Setup, body_of, captured_logs, log_text, simulator};
 
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
 
@@ -56,15 +56,7 @@ async fn scenario(polling: &str) -> (Harness, Simulator, i64) {
 }
 
 async fn scrape(h: &Harness, accept: &str) -> String {
-    h.http
-        .get(h.url("/metrics"))
-        .header("accept", accept)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    body_of(h.http.get(h.url("/metrics")).header("accept", accept)).await
 }
 
 /// The OpenMetrics exposition types the invocation counter as a counter,
@@ -89,16 +81,7 @@ async fn start_paying(sim: &Simulator, failures: &str) -> Harness {
 
 /// `path` of the failures page, asked for as JSON.
 async fn failures_json(h: &Harness, path: &str) -> Value {
-    let body = h
-        .http
-        .get(h.url(path))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = body_of(h.http.get(h.url(path)).header("accept", "application/json")).await;
     serde_json::from_str(&body).unwrap()
 }
 

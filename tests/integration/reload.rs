@@ -8,7 +8,7 @@ use functiongraph_exporter::simulator::{Invocation, SimStatus};
 use functiongraph_exporter::timefmt::now_unix;
 use tokio_util::sync::CancellationToken;
 
-use crate::util::{BinaryFiles, Exposition, PROJECT, scrape_until, simulator};
+use crate::util::{BinaryFiles, Exposition, PROJECT, body_of, scrape_until, simulator};
 
 struct Exporter {
     child: Child,
@@ -23,14 +23,7 @@ impl Drop for Exporter {
 }
 
 async fn scrape(http: &reqwest::Client, addr: &str) -> Exposition {
-    let body = http
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = body_of(http.get(format!("http://{addr}/metrics"))).await;
     Exposition::parse(&body)
 }
 

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::util::{
     BinaryFiles, DEADLINE, Exposition, Harness, PROJECT, REGION, SecretFiles, Setup, TOKEN,
-    captured_logs, log_text, scrape_until, simulator, simulator_in,
+    body_of, captured_logs, log_text, scrape_until, simulator, simulator_in,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_functiongraph_exporter");
@@ -569,15 +569,12 @@ async fn removing_basic_auth_is_never_silent() {
             .build()
             .unwrap()
     };
-    let body = fresh()
-        .get(h.url("/metrics"))
-        .header(AUTHORIZATION, basic("alice", "pw"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = body_of(
+        fresh()
+            .get(h.url("/metrics"))
+            .header(AUTHORIZATION, basic("alice", "pw")),
+    )
+    .await;
     let m = Exposition::parse(&body);
     assert_eq!(
         m.get("functiongraph_exporter_web_basic_auth_enabled", &[]),

@@ -547,6 +547,11 @@ pub fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
     (child, addr)
 }
 
+/// Sends `request` and returns the body of its response.
+pub async fn body_of(request: reqwest::RequestBuilder) -> String {
+    request.send().await.unwrap().text().await.unwrap()
+}
+
 /// Scrapes `http://{addr}/metrics` until `check` holds, within the deadline
 /// (for a separate process polling on its own: this waits for a state, not
 /// for a time).

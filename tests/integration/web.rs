@@ -11,7 +11,7 @@ use base64::Engine;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use reqwest::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION};
 
-use crate::util::{DEADLINE, Exposition, Harness, captured_logs, log_text, simulator};
+use crate::util::{DEADLINE, Exposition, Harness, body_of, captured_logs, log_text, simulator};
 
 const F: &str = "default:web-func";
 const BIN: &str = env!("CARGO_BIN_EXE_functiongraph_exporter");
@@ -124,15 +124,11 @@ async fn basic_auth_protects_every_path_and_follows_the_file() {
             assert_eq!(r.headers()["x-content-type-options"], "nosniff");
         }
     }
-    let body = http
-        .get(h.url("/metrics"))
-        .header(AUTHORIZATION, basic("alice", password))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = body_of(
+        http.get(h.url("/metrics"))
+            .header(AUTHORIZATION, basic("alice", password)),
+    )
+    .await;
     assert_eq!(
         Exposition::parse(&body).get("functiongraph_up", &[("function", "web-func")]),
         1.0
