@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{DEADLINE, Exposition};
+use crate::util::{DEADLINE, Exposition, SERVING};
 
 const BIN: &str = env!("CARGO_BIN_EXE_functiongraph_exporter");
 
@@ -194,14 +194,7 @@ impl Demo {
 
     /// Sends SIGTERM and returns the exit status.
     fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        crate::util::send_signal(&self.child, "-TERM");
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -301,27 +294,13 @@ pub fn promtool_check_metrics(body: &str) {
 /// Starts `cmd` (the binary, or a wrapper that execs it) and returns it and
 /// the addresses and paths it logs that it serves metrics on, e.g.
 /// `127.0.0.1:4711/metrics`, once `count` of them were logged.
-fn spawn_serving(mut cmd: Command, count: usize) -> (Child, Vec<String>) {
-    use std::io::{BufRead, BufReader};
-    let mut child = cmd
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("serving metrics on http://").nth(1) {
-                let _ = tx.send(rest.split('"').next().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let served = (0..count)
-        .map(|_| {
-            rx.recv_timeout(DEADLINE)
-                .expect("the exporter logs where it serves")
+fn spawn_serving(cmd: Command, count: usize) -> (Child, Vec<String>) {
+    let (child, lines) = crate::util::spawn_serving(cmd, count);
+    let served = lines
+        .iter()
+        .map(|line| {
+            let rest = line.split(SERVING).nth(1).unwrap_or_default();
+            rest.split('"').next().unwrap_or_default().to_owned()
         })
         .collect();
     (child, served)

@@ -2,7 +2,7 @@
 //! (with `--web.enable-lifecycle`) and SIGHUP apply a valid new file without losing counters, and refuse an
 //! invalid one while the old configuration keeps running.
 
-use std::process::{Child, Command};
+use std::process::Child;
 
 use functiongraph_exporter::simulator::{Invocation, SimStatus};
 use functiongraph_exporter::timefmt::now_unix;
@@ -27,24 +27,32 @@ async fn scrape(http: &reqwest::Client, addr: &str) -> Exposition {
     Exposition::parse(&body)
 }
 
+/// Starts the binary with `args` and waits until it has `default:f1` up.
+async fn start_f1(http: &reqwest::Client, args: &[&str]) -> Exporter {
+    let (child, addr) = crate::util::spawn_binary(args);
+    let exporter = Exporter { child, addr };
+    scrape_until(http, &exporter.addr, "f1 up", |m| {
+        m.value("functiongraph_up", &[("function", "f1")]) == Some(1.0)
+    })
+    .await;
+    exporter
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_valid_files_and_refuses_invalid_ones() {
     let sim = simulator(&["default:f1", "default:f2"]);
     let shutdown = CancellationToken::new();
     let files = BinaryFiles::serve(&sim, &shutdown, &["default:f1"]).await;
 
-    let config_path = files.config_path();
-    let (child, addr) =
-        crate::util::spawn_binary(&["--config", &config_path, "--web.enable-lifecycle"]);
-    let exporter = Exporter { child, addr };
     let http = reqwest::Client::new();
+    let exporter = start_f1(
+        &http,
+        &["--config", &files.config_path(), "--web.enable-lifecycle"],
+    )
+    .await;
     let addr = exporter.addr.clone();
 
     // A failure counted before the reloads.
-    scrape_until(&http, &addr, "f1 up", |m| {
-        m.value("functiongraph_up", &[("function", "f1")]) == Some(1.0)
-    })
-    .await;
     let now = now_unix();
     assert!(sim.add_invocation(
         PROJECT,
@@ -103,14 +111,7 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
 
     // SIGHUP with f2 removed: its series go.
     files.write(&["default:f1"]);
-    let pid = exporter.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::util::send_signal(&exporter.child, "-HUP");
     let m = scrape_until(&http, &addr, "f2 removed", |m| {
         m.value("functiongraph_up", &[("function", "f2")]).is_none()
     })
@@ -132,19 +133,17 @@ async fn a_changed_file_is_reloaded_on_its_own() {
     let sim = simulator(&["default:f1", "default:f2"]);
     let shutdown = CancellationToken::new();
     let files = BinaryFiles::serve(&sim, &shutdown, &["default:f1"]).await;
-    let config_path = files.config_path();
-    let (child, addr) = crate::util::spawn_binary(&[
-        "--config.file",
-        &config_path,
-        "--config.auto-reload-interval=200ms",
-    ]);
-    let exporter = Exporter { child, addr };
     let http = reqwest::Client::new();
-    let addr = exporter.addr.clone();
-    scrape_until(&http, &addr, "f1 up", |m| {
-        m.value("functiongraph_up", &[("function", "f1")]) == Some(1.0)
-    })
+    let exporter = start_f1(
+        &http,
+        &[
+            "--config.file",
+            &files.config_path(),
+            "--config.auto-reload-interval=200ms",
+        ],
+    )
     .await;
+    let addr = exporter.addr.clone();
 
     // Replaced as kubelet replaces a ConfigMap's file: a new file renamed
     // over the old one.

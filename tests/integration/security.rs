@@ -297,14 +297,7 @@ impl Binary {
     }
 
     fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args([signal, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        crate::util::send_signal(&self.child, signal);
     }
 
     /// Waits until a log line contains `needle` (the binary logs what it
@@ -1148,14 +1141,7 @@ fn sigterm_stops_the_exporter_with_a_broken_stderr() {
         assert!(Instant::now() < deadline, "not ready");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::util::send_signal(&child, "-TERM");
     let deadline = Instant::now() + DEADLINE;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

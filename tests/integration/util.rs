@@ -515,12 +515,37 @@ fn parse_sample(line: &str) -> (String, BTreeMap<String, String>, f64) {
 }
 
 /// Starts the built binary with `args` (log at the default level, stdout
-/// discarded) and returns it and the address it logs that it serves on.
-/// Its log is drained in the background so it never blocks on a full pipe.
+/// discarded) and returns it and the address it logs that it serves on,
+/// in logfmt as Prometheus writes it (the default format).
 pub fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_functiongraph_exporter"));
+    cmd.args(args);
+    let (child, lines) = spawn_serving(cmd, 1);
+    let line = &lines[0];
+    assert!(
+        line.starts_with("time=") && line.contains(" level=info msg=\"serving metrics on "),
+        "not logfmt: {line}"
+    );
+    let rest = line.split(SERVING).nth(1).unwrap_or_default();
+    (
+        child,
+        rest.split("/metrics").next().unwrap_or_default().to_owned(),
+    )
+}
+
+/// What the exporter logs before the address it serves metrics on.
+pub const SERVING: &str = "serving metrics on http://";
+
+/// Starts `cmd` (the binary, or a wrapper that execs it; log at the
+/// default level, stdout discarded) and returns it and the first `count`
+/// lines it logs saying where it serves metrics ([`SERVING`]). Its log is
+/// drained in the background so it never blocks on a full pipe.
+pub fn spawn_serving(
+    mut cmd: std::process::Command,
+    count: usize,
+) -> (std::process::Child, Vec<String>) {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_functiongraph_exporter"))
-        .args(args)
+    let mut child = cmd
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -530,21 +555,30 @@ pub fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("serving metrics on http://").nth(1) {
-                // logfmt, as Prometheus writes it (the default format).
-                assert!(
-                    line.starts_with("time=")
-                        && line.contains(" level=info msg=\"serving metrics on "),
-                    "not logfmt: {line}"
-                );
-                let _ = tx.send(rest.split("/metrics").next().unwrap_or_default().to_owned());
+            if line.contains(SERVING) {
+                let _ = tx.send(line);
             }
         }
     });
-    let addr = rx
-        .recv_timeout(DEADLINE)
-        .expect("the exporter logs its address");
-    (child, addr)
+    let lines = (0..count)
+        .map(|_| {
+            rx.recv_timeout(DEADLINE)
+                .expect("the exporter logs where it serves")
+        })
+        .collect();
+    (child, lines)
+}
+
+/// Sends `signal` (`-HUP`, `-TERM`) to the process `child`.
+pub fn send_signal(child: &std::process::Child, signal: &str) {
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
 }
 
 /// Sends `request` and returns the body of its response.
