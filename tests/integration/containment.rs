@@ -74,12 +74,6 @@ async fn start(sim: &Simulator, functions: &[&str], clock: &Arc<ManualClock>) ->
     h
 }
 
-/// Row 1. A 403 `FSS.1127` (permission denied) from `snapshots/state` of
-/// some functions fails their snapshot collector only: no auth back-off,
-/// every other collector and function carries on, async counts go on. It
-/// is logged once for the project and API, naming the permission, and
-/// shown on the landing page; when the permission is granted, the
-/// collector recovers at its next attempt.
 /// Starts the exporter on `clock`, polling once a minute without retries
 /// or a rate limit worth the name; `project` and `auth` are more lines of
 /// the project's table (before its sub-tables) and of its auth table.
@@ -107,6 +101,12 @@ token_file = "{{token_file}}"
     Harness::start_toml(sim.clone(), &toml, Some(Arc::clone(clock))).await
 }
 
+/// Row 1. A 403 `FSS.1127` (permission denied) from `snapshots/state` of
+/// some functions fails their snapshot collector only: no auth back-off,
+/// every other collector and function carries on, async counts go on. It
+/// is logged once for the project and API, naming the permission, and
+/// shown on the landing page; when the permission is granted, the
+/// collector recovers at its next attempt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permission_denial_fails_only_that_collector_of_those_functions() {
     let _ = captured_logs();

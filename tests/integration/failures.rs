@@ -59,10 +59,6 @@ async fn scrape(h: &Harness, accept: &str) -> String {
     body_of(h.http.get(h.url("/metrics")).header("accept", accept)).await
 }
 
-/// The OpenMetrics exposition types the invocation counter as a counter,
-/// carries the latest FAIL and DISCARD request as exemplars (end time as
-/// their timestamp) and the latest request of each histogram bucket; text
-/// 0.0.4 carries none. Both pass their strict checkers.
 /// Starts the exporter on `default:pay` with `failures` as its
 /// `[failures]` table.
 async fn start_paying(sim: &Simulator, failures: &str) -> Harness {
@@ -85,6 +81,10 @@ async fn failures_json(h: &Harness, path: &str) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
+/// The OpenMetrics exposition types the invocation counter as a counter,
+/// carries the latest FAIL and DISCARD request as exemplars (end time as
+/// their timestamp) and the latest request of each histogram bucket; text
+/// 0.0.4 carries none. Both pass their strict checkers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openmetrics_carries_request_id_exemplars() {
     let (h, _sim, now) = scenario("").await;

@@ -22,7 +22,7 @@ fn requests(m: &Exposition, endpoint: &str, code: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
-async fn start(sim: &functiongraph_exporter::simulator::Simulator, polling: &str) -> Harness {
+async fn start(sim: &Simulator, polling: &str) -> Harness {
     let h = Harness::start_with(
         sim.clone(),
         Setup {
@@ -36,7 +36,14 @@ async fn start(sim: &functiongraph_exporter::simulator::Simulator, polling: &str
     h
 }
 
-/// 5xx answers are retried, and the collector succeeds when a retry does.
+/// [`start`] with `f1`'s `endpoint` answering with `fault`.
+async fn start_faulty(endpoint: Endpoint, fault: Fault, polling: &str) -> (Simulator, Harness) {
+    let sim = simulator(&[F, "default:f2"]);
+    sim.set_fault(PROJECT, "default", "f1", endpoint, Some(fault));
+    let h = start(&sim, polling).await;
+    (sim, h)
+}
+
 /// Starts the exporter on every function the simulator lists, with
 /// `polling` as more `[polling]` lines.
 async fn start_discovering(sim: Simulator, polling: &str) -> Harness {
@@ -59,6 +66,7 @@ token_file = "{{token_file}}"
     Harness::start_toml(sim, &toml, None).await
 }
 
+/// 5xx answers are retried, and the collector succeeds when a retry does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_are_retried() {
     let sim = simulator(&[F, "default:f2"]);
@@ -126,15 +134,12 @@ async fn throttling_is_counted_retried_and_retry_after_honoured() {
 /// Other 4xx are never retried: the same request fails the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_errors_are_not_retried() {
-    let sim = simulator(&[F, "default:f2"]);
-    sim.set_fault(
-        PROJECT,
-        "default",
-        "f1",
+    let (_sim, h) = start_faulty(
         Endpoint::Code,
-        Some(Fault::error(400, "FSS.1001", "invalid query parameter")),
-    );
-    let h = start(&sim, "").await;
+        Fault::error(400, "FSS.1001", "invalid query parameter"),
+        "",
+    )
+    .await;
     let m = h.metrics().await;
     assert_eq!(requests(&m, "code", "400"), 1.0);
     assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 0.0);
@@ -146,15 +151,12 @@ async fn client_errors_are_not_retried() {
 /// that function fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_endpoint_times_out_alone() {
-    let sim = simulator(&[F, "default:f2"]);
-    sim.set_fault(
-        PROJECT,
-        "default",
-        "f1",
+    let (_sim, h) = start_faulty(
         Endpoint::Versions,
-        Some(Fault::Hang),
-    );
-    let h = start(&sim, "timeout = \"1s\"\nretries = 0").await;
+        Fault::Hang,
+        "timeout = \"1s\"\nretries = 0",
+    )
+    .await;
     let m = h.metrics().await;
     assert_eq!(m.success("f1", "versions"), 0.0);
     assert_eq!(m.success("f1", "code"), 1.0);
@@ -166,15 +168,12 @@ async fn a_hanging_endpoint_times_out_alone() {
 /// A body of several hundred MB is refused without reading it all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_body_is_refused() {
-    let sim = simulator(&[F, "default:f2"]);
-    sim.set_fault(
-        PROJECT,
-        "default",
-        "f1",
+    let (_sim, h) = start_faulty(
         Endpoint::Code,
-        Some(Fault::Huge(300 * 1024 * 1024)),
-    );
-    let h = start(&sim, "max_response_bytes = 1048576").await;
+        Fault::Huge(300 * 1024 * 1024),
+        "max_response_bytes = 1048576",
+    )
+    .await;
     let m = h.metrics().await;
     assert_eq!(m.success("f1", "code"), 0.0);
     assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
