@@ -195,17 +195,7 @@ impl Demo {
     /// Sends SIGTERM and returns the exit status.
     fn terminate(mut self) -> std::process::ExitStatus {
         crate::util::send_signal(&self.child, "-TERM");
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit within {DEADLINE:?} of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::util::exit_status(&mut self.child, "no exit of SIGTERM")
     }
 }
 

@@ -1006,18 +1006,7 @@ fn run_within_deadline(args: &[&str]) -> (Option<i32>, String) {
         let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
         s
     });
-    let deadline = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{args:?} did not exit within {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = crate::util::exit_status(&mut child, &format!("{args:?} did not exit"));
     (status.code(), reader.join().unwrap())
 }
 
@@ -1142,17 +1131,7 @@ fn sigterm_stops_the_exporter_with_a_broken_stderr() {
         std::thread::sleep(Duration::from_millis(50));
     }
     crate::util::send_signal(&child, "-TERM");
-    let deadline = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("SIGTERM did not stop the exporter");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = crate::util::exit_status(&mut child, "SIGTERM did not stop the exporter");
     assert_eq!(status.code(), Some(0));
 }
 

@@ -581,6 +581,23 @@ pub fn send_signal(child: &std::process::Child, signal: &str) {
     );
 }
 
+/// Waits for `child` to exit, within the deadline; past it, kills it and
+/// panics saying `what` did not happen.
+pub fn exit_status(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Sends `request` and returns the body of its response.
 pub async fn body_of(request: reqwest::RequestBuilder) -> String {
     request.send().await.unwrap().text().await.unwrap()
