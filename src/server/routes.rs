@@ -20,6 +20,9 @@ use crate::web::auth::Verdict;
 /// its 429.
 const BUSY_DELAY: Duration = Duration::from_secs(1);
 
+/// Answers one request: basic authentication first when the web
+/// configuration has users, then [`dispatch`]; the configured response
+/// headers are added to every answer.
 pub(super) async fn handle(state: &ServerState, req: Request<Incoming>) -> HttpResponse {
     let Some(web) = &state.web else {
         return dispatch(state, &req).await;
