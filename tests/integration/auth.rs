@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use functiongraph_exporter::api::Endpoint;
 use functiongraph_exporter::api::sign::{SigningInput, sdk_date, sign};
-use functiongraph_exporter::clock::ManualClock;
 use functiongraph_exporter::simulator::{FunctionSpec, Invocation, SimStatus, Simulator};
 use functiongraph_exporter::timefmt::now_unix;
 use tokio_util::sync::CancellationToken;
@@ -110,19 +109,13 @@ async fn a_wrong_secret_backs_off_and_recovers_when_the_file_is_fixed() {
     let sim = simulator_in(project, &functions);
     sim.add_access_key(AK, SK);
     let secrets = SecretFiles::new(&[("ak", AK), ("sk", "not-the-secret")]);
-    let clock = Arc::new(ManualClock::new());
-    let h = Harness::start_with(
-        sim.clone(),
-        Setup {
-            functions: &functions,
-            auth: Some(aksk(&secrets, "failure_backoff = \"10m\"")),
-            project_id: project,
-            clock: Some(Arc::clone(&clock)),
-            ..Setup::default()
-        },
+    let (h, clock) = Harness::start_clocked(
+        &sim,
+        project,
+        &functions,
+        aksk(&secrets, "failure_backoff = \"10m\""),
     )
     .await;
-    h.ready().await;
     assert_eq!(sim.requests(), 1, "only the probe reaches the gateway");
     let m = h.metrics().await;
     for f in ["f1", "f2", "f3"] {
@@ -305,19 +298,8 @@ async fn password_tokens_are_refreshed_before_they_expire() {
     sim.add_iam_user("acme", "exporter", PASSWORD);
     sim.set_token_ttl(Duration::from_secs(10 * 60));
     let secrets = SecretFiles::new(&[("password", PASSWORD)]);
-    let clock = Arc::new(ManualClock::new());
-    let h = Harness::start_with(
-        sim.clone(),
-        Setup {
-            functions: &functions,
-            auth: Some(password_auth(&secrets, "")),
-            project_id: project,
-            clock: Some(Arc::clone(&clock)),
-            ..Setup::default()
-        },
-    )
-    .await;
-    h.ready().await;
+    let (h, clock) =
+        Harness::start_clocked(&sim, project, &functions, password_auth(&secrets, "")).await;
     assert_eq!(sim.requests_to(Endpoint::IamTokens), 1);
     h.poll().await;
     assert_eq!(

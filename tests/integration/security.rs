@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use functiongraph_exporter::api::Endpoint;
-use functiongraph_exporter::clock::ManualClock;
 use functiongraph_exporter::config::{AuthConfig, Config};
 use functiongraph_exporter::secret::SecretSource;
 use functiongraph_exporter::simulator::{Fault, FunctionSpec, Recorder};
@@ -1164,19 +1163,7 @@ async fn an_expiry_in_the_past_does_not_mean_a_token_per_request() {
     sim.add_iam_user("acme", "exporter", PASSWORD);
     sim.set_stated_token_expiry(Some(-3600));
     let files = SecretFiles::new(&[("password", PASSWORD)]);
-    let clock = Arc::new(ManualClock::new());
-    let h = Harness::start_with(
-        sim.clone(),
-        Setup {
-            functions: &functions,
-            auth: Some(password_auth(&files)),
-            project_id: project,
-            clock: Some(Arc::clone(&clock)),
-            ..Setup::default()
-        },
-    )
-    .await;
-    h.ready().await;
+    let (h, clock) = Harness::start_clocked(&sim, project, &functions, password_auth(&files)).await;
     for _ in 0..3 {
         h.poll().await;
     }

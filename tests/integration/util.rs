@@ -144,6 +144,31 @@ impl Harness {
         Self::launch(&config, shutdown, dir, setup.clock, web).await
     }
 
+    /// Starts the exporter on a clock of its own (returned with it), for
+    /// `functions` of `project_id` with `auth` as its auth table, and waits
+    /// for its first cycle.
+    pub async fn start_clocked(
+        sim: &Simulator,
+        project_id: &str,
+        functions: &[&str],
+        auth: String,
+    ) -> (Harness, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new());
+        let h = Self::start_with(
+            sim.clone(),
+            Setup {
+                functions,
+                auth: Some(auth),
+                project_id,
+                clock: Some(Arc::clone(&clock)),
+                ..Setup::default()
+            },
+        )
+        .await;
+        h.ready().await;
+        (h, clock)
+    }
+
     /// Starts the exporter with `--web.config.file` `web`, on a simulator of
     /// `functions`, without waiting for readiness.
     pub async fn start_web(functions: &[&str], web: PathBuf) -> Harness {
