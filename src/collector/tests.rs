@@ -365,3 +365,48 @@ fn bodies_end_with_the_exporters_own_metrics() {
             .starts_with("# HELP functiongraph_exporter_")
     );
 }
+
+/// A body is served again while nothing it says changed, and rendered
+/// again as soon as the store or the exporter's own metrics change.
+#[test]
+fn a_body_is_served_again_until_something_changes() {
+    use crate::api::{ApiObserver, Endpoint};
+
+    let mut rng = StdRng::seed_from_u64(9);
+    let store = Arc::new(Store::new());
+    for i in 0..20 {
+        store.publish(random_snapshot(i, &mut rng));
+    }
+    let exporter = Arc::new(ExporterMetrics::new());
+    let r = Renderer::new(Arc::clone(&store), Arc::clone(&exporter));
+    let first = r.body(Format::OpenMetrics, true);
+    let same = r.body(Format::OpenMetrics, true);
+    assert_eq!(first.chunks.len(), same.chunks.len());
+    for (a, b) in first.chunks.iter().zip(&same.chunks) {
+        assert_eq!(a.as_ptr(), b.as_ptr(), "served again, not rendered");
+    }
+    assert!(r.is_cached(Format::OpenMetrics, true));
+
+    exporter.observe(Endpoint::ALL[0], "200", std::time::Duration::from_millis(5));
+    let observed = r.body(Format::OpenMetrics, true);
+    let tail = |b: &Body| b.chunks.last().unwrap().as_ptr();
+    assert_ne!(
+        tail(&observed),
+        tail(&first),
+        "the exporter's metrics changed"
+    );
+    assert!(gunzip(&observed.to_bytes()).contains("functiongraph_exporter_api_requests_total{"));
+
+    let mut next = (*store.function(&urn(3)).unwrap()).clone();
+    next.code_changes += 1;
+    store.publish(next);
+    let published = r.body(Format::OpenMetrics, true);
+    assert_ne!(tail(&published), tail(&observed), "the store changed");
+    assert_eq!(
+        gunzip(&published.to_bytes()),
+        gunzip(&r.body(Format::OpenMetrics, true).to_bytes())
+    );
+    // Each view keeps its own.
+    let text = r.body(Format::Text, false).to_bytes();
+    assert!(!text.ends_with(b"# EOF\n"));
+}
