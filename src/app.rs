@@ -19,13 +19,13 @@ use crate::api::{
 };
 use crate::caps::{CapCounters, Limits};
 use crate::clock::{Clock, SystemClock};
-use crate::collector::{ExporterMetrics, Renderer};
 use crate::config::{AuthMethod, Config, ProjectConfig};
+use crate::exposition::{ExporterMetrics, Renderer};
 use crate::poller::{
     Checkpoint, Poller, PollerHandle, ProjectTarget, Settings, Shard, TrackerSettings,
 };
 use crate::secret::SecretCell;
-use crate::server::{self, Readiness, ServerState};
+use crate::server::{self, Readiness, ReloadRequest, ServerState};
 use crate::state::Store;
 use crate::sync::MutexExt;
 
@@ -141,9 +141,6 @@ pub struct Options {
     pub telemetry_path: String,
 }
 
-/// The server's reload request, named here too for the binary's wiring.
-pub use crate::server::ReloadRequest;
-
 impl Default for Options {
     fn default() -> Self {
         Self {
@@ -202,7 +199,7 @@ pub async fn start_with(
         options
             .web
             .clone()
-            .map(|w| w as Arc<dyn crate::collector::exporter::ServingSecurity>),
+            .map(|w| w as Arc<dyn crate::exposition::exporter::ServingSecurity>),
     );
     let (projects, settings) = build(config, &parts, &[])?;
     let clients = clients_of(config, &projects);
@@ -267,7 +264,7 @@ fn build(
     let observer: Arc<dyn ApiObserver> = parts.exporter.clone();
     let permits = Arc::new(Concurrency::new(config.polling.concurrency));
     let shard = shard(config)?;
-    parts.exporter.set_shard(shard);
+    parts.exporter.set_shard(shard.index, shard.count);
     // With several projects, none may take more than half the slots, so a
     // project whose API hangs cannot stall the others.
     let max_in_flight = match config.projects.len() {

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH, parse_listen_address};
 use crate::demo::DemoAuth;
-use crate::server::{DEFAULT_TELEMETRY_PATH, parse_telemetry_path};
+use crate::server::{DEFAULT_TELEMETRY_PATH, ReloadRequest, parse_telemetry_path};
 use crate::telemetry::{self, LogFormat, LogLevel};
 use crate::web::{LiveWebConfig, WebConfigError};
 use crate::{Error, app, demo, shutdown};
@@ -177,7 +177,7 @@ async fn run(cli: Cli, web: Option<Arc<LiveWebConfig>>) -> Result<(), Error> {
         Some(w) if w.tls_enabled() => "https",
         _ => "http",
     };
-    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<app::ReloadRequest>(4);
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<ReloadRequest>(4);
     let options = app::Options {
         web,
         // POST /-/reload only when asked for; SIGHUP always.
@@ -230,7 +230,7 @@ async fn run(cli: Cli, web: Option<Arc<LiveWebConfig>>) -> Result<(), Error> {
 async fn reload_on_change(
     path: PathBuf,
     every: std::time::Duration,
-    reloads: tokio::sync::mpsc::Sender<app::ReloadRequest>,
+    reloads: tokio::sync::mpsc::Sender<ReloadRequest>,
     token: CancellationToken,
 ) {
     use sha2::Digest;

@@ -16,7 +16,7 @@
 //!   logic; publishes snapshots to the [`state::Store`].
 //! - [`state`]: the plain-data snapshots that connect the poller and the
 //!   exposition.
-//! - [`collector`]: snapshots and self-metrics to the Prometheus exposition.
+//! - [`exposition`]: snapshots and self-metrics to the Prometheus exposition.
 //!   Knows nothing of HTTP.
 //! - [`server`]: `/metrics` (format negotiation, gzip), `/`, `/-/healthy`,
 //!   `/-/ready`; graceful shutdown.
@@ -41,12 +41,9 @@ pub mod app;
 pub mod caps;
 pub mod cli;
 pub mod clock;
-// Its items are made `pub(crate)` where they need not be public when the
-// module becomes `exposition`; until then the lint is off there.
-#[allow(unreachable_pub)]
-pub mod collector;
 pub mod config;
 pub mod demo;
+pub mod exposition;
 pub mod poller;
 pub mod secret;
 pub mod server;

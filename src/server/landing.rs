@@ -104,7 +104,7 @@ pub(super) fn page(state: &ServerState) -> HttpResponse {
 </body>
 </html>
 "#,
-        version = crate::collector::exporter::VERSION,
+        version = crate::exposition::exporter::VERSION,
         metrics = esc(&state.telemetry_path),
         interval = state.interval.as_secs(),
         total = functions.len(),

@@ -42,7 +42,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::collector::Renderer;
+use crate::exposition::Renderer;
 use crate::state::Store;
 use crate::web::LiveWebConfig;
 

@@ -13,7 +13,7 @@
 use hyper::HeaderMap;
 use hyper::header::{ACCEPT, ACCEPT_ENCODING};
 
-use crate::collector::Format;
+use crate::exposition::Format;
 
 /// The format to answer a request with `headers` in.
 pub(crate) fn format(headers: &HeaderMap) -> Format {

@@ -284,7 +284,7 @@ impl LiveWebConfig {
     }
 }
 
-impl crate::collector::exporter::ServingSecurity for LiveWebConfig {
+impl crate::exposition::exporter::ServingSecurity for LiveWebConfig {
     fn tls(&self) -> bool {
         self.tls
     }

@@ -6,12 +6,12 @@
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
 /// One metric family being filled.
-pub struct Family {
+pub(crate) struct Family {
     mf: MetricFamily,
 }
 
 impl Family {
-    pub fn new(name: &str, help: &str, kind: MetricType) -> Self {
+    pub(crate) fn new(name: &str, help: &str, kind: MetricType) -> Self {
         let mut mf = MetricFamily::default();
         mf.set_name(name.to_owned());
         mf.set_help(help.to_owned());
@@ -19,13 +19,13 @@ impl Family {
         Self { mf }
     }
 
-    pub fn gauge(name: &str, help: &str) -> Self {
+    pub(crate) fn gauge(name: &str, help: &str) -> Self {
         Self::new(name, help, MetricType::GAUGE)
     }
 
     /// Adds a sample whose value is a gauge or counter value, depending on
     /// the family's type.
-    pub fn sample(&mut self, labels: Vec<LabelPair>, value: f64) {
+    pub(crate) fn sample(&mut self, labels: Vec<LabelPair>, value: f64) {
         let mut m = Metric::from_label(labels);
         match self.mf.get_field_type() {
             MetricType::COUNTER => {
@@ -44,13 +44,13 @@ impl Family {
 
     /// The finished family, or `None` when it has no samples (the encoder
     /// refuses empty families, and an empty family says nothing).
-    pub fn finish(self) -> Option<MetricFamily> {
+    pub(crate) fn finish(self) -> Option<MetricFamily> {
         (!self.mf.get_metric().is_empty()).then_some(self.mf)
     }
 }
 
 /// A label pair.
-pub fn label(name: &str, value: &str) -> LabelPair {
+pub(crate) fn label(name: &str, value: &str) -> LabelPair {
     let mut l = LabelPair::default();
     l.set_name(name.to_owned());
     l.set_value(value.to_owned());

@@ -34,10 +34,10 @@
 //! discarded request of each function's invocation counter, and the latest
 //! request of each duration bucket.
 
+mod const_family;
 mod encode;
 pub mod exporter;
-mod family;
-mod function;
+mod families;
 pub mod gzip;
 mod layout;
 pub mod openmetrics;
@@ -53,7 +53,8 @@ use prometheus::proto::MetricFamily;
 pub use exporter::ExporterMetrics;
 
 use crate::state::{ProjectSnapshot, Store};
-use function::{DEFS, FAMILIES, describe};
+use crate::sync::MutexExt;
+use families::{DEFS, FAMILIES, describe};
 use gzip::{Deflated, Deflater, GzipError, GzipHead};
 use layout::{Layout, Piece, Segment, VIEWS};
 
@@ -193,11 +194,11 @@ impl Renderer {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock_or_recover()
     }
 
     fn lock_served(&self) -> std::sync::MutexGuard<'_, [Option<Served>; VIEWS]> {
-        self.served.lock().unwrap_or_else(|e| e.into_inner())
+        self.served.lock_or_recover()
     }
 
     fn versions(&self) -> (u64, u64) {
@@ -450,7 +451,7 @@ fn project_part(
     gzip: bool,
     deflater: &mut Deflater,
 ) -> Result<Option<Piece>, GzipError> {
-    let families: Vec<MetricFamily> = function::project_families(
+    let families: Vec<MetricFamily> = families::project_families(
         layout.per_project.iter().map(|(p, n)| (p.as_str(), *n)),
         projects,
         refresh,

@@ -15,14 +15,14 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::LazyLock;
 
 use super::Format;
-use super::function::{FamilyDef, Kind, Sink};
+use super::families::{FamilyDef, Kind, Sink};
 use super::openmetrics::{self, canonical_float, escape_into, escape_with, write_value};
 use crate::state::{DurationHistogram, Exemplar};
 use crate::urn::FunctionUrn;
 
 /// A function's identity labels, escaped, without braces:
 /// `function="…",package="…",qualifier="…",project_id="…"`.
-pub fn identity(urn: &FunctionUrn) -> String {
+pub(crate) fn identity(urn: &FunctionUrn) -> String {
     let mut s = String::with_capacity(96);
     for (i, (k, v)) in [
         ("function", urn.name()),
@@ -46,7 +46,7 @@ pub fn identity(urn: &FunctionUrn) -> String {
 
 /// `# HELP` and `# TYPE` of a per-function family, its HELP followed by
 /// `refresh`.
-pub fn header(format: Format, def: &FamilyDef, refresh: &str, out: &mut String) {
+pub(crate) fn header(format: Format, def: &FamilyDef, refresh: &str, out: &mut String) {
     let help = format!("{} {refresh}", def.help);
     match format {
         Format::Text => {
@@ -77,7 +77,7 @@ pub fn header(format: Format, def: &FamilyDef, refresh: &str, out: &mut String) 
 }
 
 /// Writes one function's samples of one family.
-pub struct Lines<'a> {
+pub(crate) struct Lines<'a> {
     pub format: Format,
     pub name: &'static str,
     /// From [`identity`].
@@ -159,7 +159,7 @@ static SEED: LazyLock<foldhash::fast::RandomState> = LazyLock::new(Default::defa
 
 /// A digest of everything a function's samples of a family say, in either
 /// format: 0 for no samples.
-pub struct Fingerprint {
+pub(crate) struct Fingerprint {
     hasher: foldhash::fast::FoldHasher<'static>,
     samples: u64,
 }
@@ -174,7 +174,7 @@ impl Default for Fingerprint {
 }
 
 impl Fingerprint {
-    pub fn finish(self) -> u64 {
+    pub(crate) fn finish(self) -> u64 {
         if self.samples == 0 {
             0
         } else {
@@ -220,7 +220,7 @@ impl Sink for Fingerprint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collector::function::DEFS;
+    use crate::exposition::families::DEFS;
     use crate::state::DurationBuckets;
 
     fn urn() -> FunctionUrn {

@@ -25,13 +25,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::encode::{Fingerprint, identity};
-use super::function::{FAMILIES, describe};
+use super::families::{FAMILIES, describe};
 use super::gzip::Deflated;
 use crate::state::{FunctionSnapshot, Store};
 use crate::urn::FunctionUrn;
 
 /// Text and OpenMetrics, each plain and gzip-compressed.
-pub const VIEWS: usize = 4;
+pub(crate) const VIEWS: usize = 4;
 
 /// The number of functions a block aims at: large enough that a segment
 /// compresses well, small enough that a scrape re-encodes little more
@@ -44,7 +44,7 @@ const MIN_BITS: u32 = 4;
 const MAX_BITS: u32 = 16;
 
 /// One function in the layout.
-pub struct Member {
+pub(crate) struct Member {
     pub snapshot: Arc<FunctionSnapshot>,
     key: u64,
     /// The escaped identity labels.
@@ -76,14 +76,14 @@ fn fingerprints(snapshot: &FunctionSnapshot) -> [u64; FAMILIES] {
 }
 
 /// A segment as a view encoded it.
-pub enum Piece {
+pub(crate) enum Piece {
     Plain(Bytes),
     Gzip(Deflated),
 }
 
 /// One view's encoding of one segment.
 #[derive(Default)]
-pub struct Segment {
+pub(crate) struct Segment {
     /// The version of the segment encoded (0: never).
     pub version: u64,
     /// `None` when the block's functions have no series of the family.
@@ -92,7 +92,7 @@ pub struct Segment {
 
 /// Functions whose spread keys share their first bits.
 #[derive(Default)]
-pub struct Block {
+pub(crate) struct Block {
     /// Ordered by spread key, then URN.
     pub members: Vec<Member>,
     /// Per family: changes whenever that family's series of this block do.
@@ -102,7 +102,7 @@ pub struct Block {
 }
 
 /// All monitored functions, in blocks.
-pub struct Layout {
+pub(crate) struct Layout {
     /// 2^bits blocks, by the first bits of the spread key.
     bits: u32,
     pub blocks: Vec<Block>,
@@ -132,7 +132,7 @@ impl Default for Layout {
 
 impl Layout {
     /// The store generation this layout is current for.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.synced
     }
 
@@ -148,7 +148,7 @@ impl Layout {
     /// Catches up with the store: new and changed snapshots, functions
     /// gone. Costs a pass over the store's functions plus the work for
     /// those that changed.
-    pub fn sync(&mut self, store: &Store) {
+    pub(crate) fn sync(&mut self, store: &Store) {
         if store.generation() == self.synced {
             return;
         }
@@ -247,7 +247,7 @@ impl Layout {
     }
 
     /// Forgets a view's encodings.
-    pub fn drop_view(&mut self, view: usize) {
+    pub(crate) fn drop_view(&mut self, view: usize) {
         for b in &mut self.blocks {
             b.segments[view] = Vec::new();
         }

@@ -17,6 +17,7 @@ use prometheus::{
 use crate::api::{ApiObserver, Endpoint};
 use crate::caps::{Cap, CapCounters};
 use crate::state::CycleStats;
+use crate::sync::MutexExt;
 
 /// What protects the HTTP server right now, as the web configuration in
 /// force says (implemented by [`crate::web::LiveWebConfig`]).
@@ -260,11 +261,7 @@ impl ExporterMetrics {
     }
 
     fn security(&self) -> (bool, bool) {
-        let security = self
-            .security
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let security = self.security.lock_or_recover().clone();
         security.map_or((false, false), |s| (s.tls(), s.basic_auth()))
     }
 
@@ -276,16 +273,16 @@ impl ExporterMetrics {
     /// Where the web server's TLS and basic-authentication state is read
     /// from at each scrape.
     pub fn set_security(&self, security: Option<Arc<dyn ServingSecurity>>) {
-        *self.security.lock().unwrap_or_else(|e| e.into_inner()) = security;
+        *self.security.lock_or_recover() = security;
         self.changed();
     }
 
-    /// Records this replica's shard.
-    pub fn set_shard(&self, shard: crate::poller::Shard) {
-        self.shards.set(i64::from(shard.count));
+    /// Records this replica's shard: `index` of `count` replicas.
+    pub fn set_shard(&self, index: u32, count: u32) {
+        self.shards.set(i64::from(count));
         self.shard_info.reset();
         self.shard_info
-            .with_label_values(&[shard.index.to_string(), shard.count.to_string()])
+            .with_label_values(&[index.to_string(), count.to_string()])
             .set(1);
         self.changed();
     }

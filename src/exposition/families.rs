@@ -21,7 +21,7 @@ use crate::state::{
     SNAPSHOT_STATES, SnapshotInfo,
 };
 
-use super::family::{Family, label};
+use super::const_family::{Family, label};
 
 /// Label value of a snapshot state the API reported but the exporter does
 /// not know (and of a missing state).
@@ -29,7 +29,7 @@ const UNKNOWN_STATE: &str = "unknown";
 
 /// What a family's samples are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Gauge,
     /// Named `…_total`.
     Counter,
@@ -39,7 +39,7 @@ pub enum Kind {
 
 /// One per-function family.
 #[derive(Debug)]
-pub struct FamilyDef {
+pub(crate) struct FamilyDef {
     pub name: &'static str,
     /// Without the refresh note every HELP ends with.
     pub help: &'static str,
@@ -51,7 +51,7 @@ const fn def(name: &'static str, kind: Kind, help: &'static str) -> FamilyDef {
 }
 
 /// How many per-function families there are.
-pub const FAMILIES: usize = 23;
+pub(crate) const FAMILIES: usize = 23;
 
 const UP: usize = 0;
 const COLLECTOR_SUCCESS: usize = 1;
@@ -78,7 +78,7 @@ const STAT_MIN: usize = 21;
 const LAST_POLL: usize = 22;
 
 /// The per-function families, in exposition order.
-pub static DEFS: [FamilyDef; FAMILIES] = [
+pub(crate) static DEFS: [FamilyDef; FAMILIES] = [
     def(
         "functiongraph_up",
         Kind::Gauge,
@@ -198,7 +198,7 @@ pub static DEFS: [FamilyDef; FAMILIES] = [
 
 /// Where a description of samples goes. The family, and the function's
 /// identity labels, are the sink's context.
-pub trait Sink {
+pub(crate) trait Sink {
     /// A gauge or counter sample with `labels` beyond the identity, and
     /// for a counter the latest request it counted.
     fn sample(&mut self, labels: &[(&str, &str)], value: f64, exemplar: Option<&Exemplar>);
@@ -208,7 +208,7 @@ pub trait Sink {
 
 /// Describes the samples `snap` contributes to family `family` (an index
 /// into [`DEFS`]).
-pub fn describe(family: usize, snap: &FunctionSnapshot, sink: &mut impl Sink) {
+pub(crate) fn describe(family: usize, snap: &FunctionSnapshot, sink: &mut impl Sink) {
     if snap.polls == 0 {
         return;
     }
@@ -348,7 +348,7 @@ pub fn describe(family: usize, snap: &FunctionSnapshot, sink: &mut impl Sink) {
 
 /// Project-level families: functions monitored (`counts`: functions per
 /// project id), and quotas.
-pub fn project_families<'a>(
+pub(crate) fn project_families<'a>(
     counts: impl IntoIterator<Item = (&'a str, usize)>,
     projects: &[impl AsRef<ProjectSnapshot>],
     refresh: &str,

@@ -11,12 +11,11 @@
 //! combined from the pieces' own without reading them again. The result is
 //! one ordinary gzip member that every client decompresses.
 //!
-//! Pieces are compressed at level 1 by zlib-rs (flate2's `zlib-rs`
-//! backend, a port of zlib-ng, whose level 1 is its "quick" strategy): a
-//! piece is compressed again whenever its text changes, and there the
-//! compressor costs about 2.5 times less CPU than miniz_oxide's level 1
-//! (and C zlib's), for bodies about 15 % larger (measured on 500
-//! functions' OpenMetrics: 3–4 ms against 8.5 ms, 167 KB against 145 KB).
+//! Pieces are compressed at level 1: a piece is compressed again whenever
+//! its text changes, and at that level the compressor costs a fraction of
+//! what the encoding around it does. (zlib-rs' level 1, zlib-ng's "quick"
+//! strategy, was tried: 1.65 times faster on 30 KB pieces but 20 % larger,
+//! and twice the size on a 10,000-function body; see BENCHMARKS.md.)
 
 use std::cell::RefCell;
 
@@ -214,9 +213,8 @@ mod tests {
                 let mut expected: Vec<u8> = order.iter().flat_map(|i| texts[*i].clone()).collect();
                 expected.extend_from_slice(tail);
                 assert_eq!(gunzip(&body), expected);
-                // Compressed, not stored (level 1 "quick" makes about a
-                // third of this text).
-                assert!(body.len() < expected.len() / 2 + 100, "{}", body.len());
+                // A single member: the plain decoder saw the whole stream.
+                assert!(body.len() < expected.len() / 4 + 100);
             }
         }
     }
