@@ -386,8 +386,11 @@ fn a_body_is_served_again_until_something_changes() {
         assert_eq!(a.as_ptr(), b.as_ptr(), "served again, not rendered");
     }
     assert!(r.is_cached(Format::OpenMetrics, true));
+    assert!(r.reused(Format::OpenMetrics, true).is_some());
+    assert!(r.reused(Format::Text, true).is_none(), "each view its own");
 
     exporter.observe(Endpoint::ALL[0], "200", std::time::Duration::from_millis(5));
+    assert!(r.reused(Format::OpenMetrics, true).is_none());
     let observed = r.body(Format::OpenMetrics, true);
     let tail = |b: &Body| b.chunks.last().unwrap().as_ptr();
     assert_ne!(
@@ -400,6 +403,7 @@ fn a_body_is_served_again_until_something_changes() {
     let mut next = (*store.function(&urn(3)).unwrap()).clone();
     next.code_changes += 1;
     store.publish(next);
+    assert!(r.reused(Format::OpenMetrics, true).is_none());
     let published = r.body(Format::OpenMetrics, true);
     assert_ne!(tail(&published), tail(&observed), "the store changed");
     assert_eq!(
