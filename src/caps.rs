@@ -3,7 +3,7 @@
 //! truncates is counted here, by [`Cap`], as plain data.
 //!
 //! The API client and the poller report through [`CapCounters::record`]
-//! (the client via [`crate::api::ApiObserver::capped`]); the collector
+//! (the client via [`crate::api::ApiObserver::capped`]); the exposition
 //! exports the counts as `functiongraph_exporter_capped_total{cap}`; and
 //! once per poll cycle [`CapCounters::log_changes`] writes one line per cap
 //! whose state changed: a warning when upstream data starts exceeding it,
@@ -170,7 +170,7 @@ const MAX_SUBJECT_CHARS: usize = 200;
 #[derive(Debug, Default)]
 pub struct CapCounters {
     counts: [AtomicU64; Cap::ALL.len()],
-    /// The subject of each cap's latest report.
+    /// Where each cap was last exceeded (the `subject` of its latest count).
     subjects: Mutex<[Option<String>; Cap::ALL.len()]>,
     /// Counts at the last [`CapCounters::log_changes`], and whether each cap
     /// was being exceeded then.

@@ -13,10 +13,10 @@
 //! - [`api`]: the FunctionGraph client (requests, pagination, errors,
 //!   tolerant decoding). Knows nothing of Prometheus.
 //! - [`poller`]: the schedule and the per-function collectors' polling
-//!   logic; publishes snapshots to the [`state::Store`].
-//! - [`state`]: the plain-data snapshots that connect the poller and the
+//!   logic; publishes reports to the [`state::Store`].
+//! - [`state`]: the plain-data reports that connect the poller and the
 //!   exposition.
-//! - [`exposition`]: snapshots and self-metrics to the Prometheus exposition.
+//! - [`exposition`]: reports and self-metrics to the Prometheus exposition.
 //!   Knows nothing of HTTP.
 //! - [`server`]: `/metrics` (format negotiation, gzip), `/`, `/-/healthy`,
 //!   `/-/ready`; graceful shutdown.

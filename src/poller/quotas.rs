@@ -2,18 +2,18 @@
 //! base units, capped (label length, quota types), de-duplicated by
 //! resource and published to the store. The scheduler decides when.
 
-use super::{Generation, Shared};
+use super::{Epoch, Shared};
 use crate::api::ApiError;
 use crate::caps::Cap;
-use crate::state::{Collected, ProjectSnapshot, Quota, QuotaUnit};
+use crate::state::{Collected, ProjectReport, Quota, QuotaUnit};
 use crate::sync::MutexExt;
 
 impl Shared {
     /// Polls one project's quotas and publishes them, keeping the last
     /// value when the call fails.
-    pub(super) async fn poll_quotas(&self, generation: &Generation, project: usize) {
-        let p = &generation.projects[project];
-        let limits = generation.settings.limits;
+    pub(super) async fn poll_quotas(&self, epoch: &Epoch, project: usize) {
+        let p = &epoch.projects[project];
+        let limits = epoch.settings.limits;
         let client = &p.target.client;
         let result: Result<Vec<Quota>, ApiError> = client.quotas().await.map(|body| {
             let mut long = 0u64;
@@ -58,7 +58,7 @@ impl Shared {
             };
             q.clone()
         };
-        self.store.publish_project(ProjectSnapshot {
+        self.store.publish_project(ProjectReport {
             project_id: p.target.project_id.clone(),
             quotas: collected,
         });

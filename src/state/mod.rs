@@ -2,16 +2,16 @@
 //! knows HTTP and nothing of Prometheus) and the exposition (which knows
 //! Prometheus and nothing of HTTP).
 //!
-//! Each function poll publishes an immutable [`FunctionSnapshot`] into the
+//! Each function poll publishes an immutable [`FunctionReport`] into the
 //! [`Store`]. Readers (the `/metrics` renderer, the landing page) take
-//! `Arc`s of the current snapshots under a short read lock and never wait
+//! `Arc`s of the current reports under a short read lock and never wait
 //! for a poll. A generation number changes whenever anything is published,
 //! so a renderer can reuse its last output while nothing changed; each
-//! function's snapshot also carries the generation it was published in, so
+//! function's report also carries the generation it was published in, so
 //! a renderer can find the few functions that changed since it last looked
 //! ([`Store::changes_since`]).
 //!
-//! This file owns the snapshot types; `histogram` the async duration
+//! This file owns the report types; `histogram` the async duration
 //! histogram and its buckets, `store` the [`Store`] itself.
 
 mod histogram;
@@ -272,9 +272,9 @@ impl QuotaUnit {
     }
 }
 
-/// Project-level data (quotas).
+/// Everything known about one project after its latest quota poll.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProjectSnapshot {
+pub struct ProjectReport {
     pub project_id: String,
     pub quotas: Collected<Vec<Quota>>,
 }
@@ -316,7 +316,7 @@ pub struct CollectorHealth {
 
 /// Everything known about one function after its latest poll.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FunctionSnapshot {
+pub struct FunctionReport {
     pub urn: FunctionUrn,
     /// Completed polls since start.
     pub polls: u64,
@@ -343,7 +343,7 @@ pub struct FunctionSnapshot {
     pub snapshot_recheck: Option<f64>,
 }
 
-impl FunctionSnapshot {
+impl FunctionReport {
     /// A function that has not been polled yet.
     pub fn new(urn: FunctionUrn) -> Self {
         Self {
