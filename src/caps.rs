@@ -11,10 +11,10 @@
 //! broken upstream costs a bounded amount of memory and a few log lines,
 //! never one line per record.
 
-use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::named::named_enum;
 use crate::sync::MutexExt;
 
 /// The longest `request_id` kept: the API documents at most 64 characters.
@@ -76,59 +76,36 @@ impl Limits {
     }
 }
 
-/// One cap: the value of the `cap` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Cap {
-    /// Async invocation records whose `request_id` is longer than
-    /// [`MAX_REQUEST_ID_CHARS`]: dropped.
-    RequestIdLength,
-    /// Upstream strings that become label values (runtime, code type,
-    /// version, quota resource and unit, discovered function names) longer
-    /// than `polling.max_label_length`: identities dropped, descriptions
-    /// truncated.
-    LabelLength,
-    /// Versions of a function beyond `polling.max_versions`: dropped.
-    Versions,
-    /// Quota types of a project beyond `polling.max_quota_types`: dropped.
-    QuotaTypes,
-    /// Error text longer than [`MAX_ERROR_CHARS`]: truncated.
-    ErrorText,
-    /// Async invocation records tracked per function beyond their cap:
-    /// dropped (counted by the async tracker).
-    TrackedInvocations,
-    /// Items of a list page beyond the page size asked for: dropped.
-    PageSize,
-    /// Async invocation records whose status or time is longer than
-    /// [`MAX_RECORD_FIELD_CHARS`]: dropped.
-    RecordFieldLength,
+named_enum! {
+    /// One cap: the value of the `cap` label.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Cap {
+        /// Async invocation records whose `request_id` is longer than
+        /// [`MAX_REQUEST_ID_CHARS`]: dropped.
+        RequestIdLength => "request_id_length",
+        /// Upstream strings that become label values (runtime, code type,
+        /// version, quota resource and unit, discovered function names) longer
+        /// than `polling.max_label_length`: identities dropped, descriptions
+        /// truncated.
+        LabelLength => "label_length",
+        /// Versions of a function beyond `polling.max_versions`: dropped.
+        Versions => "versions",
+        /// Quota types of a project beyond `polling.max_quota_types`: dropped.
+        QuotaTypes => "quota_types",
+        /// Error text longer than [`MAX_ERROR_CHARS`]: truncated.
+        ErrorText => "error_text",
+        /// Async invocation records tracked per function beyond their cap:
+        /// dropped (counted by the async tracker).
+        TrackedInvocations => "tracked_invocations",
+        /// Items of a list page beyond the page size asked for: dropped.
+        PageSize => "page_size",
+        /// Async invocation records whose status or time is longer than
+        /// [`MAX_RECORD_FIELD_CHARS`]: dropped.
+        RecordFieldLength => "record_field_length",
+    }
 }
 
 impl Cap {
-    pub const ALL: [Cap; 8] = [
-        Cap::RequestIdLength,
-        Cap::LabelLength,
-        Cap::Versions,
-        Cap::QuotaTypes,
-        Cap::ErrorText,
-        Cap::TrackedInvocations,
-        Cap::PageSize,
-        Cap::RecordFieldLength,
-    ];
-
-    /// The value of the `cap` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cap::RequestIdLength => "request_id_length",
-            Cap::LabelLength => "label_length",
-            Cap::Versions => "versions",
-            Cap::QuotaTypes => "quota_types",
-            Cap::ErrorText => "error_text",
-            Cap::TrackedInvocations => "tracked_invocations",
-            Cap::PageSize => "page_size",
-            Cap::RecordFieldLength => "record_field_length",
-        }
-    }
-
     /// What the cap bounds, for log lines.
     fn describe(self) -> &'static str {
         match self {
@@ -153,12 +130,6 @@ impl Cap {
 
     fn index(self) -> usize {
         self as usize
-    }
-}
-
-impl fmt::Display for Cap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

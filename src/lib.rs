@@ -30,7 +30,8 @@
 //! - [`demo`], [`telemetry`], [`shutdown`], [`secret`], [`urn`], [`timefmt`],
 //!   [`clock`]: the demo set-up, logging, signals, redacted secrets (and
 //!   secret files that are re-read when they change), function URNs, the
-//!   API's time formats, and a clock tests can move.
+//!   API's time formats, and a clock tests can move; `named`, the macro
+//!   for enums whose variants are label values.
 
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
@@ -44,6 +45,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod exposition;
+mod named;
 pub mod poller;
 pub mod secret;
 pub mod server;

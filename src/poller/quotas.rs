@@ -98,45 +98,29 @@ fn quota_of(r: crate::api::model::QuotaRecord) -> Option<Quota> {
 mod tests {
     use super::*;
 
+    /// [`quota_of`] of an answer with every field present.
+    fn quota(limit: f64, used: f64, kind: &str, unit: &str) -> Option<Quota> {
+        quota_of(crate::api::model::QuotaRecord {
+            quota: Some(limit),
+            used: Some(used),
+            kind: Some(kind.into()),
+            unit: Some(unit.into()),
+        })
+    }
+
     #[test]
     fn quotas_are_converted_to_base_units() {
-        let q = quota_of(crate::api::model::QuotaRecord {
-            quota: Some(2.0),
-            used: Some(1.0),
-            kind: Some("fgs_func_code_size".into()),
-            unit: Some("MB".into()),
-        })
-        .unwrap();
+        let q = quota(2.0, 1.0, "fgs_func_code_size", "MB").unwrap();
         assert_eq!(
             (q.limit, q.used, q.unit),
             (2_097_152.0, 1_048_576.0, QuotaUnit::Bytes)
         );
-        let q = quota_of(crate::api::model::QuotaRecord {
-            quota: Some(400.0),
-            used: Some(3.0),
-            kind: Some("fgs_func_num".into()),
-            unit: Some(String::new()),
-        })
-        .unwrap();
+        let q = quota(400.0, 3.0, "fgs_func_num", "").unwrap();
         assert_eq!(q.unit, QuotaUnit::Count);
-        let q = quota_of(crate::api::model::QuotaRecord {
-            quota: Some(15.0),
-            used: Some(1.0),
-            kind: Some("fgs_func_scale_down_timeout".into()),
-            unit: Some("min".into()),
-        })
-        .unwrap();
+        let q = quota(15.0, 1.0, "fgs_func_scale_down_timeout", "min").unwrap();
         assert_eq!((q.limit, q.unit), (900.0, QuotaUnit::Seconds));
         // No base unit: left out rather than mixed into another name.
-        assert!(
-            quota_of(crate::api::model::QuotaRecord {
-                quota: Some(1.0),
-                used: Some(1.0),
-                kind: Some("fgs_func_mystery".into()),
-                unit: Some("furlongs".into()),
-            })
-            .is_none()
-        );
+        assert!(quota(1.0, 1.0, "fgs_func_mystery", "furlongs").is_none());
         assert!(quota_of(crate::api::model::QuotaRecord::default()).is_none());
     }
 }

@@ -18,9 +18,9 @@ mod histogram;
 mod store;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
+use crate::named::named_enum;
 use crate::urn::FunctionUrn;
 
 pub use histogram::{
@@ -28,64 +28,35 @@ pub use histogram::{
 };
 pub use store::{CycleStats, FunctionChanges, Store};
 
-/// The per-function collectors (the API resources polled for each function).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CollectorKind {
-    AsyncInvocations,
-    Versions,
-    Code,
-    Snapshot,
-    /// Optional: the statistics API.
-    Statistics,
-}
-
-impl CollectorKind {
-    pub const ALL: [CollectorKind; 5] = [
-        CollectorKind::AsyncInvocations,
-        CollectorKind::Versions,
-        CollectorKind::Code,
-        CollectorKind::Snapshot,
-        CollectorKind::Statistics,
-    ];
-
-    /// The value of the `collector` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CollectorKind::AsyncInvocations => "async_invocations",
-            CollectorKind::Versions => "versions",
-            CollectorKind::Code => "code",
-            CollectorKind::Snapshot => "snapshot",
-            CollectorKind::Statistics => "statistics",
-        }
+named_enum! {
+    /// The per-function collectors (the API resources polled for each
+    /// function), named by the value of the `collector` label.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum CollectorKind {
+        AsyncInvocations => "async_invocations",
+        Versions => "versions",
+        Code => "code",
+        Snapshot => "snapshot",
+        /// Optional: the statistics API.
+        Statistics => "statistics",
     }
 }
 
-impl fmt::Display for CollectorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+named_enum! {
+    /// Status of an asynchronous invocation, named as the API spells it.
+    #[derive(
+        Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    )]
+    pub enum InvocationStatus {
+        Wait => "WAIT",
+        Running => "RUNNING",
+        Success => "SUCCESS",
+        Fail => "FAIL",
+        Discard => "DISCARD",
     }
-}
-
-/// Status of an asynchronous invocation.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum InvocationStatus {
-    Wait,
-    Running,
-    Success,
-    Fail,
-    Discard,
 }
 
 impl InvocationStatus {
-    pub const ALL: [InvocationStatus; 5] = [
-        InvocationStatus::Wait,
-        InvocationStatus::Running,
-        InvocationStatus::Success,
-        InvocationStatus::Fail,
-        InvocationStatus::Discard,
-    ];
     /// The statuses an invocation ends in, in the order of
     /// [`AsyncCounters::terminal`].
     pub const TERMINAL: [InvocationStatus; 3] = [
@@ -93,16 +64,6 @@ impl InvocationStatus {
         InvocationStatus::Fail,
         InvocationStatus::Discard,
     ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InvocationStatus::Wait => "WAIT",
-            InvocationStatus::Running => "RUNNING",
-            InvocationStatus::Success => "SUCCESS",
-            InvocationStatus::Fail => "FAIL",
-            InvocationStatus::Discard => "DISCARD",
-        }
-    }
 
     /// Parses the API's status; unknown values are `None`.
     pub fn parse(s: &str) -> Option<Self> {
