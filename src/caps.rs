@@ -38,7 +38,7 @@ pub const DEFAULT_MAX_QUOTA_TYPES: usize = 100;
 
 /// The configurable caps the poller applies (`polling.max_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub struct Caps {
     /// Longest upstream string kept as a label value, in characters.
     pub max_label_length: usize,
     /// Versions kept per function.
@@ -47,7 +47,7 @@ pub struct Limits {
     pub max_quota_types: usize,
 }
 
-impl Default for Limits {
+impl Default for Caps {
     fn default() -> Self {
         Self {
             max_label_length: DEFAULT_MAX_LABEL_CHARS,
@@ -57,7 +57,7 @@ impl Default for Limits {
     }
 }
 
-impl Limits {
+impl Caps {
     /// A label value from upstream that describes something (a runtime, a
     /// unit): cut to the maximum length; `cut` counts it when it was.
     pub fn label(&self, s: String, cut: &mut u64) -> String {

@@ -52,7 +52,7 @@ pub use permissions::Denials;
 pub use shard::Shard;
 
 use crate::api::Client;
-use crate::caps::{Cap, Limits};
+use crate::caps::{Cap, Caps};
 use crate::clock::Clock;
 use crate::config::{DiscoveryConfig, Intervals};
 use crate::state::{Collected, FunctionReport, Quota, Store};
@@ -96,7 +96,7 @@ pub struct Settings {
     /// Decides what is due, and dates the async windows.
     pub clock: Arc<dyn Clock>,
     /// Caps on upstream data (label length, versions, quota types).
-    pub limits: Limits,
+    pub caps: Caps,
 }
 
 /// One monitored function and its poll state.
@@ -141,7 +141,7 @@ impl Epoch {
                 statistics_period: settings.statistics_period,
                 stale_after: settings.stale_after,
                 tracker: settings.tracker,
-                limits: settings.limits,
+                caps: settings.caps,
             }),
             projects: projects
                 .into_iter()
@@ -679,11 +679,11 @@ impl Shared {
         let explicit: BTreeSet<&FunctionUrn> = p.explicit.iter().collect();
         // A name too long for a label is not monitored (a cut name would
         // not be the function's).
-        let limits = epoch.settings.limits;
+        let caps = epoch.settings.caps;
         let before = found.len();
         let found: BTreeSet<FunctionUrn> = found
             .into_iter()
-            .filter(|u| !limits.too_long(u.name()) && !limits.too_long(u.package()))
+            .filter(|u| !caps.too_long(u.name()) && !caps.too_long(u.package()))
             .collect();
         p.client.capped(
             Cap::LabelLength,

@@ -13,7 +13,7 @@ impl Shared {
     /// value when the call fails.
     pub(super) async fn poll_quotas(&self, epoch: &Epoch, project: usize) {
         let p = &epoch.projects[project];
-        let limits = epoch.settings.limits;
+        let caps = epoch.settings.caps;
         let client = &p.target.client;
         let result: Result<Vec<Quota>, ApiError> = client.quotas().await.map(|body| {
             let mut long = 0u64;
@@ -24,7 +24,7 @@ impl Shared {
                 .into_iter()
                 .filter_map(quota_of)
                 .filter(|q| {
-                    let keep = !limits.too_long(&q.resource);
+                    let keep = !caps.too_long(&q.resource);
                     long += u64::from(!keep);
                     keep
                 })
@@ -32,8 +32,8 @@ impl Shared {
             // One series per resource, whatever the API repeats.
             let mut seen = std::collections::HashSet::new();
             quotas.retain(|q| seen.insert(q.resource.clone()));
-            let extra = quotas.len().saturating_sub(limits.max_quota_types);
-            quotas.truncate(limits.max_quota_types);
+            let extra = quotas.len().saturating_sub(caps.max_quota_types);
+            quotas.truncate(caps.max_quota_types);
             let subject = &p.target.project_id;
             client.capped(Cap::LabelLength, long, subject);
             client.capped(Cap::QuotaTypes, extra as u64, subject);

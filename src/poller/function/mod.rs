@@ -50,7 +50,7 @@ use tokio::sync::Semaphore;
 
 use crate::api::model::CodeBody;
 use crate::api::{ApiError, ApiErrorKind, Client, Endpoint};
-use crate::caps::{Cap, Limits};
+use crate::caps::{Cap, Caps};
 use crate::config::Intervals;
 use crate::state::{
     CodeInfo, Collected, CollectorHealth, CollectorKind, FunctionReport, SnapshotInfo,
@@ -82,7 +82,7 @@ pub struct Schedule {
     /// How async invocations are counted.
     pub tracker: TrackerSettings,
     /// Caps on upstream strings and lists.
-    pub limits: Limits,
+    pub caps: Caps,
 }
 
 impl Schedule {
@@ -298,7 +298,7 @@ impl FunctionPoller {
             fair.run(
                 run_versions,
                 Endpoint::Versions,
-                poll_versions(client, urn, schedule.limits)
+                poll_versions(client, urn, schedule.caps)
             ),
             fair.run(run_code, Endpoint::Code, client.code(urn)),
             async {
@@ -358,7 +358,7 @@ impl FunctionPoller {
         let code = code.map(|r| {
             r.map(|body| {
                 let mut cut = 0;
-                let info = self.code_info(body, &schedule.limits, &mut cut);
+                let info = self.code_info(body, &schedule.caps, &mut cut);
                 client.capped(Cap::LabelLength, cut, &self.urn.to_string());
                 info
             })
@@ -466,7 +466,7 @@ impl FunctionPoller {
 
     /// The code API's answer; `runtime` and `code_type` become labels, so
     /// they are cut to the label cap (`cut` counts them).
-    fn code_info(&mut self, body: CodeBody, limits: &Limits, cut: &mut u64) -> CodeInfo {
+    fn code_info(&mut self, body: CodeBody, caps: &Caps, cut: &mut u64) -> CodeInfo {
         if let Some(digest) = body.digest.filter(|d| !d.is_empty()) {
             match &self.digest {
                 Some(old) if *old != digest => {
@@ -478,8 +478,8 @@ impl FunctionPoller {
             self.digest = Some(digest);
         }
         CodeInfo {
-            runtime: limits.label(body.runtime.unwrap_or_default(), cut),
-            code_type: limits.label(body.code_type.unwrap_or_default(), cut),
+            runtime: caps.label(body.runtime.unwrap_or_default(), cut),
+            code_type: caps.label(body.code_type.unwrap_or_default(), cut),
             size_bytes: body.code_size,
             last_modified: body.last_modified,
             max_instances: body.strategy_config.and_then(|s| s.concurrency),
