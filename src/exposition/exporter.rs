@@ -3,7 +3,7 @@
 //!
 //! These are directly instrumented (counters the API client bumps through
 //! [`ApiObserver`]) in a registry of their own, apart from the function
-//! families that are rebuilt from snapshots.
+//! families that are rebuilt from reports.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

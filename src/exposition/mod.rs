@@ -1,4 +1,4 @@
-//! The Prometheus side: turns the store's snapshots and the exporter's own
+//! The Prometheus side: turns the store's reports and the exporter's own
 //! metrics into the exposition served on `/metrics`, in text format 0.0.4
 //! or OpenMetrics 1.0.0, plain or gzip-compressed.
 //!
@@ -53,7 +53,7 @@ use prometheus::proto::MetricFamily;
 pub use exporter::ExporterMetrics;
 use exporter::Version;
 
-use crate::state::{ProjectSnapshot, Store};
+use crate::state::{ProjectReport, Store};
 use crate::sync::MutexExt;
 use families::{DEFS, FAMILIES, describe};
 use gzip::{Deflated, Deflater, GzipError, GzipHead};
@@ -140,9 +140,9 @@ struct Served {
 /// What is kept between scrapes.
 struct Inner {
     layout: Layout,
-    /// The project snapshots of the latest assembly, and a number that
+    /// The project reports of the latest assembly, and a number that
     /// changes with them.
-    projects: Vec<Arc<ProjectSnapshot>>,
+    projects: Vec<Arc<ProjectReport>>,
     projects_version: u64,
     views: [Option<View>; VIEWS],
     deflater: Deflater,
@@ -368,7 +368,7 @@ impl Renderer {
                         identity: &m.identity,
                         out,
                     };
-                    describe(family, &m.snapshot, &mut lines);
+                    describe(family, &m.report, &mut lines);
                 }
                 encoded += 1;
                 encoded_bytes += out.len();
@@ -449,7 +449,7 @@ fn piece(plain: &[u8], gzip: bool, deflater: &mut Deflater) -> Result<Piece, Gzi
 /// The project-level families, encoded for a view.
 fn project_part(
     layout: &Layout,
-    projects: &[Arc<ProjectSnapshot>],
+    projects: &[Arc<ProjectReport>],
     refresh: &str,
     format: Format,
     gzip: bool,
