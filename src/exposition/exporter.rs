@@ -41,7 +41,7 @@ pub const RUSTC: &str = env!("FGE_RUSTC_VERSION");
 /// The state [`ExporterMetrics`] were in: the count of changes from
 /// outside, the caps' counts and the web server's security.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Version {
+pub struct Stamp {
     changes: u64,
     caps: u64,
     tls: bool,
@@ -71,7 +71,7 @@ pub struct ExporterMetrics {
     /// Bumped by everything that changes these metrics from outside
     /// (requests observed, shard, projects, security): with the store's
     /// generation, it tells a renderer whether what it gathered last still
-    /// holds (see [`ExporterMetrics::version`]).
+    /// holds (see [`ExporterMetrics::stamp`]).
     changes: AtomicU64,
 }
 
@@ -254,11 +254,11 @@ impl ExporterMetrics {
     }
 
     /// What these metrics (other than the `process_*` ones, which are
-    /// read from the kernel) say depends on: equal versions, equal
+    /// read from the kernel) say depends on: equal stamps, equal
     /// samples. Whatever the store says is covered by its own generation.
-    pub fn version(&self) -> Version {
+    pub fn stamp(&self) -> Stamp {
         let (tls, basic_auth) = self.security();
-        Version {
+        Stamp {
             changes: self.changes.load(Ordering::Acquire),
             // Cap counts only grow, so their sum changes with any of them.
             caps: Cap::ALL

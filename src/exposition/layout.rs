@@ -12,12 +12,12 @@
 //! order, not sorted by name (Prometheus does not care about the order).
 //!
 //! What a function's series of a family say is reduced to a fingerprint
-//! ([`Fingerprint`]); a new report changes the version of the segments
+//! ([`Fingerprint`]); a new report changes the stamp of the segments
 //! of the families whose fingerprints changed, and nothing else (a poll
 //! that changes only the last-success timestamp re-encodes that family's
 //! segment alone). Each format served (a *view*: text or OpenMetrics,
 //! plain or gzip) keeps its own encoding of each segment and re-encodes
-//! those whose version moved when it is next asked for.
+//! those whose stamp moved when it is next asked for.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -84,8 +84,8 @@ pub(crate) enum Piece {
 /// One view's encoding of one segment.
 #[derive(Default)]
 pub(crate) struct Segment {
-    /// The version of the segment encoded (0: never).
-    pub version: u64,
+    /// The stamp of the segment encoded (0: never).
+    pub stamp: u64,
     /// `None` when the block's functions have no series of the family.
     pub piece: Option<Piece>,
 }
@@ -96,7 +96,7 @@ pub(crate) struct Block {
     /// Ordered by spread key, then URN.
     pub members: Vec<Member>,
     /// Per family: changes whenever that family's series of this block do.
-    pub versions: [u64; FAMILIES],
+    pub stamps: [u64; FAMILIES],
     /// Per view, per family (empty until the view is first asked for).
     pub segments: [Vec<Segment>; VIEWS],
 }
@@ -109,7 +109,7 @@ pub(crate) struct Layout {
     members: usize,
     /// The store generation caught up to.
     synced: u64,
-    next_version: u64,
+    next_stamp: u64,
     /// Changes whenever a function comes or goes.
     pub membership: u64,
     /// Functions per project id.
@@ -123,7 +123,7 @@ impl Default for Layout {
             blocks: (0..1 << MIN_BITS).map(|_| Block::default()).collect(),
             members: 0,
             synced: 0,
-            next_version: 1,
+            next_stamp: 1,
             membership: 0,
             per_project: BTreeMap::new(),
         }
@@ -141,8 +141,8 @@ impl Layout {
     }
 
     fn bump(&mut self, block: usize, family: usize) {
-        self.blocks[block].versions[family] = self.next_version;
-        self.next_version += 1;
+        self.blocks[block].stamps[family] = self.next_stamp;
+        self.next_stamp += 1;
     }
 
     /// Catches up with the store: new and changed reports, functions

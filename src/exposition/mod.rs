@@ -18,7 +18,7 @@
 //!
 //! A body is served again as it is, without gathering anything, while
 //! neither the store nor the exporter's own metrics changed (their
-//! [`ExporterMetrics::version`]) and it is less than [`REUSE_FOR`] old: so
+//! [`ExporterMetrics::stamp`]) and it is less than [`REUSE_FOR`] old: so
 //! the `process_*` samples are at most that old, every other sample is
 //! current, and any number of scrapers of an unchanged store cost one
 //! rendering a second.
@@ -51,7 +51,7 @@ use bytes::Bytes;
 use prometheus::proto::MetricFamily;
 
 pub use exporter::ExporterMetrics;
-use exporter::Version;
+use exporter::Stamp;
 
 use crate::state::{ProjectReport, Store};
 use crate::sync::MutexExt;
@@ -129,10 +129,10 @@ pub struct Renderer {
 
 /// A body as served, and what it was rendered from.
 struct Served {
-    /// The store's generation and the exporter's metrics' version, read
+    /// The store's generation and the exporter's metrics' stamp, read
     /// before the rendering (a change during it makes the next request
     /// render again).
-    versions: (u64, Version),
+    stamps: (u64, Stamp),
     at: Instant,
     body: Body,
 }
@@ -143,7 +143,7 @@ struct Inner {
     /// The project reports of the latest assembly, and a number that
     /// changes with them.
     projects: Vec<Arc<ProjectReport>>,
-    projects_version: u64,
+    projects_stamp: u64,
     views: [Option<View>; VIEWS],
     deflater: Deflater,
     /// Reused for encoding segments.
@@ -157,7 +157,7 @@ struct View {
     headers: Vec<Piece>,
     /// The per-function and project parts, assembled.
     body: Arc<Assembled>,
-    /// The membership and projects version `body` was assembled at.
+    /// The membership and projects stamp `body` was assembled at.
     assembled: Option<(u64, u64)>,
     /// The store generation `body` is current for.
     generation: u64,
@@ -185,7 +185,7 @@ impl Renderer {
             inner: Mutex::new(Inner {
                 layout: Layout::default(),
                 projects: Vec::new(),
-                projects_version: 0,
+                projects_stamp: 0,
                 views: Default::default(),
                 deflater: Deflater::default(),
                 scratch: String::new(),
@@ -202,15 +202,15 @@ impl Renderer {
         self.served.lock_or_recover()
     }
 
-    fn versions(&self) -> (u64, Version) {
-        (self.store.generation(), self.exporter.version())
+    fn stamps(&self) -> (u64, Stamp) {
+        (self.store.generation(), self.exporter.stamp())
     }
 
-    /// The latest body of a view, if it still holds at `versions`.
-    fn reusable(&self, index: usize, versions: (u64, Version)) -> Option<Body> {
+    /// The latest body of a view, if it still holds at `stamps`.
+    fn reusable(&self, index: usize, stamps: (u64, Stamp)) -> Option<Body> {
         let served = self.lock_served();
         let s = served[index].as_ref()?;
-        (s.versions == versions && s.at.elapsed() < REUSE_FOR).then(|| s.body.clone())
+        (s.stamps == stamps && s.at.elapsed() < REUSE_FOR).then(|| s.body.clone())
     }
 
     /// The whole exposition in text format 0.0.4.
@@ -222,7 +222,7 @@ impl Renderer {
     /// The latest body in `format` if it is served again (see
     /// [`REUSE_FOR`]): the cheapest answer, tried first.
     pub fn reused(&self, format: Format, gzip: bool) -> Option<Body> {
-        self.reusable(view_index(format, gzip), self.versions())
+        self.reusable(view_index(format, gzip), self.stamps())
     }
 
     /// True when a [`Renderer::body`] call would be served from what is
@@ -240,8 +240,8 @@ impl Renderer {
     /// The whole exposition in `format`, gzip-compressed if `gzip`.
     pub fn body(&self, format: Format, gzip: bool) -> Body {
         let index = view_index(format, gzip);
-        let versions = self.versions();
-        if let Some(body) = self.reusable(index, versions) {
+        let stamps = self.stamps();
+        if let Some(body) = self.reusable(index, stamps) {
             return body;
         }
         let at = Instant::now();
@@ -255,7 +255,7 @@ impl Renderer {
         // request tries again.
         if body.gzip == gzip {
             self.lock_served()[index] = Some(Served {
-                versions,
+                stamps,
                 at,
                 body: body.clone(),
             });
@@ -329,7 +329,7 @@ impl Renderer {
                 .all(|(a, b)| Arc::ptr_eq(a, b));
         if !same {
             inner.projects = projects;
-            inner.projects_version += 1;
+            inner.projects_stamp += 1;
         }
         let index = view_index(format, gzip);
         for (i, slot) in inner.views.iter_mut().enumerate() {
@@ -354,8 +354,8 @@ impl Renderer {
                 segments.resize_with(FAMILIES, Segment::default);
             }
             for (family, segment) in segments.iter_mut().enumerate() {
-                let version = block.versions[family];
-                if segment.version == version {
+                let stamp = block.stamps[family];
+                if segment.stamp == stamp {
                     continue;
                 }
                 changed = true;
@@ -377,7 +377,7 @@ impl Renderer {
                 } else {
                     Some(piece(out.as_bytes(), gzip, &mut inner.deflater)?)
                 };
-                segment.version = version;
+                segment.stamp = stamp;
             }
         }
         if changed {
@@ -388,7 +388,7 @@ impl Renderer {
                 "segments encoded again"
             );
         }
-        let at = (inner.layout.membership, inner.projects_version);
+        let at = (inner.layout.membership, inner.projects_stamp);
         if changed || view.assembled != Some(at) {
             let projects = project_part(
                 &inner.layout,

@@ -284,7 +284,7 @@ fn histograms_only_once_something_was_counted() {
 }
 
 /// Counts the segments a view holds that are not at their block's
-/// version, that is, what the next scrape of the view would encode.
+/// stamp, that is, what the next scrape of the view would encode.
 fn stale(r: &Renderer, view: usize) -> usize {
     let mut inner = r.lock();
     inner.layout.sync(&r.store);
@@ -295,8 +295,8 @@ fn stale(r: &Renderer, view: usize) -> usize {
         .map(|b| {
             b.segments[view]
                 .iter()
-                .zip(b.versions)
-                .filter(|(s, v)| s.version != *v)
+                .zip(b.stamps)
+                .filter(|(s, v)| s.stamp != *v)
                 .count()
         })
         .sum()
