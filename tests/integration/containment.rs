@@ -16,7 +16,7 @@ use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStat
 use functiongraph_exporter::timefmt::now_unix;
 
 use crate::util::{
-    Exposition, Harness, PROJECT, REGION, Setup, captured_logs, log_text, simulator,
+    Exposition, Harness, PROJECT, REGION, Setup, captured_logs, inject_fault, log_text, simulator,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -59,8 +59,8 @@ fn log_lines(parts: &[&str]) -> Vec<String> {
 /// invocations every minute, the rest every five), no rate limit (the clock
 /// jumps) and no retries (each attempt is one request).
 async fn start(sim: &Simulator, functions: &[&str], clock: &Arc<ManualClock>) -> Harness {
-    let h = Harness::start_with(
-        sim.clone(),
+    Harness::start_ready(
+        sim,
         Setup {
             functions,
             polling: "interval = \"1m\"\nretries = 0",
@@ -69,9 +69,7 @@ async fn start(sim: &Simulator, functions: &[&str], clock: &Arc<ManualClock>) ->
             ..Setup::default()
         },
     )
-    .await;
-    h.ready().await;
-    h
+    .await
 }
 
 /// Starts the exporter on `clock`, polling once a minute without retries
@@ -120,13 +118,7 @@ async fn a_permission_denial_fails_only_that_collector_of_those_functions() {
         "The EPS user has no permission for functiongraph:function:getSnapshotState",
     );
     for name in ["j1", "j2"] {
-        sim.set_fault(
-            PROJECT,
-            "default",
-            name,
-            Endpoint::SnapshotState,
-            Some(denied.clone()),
-        );
+        inject_fault(&sim, PROJECT, name, Endpoint::SnapshotState, denied.clone());
     }
     let (j1, j2, j3) = (v1("j1"), v1("j2"), v1("j3"));
     let clock = Arc::new(ManualClock::new());
@@ -140,7 +132,7 @@ async fn a_permission_denial_fails_only_that_collector_of_those_functions() {
         }
     }
     for f in ["j3", "py"] {
-        assert_eq!(m.get("functiongraph_up", &[("function", f)]), 1.0, "{f}");
+        assert_eq!(m.up(f), 1.0, "{f}");
     }
     let project = [("project_id", PROJECT)];
     assert_eq!(
@@ -205,7 +197,7 @@ async fn a_permission_denial_fails_only_that_collector_of_those_functions() {
     h.run_cycle().await;
     let m = h.metrics().await;
     for f in ["j1", "j2", "j3", "py"] {
-        assert_eq!(m.get("functiongraph_up", &[("function", f)]), 1.0, "{f}");
+        assert_eq!(m.up(f), 1.0, "{f}");
     }
     assert_eq!(log_lines(&["permission granted again"]).len(), 1);
     assert!(!h.status_page().await.contains("Permission denied"));
@@ -267,7 +259,7 @@ async fn a_refused_token_still_pauses_the_project() {
     h.run_cycle().await;
     let m = h.metrics().await;
     for f in ["f1", "f2"] {
-        assert_eq!(m.get("functiongraph_up", &[("function", f)]), 1.0, "{f}");
+        assert_eq!(m.up(f), 1.0, "{f}");
     }
     h.stop().await;
 }
@@ -289,7 +281,7 @@ async fn a_not_applicable_snapshot_is_remembered() {
         sim.requests_of("default", name)
     };
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "py")]), 1.0);
+    assert_eq!(m.up("py"), 1.0);
     assert_eq!(m.success("py", "snapshot"), 1.0);
     assert!(
         m.value("functiongraph_snapshot_state", &[("function", "py")])
@@ -321,7 +313,7 @@ async fn a_not_applicable_snapshot_is_remembered() {
         "async, versions, code"
     );
     assert_eq!(asked("j") - j_before, 60 + 12 + 12 + 24);
-    assert_eq!(m.get("functiongraph_up", &[("function", "py")]), 1.0);
+    assert_eq!(m.up("py"), 1.0);
 
     // New code: seen by the next code poll, asked at the snapshot poll
     // after it, once.
@@ -338,7 +330,7 @@ async fn a_not_applicable_snapshot_is_remembered() {
     h.run_cycle().await;
     let m = h.metrics().await;
     assert_eq!(requests(&m, "snapshot_state", "400"), 3.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "py")]), 1.0);
+    assert_eq!(m.up("py"), 1.0);
     h.stop().await;
 }
 
@@ -350,8 +342,8 @@ async fn a_not_applicable_snapshot_is_remembered() {
 async fn a_failing_collector_backs_off_exponentially() {
     let sim = simulator(&["default:f1", "default:f2"]);
     let clock = Arc::new(ManualClock::new());
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
             functions: &["default:f1", "default:f2"],
             polling: "interval = \"1m\"\nretries = 0\n[polling.intervals]\ncode = \"1m\"",
@@ -361,13 +353,12 @@ async fn a_failing_collector_backs_off_exponentially() {
         },
     )
     .await;
-    h.ready().await;
-    sim.set_fault(
+    inject_fault(
+        &sim,
         PROJECT,
-        "default",
         "f1",
         Endpoint::Code,
-        Some(Fault::error(500, "FSS.0500", "internal error")),
+        Fault::error(500, "FSS.0500", "internal error"),
     );
     let mut attempts = Vec::new();
     for minute in 1..=50u32 {
@@ -383,7 +374,7 @@ async fn a_failing_collector_backs_off_exponentially() {
         let m = h.metrics().await;
         assert_eq!(m.success("f1", "code"), 0.0, "minute {minute}");
         assert_eq!(m.success("f1", "async_invocations"), 1.0, "minute {minute}");
-        assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
+        assert_eq!(m.up("f2"), 1.0);
     }
     // Every minute before: 50 requests. Now: the first failure, then after
     // 1, 2, 4, 8, 16 and 16 minutes.
@@ -406,7 +397,7 @@ async fn a_failing_collector_backs_off_exponentially() {
     }
     assert_eq!(calls, vec![64, 65, 66]);
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     assert!(!h.status_page().await.contains("in a row"));
     h.stop().await;
 }
@@ -419,13 +410,7 @@ async fn unread_fields_and_numeric_strings_do_not_fail_collectors() {
     let sim = simulator(&[]);
     sim.add_function(PROJECT, java("j"));
     let fault = |endpoint, body: &str| {
-        sim.set_fault(
-            PROJECT,
-            "default",
-            "j",
-            endpoint,
-            Some(Fault::Body(body.to_owned())),
-        );
+        inject_fault(&sim, PROJECT, "j", endpoint, Fault::Body(body.to_owned()));
     };
     fault(Endpoint::SnapshotState, r#"{"state":"enable","code":0}"#);
     fault(Endpoint::SnapshotEnable, r#"{"state":"enable","code":0}"#);
@@ -484,7 +469,7 @@ async fn gone_is_recognised_by_every_documented_code_and_confirmed() {
     assert_eq!(monitored(&h.metrics().await).len(), names.len());
 
     let fault = |name: &str, endpoint, fault: Fault| {
-        sim.set_fault(PROJECT, "default", name, endpoint, Some(fault));
+        inject_fault(&sim, PROJECT, name, endpoint, fault);
     };
     let busy = || Fault::error(500, "FSS.0500", "internal error");
     let all = [
@@ -546,8 +531,8 @@ async fn gone_is_recognised_by_every_documented_code_and_confirmed() {
         4,
         "one confirming listing per suspect, none for the one answered"
     );
-    assert_eq!(m.get("functiongraph_up", &[("function", "listed")]), 0.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "other")]), 1.0);
+    assert_eq!(m.up("listed"), 0.0);
+    assert_eq!(m.up("other"), 1.0);
     h.stop().await;
 }
 
@@ -574,7 +559,7 @@ async fn hanging_functions_cannot_starve_healthy_ones() {
             Endpoint::Code,
             Endpoint::SnapshotState,
         ] {
-            sim.set_fault(PROJECT, "default", name, e, Some(Fault::Hang));
+            inject_fault(&sim, PROJECT, name, e, Fault::Hang);
         }
     }
     let refs: Vec<String> = hanging
@@ -603,11 +588,7 @@ async fn hanging_functions_cannot_starve_healthy_ones() {
     assert_eq!(sim.requests_to(Endpoint::ListFunctions), 1);
     let m = h.metrics().await;
     for name in &healthy {
-        assert_eq!(
-            m.get("functiongraph_up", &[("function", name)]),
-            1.0,
-            "{name}"
-        );
+        assert_eq!(m.up(name), 1.0, "{name}");
         assert_eq!(sim.requests_of("default", name), 4, "{name}");
         assert_eq!(
             sim.max_in_flight_of("default", name),
@@ -616,11 +597,7 @@ async fn hanging_functions_cannot_starve_healthy_ones() {
         );
     }
     for name in &hanging {
-        assert_eq!(
-            m.get("functiongraph_up", &[("function", name)]),
-            0.0,
-            "{name}"
-        );
+        assert_eq!(m.up(name), 0.0, "{name}");
         assert_eq!(
             sim.requests_of("default", name),
             1,
@@ -656,7 +633,7 @@ async fn hanging_functions_cannot_starve_healthy_ones() {
         let m = h.metrics().await;
         let now = clock.unix();
         for name in &healthy {
-            assert_eq!(m.get("functiongraph_up", &[("function", name)]), 1.0);
+            assert_eq!(m.up(name), 1.0);
             let last = m.get(
                 "functiongraph_exporter_last_poll_success_timestamp_seconds",
                 &[("function", name)],

@@ -36,8 +36,8 @@ impl Run {
 
     async fn start_in(sim: Simulator, polling: &str) -> Run {
         let clock = Arc::new(ManualClock::new());
-        let h = Harness::start_with(
-            sim.clone(),
+        let h = Harness::start_ready(
+            &sim,
             Setup {
                 functions: &[F],
                 polling,
@@ -46,7 +46,6 @@ impl Run {
             },
         )
         .await;
-        h.ready().await;
         Run {
             h,
             sim,
@@ -365,8 +364,8 @@ async fn counters_continue_across_a_restart_with_a_state_file() {
         sim.step(d);
         clock.advance(d);
     }
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
             functions: &[F],
             polling: &polling,
@@ -375,7 +374,6 @@ async fn counters_continue_across_a_restart_with_a_state_file() {
         },
     )
     .await;
-    h.ready().await;
     let after_restart = totals(&h.metrics().await);
     for i in 0..3 {
         assert!(
@@ -641,8 +639,7 @@ async fn a_reload_keeps_the_state_and_an_old_file_is_not_used() {
         clock: Some(Arc::clone(&clock)),
         ..Setup::default()
     };
-    let h = Harness::start_with(sim.clone(), setup()).await;
-    h.ready().await;
+    let h = Harness::start_ready(&sim, setup()).await;
     let mut run = Run {
         h,
         sim: sim.clone(),
@@ -665,16 +662,14 @@ async fn a_reload_keeps_the_state_and_an_old_file_is_not_used() {
     run.h.stop().await;
 
     // Restarted on the same file: it carries on.
-    let h = Harness::start_with(sim.clone(), setup()).await;
-    h.ready().await;
+    let h = Harness::start_ready(&sim, setup()).await;
     assert_eq!(totals(&h.metrics().await), [0.0, 2.0, 0.0]);
     h.stop().await;
 
     // Two hours later (the lookback is one): the file is too old.
     clock.advance(Duration::from_secs(7200));
     sim.advance_clock(Duration::from_secs(7200));
-    let h = Harness::start_with(sim.clone(), setup()).await;
-    h.ready().await;
+    let h = Harness::start_ready(&sim, setup()).await;
     assert!(
         log_text().contains("state file not used: it was saved 2h"),
         "{}",

@@ -5,7 +5,7 @@ use functiongraph_exporter::api::Endpoint;
 use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStatus};
 use functiongraph_exporter::timefmt::now_unix;
 
-use crate::util::{Harness, PROJECT, Setup, simulator};
+use crate::util::{Harness, PROJECT, Setup, inject_fault, simulator};
 
 const F: &str = "default:f1";
 
@@ -81,7 +81,7 @@ async fn async_gauges_count_the_window_by_status() {
             0.0
         );
     }
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     h.stop().await;
 }
 
@@ -284,19 +284,19 @@ async fn pagination_and_incremental_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_failing_function_does_not_affect_the_others() {
     let sim = simulator(&["default:f1", "default:f2", "default:f3"]);
-    sim.set_fault(
+    inject_fault(
+        &sim,
         PROJECT,
-        "default",
         "f2",
         Endpoint::Code,
-        Some(Fault::error(500, "FSS.0500", "internal error")),
+        Fault::error(500, "FSS.0500", "internal error"),
     );
     let h = Harness::start(sim.clone(), &["default:f1", "default:f2", "default:f3"]).await;
     h.ready().await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 0.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "f3")]), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
+    assert_eq!(m.up("f2"), 0.0);
+    assert_eq!(m.up("f3"), 1.0);
     assert_eq!(m.success("f2", "code"), 0.0);
     assert_eq!(m.success("f2", "versions"), 1.0);
     assert_eq!(m.success("f2", "async_invocations"), 1.0);
@@ -338,17 +338,17 @@ async fn one_failing_function_does_not_affect_the_others() {
     sim.set_fault(PROJECT, "default", "f2", Endpoint::Code, None);
     h.poll().await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
-    sim.set_fault(
+    assert_eq!(m.up("f2"), 1.0);
+    inject_fault(
+        &sim,
         PROJECT,
-        "default",
         "f2",
         Endpoint::Code,
-        Some(Fault::error(503, "FSS.0503", "unavailable")),
+        Fault::error(503, "FSS.0503", "unavailable"),
     );
     h.poll().await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 0.0);
+    assert_eq!(m.up("f2"), 0.0);
     assert_eq!(
         m.get("functiongraph_code_size_bytes", &[("function", "f2")]),
         2048.0
@@ -361,19 +361,19 @@ async fn one_failing_function_does_not_affect_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_fail_only_their_collector() {
     let sim = simulator(&["default:f1", "default:f2"]);
-    sim.set_fault(
+    inject_fault(
+        &sim,
         PROJECT,
-        "default",
         "f1",
         Endpoint::Versions,
-        Some(Fault::Body("<html>not json</html>".into())),
+        Fault::Body("<html>not json</html>".into()),
     );
-    sim.set_fault(
+    inject_fault(
+        &sim,
         PROJECT,
-        "default",
         "f2",
         Endpoint::Code,
-        Some(Fault::Body(r#"{"code_size":"big"}"#.into())),
+        Fault::Body(r#"{"code_size":"big"}"#.into()),
     );
     let h = Harness::start(sim, &["default:f1", "default:f2"]).await;
     h.ready().await;
@@ -445,10 +445,7 @@ async fn versions_code_and_snapshots() {
         ),
         1.0
     );
-    let states: f64 = m
-        .matching("functiongraph_snapshot_state", &[("function", "java")])
-        .map(|(_, _, v)| v)
-        .sum();
+    let states: f64 = m.sum("functiongraph_snapshot_state", &[("function", "java")]);
     assert_eq!(states, 1.0, "exactly one state is 1");
     assert_eq!(
         m.matching("functiongraph_snapshot_state", &[("function", "java")])
@@ -457,7 +454,7 @@ async fn versions_code_and_snapshots() {
     );
     assert_eq!(m.get("functiongraph_snapshot_enabled", &java_labels), 0.0);
     // Python on latest: not applicable, not down, no snapshot series.
-    assert_eq!(m.get("functiongraph_up", &[("function", "py")]), 1.0);
+    assert_eq!(m.up("py"), 1.0);
     assert_eq!(m.success("py", "snapshot"), 1.0);
     assert_eq!(
         m.matching("functiongraph_snapshot_state", &[("function", "py")])
@@ -508,8 +505,8 @@ async fn versions_code_and_snapshots() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_token_and_unknown_function_mark_functions_down() {
     let sim = simulator(&[F]);
-    let h = Harness::start_with(
-        sim,
+    let h = Harness::start_ready(
+        &sim,
         Setup {
             functions: &[F],
             token: "expired-token",
@@ -517,17 +514,13 @@ async fn wrong_token_and_unknown_function_mark_functions_down() {
         },
     )
     .await;
-    h.ready().await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 0.0);
+    assert_eq!(m.up("f1"), 0.0);
     // One request went out and was refused; the others were held back.
-    let refused: f64 = m
-        .matching(
-            "functiongraph_exporter_api_requests_total",
-            &[("code", "401")],
-        )
-        .map(|(_, _, v)| v)
-        .sum();
+    let refused: f64 = m.sum(
+        "functiongraph_exporter_api_requests_total",
+        &[("code", "401")],
+    );
     assert_eq!(refused, 1.0);
     assert_eq!(
         m.get(
@@ -544,8 +537,8 @@ async fn wrong_token_and_unknown_function_mark_functions_down() {
     let h = Harness::start(simulator(&[F]), &[F, "default:ghost"]).await;
     h.ready().await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "ghost")]), 0.0);
+    assert_eq!(m.up("f1"), 1.0);
+    assert_eq!(m.up("ghost"), 0.0);
     let page = h.status_page().await;
     assert!(page.contains("FSS.1051"), "{page}");
     h.stop().await;
@@ -561,7 +554,7 @@ async fn scraping_makes_no_api_requests() {
     assert!(before > 0);
     for _ in 0..100 {
         let m = h.metrics().await;
-        assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
+        assert_eq!(m.up("f1"), 1.0);
     }
     assert_eq!(sim.requests(), before);
     h.stop().await;
@@ -595,7 +588,7 @@ async fn http_endpoints() {
         "text/plain; version=0.0.4; charset=utf-8"
     );
     let m = crate::util::Exposition::parse(&r.text().await.unwrap());
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 0.0);
+    assert_eq!(m.up("f1"), 0.0);
     assert_eq!(
         m.get(
             "functiongraph_exporter_api_requests_total",

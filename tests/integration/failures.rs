@@ -23,8 +23,8 @@ fn failed(id: &str, code: i64, message: &str, start: i64, end: Option<i64>) -> I
 /// failures of `pay` with a hostile message, a discard and a success.
 async fn scenario(polling: &str) -> (Harness, Simulator, i64) {
     let sim = simulator(&["default:pay", "default:other"]);
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
             functions: &["default:pay", "default:other"],
             polling,
@@ -32,7 +32,6 @@ async fn scenario(polling: &str) -> (Harness, Simulator, i64) {
         },
     )
     .await;
-    h.ready().await;
     let now = now_unix();
     let add = |inv| assert!(sim.add_invocation(PROJECT, "default", "pay", inv));
     add(failed("req-a", 500, "boom", now - 30, Some(now - 28)));
@@ -200,13 +199,10 @@ async fn failures_by_error_code_sum_to_the_fail_counter() {
         "functiongraph_async_invocations_total",
         &[("function", "pay"), ("status", "FAIL")],
     );
-    let sum: f64 = m
-        .matching(
-            "functiongraph_async_invocation_failures_total",
-            &[("function", "pay")],
-        )
-        .map(|(_, _, v)| v)
-        .sum();
+    let sum: f64 = m.sum(
+        "functiongraph_async_invocation_failures_total",
+        &[("function", "pay")],
+    );
     assert_eq!(sum, fail);
     assert_eq!(fail, 3.0);
     h.stop().await;

@@ -10,7 +10,9 @@ use functiongraph_exporter::clock::ManualClock;
 use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStatus, Simulator};
 use functiongraph_exporter::timefmt::now_unix;
 
-use crate::util::{DEADLINE, Exposition, Harness, PROJECT, Setup, log_text, simulator};
+use crate::util::{
+    DEADLINE, Exposition, Harness, PROJECT, Setup, inject_fault, log_text, simulator,
+};
 
 const F: &str = "default:f1";
 
@@ -23,23 +25,21 @@ fn requests(m: &Exposition, endpoint: &str, code: &str) -> f64 {
 }
 
 async fn start(sim: &Simulator, polling: &str) -> Harness {
-    let h = Harness::start_with(
-        sim.clone(),
+    Harness::start_ready(
+        sim,
         Setup {
             functions: &[F, "default:f2"],
             polling,
             ..Setup::default()
         },
     )
-    .await;
-    h.ready().await;
-    h
+    .await
 }
 
 /// [`start`] with `f1`'s `endpoint` answering with `fault`.
 async fn start_faulty(endpoint: Endpoint, fault: Fault, polling: &str) -> (Simulator, Harness) {
     let sim = simulator(&[F, "default:f2"]);
-    sim.set_fault(PROJECT, "default", "f1", endpoint, Some(fault));
+    inject_fault(&sim, PROJECT, "f1", endpoint, fault);
     let h = start(&sim, polling).await;
     (sim, h)
 }
@@ -80,7 +80,7 @@ async fn transient_failures_are_retried() {
     );
     let h = start(&sim, "").await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     assert_eq!(requests(&m, "code", "503"), 2.0);
     assert_eq!(requests(&m, "code", "200"), 2.0, "one per function");
     h.stop().await;
@@ -110,8 +110,8 @@ async fn throttling_is_counted_retried_and_retry_after_honoured() {
     sim.record_request_times(true);
     let h = start(&sim, "").await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
+    assert_eq!(m.up("f2"), 1.0);
     let throttled = |endpoint| {
         m.get(
             "functiongraph_exporter_api_throttled_total",
@@ -142,8 +142,8 @@ async fn client_errors_are_not_retried() {
     .await;
     let m = h.metrics().await;
     assert_eq!(requests(&m, "code", "400"), 1.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 0.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
+    assert_eq!(m.up("f1"), 0.0);
+    assert_eq!(m.up("f2"), 1.0);
     h.stop().await;
 }
 
@@ -176,7 +176,7 @@ async fn a_huge_body_is_refused() {
     .await;
     let m = h.metrics().await;
     assert_eq!(m.success("f1", "code"), 0.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
+    assert_eq!(m.up("f2"), 1.0);
     let page = h.status_page().await;
     assert!(
         page.contains("response body larger than 1048576 bytes"),
@@ -190,20 +190,14 @@ async fn a_huge_body_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_bodies_and_resets_fail_only_their_collector() {
     let sim = simulator(&[F, "default:f2"]);
-    sim.set_fault(PROJECT, "default", "f1", Endpoint::Code, Some(Fault::Stall));
-    sim.set_fault(
-        PROJECT,
-        "default",
-        "f1",
-        Endpoint::Versions,
-        Some(Fault::Reset),
-    );
+    inject_fault(&sim, PROJECT, "f1", Endpoint::Code, Fault::Stall);
+    inject_fault(&sim, PROJECT, "f1", Endpoint::Versions, Fault::Reset);
     let h = start(&sim, "timeout = \"1s\"\nretries = 1").await;
     let m = h.metrics().await;
     assert_eq!(m.success("f1", "code"), 0.0);
     assert_eq!(m.success("f1", "versions"), 0.0);
     assert_eq!(m.success("f1", "async_invocations"), 1.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
+    assert_eq!(m.up("f2"), 1.0);
     assert!(
         requests(&m, "code", "timeout") >= 1.0,
         "the stalled body times out"
@@ -246,12 +240,12 @@ async fn counters_survive_failed_polls() {
         )
     };
     assert_eq!(total(&h.metrics().await), 1.0);
-    sim.set_fault(
+    inject_fault(
+        &sim,
         PROJECT,
-        "default",
         "f1",
         Endpoint::AsyncInvocations,
-        Some(Fault::error(500, "FSS.0500", "down")),
+        Fault::error(500, "FSS.0500", "down"),
     );
     h.poll().await;
     let m = h.metrics().await;
@@ -269,8 +263,8 @@ async fn counters_survive_failed_polls() {
 async fn stale_values_are_dropped_after_the_limit() {
     let sim = simulator(&[F, "default:f2"]);
     let clock = Arc::new(ManualClock::new());
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
             functions: &[F, "default:f2"],
             polling: "stale_after = \"2h\"",
@@ -279,13 +273,12 @@ async fn stale_values_are_dropped_after_the_limit() {
         },
     )
     .await;
-    h.ready().await;
-    sim.set_fault(
+    inject_fault(
+        &sim,
         PROJECT,
-        "default",
         "f1",
         Endpoint::Code,
-        Some(Fault::error(500, "FSS.0500", "down")),
+        Fault::error(500, "FSS.0500", "down"),
     );
     clock.advance(Duration::from_secs(60 * 60));
     h.poll().await;
@@ -373,12 +366,12 @@ async fn an_overrunning_poll_is_skipped_not_stacked() {
     // One request at a time, three of them slow: a poll takes over 2 s,
     // twice the interval.
     for endpoint in [Endpoint::Code, Endpoint::Versions, Endpoint::SnapshotState] {
-        sim.set_fault(
+        inject_fault(
+            &sim,
             PROJECT,
-            "default",
             "f1",
             endpoint,
-            Some(Fault::Delay(Duration::from_millis(700))),
+            Fault::Delay(Duration::from_millis(700)),
         );
     }
     let h = Harness::start_with(
@@ -406,7 +399,7 @@ async fn an_overrunning_poll_is_skipped_not_stacked() {
     // The slow poll itself completes and is published.
     h.ready().await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     h.stop().await;
 }
 

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::util::{
     BinaryFiles, DEADLINE, Exposition, Harness, PROJECT, REGION, SecretFiles, Setup, TOKEN,
-    body_of, captured_logs, log_text, scrape_until, simulator, simulator_in,
+    body_of, captured_logs, inject_fault, log_text, scrape_until, simulator, simulator_in,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_functiongraph_exporter");
@@ -34,10 +34,6 @@ const PASSWORD: &str = "pw-security-PASSWORD-5e4d3c";
 
 fn capped(m: &Exposition, cap: &str) -> f64 {
     m.get("functiongraph_exporter_capped_total", &[("cap", cap)])
-}
-
-fn up(m: &Exposition, function: &str) -> f64 {
-    m.get("functiongraph_up", &[("function", function)])
 }
 
 /// A recorder on its own loopback port: the "other host".
@@ -95,25 +91,22 @@ async fn api_redirects_are_not_followed_in_any_auth_mode() {
         sim.add_temporary_access_key(AK, SK, STS);
         sim.add_iam_user("acme", "exporter", PASSWORD);
         let target = format!("{other}/v2/{project}/steal?x=1");
-        sim.set_fault(
+        inject_fault(
+            &sim,
             project,
-            "default",
             "f1",
             Endpoint::Code,
-            Some(Fault::redirect(status, &target)),
+            Fault::redirect(status, &target),
         );
-        let h = Harness::start_with(
-            sim.clone(),
+        let h = Harness::start_ready(
+            &sim,
             Setup {
-                functions: &["default:f1"],
                 auth: Some(auth),
-                project_id: project,
                 polling: "retries = 0",
-                ..Setup::default()
+                ..Setup::of(project, &["default:f1"])
             },
         )
         .await;
-        h.ready().await;
         h.poll().await;
         let m = h.metrics().await;
         assert_eq!(m.success("f1", "code"), 0.0, "{status}");
@@ -161,19 +154,16 @@ async fn iam_redirects_send_no_password_elsewhere() {
         &format!("{other}/v3/auth/tokens?nocatalog=true"),
     )));
     let files = SecretFiles::new(&[("password", PASSWORD)]);
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
-            functions: &["default:f1"],
             auth: Some(password_auth(&files)),
-            project_id: project,
-            ..Setup::default()
+            ..Setup::of(project, &["default:f1"])
         },
     )
     .await;
-    h.ready().await;
     let m = h.metrics().await;
-    assert_eq!(up(&m, "f1"), 0.0);
+    assert_eq!(m.up("f1"), 0.0);
     // Each collector's request asks IAM (a failure that is not a refusal
     // starts no back-off), and each is refused.
     let iam = sim.requests_to(Endpoint::IamTokens);
@@ -384,8 +374,8 @@ async fn the_lifecycle_api_is_off_by_default_and_sighup_always_works() {
         exporter.lines.lock().unwrap()
     );
     let m = scrape_until(&http, &exporter.addr, "a poll after the refusal", |_| true).await;
-    assert_eq!(up(&m, "f1"), 1.0);
-    assert_eq!(up(&m, "f2"), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
+    assert_eq!(m.up("f2"), 1.0);
     let ready = http.get(exporter.url("/-/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     drop(exporter);
@@ -436,8 +426,8 @@ async fn http_reloads_are_rate_limited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_keeps_the_back_off_of_unchanged_credentials() {
     let sim = simulator(&["default:f1", "default:f2"]);
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
             functions: &["default:f1", "default:f2"],
             token: "a-wrong-token",
@@ -445,7 +435,6 @@ async fn a_reload_keeps_the_back_off_of_unchanged_credentials() {
         },
     )
     .await;
-    h.ready().await;
     assert_eq!(sim.requests(), 1, "one probe, then the back-off");
     for _ in 0..3 {
         h.exporter.reload(&h.config).await.unwrap();
@@ -468,8 +457,8 @@ async fn a_reload_keeps_the_back_off_of_unchanged_credentials() {
     h.exporter.reload(&fixed).await.unwrap();
     h.poll().await;
     let m = h.metrics().await;
-    assert_eq!(up(&m, "f1"), 1.0);
-    assert_eq!(up(&m, "f2"), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
+    assert_eq!(m.up("f2"), 1.0);
     h.stop().await;
 }
 
@@ -479,24 +468,21 @@ async fn a_reload_keeps_the_cached_iam_token() {
     let sim = simulator_in(project, &["default:f1"]);
     sim.add_iam_user("acme", "exporter", PASSWORD);
     let files = SecretFiles::new(&[("password", PASSWORD)]);
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
-            functions: &["default:f1"],
             auth: Some(password_auth(&files)),
-            project_id: project,
-            ..Setup::default()
+            ..Setup::of(project, &["default:f1"])
         },
     )
     .await;
-    h.ready().await;
     assert_eq!(sim.requests_to(Endpoint::IamTokens), 1);
     for _ in 0..3 {
         h.exporter.reload(&h.config).await.unwrap();
         h.poll().await;
     }
     assert_eq!(sim.requests_to(Endpoint::IamTokens), 1, "the token is kept");
-    assert_eq!(up(&h.metrics().await, "f1"), 1.0);
+    assert_eq!(h.metrics().await.up("f1"), 1.0);
     h.stop().await;
 }
 
@@ -710,32 +696,27 @@ async fn endless_records_with_long_request_ids_are_dropped() {
     captured_logs();
     let project = "a1000000000000000000000000000006";
     let sim = simulator_in(project, &["default:endless", "default:calm"]);
-    sim.set_fault(
+    inject_fault(
+        &sim,
         project,
-        "default",
         "endless",
         Endpoint::AsyncInvocations,
-        Some(Fault::EndlessRecords {
+        Fault::EndlessRecords {
             request_id_len: 2048,
-        }),
-    );
-    let h = Harness::start_with(
-        sim.clone(),
-        Setup {
-            functions: &["default:endless", "default:calm"],
-            project_id: project,
-            ..Setup::default()
         },
+    );
+    let h = Harness::start_ready(
+        &sim,
+        Setup::of(project, &["default:endless", "default:calm"]),
     )
     .await;
-    h.ready().await;
     let before = sim.requests_to(Endpoint::AsyncInvocations);
     for _ in 0..3 {
         h.poll().await;
     }
     let m = h.metrics().await;
-    assert_eq!(up(&m, "calm"), 1.0);
-    assert_eq!(up(&m, "endless"), 1.0);
+    assert_eq!(m.up("calm"), 1.0);
+    assert_eq!(m.up("endless"), 1.0);
     assert_eq!(
         m.get(
             "functiongraph_async_invocation_records",
@@ -770,31 +751,28 @@ async fn huge_error_texts_are_cut() {
     let project = "a1000000000000000000000000000007";
     let sim = simulator_in(project, &["default:loud", "default:typo"]);
     let huge = "E".repeat(8 << 20);
-    sim.set_fault(
+    inject_fault(
+        &sim,
         project,
-        "default",
         "loud",
         Endpoint::Code,
-        Some(Fault::error(500, "FSS.0500", &huge)),
+        Fault::error(500, "FSS.0500", &huge),
     );
-    sim.set_fault(
+    inject_fault(
+        &sim,
         project,
-        "default",
         "typo",
         Endpoint::Code,
-        Some(Fault::Body(format!("{{\"code_size\":\"{huge}\"}}"))),
+        Fault::Body(format!("{{\"code_size\":\"{huge}\"}}")),
     );
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
-            functions: &["default:loud", "default:typo"],
-            project_id: project,
             polling: "retries = 0",
-            ..Setup::default()
+            ..Setup::of(project, &["default:loud", "default:typo"])
         },
     )
     .await;
-    h.ready().await;
     let m = h.metrics().await;
     assert_eq!(m.success("loud", "code"), 0.0);
     assert_eq!(m.success("typo", "code"), 0.0);
@@ -825,19 +803,16 @@ async fn long_upstream_strings_never_become_long_labels() {
     sim.add_function(project, spec);
     // A discovered function whose name is 2 KB long is not monitored.
     sim.add_function(project, FunctionSpec::new("default", &"g".repeat(2048)));
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
-            functions: &["default:f1"],
-            project_id: project,
             project: "[projects.discovery]\nenabled = true",
-            ..Setup::default()
+            ..Setup::of(project, &["default:f1"])
         },
     )
     .await;
-    h.ready().await;
     let m = h.metrics().await;
-    assert_eq!(up(&m, "f1"), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     assert_eq!(
         m.get("functiongraph_versions", &[("function", "f1")]),
         1.0,
@@ -903,7 +878,7 @@ token_file = "{{token_file}}"
     let h = Harness::start_toml(sim.clone(), &toml, None).await;
     h.ready().await;
     let m = h.metrics().await;
-    assert_eq!(up(&m, "f1"), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     assert_eq!(m.get("functiongraph_versions", &[("function", "f1")]), 50.0);
     assert_eq!(
         m.matching("functiongraph_version_info", &[("function", "f1")])
@@ -953,26 +928,14 @@ async fn oversized_pages_and_record_fields_are_bounded() {
         r#"{{"request_id":"long-status","status":"{}","start_time":"{time}"}}"#,
         "S".repeat(5000)
     );
-    sim.set_fault(
+    inject_fault(
+        &sim,
         project,
-        "default",
         "f1",
         Endpoint::AsyncInvocations,
-        Some(Fault::Body(format!(
-            r#"{{"invocations":[{}]}}"#,
-            records.join(",")
-        ))),
+        Fault::Body(format!(r#"{{"invocations":[{}]}}"#, records.join(","))),
     );
-    let h = Harness::start_with(
-        sim.clone(),
-        Setup {
-            functions: &["default:f1"],
-            project_id: project,
-            ..Setup::default()
-        },
-    )
-    .await;
-    h.ready().await;
+    let h = Harness::start_ready(&sim, Setup::of(project, &["default:f1"])).await;
     let m = h.metrics().await;
     assert_eq!(m.success("f1", "async_invocations"), 1.0);
     assert_eq!(
@@ -1173,7 +1136,7 @@ async fn an_expiry_in_the_past_does_not_mean_a_token_per_request() {
     h.poll().await;
     assert_eq!(sim.requests_to(Endpoint::IamTokens), 2);
     let m = h.metrics().await;
-    assert_eq!(up(&m, "f1"), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     let logs = log_text();
     assert!(
         logs.lines().any(|l| l.contains("WARN")
@@ -1193,25 +1156,14 @@ async fn far_future_dates_are_read_as_dates() {
     let project = "a100000000000000000000000000000b";
     let sim = simulator_in(project, &["default:far", "default:odd"]);
     assert!(sim.set_code(project, "default", "far", "d1", 10, 253_402_300_799));
-    sim.set_fault(
+    inject_fault(
+        &sim,
         project,
-        "default",
         "odd",
         Endpoint::Code,
-        Some(Fault::Body(
-            r#"{"code_size":10,"last_modified":"31/12/2026 10:00"}"#.into(),
-        )),
+        Fault::Body(r#"{"code_size":10,"last_modified":"31/12/2026 10:00"}"#.into()),
     );
-    let h = Harness::start_with(
-        sim.clone(),
-        Setup {
-            functions: &["default:far", "default:odd"],
-            project_id: project,
-            ..Setup::default()
-        },
-    )
-    .await;
-    h.ready().await;
+    let h = Harness::start_ready(&sim, Setup::of(project, &["default:far", "default:odd"])).await;
     let m = h.metrics().await;
     let modified = |f| {
         m.value(

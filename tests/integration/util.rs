@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use functiongraph_exporter::api::Endpoint;
 use functiongraph_exporter::app::{self, Running};
 use functiongraph_exporter::clock::ManualClock;
 use functiongraph_exporter::config::Config;
-use functiongraph_exporter::simulator::{FunctionSpec, Simulator};
+use functiongraph_exporter::simulator::{Fault, FunctionSpec, Simulator};
 use functiongraph_exporter::web::LiveWebConfig;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -38,6 +39,18 @@ pub fn simulator_in(project_id: &str, functions: &[&str]) -> Simulator {
         sim.add_function(project_id, FunctionSpec::new(package, name));
     }
     sim
+}
+
+/// Makes `endpoint` of the function `default:{name}` in `project_id` answer
+/// with `fault`.
+pub fn inject_fault(
+    sim: &Simulator,
+    project_id: &str,
+    name: &str,
+    endpoint: Endpoint,
+    fault: Fault,
+) {
+    sim.set_fault(project_id, "default", name, endpoint, Some(fault));
 }
 
 /// Serves `sim` on an ephemeral loopback port until `shutdown`.
@@ -98,8 +111,19 @@ impl Default for Setup<'_> {
     }
 }
 
+impl<'a> Setup<'a> {
+    /// The defaults, for `functions` of the project `project_id`.
+    pub fn of(project_id: &'a str, functions: &'a [&'a str]) -> Self {
+        Self {
+            functions,
+            project_id,
+            ..Self::default()
+        }
+    }
+}
+
 impl Harness {
-    /// Starts the exporter against `sim` and waits for its first cycle.
+    /// Starts the exporter against `sim`, without waiting for readiness.
     pub async fn start(sim: Simulator, functions: &[&str]) -> Harness {
         Self::start_with(
             sim,
@@ -109,6 +133,13 @@ impl Harness {
             },
         )
         .await
+    }
+
+    /// [`Harness::start_with`] on `sim`, then waits for its first cycle.
+    pub async fn start_ready(sim: &Simulator, setup: Setup<'_>) -> Harness {
+        let h = Self::start_with(sim.clone(), setup).await;
+        h.ready().await;
+        h
     }
 
     /// Starts the exporter without waiting for readiness.
@@ -154,19 +185,12 @@ impl Harness {
         auth: String,
     ) -> (Harness, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new());
-        let h = Self::start_with(
-            sim.clone(),
-            Setup {
-                functions,
-                auth: Some(auth),
-                project_id,
-                clock: Some(Arc::clone(&clock)),
-                ..Setup::default()
-            },
-        )
-        .await;
-        h.ready().await;
-        (h, clock)
+        let setup = Setup {
+            auth: Some(auth),
+            clock: Some(Arc::clone(&clock)),
+            ..Setup::of(project_id, functions)
+        };
+        (Self::start_ready(sim, setup).await, clock)
     }
 
     /// Starts the exporter with `--web.config.file` `web`, on a simulator of
@@ -479,6 +503,16 @@ impl Exposition {
             "functiongraph_collector_success",
             &[("function", function), ("collector", collector)],
         )
+    }
+
+    /// `functiongraph_up` of one function.
+    pub fn up(&self, function: &str) -> f64 {
+        self.get("functiongraph_up", &[("function", function)])
+    }
+
+    /// The sum of the samples of `name` whose labels include `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.matching(name, labels).map(|(_, _, v)| v).sum()
     }
 
     /// Samples of `name` whose labels include `labels`.
