@@ -16,14 +16,15 @@ use std::time::{Duration, Instant};
 use functiongraph_exporter::api::Endpoint;
 use functiongraph_exporter::config::{AuthConfig, Config};
 use functiongraph_exporter::secret::SecretSource;
-use functiongraph_exporter::simulator::{Fault, FunctionSpec, Recorder};
+use functiongraph_exporter::simulator::{Fault, FunctionSpec, Recorder, Simulator};
 use reqwest::header::AUTHORIZATION;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::util::{
     BinaryFiles, DEADLINE, Exposition, Harness, PROJECT, REGION, SecretFiles, Setup, TOKEN,
-    body_of, captured_logs, inject_fault, log_text, scrape_until, simulator, simulator_in,
+    binary_command, body_of, captured_logs, config_text, inject_fault, log_text, run_binary,
+    scrape_until, simulator, simulator_in,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_functiongraph_exporter");
@@ -51,6 +52,19 @@ fn password_auth(files: &SecretFiles) -> String {
         "type = \"password\"\nuser_name = \"exporter\"\ndomain_name = \"acme\"\npassword_file = \"{}\"\niam_endpoint = \"{{endpoint}}\"\n",
         files.path("password")
     )
+}
+
+/// Starts the exporter on `default:f1` of `project`, logging in to IAM
+/// with a password (the simulator gets the user), and waits for its first
+/// cycle; the password file goes with it.
+async fn start_with_password(sim: &Simulator, project: &str) -> (Harness, SecretFiles) {
+    sim.add_iam_user("acme", "exporter", PASSWORD);
+    let files = SecretFiles::new(&[("password", PASSWORD)]);
+    let setup = Setup {
+        auth: Some(password_auth(&files)),
+        ..Setup::of(project, &["default:f1"])
+    };
+    (Harness::start_ready(sim, setup).await, files)
 }
 
 // === Row: the FunctionGraph endpoint answers 302 to another host ===
@@ -148,20 +162,11 @@ async fn iam_redirects_send_no_password_elsewhere() {
     let (recorder, other) = recorder(&shutdown).await;
     let project = "a1000000000000000000000000000004";
     let sim = simulator_in(project, &["default:f1"]);
-    sim.add_iam_user("acme", "exporter", PASSWORD);
     sim.set_iam_fault(Some(Fault::redirect(
         307,
         &format!("{other}/v3/auth/tokens?nocatalog=true"),
     )));
-    let files = SecretFiles::new(&[("password", PASSWORD)]);
-    let h = Harness::start_ready(
-        &sim,
-        Setup {
-            auth: Some(password_auth(&files)),
-            ..Setup::of(project, &["default:f1"])
-        },
-    )
-    .await;
+    let (h, _files) = start_with_password(&sim, project).await;
     let m = h.metrics().await;
     assert_eq!(m.up("f1"), 0.0);
     // Each collector's request asks IAM (a failure that is not a refusal
@@ -256,13 +261,7 @@ struct Binary {
 
 impl Binary {
     fn spawn(args: &[&str]) -> Binary {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = binary_command(args).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -466,16 +465,7 @@ async fn a_reload_keeps_the_back_off_of_unchanged_credentials() {
 async fn a_reload_keeps_the_cached_iam_token() {
     let project = "a1000000000000000000000000000005";
     let sim = simulator_in(project, &["default:f1"]);
-    sim.add_iam_user("acme", "exporter", PASSWORD);
-    let files = SecretFiles::new(&[("password", PASSWORD)]);
-    let h = Harness::start_ready(
-        &sim,
-        Setup {
-            auth: Some(password_auth(&files)),
-            ..Setup::of(project, &["default:f1"])
-        },
-    )
-    .await;
+    let (h, _files) = start_with_password(&sim, project).await;
     assert_eq!(sim.requests_to(Endpoint::IamTokens), 1);
     for _ in 0..3 {
         h.exporter.reload(&h.config).await.unwrap();
@@ -857,26 +847,11 @@ async fn versions_and_quota_types_are_capped() {
     sim.add_function(project, spec);
     sim.add_quota_types(5000, 8);
     sim.add_quota_types(3, 2048);
-    let toml = format!(
-        r#"
-[polling]
-interval = "1h"
-max_versions = 50
-max_quota_types = 20
-[collectors]
-quotas = true
-[[projects]]
-project_id = "{project}"
-region = "{REGION}"
-endpoint = "{{endpoint}}"
-functions = ["default:f1"]
-[projects.auth]
-type = "token"
-token_file = "{{token_file}}"
-"#
-    );
-    let h = Harness::start_toml(sim.clone(), &toml, None).await;
-    h.ready().await;
+    let setup = Setup {
+        polling: "max_versions = 50\nmax_quota_types = 20\n[collectors]\nquotas = true",
+        ..Setup::of(project, &["default:f1"])
+    };
+    let h = Harness::start_ready(&sim, setup).await;
     let m = h.metrics().await;
     assert_eq!(m.up("f1"), 1.0);
     assert_eq!(m.get("functiongraph_versions", &[("function", "f1")]), 50.0);
@@ -953,43 +928,12 @@ async fn oversized_pages_and_record_fields_are_bounded() {
 
 // === Row: token_file is a FIFO / /dev/zero ===
 
-/// Runs the binary with `args` and a deadline: a hang fails the test.
-fn run_within_deadline(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
-    });
-    let status = crate::util::exit_status(&mut child, &format!("{args:?} did not exit"));
-    (status.code(), reader.join().unwrap())
-}
-
+/// A configuration file in `dir` whose token is read from `token_file`.
 fn token_config(dir: &std::path::Path, token_file: &str) -> String {
     let path = dir.join("config.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[[projects]]
-project_id = "{PROJECT}"
-region = "{REGION}"
-endpoint = "http://127.0.0.1:9"
-functions = ["f"]
-[projects.auth]
-type = "token"
-token_file = "{token_file}"
-"#
-        ),
-    )
-    .unwrap();
+    let auth = format!("type = \"token\"\ntoken_file = \"{token_file}\"");
+    let text = config_text(&["f"], "http://127.0.0.1:9", PROJECT, &auth, "");
+    std::fs::write(&path, text).unwrap();
     path.display().to_string()
 }
 
@@ -1024,13 +968,13 @@ fn secret_files_must_be_small_regular_files() {
             let mut args = vec!["--config", &config];
             args.extend_from_slice(mode);
             args.extend_from_slice(&["--web.listen-address", "127.0.0.1:0"]);
-            let (code, stderr) = run_within_deadline(&args);
+            let (code, _, stderr) = run_binary(&args);
             assert_eq!(code, Some(2), "{file} {mode:?}: {stderr}");
             assert!(stderr.contains(expect), "{file} {mode:?}: {stderr}");
         }
     }
     // The configuration file itself.
-    let (code, stderr) = run_within_deadline(&["--config", &fifo_name, "--check-config"]);
+    let (code, _, stderr) = run_binary(&["--config", &fifo_name, "--check-config"]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("not a regular file (a FIFO)"), "{stderr}");
 
@@ -1040,14 +984,14 @@ fn secret_files_must_be_small_regular_files() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
     let config = token_config(dir.path(), &token.display().to_string());
-    let (code, stderr) = run_within_deadline(&["--config", &config, "--check-config"]);
+    let (code, _, stderr) = run_binary(&["--config", &config, "--check-config"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("warning: secret file") && stderr.contains("is readable by every user"),
         "{stderr}"
     );
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let (code, stderr) = run_within_deadline(&["--config", &config, "--check-config"]);
+    let (code, _, stderr) = run_binary(&["--config", &config, "--check-config"]);
     assert_eq!(code, Some(0));
     assert!(!stderr.contains("warning"), "{stderr}");
 }

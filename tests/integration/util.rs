@@ -573,6 +573,42 @@ fn parse_sample(line: &str) -> (String, BTreeMap<String, String>, f64) {
     (name.to_owned(), labels, value)
 }
 
+/// The built binary with `args`, its log at the default level on a pipe
+/// (stdout discarded).
+pub fn binary_command(args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_functiongraph_exporter"));
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+/// Runs the built binary with `args` to its end, within the deadline: its
+/// exit code, stdout and stderr (each read as it comes, so neither pipe
+/// fills up).
+pub fn run_binary(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut child = binary_command(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            pipe.read_to_string(&mut s).unwrap();
+            s
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let status = exit_status(&mut child, &format!("{args:?} did not exit"));
+    (
+        status.code(),
+        stdout.join().unwrap(),
+        stderr.join().unwrap(),
+    )
+}
+
 /// Starts the built binary with `args` (log at the default level, stdout
 /// discarded) and returns it and the address it logs that it serves on,
 /// in logfmt as Prometheus writes it (the default format).
