@@ -163,13 +163,7 @@ async fn a_permission_denial_fails_only_that_collector_of_those_functions() {
     h.run_cycle().await;
     assert_eq!(sim.requests_to(Endpoint::AsyncInvocations) - before, 4);
     let m = h.metrics().await;
-    assert_eq!(
-        m.get(
-            "functiongraph_async_invocations_total",
-            &[("function", "j1"), ("status", "FAIL")]
-        ),
-        1.0
-    );
+    assert_eq!(m.invocations("j1", "FAIL"), 1.0);
     assert_eq!(
         m.success("j1", "snapshot"),
         0.0,
@@ -341,25 +335,15 @@ async fn a_not_applicable_snapshot_is_remembered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_collector_backs_off_exponentially() {
     let sim = simulator(&["default:f1", "default:f2"]);
-    let clock = Arc::new(ManualClock::new());
-    let h = Harness::start_ready(
-        &sim,
-        Setup {
-            functions: &["default:f1", "default:f2"],
-            polling: "interval = \"1m\"\nretries = 0\n[polling.intervals]\ncode = \"1m\"",
-            project: "max_requests_per_second = 100000",
-            clock: Some(Arc::clone(&clock)),
-            ..Setup::default()
-        },
-    )
-    .await;
-    inject_fault(
-        &sim,
-        PROJECT,
-        "f1",
-        Endpoint::Code,
-        Fault::error(500, "FSS.0500", "internal error"),
-    );
+    let setup = Setup {
+        functions: &["default:f1", "default:f2"],
+        polling: "interval = \"1m\"\nretries = 0\n[polling.intervals]\ncode = \"1m\"",
+        project: "max_requests_per_second = 100000",
+        ..Setup::default()
+    };
+    let (h, clock) = Harness::start_on_clock(&sim, setup).await;
+    let busy = Fault::error(500, "FSS.0500", "internal error");
+    inject_fault(&sim, PROJECT, "f1", Endpoint::Code, busy);
     let mut attempts = Vec::new();
     for minute in 1..=50u32 {
         let before = sim.requests_to(Endpoint::Code);

@@ -35,17 +35,12 @@ impl Run {
     }
 
     async fn start_in(sim: Simulator, polling: &str) -> Run {
-        let clock = Arc::new(ManualClock::new());
-        let h = Harness::start_ready(
-            &sim,
-            Setup {
-                functions: &[F],
-                polling,
-                clock: Some(Arc::clone(&clock)),
-                ..Setup::default()
-            },
-        )
-        .await;
+        let setup = Setup {
+            functions: &[F],
+            polling,
+            ..Setup::default()
+        };
+        let (h, clock) = Harness::start_on_clock(&sim, setup).await;
         Run {
             h,
             sim,
@@ -100,12 +95,7 @@ impl Run {
 }
 
 fn totals(m: &Exposition) -> [f64; 3] {
-    ["SUCCESS", "FAIL", "DISCARD"].map(|s| {
-        m.get(
-            "functiongraph_async_invocations_total",
-            &[("function", "busy"), ("status", s)],
-        )
-    })
+    ["SUCCESS", "FAIL", "DISCARD"].map(|s| m.invocations("busy", s))
 }
 
 fn histogram_count(m: &Exposition) -> f64 {

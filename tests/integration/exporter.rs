@@ -73,13 +73,7 @@ async fn async_gauges_count_the_window_by_status() {
     );
     // The baseline is not counted, but the counters exist at 0.
     for status in ["SUCCESS", "FAIL", "DISCARD"] {
-        assert_eq!(
-            m.get(
-                "functiongraph_async_invocations_total",
-                &[("function", "f1"), ("status", status)]
-            ),
-            0.0
-        );
+        assert_eq!(m.invocations("f1", status), 0.0);
     }
     assert_eq!(m.up("f1"), 1.0);
     h.stop().await;
@@ -99,12 +93,7 @@ async fn counters_count_each_new_terminal_invocation_once() {
     );
     let h = Harness::start(sim.clone(), &[F]).await;
     h.ready().await;
-    let total = |m: &crate::util::Exposition, status| {
-        m.get(
-            "functiongraph_async_invocations_total",
-            &[("function", "f1"), ("status", status)],
-        )
-    };
+    let total = |m: &crate::util::Exposition, status| m.invocations("f1", status);
 
     let now = now_unix();
     add(
@@ -248,12 +237,7 @@ async fn pagination_and_incremental_reads() {
     // 2 pages of new records + 1 lookup of "slow".
     assert_eq!(sim.requests_to(Endpoint::AsyncInvocations) - before, 3);
     let m = h.metrics().await;
-    let total = |status| {
-        m.get(
-            "functiongraph_async_invocations_total",
-            &[("function", "f1"), ("status", status)],
-        )
-    };
+    let total = |status| m.invocations("f1", status);
     assert_eq!(total("FAIL"), 600.0);
     assert_eq!(total("SUCCESS"), 1.0);
     assert_eq!(
@@ -270,13 +254,7 @@ async fn pagination_and_incremental_reads() {
     h.poll().await;
     assert_eq!(sim.requests_to(Endpoint::AsyncInvocations) - before, 2);
     let m = h.metrics().await;
-    assert_eq!(
-        m.get(
-            "functiongraph_async_invocations_total",
-            &[("function", "f1"), ("status", "FAIL")]
-        ),
-        600.0
-    );
+    assert_eq!(m.invocations("f1", "FAIL"), 600.0);
     h.stop().await;
 }
 

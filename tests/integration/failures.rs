@@ -195,10 +195,7 @@ async fn failures_by_error_code_sum_to_the_fail_counter() {
     };
     assert_eq!(code("500"), 2.0);
     assert_eq!(code("429"), 1.0);
-    let fail = m.get(
-        "functiongraph_async_invocations_total",
-        &[("function", "pay"), ("status", "FAIL")],
-    );
+    let fail = m.invocations("pay", "FAIL");
     let sum: f64 = m.sum(
         "functiongraph_async_invocation_failures_total",
         &[("function", "pay")],

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use functiongraph_exporter::api::Endpoint;
-use functiongraph_exporter::clock::ManualClock;
 use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStatus, Simulator};
 use functiongraph_exporter::timefmt::now_unix;
 
@@ -47,32 +46,26 @@ async fn start_faulty(endpoint: Endpoint, fault: Fault, polling: &str) -> (Simul
 /// Starts the exporter on every function the simulator lists, with
 /// `polling` as more `[polling]` lines.
 async fn start_discovering(sim: Simulator, polling: &str) -> Harness {
-    let toml = format!(
-        r#"
-[polling]
-interval = "1h"
-{polling}[[projects]]
-project_id = "{PROJECT}"
-region = "{}"
-endpoint = "{{endpoint}}"
-[projects.discovery]
-enabled = true
-[projects.auth]
-type = "token"
-token_file = "{{token_file}}"
-"#,
-        crate::util::REGION
-    );
-    Harness::start_toml(sim, &toml, None).await
+    let setup = Setup {
+        polling,
+        project: "[projects.discovery]\nenabled = true",
+        ..Setup::default()
+    };
+    Harness::start_with(sim, setup).await
+}
+
+/// Makes `name`'s `endpoint` answer with `fault` for its next `times`
+/// requests.
+fn flaky(sim: &Simulator, name: &str, endpoint: Endpoint, fault: Fault, times: u32) {
+    sim.set_fault_times(PROJECT, "default", name, endpoint, fault, times);
 }
 
 /// 5xx answers are retried, and the collector succeeds when a retry does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_are_retried() {
     let sim = simulator(&[F, "default:f2"]);
-    sim.set_fault_times(
-        PROJECT,
-        "default",
+    flaky(
+        &sim,
         "f1",
         Endpoint::Code,
         Fault::error(503, "FSS.0503", "busy"),
@@ -91,17 +84,15 @@ async fn transient_failures_are_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_is_counted_retried_and_retry_after_honoured() {
     let sim = simulator(&[F, "default:f2"]);
-    sim.set_fault_times(
-        PROJECT,
-        "default",
+    flaky(
+        &sim,
         "f1",
         Endpoint::Code,
         Fault::throttle("APIGW.0308", Some(1)),
         1,
     );
-    sim.set_fault_times(
-        PROJECT,
-        "default",
+    flaky(
+        &sim,
         "f2",
         Endpoint::Versions,
         Fault::throttle("FSS.0429", None),
@@ -233,12 +224,7 @@ async fn counters_survive_failed_polls() {
         Invocation::new("a", SimStatus::Fail, now - 2, Some(now - 1))
     ));
     h.poll().await;
-    let total = |m: &Exposition| {
-        m.get(
-            "functiongraph_async_invocations_total",
-            &[("function", "f1"), ("status", "FAIL")],
-        )
-    };
+    let total = |m: &Exposition| m.invocations("f1", "FAIL");
     assert_eq!(total(&h.metrics().await), 1.0);
     inject_fault(
         &sim,
@@ -262,46 +248,28 @@ async fn counters_survive_failed_polls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_values_are_dropped_after_the_limit() {
     let sim = simulator(&[F, "default:f2"]);
-    let clock = Arc::new(ManualClock::new());
-    let h = Harness::start_ready(
-        &sim,
-        Setup {
-            functions: &[F, "default:f2"],
-            polling: "stale_after = \"2h\"",
-            clock: Some(Arc::clone(&clock)),
-            ..Setup::default()
-        },
-    )
-    .await;
-    inject_fault(
-        &sim,
-        PROJECT,
-        "f1",
-        Endpoint::Code,
-        Fault::error(500, "FSS.0500", "down"),
-    );
-    clock.advance(Duration::from_secs(60 * 60));
-    h.poll().await;
-    let m = h.metrics().await;
-    assert_eq!(m.success("f1", "code"), 0.0);
-    assert!(
-        m.value("functiongraph_code_size_bytes", &[("function", "f1")])
-            .is_some(),
-        "kept within the limit"
-    );
-    clock.advance(Duration::from_secs(90 * 60));
-    h.poll().await;
-    let m = h.metrics().await;
-    assert_eq!(m.success("f1", "code"), 0.0);
-    assert!(
-        m.value("functiongraph_code_size_bytes", &[("function", "f1")])
-            .is_none(),
-        "dropped after 2h"
-    );
-    assert!(
-        m.value("functiongraph_code_size_bytes", &[("function", "f2")])
-            .is_some()
-    );
+    let setup = Setup {
+        functions: &[F, "default:f2"],
+        polling: "stale_after = \"2h\"",
+        ..Setup::default()
+    };
+    let (h, clock) = Harness::start_on_clock(&sim, setup).await;
+    let down = Fault::error(500, "FSS.0500", "down");
+    inject_fault(&sim, PROJECT, "f1", Endpoint::Code, down);
+    // An hour later f1's code size is still there; 90 minutes after that,
+    // past the limit, it is gone. f2's, fresh, stays.
+    for (minutes, kept, why) in [
+        (60, true, "kept within the limit"),
+        (90, false, "dropped after 2h"),
+    ] {
+        clock.advance(Duration::from_secs(minutes * 60));
+        h.poll().await;
+        let m = h.metrics().await;
+        assert_eq!(m.success("f1", "code"), 0.0);
+        let size = |f| m.value("functiongraph_code_size_bytes", &[("function", f)]);
+        assert_eq!(size("f1").is_some(), kept, "{why}");
+        assert!(size("f2").is_some());
+    }
     h.stop().await;
 }
 

@@ -184,11 +184,19 @@ impl Harness {
         functions: &[&str],
         auth: String,
     ) -> (Harness, Arc<ManualClock>) {
-        let clock = Arc::new(ManualClock::new());
         let setup = Setup {
             auth: Some(auth),
-            clock: Some(Arc::clone(&clock)),
             ..Setup::of(project_id, functions)
+        };
+        Self::start_on_clock(sim, setup).await
+    }
+
+    /// [`Harness::start_ready`] on a clock of its own, returned with it.
+    pub async fn start_on_clock(sim: &Simulator, setup: Setup<'_>) -> (Harness, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new());
+        let setup = Setup {
+            clock: Some(Arc::clone(&clock)),
+            ..setup
         };
         (Self::start_ready(sim, setup).await, clock)
     }
@@ -508,6 +516,14 @@ impl Exposition {
     /// `functiongraph_up` of one function.
     pub fn up(&self, function: &str) -> f64 {
         self.get("functiongraph_up", &[("function", function)])
+    }
+
+    /// `functiongraph_async_invocations_total` of one function and status.
+    pub fn invocations(&self, function: &str, status: &str) -> f64 {
+        self.get(
+            "functiongraph_async_invocations_total",
+            &[("function", function), ("status", status)],
+        )
     }
 
     /// The sum of the samples of `name` whose labels include `labels`.
