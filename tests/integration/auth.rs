@@ -39,6 +39,19 @@ fn auth_failures(m: &Exposition, project: &str) -> f64 {
     )
 }
 
+/// No authentication failure of `project`, and no request answered 401.
+fn assert_never_refused(m: &Exposition, project: &str) {
+    assert_eq!(auth_failures(m, project), 0.0);
+    assert_eq!(
+        m.matching(
+            "functiongraph_exporter_api_requests_total",
+            &[("code", "401")]
+        )
+        .count(),
+        0
+    );
+}
+
 /// A full cycle signed with AK/SK, an alias-qualified URN (`!` in the
 /// path) and time-window query parameters (`:` in the query), verified by
 /// the simulator's own implementation of the gateway.
@@ -72,15 +85,7 @@ async fn aksk_signs_every_request() {
     assert_eq!(m.up("f1"), 1.0);
     assert_eq!(m.up("f2"), 1.0);
     assert_eq!(m.invocations("f2", "FAIL"), 1.0);
-    assert_eq!(auth_failures(&m, project), 0.0);
-    assert_eq!(
-        m.matching(
-            "functiongraph_exporter_api_requests_total",
-            &[("code", "401")]
-        )
-        .count(),
-        0
-    );
+    assert_never_refused(&m, project);
     assert!(sim.requests_to(Endpoint::AsyncInvocations) >= 4);
     h.stop().await;
 }
@@ -302,15 +307,7 @@ async fn password_tokens_are_refreshed_before_they_expire() {
     for f in ["f1", "f2"] {
         assert_eq!(m.up(f), 1.0);
     }
-    assert_eq!(auth_failures(&m, project), 0.0);
-    assert_eq!(
-        m.matching(
-            "functiongraph_exporter_api_requests_total",
-            &[("code", "401")]
-        )
-        .count(),
-        0
-    );
+    assert_never_refused(&m, project);
     h.stop().await;
 }
 

@@ -709,6 +709,30 @@ pub fn exit_status(child: &mut std::process::Child, what: &str) -> std::process:
     }
 }
 
+/// Runs `cmd` (`what` names it when it cannot start) with `input` on its
+/// standard input, to its end: its status and what it wrote.
+pub fn run_with_input(
+    cmd: &mut std::process::Command,
+    input: &str,
+    what: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect(what);
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Sends `request` and returns the body of its response.
 pub async fn body_of(request: reqwest::RequestBuilder) -> String {
     request.send().await.unwrap().text().await.unwrap()
