@@ -415,13 +415,7 @@ async fn unread_fields_and_numeric_strings_do_not_fail_collectors() {
     assert_eq!(m.get("functiongraph_versions", &f), 2.0);
     assert_eq!(m.get("functiongraph_code_size_bytes", &f), 4096.0);
     assert_eq!(m.get("functiongraph_max_instances", &f), -1.0);
-    assert_eq!(
-        m.get(
-            "functiongraph_snapshot_state",
-            &[("function", "j"), ("state", "enable")]
-        ),
-        1.0
-    );
+    assert_eq!(m.snapshot_state("j", "enable"), 1.0);
     assert_eq!(m.get("functiongraph_snapshot_enabled", &f), 1.0);
     h.stop().await;
 }
@@ -462,40 +456,27 @@ async fn gone_is_recognised_by_every_documented_code_and_confirmed() {
         Endpoint::Code,
         Endpoint::SnapshotState,
     ];
+    let gone_1052 = || Fault::error(404, "FSS.1052", "Not found the function version");
+    let gone_0404 = || Fault::error(404, "FSS.0404", "can not find function");
     // Deleted; the simulator answers FSS.1051 everywhere.
     assert!(sim.remove_function(PROJECT, "default", "g1051"));
-    // Deleted; only versions says so (FSS.1052), the rest answer 500.
-    assert!(sim.remove_function(PROJECT, "default", "g1052"));
-    for e in all {
-        let f = match e {
-            Endpoint::Versions => Fault::error(404, "FSS.1052", "Not found the function version"),
-            _ => busy(),
-        };
-        fault("g1052", e, f);
-    }
-    // Deleted; only code says so (FSS.0404).
-    assert!(sim.remove_function(PROJECT, "default", "g0404"));
-    for e in all {
-        let f = match e {
-            Endpoint::Code => Fault::error(404, "FSS.0404", "can not find function"),
-            _ => busy(),
-        };
-        fault("g0404", e, f);
+    // Deleted; only versions says so (FSS.1052), or only code (FSS.0404),
+    // the rest answer 500.
+    for (name, says, gone) in [
+        ("g1052", Endpoint::Versions, gone_1052()),
+        ("g0404", Endpoint::Code, gone_0404()),
+    ] {
+        assert!(sim.remove_function(PROJECT, "default", name));
+        for e in all {
+            fault(name, e, if e == says { gone.clone() } else { busy() });
+        }
     }
     // Still listed, though everything answers FSS.1052: the listing keeps it.
     for e in all {
-        fault(
-            "listed",
-            e,
-            Fault::error(404, "FSS.1052", "Not found the function version"),
-        );
+        fault("listed", e, gone_1052());
     }
     // Its async invocations say FSS.0404, but its code was read: it exists.
-    fault(
-        "answered",
-        Endpoint::AsyncInvocations,
-        Fault::error(404, "FSS.0404", "can not find function"),
-    );
+    fault("answered", Endpoint::AsyncInvocations, gone_0404());
 
     // Five minutes on: every collector is due, discovery is not.
     let listings = sim.requests_to(Endpoint::ListFunctions);

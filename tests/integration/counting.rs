@@ -106,10 +106,7 @@ fn histogram_count(m: &Exposition) -> f64 {
 }
 
 fn window(m: &Exposition, status: &str) -> f64 {
-    m.get(
-        "functiongraph_async_invocation_records",
-        &[("function", "busy"), ("status", status)],
-    )
+    m.records("busy", status)
 }
 
 fn truth_totals(t: Truth) -> [f64; 3] {

@@ -2,15 +2,22 @@
 //! values read back from `/metrics`.
 
 use functiongraph_exporter::api::Endpoint;
-use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStatus};
+use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStatus, Simulator};
 use functiongraph_exporter::timefmt::now_unix;
 
 use crate::util::{Harness, PROJECT, Setup, inject_fault, simulator};
 
 const F: &str = "default:f1";
 
-fn add(sim: &functiongraph_exporter::simulator::Simulator, name: &str, inv: Invocation) {
+fn add(sim: &Simulator, name: &str, inv: Invocation) {
     assert!(sim.add_invocation(PROJECT, "default", name, inv));
+}
+
+/// Adds `invocations` to the records of `default:{name}`, in order.
+fn add_all<const N: usize>(sim: &Simulator, name: &str, invocations: [Invocation; N]) {
+    for inv in invocations {
+        add(sim, name, inv);
+    }
 }
 
 /// Gauges count the records in the window by status, with every status
@@ -19,46 +26,23 @@ fn add(sim: &functiongraph_exporter::simulator::Simulator, name: &str, inv: Invo
 async fn async_gauges_count_the_window_by_status() {
     let sim = simulator(&[F]);
     let now = now_unix();
-    add(
+    add_all(
         &sim,
         "f1",
-        Invocation::new("s1", SimStatus::Success, now - 600, Some(now - 590)),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("s2", SimStatus::Success, now - 500, Some(now - 499)),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("x1", SimStatus::Fail, now - 400, Some(now - 398)),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("w1", SimStatus::Wait, now - 30, None),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("r1", SimStatus::Running, now - 20, None),
-    );
-    // Outside the one-hour window: not counted.
-    add(
-        &sim,
-        "f1",
-        Invocation::new("old", SimStatus::Fail, now - 7200, Some(now - 7100)),
+        [
+            Invocation::new("s1", SimStatus::Success, now - 600, Some(now - 590)),
+            Invocation::new("s2", SimStatus::Success, now - 500, Some(now - 499)),
+            Invocation::new("x1", SimStatus::Fail, now - 400, Some(now - 398)),
+            Invocation::new("w1", SimStatus::Wait, now - 30, None),
+            Invocation::new("r1", SimStatus::Running, now - 20, None),
+            // Outside the one-hour window: not counted.
+            Invocation::new("old", SimStatus::Fail, now - 7200, Some(now - 7100)),
+        ],
     );
     let h = Harness::start(sim, &[F]).await;
     h.ready().await;
     let m = h.metrics().await;
-    let by = |status| {
-        m.get(
-            "functiongraph_async_invocation_records",
-            &[("function", "f1"), ("status", status)],
-        )
-    };
+    let by = |status| m.records("f1", status);
     assert_eq!(by("SUCCESS"), 2.0);
     assert_eq!(by("FAIL"), 1.0);
     assert_eq!(by("WAIT"), 1.0);
@@ -96,30 +80,16 @@ async fn counters_count_each_new_terminal_invocation_once() {
     let total = |m: &crate::util::Exposition, status| m.invocations("f1", status);
 
     let now = now_unix();
-    add(
+    add_all(
         &sim,
         "f1",
-        Invocation::new("a", SimStatus::Success, now - 5, Some(now - 2)),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("b", SimStatus::Success, now - 5, Some(now - 5)),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("c", SimStatus::Fail, now - 4, Some(now - 1)),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("d", SimStatus::Discard, now - 3, Some(now - 3)),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("r", SimStatus::Running, now - 3, None),
+        [
+            Invocation::new("a", SimStatus::Success, now - 5, Some(now - 2)),
+            Invocation::new("b", SimStatus::Success, now - 5, Some(now - 5)),
+            Invocation::new("c", SimStatus::Fail, now - 4, Some(now - 1)),
+            Invocation::new("d", SimStatus::Discard, now - 3, Some(now - 3)),
+            Invocation::new("r", SimStatus::Running, now - 3, None),
+        ],
     );
     h.poll().await;
     let m = h.metrics().await;
@@ -201,13 +171,7 @@ async fn pagination_and_incremental_reads() {
     // 1235 records at 500 per page: 3 pages.
     assert_eq!(sim.requests_to(Endpoint::AsyncInvocations), 3);
     let m = h.metrics().await;
-    assert_eq!(
-        m.get(
-            "functiongraph_async_invocation_records",
-            &[("function", "f1"), ("status", "SUCCESS")]
-        ),
-        1234.0
-    );
+    assert_eq!(m.records("f1", "SUCCESS"), 1234.0);
 
     // Next poll: one page of recent records (none) and one lookup of the
     // pending record, no matter how large the window is.
@@ -240,13 +204,7 @@ async fn pagination_and_incremental_reads() {
     let total = |status| m.invocations("f1", status);
     assert_eq!(total("FAIL"), 600.0);
     assert_eq!(total("SUCCESS"), 1.0);
-    assert_eq!(
-        m.get(
-            "functiongraph_async_invocation_records",
-            &[("function", "f1"), ("status", "RUNNING")]
-        ),
-        0.0
-    );
+    assert_eq!(m.records("f1", "RUNNING"), 0.0);
 
     // Nothing pending any more: only the recent-records listing, two pages
     // because the 600 records are still recent (and are not counted again).
@@ -416,13 +374,7 @@ async fn versions_code_and_snapshots() {
         ),
         1.0
     );
-    assert_eq!(
-        m.get(
-            "functiongraph_snapshot_state",
-            &[("function", "java"), ("state", "creating")]
-        ),
-        1.0
-    );
+    assert_eq!(m.snapshot_state("java", "creating"), 1.0);
     let states: f64 = m.sum("functiongraph_snapshot_state", &[("function", "java")]);
     assert_eq!(states, 1.0, "exactly one state is 1");
     assert_eq!(
@@ -465,13 +417,7 @@ async fn versions_code_and_snapshots() {
         ),
         1_700_000_000.0
     );
-    assert_eq!(
-        m.get(
-            "functiongraph_snapshot_state",
-            &[("function", "java"), ("state", "unknown")]
-        ),
-        1.0
-    );
+    assert_eq!(m.snapshot_state("java", "unknown"), 1.0);
     assert_eq!(m.get("functiongraph_snapshot_enabled", &java_labels), 1.0);
     h.poll().await;
     let m = h.metrics().await;

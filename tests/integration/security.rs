@@ -707,14 +707,7 @@ async fn endless_records_with_long_request_ids_are_dropped() {
     let m = h.metrics().await;
     assert_eq!(m.up("calm"), 1.0);
     assert_eq!(m.up("endless"), 1.0);
-    assert_eq!(
-        m.get(
-            "functiongraph_async_invocation_records",
-            &[("function", "endless"), ("status", "SUCCESS")]
-        ),
-        0.0,
-        "nothing kept"
-    );
+    assert_eq!(m.records("endless", "SUCCESS"), 0.0, "nothing kept");
     assert!(capped(&m, "request_id_length") >= 4.0 * 500.0);
     // A page with nothing usable ends the listing: a few requests per poll.
     assert!(sim.requests_to(Endpoint::AsyncInvocations) - before <= 3 * 4);
@@ -914,10 +907,7 @@ async fn oversized_pages_and_record_fields_are_bounded() {
     let m = h.metrics().await;
     assert_eq!(m.success("f1", "async_invocations"), 1.0);
     assert_eq!(
-        m.get(
-            "functiongraph_async_invocation_records",
-            &[("function", "f1"), ("status", "SUCCESS")]
-        ),
+        m.records("f1", "SUCCESS"),
         499.0,
         "the 500 asked for, less the one with a paragraph for a status"
     );

@@ -526,6 +526,24 @@ impl Exposition {
         )
     }
 
+    /// `functiongraph_async_invocation_records` of one function and status
+    /// (the records in the window).
+    pub fn records(&self, function: &str, status: &str) -> f64 {
+        self.get(
+            "functiongraph_async_invocation_records",
+            &[("function", function), ("status", status)],
+        )
+    }
+
+    /// `functiongraph_snapshot_state` of one function and state (1 for the
+    /// state it is in).
+    pub fn snapshot_state(&self, function: &str, state: &str) -> f64 {
+        self.get(
+            "functiongraph_snapshot_state",
+            &[("function", function), ("state", state)],
+        )
+    }
+
     /// The sum of the samples of `name` whose labels include `labels`.
     pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.matching(name, labels).map(|(_, _, v)| v).sum()
