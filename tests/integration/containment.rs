@@ -72,15 +72,15 @@ async fn start(sim: &Simulator, functions: &[&str], clock: &Arc<ManualClock>) ->
     .await
 }
 
-/// Starts the exporter on `clock`, polling once a minute without retries
+/// Starts the exporter on a clock of its own (returned with it) and waits
+/// for its first cycle; it polls once a minute without retries
 /// or a rate limit worth the name; `project` and `auth` are more lines of
 /// the project's table (before its sub-tables) and of its auth table.
 async fn start_each_minute(
     sim: &Simulator,
-    clock: &Arc<ManualClock>,
     project: &str,
     auth: &str,
-) -> Harness {
+) -> (Harness, Arc<ManualClock>) {
     let toml = format!(
         r#"
 [polling]
@@ -96,7 +96,10 @@ type = "token"
 token_file = "{{token_file}}"
 {auth}"#
     );
-    Harness::start_toml(sim.clone(), &toml, Some(Arc::clone(clock))).await
+    let clock = Arc::new(ManualClock::new());
+    let h = Harness::start_toml(sim.clone(), &toml, Some(Arc::clone(&clock))).await;
+    h.ready().await;
+    (h, clock)
 }
 
 /// Row 1. A 403 `FSS.1127` (permission denied) from `snapshots/state` of
@@ -206,15 +209,12 @@ async fn a_permission_denial_fails_only_that_collector_of_those_functions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_still_pauses_the_project() {
     let sim = simulator(&["default:f1", "default:f2"]);
-    let clock = Arc::new(ManualClock::new());
-    let h = start_each_minute(
+    let (h, clock) = start_each_minute(
         &sim,
-        &clock,
         "functions = [\"default:f1\", \"default:f2\"]\n",
         "failure_backoff = \"10m\"\n",
     )
     .await;
-    h.ready().await;
     // The token is refused for every request of the project.
     sim.set_project_fault(
         PROJECT,
@@ -430,15 +430,12 @@ async fn gone_is_recognised_by_every_documented_code_and_confirmed() {
     let refs: Vec<String> = names.iter().map(|n| format!("default:{n}")).collect();
     let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
     let sim = simulator(&refs);
-    let clock = Arc::new(ManualClock::new());
-    let h = start_each_minute(
+    let (h, clock) = start_each_minute(
         &sim,
-        &clock,
         "[projects.discovery]\nenabled = true\nrefresh_interval = \"1h\"\n",
         "",
     )
     .await;
-    h.ready().await;
     let monitored = |m: &Exposition| -> BTreeSet<String> {
         m.matching("functiongraph_up", &[])
             .map(|(_, l, _)| l["function"].clone())
