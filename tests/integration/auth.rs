@@ -114,8 +114,7 @@ async fn a_wrong_secret_backs_off_and_recovers_when_the_file_is_fixed() {
         assert_eq!(m.up(f), 0.0);
     }
     assert_eq!(auth_failures(&m, project), 1.0);
-    let page = h.status_page().await;
-    assert!(page.contains("verify aksk signature fail"), "{page}");
+    h.assert_page_shows("verify aksk signature fail").await;
 
     // Within the back-off: nothing is sent, however often we poll, even
     // with the secret fixed.
@@ -170,8 +169,7 @@ async fn clock_skew_beyond_fifteen_minutes_is_refused() {
         let m = h.metrics().await;
         assert_eq!(m.up("f1"), expect_up, "skew {skew_minutes} min");
         if expect_up == 0.0 {
-            let page = h.status_page().await;
-            assert!(page.contains("signature expired"), "{page}");
+            h.assert_page_shows("signature expired").await;
         }
         h.stop().await;
     }
@@ -361,8 +359,8 @@ async fn a_wrong_password_backs_off() {
     let m = h.metrics().await;
     assert_eq!(m.up("f1"), 0.0);
     assert_eq!(auth_failures(&m, project), 1.0);
-    let page = h.status_page().await;
-    assert!(page.contains("The username or password is wrong"), "{page}");
+    h.assert_page_shows("The username or password is wrong")
+        .await;
     h.stop().await;
 }
 

@@ -283,11 +283,8 @@ async fn a_not_applicable_snapshot_is_remembered() {
     );
     assert_eq!(requests(&m, "snapshot_state", "400"), 1.0);
     assert_eq!(requests(&m, "snapshot_state", "200"), 1.0, "j's");
-    let page = h.status_page().await;
-    assert!(
-        page.contains("snapshot: not applicable to this function"),
-        "{page}"
-    );
+    h.assert_page_shows("snapshot: not applicable to this function")
+        .await;
 
     // An hour: py's snapshot is not asked again, j's every five minutes.
     let (py_before, j_before) = (asked("py"), asked("j"));
@@ -572,11 +569,8 @@ async fn hanging_functions_cannot_starve_healthy_ones() {
         "{}",
         m.text
     );
-    let page = h.status_page().await;
-    assert!(
-        page.contains("not sent: another request of this function got no answer in time"),
-        "{page}"
-    );
+    h.assert_page_shows("not sent: another request of this function got no answer in time")
+        .await;
 
     // On the manual clock, one interval at a time: the healthy functions
     // are polled and fresh every interval; the hanging ones are tried after

@@ -318,11 +318,8 @@ async fn bad_bodies_fail_only_their_collector() {
     assert_eq!(m.success("f1", "code"), 1.0);
     assert_eq!(m.success("f2", "code"), 0.0);
     assert_eq!(m.success("f2", "versions"), 1.0);
-    let page = h.status_page().await;
-    assert!(
-        page.contains("code: unexpected response body: code_size: invalid value"),
-        "{page}"
-    );
+    h.assert_page_shows("code: unexpected response body: code_size: invalid value")
+        .await;
     h.stop().await;
 }
 
@@ -463,8 +460,7 @@ async fn wrong_token_and_unknown_function_mark_functions_down() {
     let m = h.metrics().await;
     assert_eq!(m.up("f1"), 1.0);
     assert_eq!(m.up("ghost"), 0.0);
-    let page = h.status_page().await;
-    assert!(page.contains("FSS.1051"), "{page}");
+    h.assert_page_shows("FSS.1051").await;
     h.stop().await;
 }
 

@@ -168,11 +168,8 @@ async fn a_huge_body_is_refused() {
     let m = h.metrics().await;
     assert_eq!(m.success("f1", "code"), 0.0);
     assert_eq!(m.up("f2"), 1.0);
-    let page = h.status_page().await;
-    assert!(
-        page.contains("response body larger than 1048576 bytes"),
-        "{page}"
-    );
+    h.assert_page_shows("response body larger than 1048576 bytes")
+        .await;
     h.stop().await;
 }
 

@@ -303,6 +303,12 @@ impl Harness {
         self.get("/").await.text().await.unwrap()
     }
 
+    /// Asserts that the status page shows `text`.
+    pub async fn assert_page_shows(&self, text: &str) {
+        let page = self.status_page().await;
+        assert!(page.contains(text), "{page}");
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         tokio::time::timeout(DEADLINE, self.exporter.wait())
