@@ -17,7 +17,7 @@ use crate::Error;
 use crate::api::{
     ApiObserver, Client, ClientOptions, Concurrency, Credentials, PasswordTokens, http_client,
 };
-use crate::caps::{CapCounters, Limits};
+use crate::caps::{CapCounters, Caps};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{AuthMethod, Config, ProjectConfig};
 use crate::exposition::{ExporterMetrics, Renderer};
@@ -351,7 +351,7 @@ fn build(
         concurrency: config.polling.concurrency,
         shard,
         clock: Arc::clone(&parts.clock),
-        limits: Limits {
+        caps: Caps {
             max_label_length: config.polling.max_label_length,
             max_versions: config.polling.max_versions,
             max_quota_types: config.polling.max_quota_types,

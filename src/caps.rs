@@ -3,7 +3,7 @@
 //! truncates is counted here, by [`Cap`], as plain data.
 //!
 //! The API client and the poller report through [`CapCounters::record`]
-//! (the client via [`crate::api::ApiObserver::capped`]); the collector
+//! (the client via [`crate::api::ApiObserver::capped`]); the exposition
 //! exports the counts as `functiongraph_exporter_capped_total{cap}`; and
 //! once per poll cycle [`CapCounters::log_changes`] writes one line per cap
 //! whose state changed: a warning when upstream data starts exceeding it,
@@ -11,10 +11,10 @@
 //! broken upstream costs a bounded amount of memory and a few log lines,
 //! never one line per record.
 
-use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::named::named_enum;
 use crate::sync::MutexExt;
 
 /// The longest `request_id` kept: the API documents at most 64 characters.
@@ -38,7 +38,7 @@ pub const DEFAULT_MAX_QUOTA_TYPES: usize = 100;
 
 /// The configurable caps the poller applies (`polling.max_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub struct Caps {
     /// Longest upstream string kept as a label value, in characters.
     pub max_label_length: usize,
     /// Versions kept per function.
@@ -47,7 +47,7 @@ pub struct Limits {
     pub max_quota_types: usize,
 }
 
-impl Default for Limits {
+impl Default for Caps {
     fn default() -> Self {
         Self {
             max_label_length: DEFAULT_MAX_LABEL_CHARS,
@@ -57,7 +57,7 @@ impl Default for Limits {
     }
 }
 
-impl Limits {
+impl Caps {
     /// A label value from upstream that describes something (a runtime, a
     /// unit): cut to the maximum length; `cut` counts it when it was.
     pub fn label(&self, s: String, cut: &mut u64) -> String {
@@ -76,59 +76,36 @@ impl Limits {
     }
 }
 
-/// One cap: the value of the `cap` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Cap {
-    /// Async invocation records whose `request_id` is longer than
-    /// [`MAX_REQUEST_ID_CHARS`]: dropped.
-    RequestIdLength,
-    /// Upstream strings that become label values (runtime, code type,
-    /// version, quota resource and unit, discovered function names) longer
-    /// than `polling.max_label_length`: identities dropped, descriptions
-    /// truncated.
-    LabelLength,
-    /// Versions of a function beyond `polling.max_versions`: dropped.
-    Versions,
-    /// Quota types of a project beyond `polling.max_quota_types`: dropped.
-    QuotaTypes,
-    /// Error text longer than [`MAX_ERROR_CHARS`]: truncated.
-    ErrorText,
-    /// Async invocation records tracked per function beyond their cap:
-    /// dropped (counted by the async tracker).
-    TrackedInvocations,
-    /// Items of a list page beyond the page size asked for: dropped.
-    PageSize,
-    /// Async invocation records whose status or time is longer than
-    /// [`MAX_RECORD_FIELD_CHARS`]: dropped.
-    RecordFieldLength,
+named_enum! {
+    /// One cap: the value of the `cap` label.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Cap {
+        /// Async invocation records whose `request_id` is longer than
+        /// [`MAX_REQUEST_ID_CHARS`]: dropped.
+        RequestIdLength => "request_id_length",
+        /// Upstream strings that become label values (runtime, code type,
+        /// version, quota resource and unit, discovered function names) longer
+        /// than `polling.max_label_length`: identities dropped, descriptions
+        /// truncated.
+        LabelLength => "label_length",
+        /// Versions of a function beyond `polling.max_versions`: dropped.
+        Versions => "versions",
+        /// Quota types of a project beyond `polling.max_quota_types`: dropped.
+        QuotaTypes => "quota_types",
+        /// Error text longer than [`MAX_ERROR_CHARS`]: truncated.
+        ErrorText => "error_text",
+        /// Async invocation records tracked per function beyond their cap:
+        /// dropped (counted by the async tracker).
+        TrackedInvocations => "tracked_invocations",
+        /// Items of a list page beyond the page size asked for: dropped.
+        PageSize => "page_size",
+        /// Async invocation records whose status or time is longer than
+        /// [`MAX_RECORD_FIELD_CHARS`]: dropped.
+        RecordFieldLength => "record_field_length",
+    }
 }
 
 impl Cap {
-    pub const ALL: [Cap; 8] = [
-        Cap::RequestIdLength,
-        Cap::LabelLength,
-        Cap::Versions,
-        Cap::QuotaTypes,
-        Cap::ErrorText,
-        Cap::TrackedInvocations,
-        Cap::PageSize,
-        Cap::RecordFieldLength,
-    ];
-
-    /// The value of the `cap` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cap::RequestIdLength => "request_id_length",
-            Cap::LabelLength => "label_length",
-            Cap::Versions => "versions",
-            Cap::QuotaTypes => "quota_types",
-            Cap::ErrorText => "error_text",
-            Cap::TrackedInvocations => "tracked_invocations",
-            Cap::PageSize => "page_size",
-            Cap::RecordFieldLength => "record_field_length",
-        }
-    }
-
     /// What the cap bounds, for log lines.
     fn describe(self) -> &'static str {
         match self {
@@ -156,12 +133,6 @@ impl Cap {
     }
 }
 
-impl fmt::Display for Cap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// The longest "where" kept for a cap's log line.
 const MAX_SUBJECT_CHARS: usize = 200;
 
@@ -170,7 +141,7 @@ const MAX_SUBJECT_CHARS: usize = 200;
 #[derive(Debug, Default)]
 pub struct CapCounters {
     counts: [AtomicU64; Cap::ALL.len()],
-    /// The subject of each cap's latest report.
+    /// Where each cap was last exceeded (the `subject` of its latest count).
     subjects: Mutex<[Option<String>; Cap::ALL.len()]>,
     /// Counts at the last [`CapCounters::log_changes`], and whether each cap
     /// was being exceeded then.

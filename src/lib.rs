@@ -13,10 +13,10 @@
 //! - [`api`]: the FunctionGraph client (requests, pagination, errors,
 //!   tolerant decoding). Knows nothing of Prometheus.
 //! - [`poller`]: the schedule and the per-function collectors' polling
-//!   logic; publishes snapshots to the [`state::Store`].
-//! - [`state`]: the plain-data snapshots that connect the poller and the
+//!   logic; publishes reports to the [`state::Store`].
+//! - [`state`]: the plain-data reports that connect the poller and the
 //!   exposition.
-//! - [`exposition`]: snapshots and self-metrics to the Prometheus exposition.
+//! - [`exposition`]: reports and self-metrics to the Prometheus exposition.
 //!   Knows nothing of HTTP.
 //! - [`server`]: `/metrics` (format negotiation, gzip), `/`, `/-/healthy`,
 //!   `/-/ready`; graceful shutdown.
@@ -30,7 +30,8 @@
 //! - [`demo`], [`telemetry`], [`shutdown`], [`secret`], [`urn`], [`timefmt`],
 //!   [`clock`]: the demo set-up, logging, signals, redacted secrets (and
 //!   secret files that are re-read when they change), function URNs, the
-//!   API's time formats, and a clock tests can move.
+//!   API's time formats, and a clock tests can move; `named`, the macro
+//!   for enums whose variants are label values.
 
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
@@ -44,6 +45,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod exposition;
+mod named;
 pub mod poller;
 pub mod secret;
 pub mod server;

@@ -39,6 +39,7 @@ pub(crate) use transport::{redirect_error, transport_error};
 
 use crate::caps::{self, Cap};
 use crate::clock::Clock;
+use crate::named::named_enum;
 use crate::timefmt::format_query_time;
 use crate::urn::{FunctionUrn, encode_component};
 use model::{
@@ -46,55 +47,23 @@ use model::{
     VersionRecord,
 };
 
-/// The API endpoints the exporter calls, named as they appear in the
-/// `endpoint` label of its own metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Endpoint {
-    ListFunctions,
-    AsyncInvocations,
-    Versions,
-    Code,
-    SnapshotState,
-    SnapshotEnable,
-    /// IAM `POST /v3/auth/tokens` (password authentication).
-    IamTokens,
-    /// Per-function statistics (optional collector).
-    Statistics,
-    /// Project quotas (optional collector).
-    Quotas,
-}
-
-impl Endpoint {
-    pub const ALL: [Endpoint; 9] = [
-        Endpoint::ListFunctions,
-        Endpoint::AsyncInvocations,
-        Endpoint::Versions,
-        Endpoint::Code,
-        Endpoint::SnapshotState,
-        Endpoint::SnapshotEnable,
-        Endpoint::IamTokens,
-        Endpoint::Statistics,
-        Endpoint::Quotas,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Endpoint::ListFunctions => "list_functions",
-            Endpoint::AsyncInvocations => "async_invocations",
-            Endpoint::Versions => "versions",
-            Endpoint::Code => "code",
-            Endpoint::SnapshotState => "snapshot_state",
-            Endpoint::SnapshotEnable => "snapshot_enable",
-            Endpoint::IamTokens => "iam_tokens",
-            Endpoint::Statistics => "statistics",
-            Endpoint::Quotas => "quotas",
-        }
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+named_enum! {
+    /// The API endpoints the exporter calls, named as they appear in the
+    /// `endpoint` label of its own metrics.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Endpoint {
+        ListFunctions => "list_functions",
+        AsyncInvocations => "async_invocations",
+        Versions => "versions",
+        Code => "code",
+        SnapshotState => "snapshot_state",
+        SnapshotEnable => "snapshot_enable",
+        /// IAM `POST /v3/auth/tokens` (password authentication).
+        IamTokens => "iam_tokens",
+        /// Per-function statistics (optional collector).
+        Statistics => "statistics",
+        /// Project quotas (optional collector).
+        Quotas => "quotas",
     }
 }
 

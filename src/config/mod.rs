@@ -335,18 +335,13 @@ impl AuthConfig {
     /// A short description for logs and `--check-config` (never a secret).
     pub fn describe(&self) -> String {
         match &self.method {
-            AuthMethod::AkSk {
-                access_key,
-                secret_key,
-                security_token,
-            } => {
-                let mut s =
-                    format!("aksk (access key from {access_key}, secret key from {secret_key}");
-                if let Some(t) = security_token {
-                    s.push_str(&format!(", security token from {t}"));
-                }
-                s.push(')');
-                s
+            AuthMethod::AkSk { .. } => {
+                let from: Vec<String> = self
+                    .sources()
+                    .into_iter()
+                    .map(|(key, source)| format!("{key} from {source}"))
+                    .collect();
+                format!("aksk ({})", from.join(", "))
             }
             AuthMethod::Password {
                 user_name,

@@ -1,6 +1,6 @@
 //! A small builder for constant metric families (node_exporter's
 //! "const metric" style), for the few project-level series: described,
-//! filled from a snapshot, and encoded. Nothing here is shared between
+//! filled from a project report, and encoded. Nothing here is shared between
 //! scrapes.
 
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};

@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 
 use super::Format;
 use super::families::{FamilyDef, Kind, Sink};
-use super::openmetrics::{self, canonical_float, escape_into, escape_with, write_value};
+use super::openmetrics::{self, escape_into, escape_with, write_canonical, write_value};
 use crate::state::{DurationHistogram, Exemplar};
 use crate::urn::FunctionUrn;
 
@@ -85,12 +85,19 @@ pub(crate) struct Lines<'a> {
     pub out: &'a mut String,
 }
 
+/// The `le` label of a bucket.
+#[derive(Clone, Copy)]
+enum Le {
+    Bound(f64),
+    Inf,
+}
+
 impl Lines<'_> {
     fn line(
         &mut self,
         suffix: &str,
         labels: &[(&str, &str)],
-        le: Option<&str>,
+        le: Option<Le>,
         value: f64,
         exemplar: Option<&Exemplar>,
     ) {
@@ -99,12 +106,24 @@ impl Lines<'_> {
         out.push_str(suffix);
         out.push('{');
         out.push_str(self.identity);
-        for (k, v) in labels.iter().copied().chain(le.map(|le| ("le", le))) {
+        for (k, v) in labels {
             out.push(',');
             out.push_str(k);
             out.push_str("=\"");
             escape_into(v, out);
             out.push('"');
+        }
+        match le {
+            None => {}
+            Some(Le::Inf) => out.push_str(",le=\"+Inf\""),
+            Some(Le::Bound(b)) => {
+                out.push_str(",le=\"");
+                match self.format {
+                    Format::Text => write_value(b, out),
+                    Format::OpenMetrics => write_canonical(b, out),
+                }
+                out.push('"');
+            }
         }
         out.push_str("} ");
         write_value(value, out);
@@ -114,7 +133,7 @@ impl Lines<'_> {
             out.push_str("\"} ");
             write_value(e.value, out);
             out.push(' ');
-            out.push_str(&canonical_float(e.timestamp));
+            write_canonical(e.timestamp, out);
         }
         out.push('\n');
     }
@@ -130,13 +149,9 @@ impl Sink for Lines<'_> {
         let bounds = h.buckets().bounds();
         for (i, count) in h.counts.iter().enumerate() {
             cumulative += count;
-            let le = match bounds.get(i) {
-                Some(b) if self.format == Format::Text => b.to_string(),
-                Some(b) => canonical_float(*b),
-                None => "+Inf".to_owned(),
-            };
+            let le = bounds.get(i).map_or(Le::Inf, |b| Le::Bound(*b));
             let exemplar = h.exemplars.get(i).and_then(Option::as_ref);
-            self.line("_bucket", &[], Some(&le), cumulative as f64, exemplar);
+            self.line("_bucket", &[], Some(le), cumulative as f64, exemplar);
         }
         let (count, sum) = (h.count as f64, h.sum);
         match self.format {

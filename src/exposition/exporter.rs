@@ -3,7 +3,7 @@
 //!
 //! These are directly instrumented (counters the API client bumps through
 //! [`ApiObserver`]) in a registry of their own, apart from the function
-//! families that are rebuilt from snapshots.
+//! families that are rebuilt from reports.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +37,16 @@ const REQUEST_BUCKETS: [f64; 11] = [
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("FGE_REVISION");
 pub const RUSTC: &str = env!("FGE_RUSTC_VERSION");
+
+/// The state [`ExporterMetrics`] were in: the count of changes from
+/// outside, the caps' counts and the web server's security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    changes: u64,
+    caps: u64,
+    tls: bool,
+    basic_auth: bool,
+}
 
 /// The exporter's own metrics.
 pub struct ExporterMetrics {
@@ -243,21 +253,20 @@ impl ExporterMetrics {
         self.changes.fetch_add(1, Ordering::Release);
     }
 
-    /// A number that changes whenever these metrics (other than the
-    /// `process_*` ones, which are read from the kernel) may say
-    /// something new: the count of changes from outside, the caps' counts
-    /// and the web server's security state. Whatever the store says is
-    /// covered by its own generation.
-    pub fn version(&self) -> u64 {
-        let caps: u64 = Cap::ALL
-            .iter()
-            .fold(0u64, |sum, cap| sum.wrapping_add(self.caps.get(*cap)));
+    /// What these metrics (other than the `process_*` ones, which are
+    /// read from the kernel) say depends on: equal versions, equal
+    /// samples. Whatever the store says is covered by its own generation.
+    pub fn version(&self) -> Version {
         let (tls, basic_auth) = self.security();
-        self.changes
-            .load(Ordering::Acquire)
-            .wrapping_mul(4)
-            .wrapping_add(u64::from(tls) * 2 + u64::from(basic_auth))
-            .wrapping_add(caps.wrapping_mul(1 << 20))
+        Version {
+            changes: self.changes.load(Ordering::Acquire),
+            // Cap counts only grow, so their sum changes with any of them.
+            caps: Cap::ALL
+                .iter()
+                .fold(0u64, |sum, cap| sum.wrapping_add(self.caps.get(*cap))),
+            tls,
+            basic_auth,
+        }
     }
 
     fn security(&self) -> (bool, bool) {

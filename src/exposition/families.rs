@@ -17,7 +17,7 @@
 use prometheus::proto::MetricFamily;
 
 use crate::state::{
-    DurationHistogram, Exemplar, FunctionSnapshot, InvocationStatus, ProjectSnapshot, QuotaUnit,
+    DurationHistogram, Exemplar, FunctionReport, InvocationStatus, ProjectReport, QuotaUnit,
     SNAPSHOT_STATES, SnapshotInfo,
 };
 
@@ -206,22 +206,22 @@ pub(crate) trait Sink {
     fn histogram(&mut self, h: &DurationHistogram);
 }
 
-/// Describes the samples `snap` contributes to family `family` (an index
+/// Describes the samples `report` contributes to family `family` (an index
 /// into [`DEFS`]).
-pub(crate) fn describe(family: usize, snap: &FunctionSnapshot, sink: &mut impl Sink) {
-    if snap.polls == 0 {
+pub(crate) fn describe(family: usize, report: &FunctionReport, sink: &mut impl Sink) {
+    if report.polls == 0 {
         return;
     }
     let bit = |b: bool| f64::from(u8::from(b));
     match family {
-        UP => sink.sample(&[], bit(snap.up()), None),
+        UP => sink.sample(&[], bit(report.up()), None),
         COLLECTOR_SUCCESS => {
-            for (kind, ok) in snap.successes() {
+            for (kind, ok) in report.successes() {
                 sink.sample(&[("collector", kind.as_str())], bit(ok), None);
             }
         }
         RECORDS => {
-            if let Some(w) = &snap.async_invocations.value {
+            if let Some(w) = &report.async_invocations.value {
                 for status in InvocationStatus::ALL {
                     sink.sample(
                         &[("status", status.as_str())],
@@ -238,28 +238,28 @@ pub(crate) fn describe(family: usize, snap: &FunctionSnapshot, sink: &mut impl S
                 // The way from an alert to the request: failures only.
                 let exemplar = match status {
                     InvocationStatus::Success => None,
-                    _ => snap.async_counters.latest[i].as_ref(),
+                    _ => report.async_counters.latest[i].as_ref(),
                 };
                 sink.sample(
                     &[("status", status.as_str())],
-                    snap.async_counters.terminal[i] as f64,
+                    report.async_counters.terminal[i] as f64,
                     exemplar,
                 );
             }
         }
         FAILURES => {
-            for (code, n) in &snap.async_counters.failures_by_code {
+            for (code, n) in &report.async_counters.failures_by_code {
                 sink.sample(&[("error_code", code)], *n as f64, None);
             }
         }
         DURATION => {
-            let h = &snap.async_counters.durations;
+            let h = &report.async_counters.durations;
             if h.count > 0 {
                 sink.histogram(h);
             }
         }
         LAST_FAILURE => {
-            let t = snap
+            let t = report
                 .async_invocations
                 .value
                 .as_ref()
@@ -269,7 +269,9 @@ pub(crate) fn describe(family: usize, snap: &FunctionSnapshot, sink: &mut impl S
             }
         }
         CODE_SIZE | CODE_MODIFIED | MAX_INSTANCES | INFO => {
-            let Some(code) = &snap.code.value else { return };
+            let Some(code) = &report.code.value else {
+                return;
+            };
             let value = match family {
                 CODE_SIZE => code.size_bytes.map(|v| v as f64),
                 CODE_MODIFIED => code.last_modified.map(|v| v as f64),
@@ -287,14 +289,14 @@ pub(crate) fn describe(family: usize, snap: &FunctionSnapshot, sink: &mut impl S
                 sink.sample(&[], v, None);
             }
         }
-        CODE_CHANGES => sink.sample(&[], snap.code_changes as f64, None),
+        CODE_CHANGES => sink.sample(&[], report.code_changes as f64, None),
         VERSIONS => {
-            if let Some(vs) = &snap.versions.value {
+            if let Some(vs) = &report.versions.value {
                 sink.sample(&[], vs.len() as f64, None);
             }
         }
         VERSION_INFO => {
-            for v in snap.versions.value.iter().flatten() {
+            for v in report.versions.value.iter().flatten() {
                 sink.sample(
                     &[
                         ("version", &v.version),
@@ -307,7 +309,7 @@ pub(crate) fn describe(family: usize, snap: &FunctionSnapshot, sink: &mut impl S
             }
         }
         SNAPSHOT_STATE | SNAPSHOT_ENABLED => {
-            let Some(SnapshotInfo::Known { state, enabled }) = &snap.snapshot.value else {
+            let Some(SnapshotInfo::Known { state, enabled }) = &report.snapshot.value else {
                 return;
             };
             if family == SNAPSHOT_ENABLED {
@@ -322,7 +324,7 @@ pub(crate) fn describe(family: usize, snap: &FunctionSnapshot, sink: &mut impl S
             sink.sample(&[("state", UNKNOWN_STATE)], bit(state.is_none()), None);
         }
         STAT_INVOCATIONS..=STAT_MIN => {
-            let Some(st) = snap.statistics.as_ref().and_then(|c| c.value.as_ref()) else {
+            let Some(st) = report.statistics.as_ref().and_then(|c| c.value.as_ref()) else {
                 return;
             };
             let value = match family {
@@ -338,7 +340,7 @@ pub(crate) fn describe(family: usize, snap: &FunctionSnapshot, sink: &mut impl S
             }
         }
         LAST_POLL => {
-            if let Some(t) = snap.last_success {
+            if let Some(t) = report.last_success {
                 sink.sample(&[], t.floor(), None);
             }
         }
@@ -350,7 +352,7 @@ pub(crate) fn describe(family: usize, snap: &FunctionSnapshot, sink: &mut impl S
 /// project id), and quotas.
 pub(crate) fn project_families<'a>(
     counts: impl IntoIterator<Item = (&'a str, usize)>,
-    projects: &[impl AsRef<ProjectSnapshot>],
+    projects: &[impl AsRef<ProjectReport>],
     refresh: &str,
 ) -> Vec<MetricFamily> {
     let mut functions = Family::gauge(

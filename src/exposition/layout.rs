@@ -12,7 +12,7 @@
 //! order, not sorted by name (Prometheus does not care about the order).
 //!
 //! What a function's series of a family say is reduced to a fingerprint
-//! ([`Fingerprint`]); a new snapshot changes the version of the segments
+//! ([`Fingerprint`]); a new report changes the version of the segments
 //! of the families whose fingerprints changed, and nothing else (a poll
 //! that changes only the last-success timestamp re-encodes that family's
 //! segment alone). Each format served (a *view*: text or OpenMetrics,
@@ -27,7 +27,7 @@ use bytes::Bytes;
 use super::encode::{Fingerprint, identity};
 use super::families::{FAMILIES, describe};
 use super::gzip::Deflated;
-use crate::state::{FunctionSnapshot, Store};
+use crate::state::{FunctionReport, Store};
 use crate::urn::FunctionUrn;
 
 /// Text and OpenMetrics, each plain and gzip-compressed.
@@ -45,7 +45,7 @@ const MAX_BITS: u32 = 16;
 
 /// One function in the layout.
 pub(crate) struct Member {
-    pub snapshot: Arc<FunctionSnapshot>,
+    pub report: Arc<FunctionReport>,
     key: u64,
     /// The escaped identity labels.
     pub identity: Box<str>,
@@ -53,24 +53,24 @@ pub(crate) struct Member {
 }
 
 impl Member {
-    fn new(snapshot: Arc<FunctionSnapshot>, key: u64) -> Self {
+    fn new(report: Arc<FunctionReport>, key: u64) -> Self {
         Self {
-            identity: identity(&snapshot.urn).into_boxed_str(),
-            fingerprints: fingerprints(&snapshot),
-            snapshot,
+            identity: identity(&report.urn).into_boxed_str(),
+            fingerprints: fingerprints(&report),
+            report,
             key,
         }
     }
 
     fn urn(&self) -> &FunctionUrn {
-        &self.snapshot.urn
+        &self.report.urn
     }
 }
 
-fn fingerprints(snapshot: &FunctionSnapshot) -> [u64; FAMILIES] {
+fn fingerprints(report: &FunctionReport) -> [u64; FAMILIES] {
     std::array::from_fn(|family| {
         let mut f = Fingerprint::default();
-        describe(family, snapshot, &mut f);
+        describe(family, report, &mut f);
         f.finish()
     })
 }
@@ -145,7 +145,7 @@ impl Layout {
         self.next_version += 1;
     }
 
-    /// Catches up with the store: new and changed snapshots, functions
+    /// Catches up with the store: new and changed reports, functions
     /// gone. Costs a pass over the store's functions plus the work for
     /// those that changed.
     pub(crate) fn sync(&mut self, store: &Store) {
@@ -153,25 +153,25 @@ impl Layout {
             return;
         }
         let changes = store.changes_since(self.synced);
-        for snapshot in changes.changed {
-            let key = snapshot.urn.spread_key();
+        for report in changes.changed {
+            let key = report.urn.spread_key();
             let b = self.block_of(key);
             let found = self.blocks[b]
                 .members
-                .binary_search_by(|m| (m.key, m.urn()).cmp(&(key, &snapshot.urn)));
+                .binary_search_by(|m| (m.key, m.urn()).cmp(&(key, &report.urn)));
             match found {
                 Ok(i) => {
-                    let new = fingerprints(&snapshot);
+                    let new = fingerprints(&report);
                     let old = self.blocks[b].members[i].fingerprints;
                     for f in (0..FAMILIES).filter(|f| old[*f] != new[*f]) {
                         self.bump(b, f);
                     }
                     let m = &mut self.blocks[b].members[i];
                     m.fingerprints = new;
-                    m.snapshot = snapshot;
+                    m.report = report;
                 }
                 Err(i) => {
-                    let m = Member::new(snapshot, key);
+                    let m = Member::new(report, key);
                     *self
                         .per_project
                         .entry(m.urn().project_id().to_owned())

@@ -1,4 +1,4 @@
-//! The Prometheus side: turns the store's snapshots and the exporter's own
+//! The Prometheus side: turns the store's reports and the exporter's own
 //! metrics into the exposition served on `/metrics`, in text format 0.0.4
 //! or OpenMetrics 1.0.0, plain or gzip-compressed.
 //!
@@ -51,8 +51,9 @@ use bytes::Bytes;
 use prometheus::proto::MetricFamily;
 
 pub use exporter::ExporterMetrics;
+use exporter::Version;
 
-use crate::state::{ProjectSnapshot, Store};
+use crate::state::{ProjectReport, Store};
 use crate::sync::MutexExt;
 use families::{DEFS, FAMILIES, describe};
 use gzip::{Deflated, Deflater, GzipError, GzipHead};
@@ -131,7 +132,7 @@ struct Served {
     /// The store's generation and the exporter's metrics' version, read
     /// before the rendering (a change during it makes the next request
     /// render again).
-    versions: (u64, u64),
+    versions: (u64, Version),
     at: Instant,
     body: Body,
 }
@@ -139,9 +140,9 @@ struct Served {
 /// What is kept between scrapes.
 struct Inner {
     layout: Layout,
-    /// The project snapshots of the latest assembly, and a number that
+    /// The project reports of the latest assembly, and a number that
     /// changes with them.
-    projects: Vec<Arc<ProjectSnapshot>>,
+    projects: Vec<Arc<ProjectReport>>,
     projects_version: u64,
     views: [Option<View>; VIEWS],
     deflater: Deflater,
@@ -201,12 +202,12 @@ impl Renderer {
         self.served.lock_or_recover()
     }
 
-    fn versions(&self) -> (u64, u64) {
+    fn versions(&self) -> (u64, Version) {
         (self.store.generation(), self.exporter.version())
     }
 
     /// The latest body of a view, if it still holds at `versions`.
-    fn reusable(&self, index: usize, versions: (u64, u64)) -> Option<Body> {
+    fn reusable(&self, index: usize, versions: (u64, Version)) -> Option<Body> {
         let served = self.lock_served();
         let s = served[index].as_ref()?;
         (s.versions == versions && s.at.elapsed() < REUSE_FOR).then(|| s.body.clone())
@@ -218,19 +219,22 @@ impl Renderer {
         String::from_utf8_lossy(&body.to_bytes()).into_owned()
     }
 
+    /// The latest body in `format` if it is served again (see
+    /// [`REUSE_FOR`]): the cheapest answer, tried first.
+    pub fn reused(&self, format: Format, gzip: bool) -> Option<Body> {
+        self.reusable(view_index(format, gzip), self.versions())
+    }
+
     /// True when a [`Renderer::body`] call would be served from what is
     /// kept (nothing to encode or compress but the exporter's own
     /// metrics), so it can run on the async runtime; otherwise it should
     /// run where blocking is fine.
     pub fn is_cached(&self, format: Format, gzip: bool) -> bool {
-        let index = view_index(format, gzip);
-        if self.reusable(index, self.versions()).is_some() {
-            return true;
-        }
+        let generation = self.store.generation();
         let inner = self.lock();
         inner.views[view_index(format, gzip)]
             .as_ref()
-            .is_some_and(|v| v.generation == self.store.generation())
+            .is_some_and(|v| v.generation == generation)
     }
 
     /// The whole exposition in `format`, gzip-compressed if `gzip`.
@@ -364,7 +368,7 @@ impl Renderer {
                         identity: &m.identity,
                         out,
                     };
-                    describe(family, &m.snapshot, &mut lines);
+                    describe(family, &m.report, &mut lines);
                 }
                 encoded += 1;
                 encoded_bytes += out.len();
@@ -445,7 +449,7 @@ fn piece(plain: &[u8], gzip: bool, deflater: &mut Deflater) -> Result<Piece, Gzi
 /// The project-level families, encoded for a view.
 fn project_part(
     layout: &Layout,
-    projects: &[Arc<ProjectSnapshot>],
+    projects: &[Arc<ProjectReport>],
     refresh: &str,
     format: Format,
     gzip: bool,

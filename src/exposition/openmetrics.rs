@@ -201,10 +201,11 @@ pub(super) fn escape_with(s: &str, quote: bool, out: &mut String) {
 }
 
 /// A sample value: the shortest decimal that reads back as the same
-/// float, or `NaN`, `+Inf`, `-Inf`.
+/// float, or `NaN`, `+Inf`, `-Inf`. That is what `{v}` writes, only
+/// faster; where two decimals are equally short and equally near, the
+/// last digit may differ from `{v}`'s (Ryū rounds such a tie to even).
 pub(super) fn write_value(v: f64, out: &mut String) {
-    // Most values are whole numbers (counts, timestamps, sizes): written
-    // as integers, as `{v}` would, only faster.
+    // Most values are whole numbers (counts, timestamps, sizes).
     if v.fract() == 0.0 && v.abs() < 1e15 && !(v == 0.0 && v.is_sign_negative()) {
         out.push_str(itoa::Buffer::new().format(v as i64));
     } else if v.is_nan() {
@@ -213,20 +214,38 @@ pub(super) fn write_value(v: f64, out: &mut String) {
         out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
         out.push_str("-Inf");
+    } else if v.fract() != 0.0 {
+        // Ryū finds the same shortest digits as `{v}` and writes them the
+        // same way, except in exponent form for very large or small
+        // values, which `{v}` never uses.
+        let mut buffer = ryu::Buffer::new();
+        let digits = buffer.format_finite(v);
+        if digits.contains('e') {
+            let _ = write!(out, "{v}");
+        } else {
+            out.push_str(digits);
+        }
     } else {
+        // Whole, but -0 or too large for an i64 written exactly.
         let _ = write!(out, "{v}");
     }
 }
 
-/// A float as the `le` and `quantile` labels want it: like a value, but
-/// always with a decimal point (`1.0`, not `1`), as Prometheus' own
-/// clients write it.
+/// Writes a float as the `le` and `quantile` labels and exemplar
+/// timestamps want it: like a value, but always with a decimal point
+/// (`1.0`, not `1`), as Prometheus' own clients write it.
+pub(super) fn write_canonical(v: f64, out: &mut String) {
+    let start = out.len();
+    write_value(v, out);
+    if v.is_finite() && !out[start..].contains(['.', 'e', 'E']) {
+        out.push_str(".0");
+    }
+}
+
+/// [`write_canonical`] into a new string.
 pub(super) fn canonical_float(v: f64) -> String {
     let mut s = String::new();
-    write_value(v, &mut s);
-    if v.is_finite() && !s.contains(['.', 'e', 'E']) {
-        s.push_str(".0");
-    }
+    write_canonical(v, &mut s);
     s
 }
 
@@ -377,6 +396,8 @@ mod tests {
     #[test]
     fn floats() {
         assert_eq!(canonical_float(1.0), "1.0");
+        assert_eq!(canonical_float(1e-7), "0.0000001");
+        assert_eq!(canonical_float(1e300), format!("{}.0", 1e300));
         assert_eq!(canonical_float(0.25), "0.25");
         assert_eq!(canonical_float(259200.0), "259200.0");
         assert_eq!(canonical_float(f64::INFINITY), "+Inf");
@@ -397,10 +418,34 @@ mod tests {
         }
         assert_eq!(s, "-Inf 0.1 3 -0 0 1000000000000000 1700000000 -2 NaN ");
         // The same as Display, which the text format always used.
-        for v in [3.0, 1e14, 123456.0, -0.0, 0.5, 1e300] {
+        for v in [
+            3.0, 1e14, 123456.0, -0.0, 0.5, 1e300, 1e-5, 1e-4, 1e16, 1.5e16,
+        ] {
             let mut s = String::new();
             write_value(v, &mut s);
             assert_eq!(s, v.to_string());
+        }
+        // Over every magnitude, and decimals as durations and sums have them.
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(11);
+        for _ in 0..20_000 {
+            let bits = f64::from_bits(rng.random::<u64>());
+            let decimal = f64::from(rng.random_range(0..10_000_000u32)) / 1000.0;
+            // A dyadic fraction, where ties between two shortest decimals occur.
+            let dyadic =
+                f64::from(rng.random::<u32>()) / f64::from(1u32 << rng.random_range(1..31));
+            for v in [bits, decimal, dyadic] {
+                let mut s = String::new();
+                write_value(v, &mut s);
+                if v.is_finite() {
+                    let display = v.to_string();
+                    assert_eq!(s.parse::<f64>().unwrap().to_bits(), v.to_bits(), "{s}");
+                    assert_eq!(s.len(), display.len(), "{s} {display}");
+                    if v == decimal {
+                        assert_eq!(s, display);
+                    }
+                }
+            }
         }
     }
 }

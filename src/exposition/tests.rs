@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 
 use super::*;
 use crate::state::{
-    AsyncWindow, CodeInfo, Collected, Exemplar, FunctionSnapshot, Quota, QuotaUnit, SnapshotInfo,
+    AsyncWindow, CodeInfo, Collected, Exemplar, FunctionReport, Quota, QuotaUnit, SnapshotInfo,
     Statistics, VersionInfo,
 };
 use crate::urn::FunctionUrn;
@@ -60,9 +60,9 @@ fn exemplar(rng: &mut StdRng) -> Option<Exemplar> {
     })
 }
 
-/// A snapshot with random values in every collector.
-fn random_snapshot(i: usize, rng: &mut StdRng) -> FunctionSnapshot {
-    let mut s = FunctionSnapshot::new(urn(i));
+/// A report with random values in every collector.
+fn random_report(i: usize, rng: &mut StdRng) -> FunctionReport {
+    let mut s = FunctionReport::new(urn(i));
     if rng.random_bool(0.1) {
         return s;
     }
@@ -149,7 +149,7 @@ fn incremental_rendering_equals_a_fresh_one() {
         if step == 20 {
             for i in 0..n {
                 present.insert(i);
-                store.publish(random_snapshot(i, &mut rng));
+                store.publish(random_report(i, &mut rng));
             }
         }
         if step == 25 {
@@ -163,12 +163,12 @@ fn incremental_rendering_equals_a_fresh_one() {
                 0 if present.remove(&i) => store.remove(&urn(i)),
                 _ => {
                     present.insert(i);
-                    store.publish(random_snapshot(i, &mut rng));
+                    store.publish(random_report(i, &mut rng));
                 }
             }
         }
         if step % 7 == 3 {
-            store.publish_project(ProjectSnapshot {
+            store.publish_project(ProjectReport {
                 project_id: PROJECT.into(),
                 quotas: ok(vec![Quota {
                     resource: "fgs_func_num".into(),
@@ -232,7 +232,7 @@ fn both_formats_carry_the_same_series() {
     let mut rng = StdRng::seed_from_u64(7);
     let store = Arc::new(Store::new());
     for i in 0..500 {
-        store.publish(random_snapshot(i, &mut rng));
+        store.publish(random_report(i, &mut rng));
     }
     let r = renderer(&store);
     let text = part(&r, Format::Text, false);
@@ -266,7 +266,7 @@ fn both_formats_carry_the_same_series() {
 #[test]
 fn histograms_only_once_something_was_counted() {
     let store = Arc::new(Store::new());
-    let mut idle = FunctionSnapshot::new(urn(1));
+    let mut idle = FunctionReport::new(urn(1));
     idle.polls = 1;
     store.publish(idle.clone());
     let mut busy = idle.clone();
@@ -309,7 +309,7 @@ fn a_poll_costs_the_segments_it_changed() {
     let mut rng = StdRng::seed_from_u64(3);
     let store = Arc::new(Store::new());
     for i in 0..2_000 {
-        store.publish(random_snapshot(i, &mut rng));
+        store.publish(random_report(i, &mut rng));
     }
     let r = renderer(&store);
     let om = view_index(Format::OpenMetrics, true);
@@ -328,7 +328,7 @@ fn a_poll_costs_the_segments_it_changed() {
     assert_eq!(stale(&r, om), 0);
     assert!(r.is_cached(Format::OpenMetrics, true));
 
-    // The same values again: a new snapshot, nothing to encode.
+    // The same values again: a new report, nothing to encode.
     next.polls += 1;
     store.publish(next.clone());
     assert_eq!(stale(&r, om), 0);
@@ -344,7 +344,7 @@ fn a_poll_costs_the_segments_it_changed() {
 fn bodies_end_with_the_exporters_own_metrics() {
     let mut rng = StdRng::seed_from_u64(5);
     let store = Arc::new(Store::new());
-    store.publish(random_snapshot(1, &mut rng));
+    store.publish(random_report(1, &mut rng));
     let r = renderer(&store);
     let plain = String::from_utf8(r.body(Format::OpenMetrics, false).to_bytes().to_vec()).unwrap();
     let body = r.body(Format::OpenMetrics, true);
@@ -375,7 +375,7 @@ fn a_body_is_served_again_until_something_changes() {
     let mut rng = StdRng::seed_from_u64(9);
     let store = Arc::new(Store::new());
     for i in 0..20 {
-        store.publish(random_snapshot(i, &mut rng));
+        store.publish(random_report(i, &mut rng));
     }
     let exporter = Arc::new(ExporterMetrics::new());
     let r = Renderer::new(Arc::clone(&store), Arc::clone(&exporter));
@@ -386,8 +386,11 @@ fn a_body_is_served_again_until_something_changes() {
         assert_eq!(a.as_ptr(), b.as_ptr(), "served again, not rendered");
     }
     assert!(r.is_cached(Format::OpenMetrics, true));
+    assert!(r.reused(Format::OpenMetrics, true).is_some());
+    assert!(r.reused(Format::Text, true).is_none(), "each view its own");
 
     exporter.observe(Endpoint::ALL[0], "200", std::time::Duration::from_millis(5));
+    assert!(r.reused(Format::OpenMetrics, true).is_none());
     let observed = r.body(Format::OpenMetrics, true);
     let tail = |b: &Body| b.chunks.last().unwrap().as_ptr();
     assert_ne!(
@@ -400,6 +403,7 @@ fn a_body_is_served_again_until_something_changes() {
     let mut next = (*store.function(&urn(3)).unwrap()).clone();
     next.code_changes += 1;
     store.publish(next);
+    assert!(r.reused(Format::OpenMetrics, true).is_none());
     let published = r.body(Format::OpenMetrics, true);
     assert_ne!(tail(&published), tail(&observed), "the store changed");
     assert_eq!(

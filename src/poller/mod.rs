@@ -24,7 +24,7 @@
 //! configuration are never removed.
 //!
 //! The scheduler knows nothing of Prometheus: it fills the store, and the
-//! collectors read it.
+//! exposition reads it.
 
 mod async_tracker;
 pub mod checkpoint;
@@ -52,10 +52,10 @@ pub use permissions::Denials;
 pub use shard::Shard;
 
 use crate::api::Client;
-use crate::caps::{Cap, Limits};
+use crate::caps::{Cap, Caps};
 use crate::clock::Clock;
 use crate::config::{DiscoveryConfig, Intervals};
-use crate::state::{Collected, FunctionSnapshot, Quota, Store};
+use crate::state::{Collected, FunctionReport, Quota, Store};
 use crate::sync::{MutexExt, RwLockExt};
 use crate::urn::FunctionUrn;
 
@@ -96,13 +96,13 @@ pub struct Settings {
     /// Decides what is due, and dates the async windows.
     pub clock: Arc<dyn Clock>,
     /// Caps on upstream data (label length, versions, quota types).
-    pub limits: Limits,
+    pub caps: Caps,
 }
 
 /// One monitored function and its poll state.
-struct Slot {
+struct Monitored {
     urn: FunctionUrn,
-    /// Its project (looked up in the current [`Generation`] at each poll, so
+    /// Its project (looked up in the current [`Epoch`] at each poll, so
     /// a reload's new client is used).
     project_id: String,
     /// Found by discovery (and so removable when gone).
@@ -124,15 +124,16 @@ struct ProjectState {
     quotas: std::sync::Mutex<Collected<Vec<Quota>>>,
 }
 
-/// The configuration-dependent part of the scheduler; replaced as a whole
-/// by a reload, while the functions' poll state carries on.
-struct Generation {
+/// The configuration-dependent part of the scheduler, one per
+/// configuration: a reload replaces it as a whole (a new epoch), while the
+/// functions' poll state carries on.
+struct Epoch {
     projects: Vec<ProjectState>,
     schedule: Arc<Schedule>,
     settings: Settings,
 }
 
-impl Generation {
+impl Epoch {
     fn new(projects: Vec<ProjectTarget>, settings: Settings) -> Self {
         Self {
             schedule: Arc::new(Schedule {
@@ -140,7 +141,7 @@ impl Generation {
                 statistics_period: settings.statistics_period,
                 stale_after: settings.stale_after,
                 tracker: settings.tracker,
-                limits: settings.limits,
+                caps: settings.caps,
             }),
             projects: projects
                 .into_iter()
@@ -178,8 +179,8 @@ impl Generation {
 
 /// What cycles share.
 struct Shared {
-    slots: RwLock<BTreeMap<FunctionUrn, Arc<Slot>>>,
-    generation: RwLock<Arc<Generation>>,
+    monitored: RwLock<BTreeMap<FunctionUrn, Arc<Monitored>>>,
+    epoch: RwLock<Arc<Epoch>>,
     store: Arc<Store>,
     ready: watch::Sender<bool>,
     denials: Denials,
@@ -294,16 +295,16 @@ impl Poller {
     ) -> (Self, PollerHandle) {
         let (ready_tx, ready_rx) = watch::channel(false);
         let (request_tx, request_rx) = mpsc::channel(4);
-        let generation = Arc::new(Generation::new(projects, settings));
+        let epoch = Arc::new(Epoch::new(projects, settings));
         let shared = Arc::new(Shared {
-            slots: RwLock::new(BTreeMap::new()),
-            generation: RwLock::new(Arc::clone(&generation)),
+            monitored: RwLock::new(BTreeMap::new()),
+            epoch: RwLock::new(Arc::clone(&epoch)),
             store,
             ready: ready_tx,
             denials: Denials::default(),
         });
-        for (project_id, urn) in generation.explicit() {
-            shared.add(&generation, &project_id, [urn], false);
+        for (project_id, urn) in epoch.explicit() {
+            shared.add(&epoch, &project_id, [urn], false);
         }
         (
             Self {
@@ -319,18 +320,18 @@ impl Poller {
 
     /// Runs cycles until `shutdown`; polls in flight are then abandoned.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut period = self.shared.generation().settings.intervals.cycle();
+        let mut period = self.shared.epoch().settings.intervals.cycle();
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut cycles = JoinSet::new();
         let mut first = true;
         {
-            let g = self.shared.generation();
+            let epoch = self.shared.epoch();
             tracing::info!(
-                functions = self.shared.slots().len(),
+                functions = self.shared.monitored().len(),
                 cycle = %humantime::format_duration(period),
-                shard = g.settings.shard.index,
-                shards = g.settings.shard.count,
+                shard = epoch.settings.shard.index,
+                shards = epoch.settings.shard.count,
                 "poller started"
             );
         }
@@ -356,7 +357,7 @@ impl Poller {
                     }
                     Request::Reconfigure { projects, settings, reply } => {
                         self.shared.reconfigure(projects, *settings);
-                        let new_period = self.shared.generation().settings.intervals.cycle();
+                        let new_period = self.shared.epoch().settings.intervals.cycle();
                         if new_period != period {
                             period = new_period;
                             ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -384,48 +385,48 @@ enum Mode {
 }
 
 impl Shared {
-    fn slots(&self) -> Vec<Arc<Slot>> {
-        let slots = self.slots.read_or_recover();
-        slots.values().cloned().collect()
+    fn monitored(&self) -> Vec<Arc<Monitored>> {
+        let monitored = self.monitored.read_or_recover();
+        monitored.values().cloned().collect()
     }
 
-    fn generation(&self) -> Arc<Generation> {
-        Arc::clone(&self.generation.read_or_recover())
+    fn epoch(&self) -> Arc<Epoch> {
+        Arc::clone(&self.epoch.read_or_recover())
     }
 
     /// Starts monitoring functions of a project (those already monitored
     /// are left alone), within `max_functions`.
     fn add(
         &self,
-        generation: &Generation,
+        epoch: &Epoch,
         project_id: &str,
         urns: impl IntoIterator<Item = FunctionUrn>,
         discovered: bool,
     ) {
-        let settings = &generation.settings;
+        let settings = &epoch.settings;
         let period = settings.intervals.cycle();
-        let tracker = generation.schedule.tracker;
-        let mut slots = self.slots.write_or_recover();
+        let tracker = epoch.schedule.tracker;
+        let mut monitored = self.monitored.write_or_recover();
         let mut dropped = 0u64;
         for urn in urns {
-            if slots.contains_key(&urn) {
+            if monitored.contains_key(&urn) {
                 continue;
             }
-            if slots.len() >= settings.max_functions {
+            if monitored.len() >= settings.max_functions {
                 dropped += 1;
                 continue;
             }
             if discovered {
                 tracing::info!(function = %urn, "discovered function; polling it");
             }
-            let mut snapshot = FunctionSnapshot::new(urn.clone());
-            if generation.schedule.statistics_period.is_some() {
-                snapshot.statistics = Some(Collected::default());
+            let mut report = FunctionReport::new(urn.clone());
+            if epoch.schedule.statistics_period.is_some() {
+                report.statistics = Some(Collected::default());
             }
-            self.store.publish(snapshot);
-            slots.insert(
+            self.store.publish(report);
+            monitored.insert(
                 urn.clone(),
-                Arc::new(Slot {
+                Arc::new(Monitored {
                     offset: offset(&urn, period),
                     project_id: project_id.to_owned(),
                     discovered,
@@ -453,17 +454,17 @@ impl Shared {
 
     /// Swaps in a new configuration (see [`PollerHandle::reconfigure`]).
     fn reconfigure(&self, projects: Vec<ProjectTarget>, settings: Settings) {
-        let generation = Arc::new(Generation::new(projects, settings));
+        let epoch = Arc::new(Epoch::new(projects, settings));
         let explicit: BTreeSet<FunctionUrn> =
-            generation.explicit().into_iter().map(|(_, u)| u).collect();
+            epoch.explicit().into_iter().map(|(_, u)| u).collect();
         let stale: Vec<FunctionUrn> = self
-            .slots()
+            .monitored()
             .into_iter()
             .filter(|s| {
-                let keep = match generation.project(&s.project_id) {
+                let keep = match epoch.project(&s.project_id) {
                     None => false,
                     Some(p) if s.discovered => {
-                        p.target.discovery.is_some() && generation.settings.shard.owns(&s.urn)
+                        p.target.discovery.is_some() && epoch.settings.shard.owns(&s.urn)
                     }
                     Some(_) => explicit.contains(&s.urn),
                 };
@@ -474,32 +475,32 @@ impl Shared {
         for urn in &stale {
             self.remove(urn);
         }
-        for (project_id, urn) in generation.explicit() {
-            self.add(&generation, &project_id, [urn], false);
+        for (project_id, urn) in epoch.explicit() {
+            self.add(&epoch, &project_id, [urn], false);
         }
-        *self.generation.write_or_recover() = generation;
+        *self.epoch.write_or_recover() = epoch;
         tracing::info!(
-            functions = self.slots().len(),
+            functions = self.monitored().len(),
             removed = stale.len(),
             "configuration reloaded"
         );
     }
 
     fn all_polled(&self) -> bool {
-        self.slots().iter().all(|s| {
+        self.monitored().iter().all(|s| {
             self.store
                 .function(&s.urn)
-                .is_some_and(|snapshot| snapshot.polls > 0)
+                .is_some_and(|report| report.polls > 0)
         })
     }
 
     /// Stops monitoring a function and drops its series.
     fn remove(&self, urn: &FunctionUrn) {
-        let mut slots = self.slots.write_or_recover();
-        if slots.remove(urn).is_some() {
+        let mut monitored = self.monitored.write_or_recover();
+        if monitored.remove(urn).is_some() {
             self.store.remove(urn);
             self.denials.forget(urn);
-            if let Some(c) = &self.generation().settings.checkpoint {
+            if let Some(c) = &self.epoch().settings.checkpoint {
                 c.forget(&urn.to_string());
             }
             tracing::info!(function = %urn, "function is gone; its series are removed");
@@ -508,25 +509,25 @@ impl Shared {
 
     /// One function's poll in a cycle, and what follows it: the checkpoint,
     /// the store, and noting a discovered function that is gone.
-    async fn poll_slot(
+    async fn poll_function(
         self: Arc<Self>,
-        generation: Arc<Generation>,
-        slot: Arc<Slot>,
+        epoch: Arc<Epoch>,
+        function: Arc<Monitored>,
         mode: Mode,
         share: usize,
         everything: bool,
-        gone: Arc<std::sync::Mutex<Vec<Arc<Slot>>>>,
+        gone: Arc<std::sync::Mutex<Vec<Arc<Monitored>>>>,
     ) {
-        let Some(project) = generation.project(&slot.project_id) else {
+        let Some(project) = epoch.project(&function.project_id) else {
             return;
         };
         let mut poller = match mode {
-            Mode::OnDemand { .. } => slot.poller.lock().await,
-            Mode::Burst | Mode::Spread => match slot.poller.try_lock() {
+            Mode::OnDemand { .. } => function.poller.lock().await,
+            Mode::Burst | Mode::Spread => match function.poller.try_lock() {
                 Ok(p) => p,
                 Err(_) => {
                     tracing::warn!(
-                        function = %slot.urn,
+                        function = %function.urn,
                         "previous poll still running; skipping this one (is polling.interval too short?)"
                     );
                     return;
@@ -541,41 +542,42 @@ impl Shared {
         let outcome = poller
             .poll(
                 &project.target.client,
-                &generation.schedule,
-                generation.settings.clock.unix(),
+                &epoch.schedule,
+                epoch.settings.clock.unix(),
                 &ctx,
             )
             .await;
         // Counted values are shown only once they would survive a
         // restart: a restart must never bring back lower counters.
-        if let Some(c) = &generation.settings.checkpoint {
-            c.save(&slot.urn.to_string(), &poller.save_state()).await;
+        if let Some(c) = &epoch.settings.checkpoint {
+            c.save(&function.urn.to_string(), &poller.save_state())
+                .await;
         }
         self.store
             .record_async_anomalies(outcome.news.implausible, outcome.news.abandoned);
         // Not brought back if it was removed meanwhile.
-        self.store.update(outcome.snapshot);
-        if outcome.gone && slot.discovered {
-            gone.lock_or_recover().push(Arc::clone(&slot));
+        self.store.update(outcome.report);
+        if outcome.gone && function.discovered {
+            gone.lock_or_recover().push(Arc::clone(&function));
         }
     }
 
     async fn cycle(self: Arc<Self>, mode: Mode, reply: Option<oneshot::Sender<()>>) {
         let started = Instant::now();
         // One configuration for the whole cycle, even if a reload lands.
-        let generation = self.generation();
-        let settings = &generation.settings;
+        let epoch = self.epoch();
+        let settings = &epoch.settings;
         let now = settings.clock.unix();
         let everything = matches!(mode, Mode::OnDemand { everything: true });
         let mut tasks = JoinSet::new();
         let tolerance = settings.intervals.cycle().as_secs_f64() / 2.0;
-        for (i, p) in generation.projects.iter().enumerate() {
+        for (i, p) in epoch.projects.iter().enumerate() {
             let Some(d) = &p.target.discovery else {
                 continue;
             };
             if take_due(&p.next_discovery, now, d.refresh_interval, tolerance) || everything {
-                let (shared, generation) = (Arc::clone(&self), Arc::clone(&generation));
-                tasks.spawn(async move { shared.discover(&generation, i).await });
+                let (shared, epoch) = (Arc::clone(&self), Arc::clone(&epoch));
+                tasks.spawn(async move { shared.discover(&epoch, i).await });
             }
         }
         // New functions are polled in this very cycle.
@@ -585,7 +587,7 @@ impl Shared {
         // before the functions' requests go out: while unverified they go
         // one at a time, and a function whose API hangs must not be the one
         // everything waits on.
-        for p in &generation.projects {
+        for p in &epoch.projects {
             if !p.target.client.credentials_verified() {
                 let client = Arc::clone(&p.target.client);
                 tasks.spawn(async move {
@@ -597,18 +599,18 @@ impl Shared {
         }
         while tasks.join_next().await.is_some() {}
 
-        for (i, p) in generation.projects.iter().enumerate() {
+        for (i, p) in epoch.projects.iter().enumerate() {
             let interval = settings.intervals.quotas;
             if settings.quotas && (take_due(&p.next_quotas, now, interval, tolerance) || everything)
             {
-                let (shared, generation) = (Arc::clone(&self), Arc::clone(&generation));
-                tasks.spawn(async move { shared.poll_quotas(&generation, i).await });
+                let (shared, epoch) = (Arc::clone(&self), Arc::clone(&epoch));
+                tasks.spawn(async move { shared.poll_quotas(&epoch, i).await });
             }
         }
         let gone = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let slots = self.slots();
+        let monitored = self.monitored();
         // Each function's share of the concurrency bound.
-        let share = (settings.concurrency / slots.len().max(1)).max(1);
+        let share = (settings.concurrency / monitored.len().max(1)).max(1);
         // Polls under way at once. The requests in flight are bounded by
         // the concurrency anyway; this bounds the polls' state, which
         // otherwise, in a cycle that starts every function at once (the
@@ -622,14 +624,14 @@ impl Shared {
         let under_way = Arc::new(Semaphore::new(
             settings.concurrency.saturating_mul(POLLS_PER_SLOT).max(1),
         ));
-        for slot in slots {
+        for function in monitored {
             let shared = Arc::clone(&self);
-            let generation = Arc::clone(&generation);
+            let epoch = Arc::clone(&epoch);
             let gone = Arc::clone(&gone);
             let under_way = Arc::clone(&under_way);
             tasks.spawn(async move {
-                if mode == Mode::Spread && !slot.offset.is_zero() {
-                    tokio::time::sleep(slot.offset).await;
+                if mode == Mode::Spread && !function.offset.is_zero() {
+                    tokio::time::sleep(function.offset).await;
                 }
                 // Never closed: an error cannot happen.
                 let _place = under_way.acquire_owned().await;
@@ -638,13 +640,14 @@ impl Shared {
                 // function's, for most of a cycle) stays a few hundred bytes
                 // instead of the size of the largest poll state (about 20
                 // KB).
-                Box::pin(shared.poll_slot(generation, slot, mode, share, everything, gone)).await;
+                Box::pin(shared.poll_function(epoch, function, mode, share, everything, gone))
+                    .await;
             });
         }
         while tasks.join_next().await.is_some() {}
-        let gone: Vec<Arc<Slot>> = std::mem::take(&mut *gone.lock_or_recover());
-        for slot in gone {
-            self.confirm_gone(&generation, &slot).await;
+        let gone: Vec<Arc<Monitored>> = std::mem::take(&mut *gone.lock_or_recover());
+        for function in gone {
+            self.confirm_gone(&epoch, &function).await;
         }
         let took = started.elapsed();
         self.store.record_cycle(took);
@@ -662,10 +665,10 @@ impl Shared {
     }
 
     /// Refreshes one project's discovered functions.
-    async fn discover(&self, generation: &Generation, project: usize) {
-        let p = &generation.projects[project].target;
+    async fn discover(&self, epoch: &Epoch, project: usize) {
+        let p = &epoch.projects[project].target;
         let Some(config) = &p.discovery else { return };
-        let shard = generation.settings.shard;
+        let shard = epoch.settings.shard;
         let found = match discovery::discover(&p.client, &p.region, config, shard).await {
             Ok(found) => found,
             Err(e) => {
@@ -676,23 +679,23 @@ impl Shared {
         let explicit: BTreeSet<&FunctionUrn> = p.explicit.iter().collect();
         // A name too long for a label is not monitored (a cut name would
         // not be the function's).
-        let limits = generation.settings.limits;
+        let caps = epoch.settings.caps;
         let before = found.len();
         let found: BTreeSet<FunctionUrn> = found
             .into_iter()
-            .filter(|u| !limits.too_long(u.name()) && !limits.too_long(u.package()))
+            .filter(|u| !caps.too_long(u.name()) && !caps.too_long(u.package()))
             .collect();
         p.client.capped(
             Cap::LabelLength,
             (before - found.len()) as u64,
             &p.project_id,
         );
-        let known: Vec<Arc<Slot>> = self
-            .slots()
+        let known: Vec<Arc<Monitored>> = self
+            .monitored()
             .into_iter()
             .filter(|s| s.project_id == p.project_id && s.discovered)
             .collect();
-        let missing: Vec<Arc<Slot>> = known
+        let missing: Vec<Arc<Monitored>> = known
             .iter()
             .filter(|s| !found.contains(&s.urn))
             .cloned()
@@ -702,23 +705,23 @@ impl Shared {
             .filter(|u| !explicit.contains(u))
             .collect();
         tracing::debug!(project_id = %p.project_id, found = new.len(), missing = missing.len(), "discovery refreshed");
-        self.add(generation, &p.project_id, new, true);
-        for slot in missing {
-            self.confirm_gone(generation, &slot).await;
+        self.add(epoch, &p.project_id, new, true);
+        for function in missing {
+            self.confirm_gone(epoch, &function).await;
         }
     }
 
     /// Removes a discovered function once the API confirms it is gone.
-    async fn confirm_gone(&self, generation: &Generation, slot: &Slot) {
-        let Some(project) = generation.project(&slot.project_id) else {
+    async fn confirm_gone(&self, epoch: &Epoch, function: &Monitored) {
+        let Some(project) = epoch.project(&function.project_id) else {
             return;
         };
         let client = &project.target.client;
-        match discovery::exists(client, &slot.urn).await {
-            Ok(false) => self.remove(&slot.urn),
+        match discovery::exists(client, &function.urn).await {
+            Ok(false) => self.remove(&function.urn),
             Ok(true) => {}
             Err(e) => {
-                tracing::debug!(function = %slot.urn, error = %e, "could not confirm that a function is gone; keeping it")
+                tracing::debug!(function = %function.urn, error = %e, "could not confirm that a function is gone; keeping it")
             }
         }
     }

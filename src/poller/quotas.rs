@@ -2,18 +2,18 @@
 //! base units, capped (label length, quota types), de-duplicated by
 //! resource and published to the store. The scheduler decides when.
 
-use super::{Generation, Shared};
+use super::{Epoch, Shared};
 use crate::api::ApiError;
 use crate::caps::Cap;
-use crate::state::{Collected, ProjectSnapshot, Quota, QuotaUnit};
+use crate::state::{Collected, ProjectReport, Quota, QuotaUnit};
 use crate::sync::MutexExt;
 
 impl Shared {
     /// Polls one project's quotas and publishes them, keeping the last
     /// value when the call fails.
-    pub(super) async fn poll_quotas(&self, generation: &Generation, project: usize) {
-        let p = &generation.projects[project];
-        let limits = generation.settings.limits;
+    pub(super) async fn poll_quotas(&self, epoch: &Epoch, project: usize) {
+        let p = &epoch.projects[project];
+        let caps = epoch.settings.caps;
         let client = &p.target.client;
         let result: Result<Vec<Quota>, ApiError> = client.quotas().await.map(|body| {
             let mut long = 0u64;
@@ -24,7 +24,7 @@ impl Shared {
                 .into_iter()
                 .filter_map(quota_of)
                 .filter(|q| {
-                    let keep = !limits.too_long(&q.resource);
+                    let keep = !caps.too_long(&q.resource);
                     long += u64::from(!keep);
                     keep
                 })
@@ -32,8 +32,8 @@ impl Shared {
             // One series per resource, whatever the API repeats.
             let mut seen = std::collections::HashSet::new();
             quotas.retain(|q| seen.insert(q.resource.clone()));
-            let extra = quotas.len().saturating_sub(limits.max_quota_types);
-            quotas.truncate(limits.max_quota_types);
+            let extra = quotas.len().saturating_sub(caps.max_quota_types);
+            quotas.truncate(caps.max_quota_types);
             let subject = &p.target.project_id;
             client.capped(Cap::LabelLength, long, subject);
             client.capped(Cap::QuotaTypes, extra as u64, subject);
@@ -58,7 +58,7 @@ impl Shared {
             };
             q.clone()
         };
-        self.store.publish_project(ProjectSnapshot {
+        self.store.publish_project(ProjectReport {
             project_id: p.target.project_id.clone(),
             quotas: collected,
         });
@@ -98,45 +98,29 @@ fn quota_of(r: crate::api::model::QuotaRecord) -> Option<Quota> {
 mod tests {
     use super::*;
 
+    /// [`quota_of`] of an answer with every field present.
+    fn quota(limit: f64, used: f64, kind: &str, unit: &str) -> Option<Quota> {
+        quota_of(crate::api::model::QuotaRecord {
+            quota: Some(limit),
+            used: Some(used),
+            kind: Some(kind.into()),
+            unit: Some(unit.into()),
+        })
+    }
+
     #[test]
     fn quotas_are_converted_to_base_units() {
-        let q = quota_of(crate::api::model::QuotaRecord {
-            quota: Some(2.0),
-            used: Some(1.0),
-            kind: Some("fgs_func_code_size".into()),
-            unit: Some("MB".into()),
-        })
-        .unwrap();
+        let q = quota(2.0, 1.0, "fgs_func_code_size", "MB").unwrap();
         assert_eq!(
             (q.limit, q.used, q.unit),
             (2_097_152.0, 1_048_576.0, QuotaUnit::Bytes)
         );
-        let q = quota_of(crate::api::model::QuotaRecord {
-            quota: Some(400.0),
-            used: Some(3.0),
-            kind: Some("fgs_func_num".into()),
-            unit: Some(String::new()),
-        })
-        .unwrap();
+        let q = quota(400.0, 3.0, "fgs_func_num", "").unwrap();
         assert_eq!(q.unit, QuotaUnit::Count);
-        let q = quota_of(crate::api::model::QuotaRecord {
-            quota: Some(15.0),
-            used: Some(1.0),
-            kind: Some("fgs_func_scale_down_timeout".into()),
-            unit: Some("min".into()),
-        })
-        .unwrap();
+        let q = quota(15.0, 1.0, "fgs_func_scale_down_timeout", "min").unwrap();
         assert_eq!((q.limit, q.unit), (900.0, QuotaUnit::Seconds));
         // No base unit: left out rather than mixed into another name.
-        assert!(
-            quota_of(crate::api::model::QuotaRecord {
-                quota: Some(1.0),
-                used: Some(1.0),
-                kind: Some("fgs_func_mystery".into()),
-                unit: Some("furlongs".into()),
-            })
-            .is_none()
-        );
+        assert!(quota(1.0, 1.0, "fgs_func_mystery", "furlongs").is_none());
         assert!(quota_of(crate::api::model::QuotaRecord::default()).is_none());
     }
 }

@@ -7,7 +7,7 @@ use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 
 use super::{Chunks, HttpResponse, ServerState};
 
-/// The landing page, from the store's current snapshots.
+/// The landing page, from the store's current reports.
 pub(super) fn page(state: &ServerState) -> HttpResponse {
     use html_escape::encode_text as esc;
     use std::fmt::Write;

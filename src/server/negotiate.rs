@@ -15,24 +15,18 @@ use hyper::header::{ACCEPT, ACCEPT_ENCODING};
 
 use crate::exposition::Format;
 
+/// A media type a response can be sent as: type, subtype and the
+/// `version` parameter it is sent with (empty for none).
+type MediaType = (&'static str, &'static str, &'static str);
+
+const OPENMETRICS: MediaType = ("application", "openmetrics-text", "1.0.0");
+const TEXT: MediaType = ("text", "plain", "0.0.4");
+const JSON: MediaType = ("application", "json", "");
+const HTML: MediaType = ("text", "html", "");
+
 /// The format to answer a request with `headers` in.
 pub(crate) fn format(headers: &HeaderMap) -> Format {
-    let mut om = Weight::default();
-    let mut text = Weight::default();
-    for value in headers.get_all(ACCEPT) {
-        let Ok(value) = value.to_str() else { continue };
-        for range in value.split(',') {
-            let Some(range) = MediaRange::parse(range) else {
-                continue;
-            };
-            om.consider(
-                range.matches("application", "openmetrics-text", "1.0.0"),
-                range.q,
-            );
-            text.consider(range.matches("text", "plain", "0.0.4"), range.q);
-        }
-    }
-    if om.q() > 0.0 && om.q() > text.q() {
+    if prefers(headers, OPENMETRICS, TEXT) {
         Format::OpenMetrics
     } else {
         Format::Text
@@ -43,19 +37,25 @@ pub(crate) fn format(headers: &HeaderMap) -> Format {
 /// client weighs `application/json` above `text/html` (HTML is the
 /// default, for browsers and for no `Accept` at all).
 pub(crate) fn prefers_json(headers: &HeaderMap) -> bool {
-    let mut json = Weight::default();
-    let mut html = Weight::default();
+    prefers(headers, JSON, HTML)
+}
+
+/// Whether the `Accept` headers weigh `candidate` above `default` (and
+/// accept it at all); each gets the q of its most specific matching range.
+fn prefers(headers: &HeaderMap, candidate: MediaType, default: MediaType) -> bool {
+    let mut candidate_weight = Weight::default();
+    let mut default_weight = Weight::default();
     for value in headers.get_all(ACCEPT) {
         let Ok(value) = value.to_str() else { continue };
         for range in value.split(',') {
             let Some(range) = MediaRange::parse(range) else {
                 continue;
             };
-            json.consider(range.matches("application", "json", ""), range.q);
-            html.consider(range.matches("text", "html", ""), range.q);
+            candidate_weight.consider(range.matches(candidate), range.q);
+            default_weight.consider(range.matches(default), range.q);
         }
     }
-    json.q() > 0.0 && json.q() > html.q()
+    candidate_weight.q() > 0.0 && candidate_weight.q() > default_weight.q()
 }
 
 /// Whether the client accepts a gzip-compressed body.
@@ -136,10 +136,10 @@ impl<'a> MediaRange<'a> {
         })
     }
 
-    /// How specifically this range matches the format `kind/subtype;
+    /// How specifically this range matches the media type `kind/subtype;
     /// version=version` (3: with its version, 2: type without version,
     /// 1: `kind/*`, 0: `*/*`), or `None` if it does not.
-    fn matches(&self, kind: &str, subtype: &str, version: &str) -> Option<u8> {
+    fn matches(&self, (kind, subtype, version): MediaType) -> Option<u8> {
         if self.kind == "*" {
             return (self.subtype == "*").then_some(0);
         }

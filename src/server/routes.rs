@@ -173,7 +173,9 @@ async fn metrics(state: &ServerState, req: &Request<Incoming>) -> HttpResponse {
     let format = negotiate::format(req.headers());
     let gzip = negotiate::accepts_gzip(req.headers());
     let renderer = Arc::clone(&state.renderer);
-    let body = if renderer.is_cached(format, gzip) {
+    let body = if let Some(body) = renderer.reused(format, gzip) {
+        body
+    } else if renderer.is_cached(format, gzip) {
         renderer.body(format, gzip)
     } else {
         match tokio::task::spawn_blocking(move || renderer.body(format, gzip)).await {

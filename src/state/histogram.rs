@@ -1,6 +1,6 @@
 //! The async duration histogram: its bucket bounds ([`DurationBuckets`],
 //! checked from `polling.async_duration_buckets`) and the counts with an
-//! exemplar per bucket ([`DurationHistogram`]) that a function's snapshot
+//! exemplar per bucket ([`DurationHistogram`]) that a function's report
 //! carries.
 
 use std::fmt;

@@ -2,25 +2,25 @@
 //! knows HTTP and nothing of Prometheus) and the exposition (which knows
 //! Prometheus and nothing of HTTP).
 //!
-//! Each function poll publishes an immutable [`FunctionSnapshot`] into the
+//! Each function poll publishes an immutable [`FunctionReport`] into the
 //! [`Store`]. Readers (the `/metrics` renderer, the landing page) take
-//! `Arc`s of the current snapshots under a short read lock and never wait
+//! `Arc`s of the current reports under a short read lock and never wait
 //! for a poll. A generation number changes whenever anything is published,
 //! so a renderer can reuse its last output while nothing changed; each
-//! function's snapshot also carries the generation it was published in, so
+//! function's report also carries the generation it was published in, so
 //! a renderer can find the few functions that changed since it last looked
 //! ([`Store::changes_since`]).
 //!
-//! This file owns the snapshot types; `histogram` the async duration
+//! This file owns the report types; `histogram` the async duration
 //! histogram and its buckets, `store` the [`Store`] itself.
 
 mod histogram;
 mod store;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
+use crate::named::named_enum;
 use crate::urn::FunctionUrn;
 
 pub use histogram::{
@@ -28,64 +28,35 @@ pub use histogram::{
 };
 pub use store::{CycleStats, FunctionChanges, Store};
 
-/// The per-function collectors (the API resources polled for each function).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CollectorKind {
-    AsyncInvocations,
-    Versions,
-    Code,
-    Snapshot,
-    /// Optional: the statistics API.
-    Statistics,
-}
-
-impl CollectorKind {
-    pub const ALL: [CollectorKind; 5] = [
-        CollectorKind::AsyncInvocations,
-        CollectorKind::Versions,
-        CollectorKind::Code,
-        CollectorKind::Snapshot,
-        CollectorKind::Statistics,
-    ];
-
-    /// The value of the `collector` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CollectorKind::AsyncInvocations => "async_invocations",
-            CollectorKind::Versions => "versions",
-            CollectorKind::Code => "code",
-            CollectorKind::Snapshot => "snapshot",
-            CollectorKind::Statistics => "statistics",
-        }
+named_enum! {
+    /// The per-function collectors (the API resources polled for each
+    /// function), named by the value of the `collector` label.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum CollectorKind {
+        AsyncInvocations => "async_invocations",
+        Versions => "versions",
+        Code => "code",
+        Snapshot => "snapshot",
+        /// Optional: the statistics API.
+        Statistics => "statistics",
     }
 }
 
-impl fmt::Display for CollectorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+named_enum! {
+    /// Status of an asynchronous invocation, named as the API spells it.
+    #[derive(
+        Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    )]
+    pub enum InvocationStatus {
+        Wait => "WAIT",
+        Running => "RUNNING",
+        Success => "SUCCESS",
+        Fail => "FAIL",
+        Discard => "DISCARD",
     }
-}
-
-/// Status of an asynchronous invocation.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum InvocationStatus {
-    Wait,
-    Running,
-    Success,
-    Fail,
-    Discard,
 }
 
 impl InvocationStatus {
-    pub const ALL: [InvocationStatus; 5] = [
-        InvocationStatus::Wait,
-        InvocationStatus::Running,
-        InvocationStatus::Success,
-        InvocationStatus::Fail,
-        InvocationStatus::Discard,
-    ];
     /// The statuses an invocation ends in, in the order of
     /// [`AsyncCounters::terminal`].
     pub const TERMINAL: [InvocationStatus; 3] = [
@@ -93,16 +64,6 @@ impl InvocationStatus {
         InvocationStatus::Fail,
         InvocationStatus::Discard,
     ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InvocationStatus::Wait => "WAIT",
-            InvocationStatus::Running => "RUNNING",
-            InvocationStatus::Success => "SUCCESS",
-            InvocationStatus::Fail => "FAIL",
-            InvocationStatus::Discard => "DISCARD",
-        }
-    }
 
     /// Parses the API's status; unknown values are `None`.
     pub fn parse(s: &str) -> Option<Self> {
@@ -272,9 +233,9 @@ impl QuotaUnit {
     }
 }
 
-/// Project-level data (quotas).
+/// Everything known about one project after its latest quota poll.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProjectSnapshot {
+pub struct ProjectReport {
     pub project_id: String,
     pub quotas: Collected<Vec<Quota>>,
 }
@@ -316,7 +277,7 @@ pub struct CollectorHealth {
 
 /// Everything known about one function after its latest poll.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FunctionSnapshot {
+pub struct FunctionReport {
     pub urn: FunctionUrn,
     /// Completed polls since start.
     pub polls: u64,
@@ -343,7 +304,7 @@ pub struct FunctionSnapshot {
     pub snapshot_recheck: Option<f64>,
 }
 
-impl FunctionSnapshot {
+impl FunctionReport {
     /// A function that has not been polled yet.
     pub fn new(urn: FunctionUrn) -> Self {
         Self {

@@ -1,4 +1,4 @@
-//! The [`Store`]: the latest snapshot of every monitored function and
+//! The [`Store`]: the latest report of every monitored function and
 //! project, published by the poller and read by the renderers under short
 //! locks, with the generation counter that tells a reader what changed
 //! ([`Store::changes_since`]) and the cycle statistics ([`CycleStats`]).
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use super::{FunctionSnapshot, ProjectSnapshot};
+use super::{FunctionReport, ProjectReport};
 use crate::caps::CapCounters;
 use crate::sync::{MutexExt, RwLockExt};
 use crate::urn::FunctionUrn;
@@ -29,11 +29,11 @@ pub struct CycleStats {
     pub abandoned_invocations: u64,
 }
 
-/// A function's snapshot in the store, and the generation it was
+/// A function's report in the store, and the generation it was
 /// published in.
 #[derive(Debug)]
 struct Entry {
-    snapshot: Arc<FunctionSnapshot>,
+    report: Arc<FunctionReport>,
     changed: u64,
 }
 
@@ -41,19 +41,19 @@ struct Entry {
 /// ([`Store::changes_since`]).
 #[derive(Debug, Default)]
 pub struct FunctionChanges {
-    /// Snapshots published after that generation, ordered by URN.
-    pub changed: Vec<Arc<FunctionSnapshot>>,
+    /// Reports published after that generation, ordered by URN.
+    pub changed: Vec<Arc<FunctionReport>>,
     /// Functions in the store now.
     pub total: usize,
     /// The generation these changes bring a reader up to.
     pub generation: u64,
 }
 
-/// The latest snapshot of every monitored function.
+/// The latest report of every monitored function.
 #[derive(Debug, Default)]
 pub struct Store {
     functions: RwLock<BTreeMap<FunctionUrn, Entry>>,
-    projects: RwLock<BTreeMap<String, Arc<ProjectSnapshot>>>,
+    projects: RwLock<BTreeMap<String, Arc<ProjectReport>>>,
     cycles: Mutex<CycleStats>,
     generation: AtomicU64,
     /// What the caps on upstream data dropped (shared with the exporter's
@@ -86,14 +86,14 @@ impl Store {
         self.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
 
-    /// Replaces a function's snapshot.
-    pub fn publish(&self, snapshot: FunctionSnapshot) {
+    /// Replaces a function's report.
+    pub fn publish(&self, report: FunctionReport) {
         let mut map = self.functions.write_or_recover();
         let changed = self.next_generation();
         map.insert(
-            snapshot.urn.clone(),
+            report.urn.clone(),
             Entry {
-                snapshot: Arc::new(snapshot),
+                report: Arc::new(report),
                 changed,
             },
         );
@@ -107,16 +107,16 @@ impl Store {
         }
     }
 
-    /// Replaces a project's snapshot.
-    pub fn publish_project(&self, snapshot: ProjectSnapshot) {
+    /// Replaces a project's report.
+    pub fn publish_project(&self, report: ProjectReport) {
         let mut map = self.projects.write_or_recover();
-        map.insert(snapshot.project_id.clone(), Arc::new(snapshot));
+        map.insert(report.project_id.clone(), Arc::new(report));
         drop(map);
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    /// The current project snapshots, ordered by project id.
-    pub fn projects(&self) -> Vec<Arc<ProjectSnapshot>> {
+    /// The current project reports, ordered by project id.
+    pub fn projects(&self) -> Vec<Arc<ProjectReport>> {
         let map = self.projects.read_or_recover();
         map.values().cloned().collect()
     }
@@ -127,16 +127,16 @@ impl Store {
         map.contains_key(urn)
     }
 
-    /// Replaces a function's snapshot only if the function is still
+    /// Replaces a function's report only if the function is still
     /// monitored (a poll that finishes after its function was removed must
     /// not bring its series back).
-    pub fn update(&self, snapshot: FunctionSnapshot) -> bool {
+    pub fn update(&self, report: FunctionReport) -> bool {
         let mut map = self.functions.write_or_recover();
-        let Some(slot) = map.get_mut(&snapshot.urn) else {
+        let Some(entry) = map.get_mut(&report.urn) else {
             return false;
         };
-        slot.changed = self.next_generation();
-        slot.snapshot = Arc::new(snapshot);
+        entry.changed = self.next_generation();
+        entry.report = Arc::new(report);
         true
     }
 
@@ -170,13 +170,13 @@ impl Store {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    /// The current snapshots, ordered by URN.
-    pub fn functions(&self) -> Vec<Arc<FunctionSnapshot>> {
+    /// The current reports, ordered by URN.
+    pub fn functions(&self) -> Vec<Arc<FunctionReport>> {
         let map = self.functions.read_or_recover();
-        map.values().map(|e| Arc::clone(&e.snapshot)).collect()
+        map.values().map(|e| Arc::clone(&e.report)).collect()
     }
 
-    /// The snapshots published after generation `since` (all of them for
+    /// The reports published after generation `since` (all of them for
     /// 0), and how many functions there are: what a reader that has seen
     /// the store up to `since` needs to catch up. Functions removed since
     /// show only in `total`.
@@ -186,7 +186,7 @@ impl Store {
             changed: map
                 .values()
                 .filter(|e| e.changed > since)
-                .map(|e| Arc::clone(&e.snapshot))
+                .map(|e| Arc::clone(&e.report))
                 .collect(),
             total: map.len(),
             // Under the read lock: every change up to it is in the map.
@@ -194,10 +194,10 @@ impl Store {
         }
     }
 
-    /// One function's current snapshot.
-    pub fn function(&self, urn: &FunctionUrn) -> Option<Arc<FunctionSnapshot>> {
+    /// One function's current report.
+    pub fn function(&self, urn: &FunctionUrn) -> Option<Arc<FunctionReport>> {
         let map = self.functions.read_or_recover();
-        map.get(urn).map(|e| Arc::clone(&e.snapshot))
+        map.get(urn).map(|e| Arc::clone(&e.report))
     }
 
     pub fn cycles(&self) -> CycleStats {
@@ -222,7 +222,7 @@ mod tests {
         )
         .unwrap();
         let g0 = store.generation();
-        store.publish(FunctionSnapshot::new(urn.clone()));
+        store.publish(FunctionReport::new(urn.clone()));
         assert_ne!(store.generation(), g0);
         assert_eq!(store.functions().len(), 1);
         let g1 = store.generation();

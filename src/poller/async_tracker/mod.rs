@@ -409,37 +409,25 @@ mod tests {
     fn baseline_is_not_counted_but_later_transitions_are_once() {
         let now = 1_700_000_000;
         let mut t = tracker();
-        t.apply(
-            rec("a", "SUCCESS", now - 100, Some(now - 90)),
-            now,
-            Mode::Baseline,
-        );
-        t.apply(rec("b", "RUNNING", now - 50, None), now, Mode::Baseline);
+        let a_done = rec("a", "SUCCESS", now - 100, Some(now - 90));
+        let b_running = rec("b", "RUNNING", now - 50, None);
+        let b_done = rec("b", "SUCCESS", now - 50, Some(now - 20));
+        for r in [a_done.clone(), b_running.clone()] {
+            t.apply(r, now, Mode::Baseline);
+        }
         assert_eq!(t.counters.terminal, [0, 0, 0]);
-        // b finishes: counted once, with its duration
-        t.apply(
-            rec("b", "SUCCESS", now - 50, Some(now - 20)),
-            now,
-            Mode::Counting,
-        );
-        t.apply(
-            rec("b", "SUCCESS", now - 50, Some(now - 20)),
-            now,
-            Mode::Counting,
-        );
-        // a new failure
-        t.apply(
+        for r in [
+            // b finishes: counted once, with its duration
+            b_done.clone(),
+            b_done,
+            // a new failure
             rec("c", "FAIL", now - 10, Some(now - 9)),
-            now,
-            Mode::Counting,
-        );
-        // a seen again: not counted; a stale listing cannot reopen b
-        t.apply(
-            rec("a", "SUCCESS", now - 100, Some(now - 90)),
-            now,
-            Mode::Counting,
-        );
-        t.apply(rec("b", "RUNNING", now - 50, None), now, Mode::Counting);
+            // a seen again: not counted; a stale listing cannot reopen b
+            a_done,
+            b_running,
+        ] {
+            t.apply(r, now, Mode::Counting);
+        }
         assert_eq!(t.counters.terminal, [1, 1, 0]);
         assert_eq!(t.counters.durations.count, 2);
         assert_eq!(t.counters.durations.sum, 31.0);

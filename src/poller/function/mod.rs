@@ -1,5 +1,5 @@
 //! One poll of one function: the collectors that are due, run
-//! concurrently, folded into a new [`FunctionSnapshot`].
+//! concurrently, folded into a new [`FunctionReport`].
 //!
 //! Each collector has its own interval (async invocations often, versions,
 //! code and snapshot state rarely); one that is not due keeps its last
@@ -50,10 +50,10 @@ use tokio::sync::Semaphore;
 
 use crate::api::model::CodeBody;
 use crate::api::{ApiError, ApiErrorKind, Client, Endpoint};
-use crate::caps::{Cap, Limits};
+use crate::caps::{Cap, Caps};
 use crate::config::Intervals;
 use crate::state::{
-    CodeInfo, Collected, CollectorHealth, CollectorKind, FunctionSnapshot, SnapshotInfo,
+    CodeInfo, Collected, CollectorHealth, CollectorKind, FunctionReport, SnapshotInfo,
 };
 use crate::urn::FunctionUrn;
 
@@ -82,7 +82,7 @@ pub struct Schedule {
     /// How async invocations are counted.
     pub tracker: TrackerSettings,
     /// Caps on upstream strings and lists.
-    pub limits: Limits,
+    pub caps: Caps,
 }
 
 impl Schedule {
@@ -137,7 +137,7 @@ pub struct PollContext<'a> {
 
 /// What a poll found.
 pub struct PollOutcome {
-    pub snapshot: FunctionSnapshot,
+    pub report: FunctionReport,
     /// The API said the function does not exist (404 with `FSS.1051`,
     /// `FSS.1052`, `FSS.1053` or `FSS.0404`, on any endpoint) and nothing
     /// in the poll said otherwise.
@@ -163,7 +163,7 @@ struct NotApplicable {
     runtime: Option<String>,
 }
 
-/// The poll state of one function, owned by its slot in the scheduler.
+/// The poll state of one function, owned by its entry in the scheduler (`Monitored`).
 #[derive(Debug)]
 pub struct FunctionPoller {
     urn: FunctionUrn,
@@ -179,8 +179,8 @@ pub struct FunctionPoller {
     /// The latest poll completed with every request answered in time: its
     /// collectors may run side by side, not only within its fair share.
     answers: bool,
-    /// The snapshot published last; failed collectors keep its values.
-    current: FunctionSnapshot,
+    /// The report published last; failed collectors keep its values.
+    current: FunctionReport,
     /// The error summary logged last, per collector.
     logged: HashMap<CollectorKind, String>,
 }
@@ -193,7 +193,7 @@ impl FunctionPoller {
             Some(s) => (AsyncTracker::restore(tracker, s.tracker), s.code_changes),
             None => (AsyncTracker::new(tracker), 0),
         };
-        let mut current = FunctionSnapshot::new(urn.clone());
+        let mut current = FunctionReport::new(urn.clone());
         current.recent_failures = tracker.recent_failures().cloned().collect();
         Self {
             current,
@@ -245,7 +245,7 @@ impl FunctionPoller {
     }
 
     /// Polls the collectors that are due with `client` and returns the new
-    /// snapshot. `now` is Unix time in seconds. The client and the schedule
+    /// report. `now` is Unix time in seconds. The client and the schedule
     /// are passed in, not kept, so a configuration reload applies to the
     /// next poll while the function's state (counters, tracked records)
     /// carries on.
@@ -298,7 +298,7 @@ impl FunctionPoller {
             fair.run(
                 run_versions,
                 Endpoint::Versions,
-                poll_versions(client, urn, schedule.limits)
+                poll_versions(client, urn, schedule.caps)
             ),
             fair.run(run_code, Endpoint::Code, client.code(urn)),
             async {
@@ -358,7 +358,7 @@ impl FunctionPoller {
         let code = code.map(|r| {
             r.map(|body| {
                 let mut cut = 0;
-                let info = self.code_info(body, &schedule.limits, &mut cut);
+                let info = self.code_info(body, &schedule.caps, &mut cut);
                 client.capped(Cap::LabelLength, cut, &self.urn.to_string());
                 info
             })
@@ -438,13 +438,13 @@ impl FunctionPoller {
             .filter(|_| self.remembered_not_applicable(now))
             .map(|na| na.since + NOT_APPLICABLE_RECHECK.as_secs_f64());
         PollOutcome {
-            snapshot: self.current.clone(),
+            report: self.current.clone(),
             gone,
             news,
         }
     }
 
-    /// The failing collectors' back-off, for the snapshot.
+    /// The failing collectors' back-off, for the report.
     fn health(&self) -> BTreeMap<CollectorKind, CollectorHealth> {
         self.backoff
             .iter()
@@ -466,7 +466,7 @@ impl FunctionPoller {
 
     /// The code API's answer; `runtime` and `code_type` become labels, so
     /// they are cut to the label cap (`cut` counts them).
-    fn code_info(&mut self, body: CodeBody, limits: &Limits, cut: &mut u64) -> CodeInfo {
+    fn code_info(&mut self, body: CodeBody, caps: &Caps, cut: &mut u64) -> CodeInfo {
         if let Some(digest) = body.digest.filter(|d| !d.is_empty()) {
             match &self.digest {
                 Some(old) if *old != digest => {
@@ -478,8 +478,8 @@ impl FunctionPoller {
             self.digest = Some(digest);
         }
         CodeInfo {
-            runtime: limits.label(body.runtime.unwrap_or_default(), cut),
-            code_type: limits.label(body.code_type.unwrap_or_default(), cut),
+            runtime: caps.label(body.runtime.unwrap_or_default(), cut),
+            code_type: caps.label(body.code_type.unwrap_or_default(), cut),
             size_bytes: body.code_size,
             last_modified: body.last_modified,
             max_instances: body.strategy_config.and_then(|s| s.concurrency),
@@ -540,7 +540,7 @@ fn endpoints(kind: CollectorKind) -> &'static [Endpoint] {
     }
 }
 
-/// Folds the collectors that ran into the next snapshot, keeps the back-off
+/// Folds the collectors that ran into the next report, keeps the back-off
 /// of those that failed, and logs changes of health.
 struct Folder<'a> {
     urn: &'a FunctionUrn,

@@ -5,7 +5,7 @@
 
 use crate::api::model::{SlaValue, SnapshotBody, StatisticsBody, VersionRecord};
 use crate::api::{ApiError, Client, SnapshotAction, paginate};
-use crate::caps::{Cap, Limits};
+use crate::caps::{Cap, Caps};
 use crate::state::{SNAPSHOT_STATES, SnapshotInfo, Statistics, VersionInfo};
 use crate::urn::{FunctionUrn, LATEST};
 
@@ -71,7 +71,7 @@ pub(super) fn statistics_of(body: StatisticsBody) -> Statistics {
 pub(super) async fn poll_versions(
     client: &Client,
     urn: &FunctionUrn,
-    limits: Limits,
+    caps: Caps,
 ) -> Result<Vec<VersionInfo>, ApiError> {
     let paged = paginate(0, VERSIONS_MAX_PAGES, |marker| {
         client.versions(urn, marker, VERSIONS_PAGE)
@@ -83,21 +83,21 @@ pub(super) async fn poll_versions(
         .into_iter()
         .filter_map(|v: VersionRecord| {
             let version = v.version.filter(|s| !s.is_empty())?;
-            if limits.too_long(&version) {
+            if caps.too_long(&version) {
                 long += 1;
                 return None;
             }
             Some(VersionInfo {
                 version,
-                runtime: limits.label(v.runtime.unwrap_or_default(), &mut cut),
-                code_type: limits.label(v.code_type.unwrap_or_default(), &mut cut),
+                runtime: caps.label(v.runtime.unwrap_or_default(), &mut cut),
+                code_type: caps.label(v.code_type.unwrap_or_default(), &mut cut),
                 last_modified: v.last_modified,
             })
         })
         .collect();
     versions.sort_by(|a, b| a.version.cmp(&b.version));
     versions.dedup_by(|a, b| a.version == b.version);
-    let extra = versions.len().saturating_sub(limits.max_versions);
+    let extra = versions.len().saturating_sub(caps.max_versions);
     if extra > 0 {
         // Keep `latest` and the most recently modified.
         versions.sort_by(|a, b| {
@@ -106,7 +106,7 @@ pub(super) async fn poll_versions(
                 .then(b.last_modified.cmp(&a.last_modified))
                 .then(a.version.cmp(&b.version))
         });
-        versions.truncate(limits.max_versions);
+        versions.truncate(caps.max_versions);
         versions.sort_by(|a, b| a.version.cmp(&b.version));
     }
     let subject = urn.to_string();
