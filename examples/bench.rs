@@ -38,7 +38,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 const PROJECT: &str = "be0c0000000000000000000000000001";
-const REGION: &str = "ap-southeast-1";
 const TOKEN: &str = "bench-token";
 
 #[path = "bench/accuracy.rs"]
@@ -47,7 +46,10 @@ mod accuracy;
 mod scrape;
 mod support;
 
-use support::{Res, binary, spawn_exporter};
+use support::{
+    REGION, Res, binary, collector_intervals, config_toml, serve, spawn_exporter, token_dir,
+    write_config,
+};
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -109,51 +111,40 @@ async fn simulator(functions: usize) -> Res<(Simulator, SocketAddr, Cancellation
     sim.add_project(PROJECT, REGION);
     sim.generate_functions(PROJECT, "bench-", functions);
     let shutdown = CancellationToken::new();
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (s, t) = (sim.clone(), shutdown.clone());
-    tokio::spawn(async move { s.serve(listener, t).await });
+    let addr = serve(&sim, &shutdown).await?;
     Ok((sim, addr, shutdown))
 }
 
 /// A configuration polling every simulated function explicitly.
 fn config_text(sim: SocketAddr, functions: usize, token_file: &Path, polling: &str) -> String {
     let list: Vec<String> = (0..functions)
-        .map(|i| format!("\"default:bench-{i:04}\""))
+        .map(|i| format!("default:bench-{i:04}"))
         .collect();
-    format!(
-        r#"
-[web]
-listen_address = "127.0.0.1:0"
-[polling]
-{polling}
-[[projects]]
-project_id = "{PROJECT}"
-region = "{REGION}"
-endpoint = "http://{sim}"
-functions = [{}]
-max_requests_per_second = 1000000
-[projects.auth]
-type = "token"
-token_file = "{}"
-"#,
-        list.join(", "),
-        token_file.display()
-    )
+    let rate = "max_requests_per_second = 1000000";
+    config_toml(polling, PROJECT, sim, &list, rate, token_file)
+}
+
+/// The exporter in this process (to drive its cycles or read its store),
+/// on a loopback port.
+async fn start_in_process(config: &Config, options: app::Options) -> Res<app::Running> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    Ok(app::start_with(config, listener, CancellationToken::new(), options).await?)
 }
 
 /// The exporter binary, started with a configuration; stopped on drop.
 struct Exporter {
     child: Child,
     addr: String,
-    _dir: tempfile::TempDir,
+    /// Its configuration and token files (and room for a run's others).
+    dir: tempfile::TempDir,
 }
 
 impl Exporter {
-    fn start(config: &str) -> Res<Exporter> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("config.toml");
-        std::fs::write(&path, config)?;
+    /// Polls `functions` functions of the simulator at `sim` with the
+    /// `[polling]` lines `polling` (see [`config_text`]).
+    fn start(sim: SocketAddr, functions: usize, polling: &str) -> Res<Exporter> {
+        let (dir, token) = token_dir(TOKEN)?;
+        let path = write_config(dir.path(), &config_text(sim, functions, &token, polling))?;
         // FGE_BENCH_RUST_LOG=... shows the exporter's log.
         let show = std::env::var_os("FGE_BENCH_RUST_LOG").is_some();
         let (child, addr) = spawn_exporter(&path, &["--log.level", "warn"], move |l| {
@@ -161,11 +152,7 @@ impl Exporter {
                 eprintln!("exporter: {l}");
             }
         })?;
-        Ok(Exporter {
-            child,
-            addr,
-            _dir: dir,
-        })
+        Ok(Exporter { child, addr, dir })
     }
 
     fn pid(&self) -> u32 {
@@ -201,9 +188,7 @@ async fn wait_ready(addr: &str) -> Res<()> {
 async fn poll_cycle(functions: usize, latency: Duration, concurrency: usize) -> Res<()> {
     let (sim, addr, stop) = simulator(functions).await?;
     sim.set_latency(latency);
-    let dir = tempfile::tempdir()?;
-    let token = dir.path().join("token");
-    std::fs::write(&token, TOKEN)?;
+    let (_dir, token) = token_dir(TOKEN)?;
     // In-process, to drive a cycle on demand and time exactly it.
     let toml = config_text(
         addr,
@@ -214,13 +199,7 @@ async fn poll_cycle(functions: usize, latency: Duration, concurrency: usize) -> 
         ),
     );
     let config = Config::from_toml(&toml, "bench")?;
-    let shutdown = CancellationToken::new();
-    let running = app::start(
-        &config,
-        TcpListener::bind("127.0.0.1:0").await?,
-        shutdown.clone(),
-    )
-    .await?;
+    let running = start_in_process(&config, app::Options::default()).await?;
     running.poller().wait_ready().await?;
     // The simulator's actual service time (its timer rounds up): the median
     // of sequential requests, measured now, is the L of the limit.
@@ -279,9 +258,7 @@ async fn api_cost() -> Res<()> {
                 .version("v1"),
         );
     }
-    let dir = tempfile::tempdir()?;
-    let token = dir.path().join("token");
-    std::fs::write(&token, TOKEN)?;
+    let (_dir, token) = token_dir(TOKEN)?;
     let java: Vec<String> = (0..functions)
         .map(|i| format!("\"{PROJECT}:default:java-{i:04}:v1\""))
         .collect();
@@ -291,18 +268,11 @@ async fn api_cost() -> Res<()> {
     );
     let config = Config::from_toml(&toml, "bench")?;
     let clock = Arc::new(ManualClock::new());
-    let shutdown = CancellationToken::new();
     let options = app::Options {
         clock: clock.clone(),
         ..app::Options::default()
     };
-    let running = app::start_with(
-        &config,
-        TcpListener::bind("127.0.0.1:0").await?,
-        shutdown,
-        options,
-    )
-    .await?;
+    let running = start_in_process(&config, options).await?;
     running.poller().wait_ready().await?;
     let of = |prefix: &str| -> u64 {
         (0..functions)
@@ -401,50 +371,21 @@ async fn hanging_run(
         }
     }
     let stop = CancellationToken::new();
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (s, t) = (sim.clone(), stop.clone());
-    tokio::spawn(async move { s.serve(listener, t).await });
-    let dir = tempfile::tempdir()?;
-    let token = dir.path().join("token");
-    std::fs::write(&token, TOKEN)?;
+    let addr = serve(&sim, &stop).await?;
+    let (_dir, token) = token_dir(TOKEN)?;
     let names: Vec<String> = (0..16)
-        .map(|i| format!("\"default:hang-{i:04}\""))
-        .chain((0..4).map(|i| format!("\"default:ok-{i:04}\"")))
+        .map(|i| format!("default:hang-{i:04}"))
+        .chain((0..4).map(|i| format!("default:ok-{i:04}")))
         .collect();
     let s = interval.as_secs();
-    let toml = format!(
-        r#"
-[web]
-listen_address = "127.0.0.1:0"
-[polling]
-interval = "{s}s"
-concurrency = 8
-[polling.intervals]
-versions = "{s}s"
-code = "{s}s"
-snapshot = "{s}s"
-[[projects]]
-project_id = "{PROJECT}"
-region = "{REGION}"
-endpoint = "http://{addr}"
-functions = [{}]
-[projects.auth]
-type = "token"
-token_file = "{}"
-"#,
-        names.join(", "),
-        token.display()
+    let polling = format!(
+        "interval = \"{s}s\"\nconcurrency = 8\n{}",
+        collector_intervals(s)
     );
+    let toml = config_toml(&polling, PROJECT, addr, &names, "", &token);
     let config = Config::from_toml(&toml, "bench")?;
-    let shutdown = CancellationToken::new();
     let started = Instant::now();
-    let running = app::start(
-        &config,
-        TcpListener::bind("127.0.0.1:0").await?,
-        shutdown.clone(),
-    )
-    .await?;
+    let running = start_in_process(&config, app::Options::default()).await?;
     let watched: Vec<FunctionUrn> = (0..4)
         .map(|i| {
             FunctionUrn::new(REGION, PROJECT, "default", &format!("ok-{i:04}"), "latest")
@@ -519,14 +460,9 @@ async fn startup() -> Res<()> {
     let (sim, addr, stop) = simulator(1000).await?;
     // The first poll cannot finish: it does not count.
     sim.set_latency(Duration::from_secs(20));
-    let dir = tempfile::tempdir()?;
-    let token = dir.path().join("token");
-    std::fs::write(&token, TOKEN)?;
-    let path = dir.path().join("config.toml");
-    std::fs::write(
-        &path,
-        config_text(addr, 1000, &token, "interval = \"1h\"\ntimeout = \"30s\""),
-    )?;
+    let (dir, token) = token_dir(TOKEN)?;
+    let polling = "interval = \"1h\"\ntimeout = \"30s\"";
+    let path = write_config(dir.path(), &config_text(addr, 1000, &token, polling))?;
     let mut serving = Vec::new();
     let mut version = Vec::new();
     let http = reqwest::Client::new();
@@ -573,9 +509,7 @@ async fn login_flood(clients: usize) -> Res<()> {
     const USERS: usize = 20;
     const QUIET: usize = 5;
     let (_sim, addr, stop) = simulator(10).await?;
-    let dir = tempfile::tempdir()?;
-    let token = dir.path().join("token");
-    std::fs::write(&token, TOKEN)?;
+    let (dir, token) = token_dir(TOKEN)?;
     let mut web = String::from("basic_auth_users:\n");
     for i in 0..USERS {
         web.push_str(&format!(
@@ -585,10 +519,9 @@ async fn login_flood(clients: usize) -> Res<()> {
     }
     let web_path = dir.path().join("web.yml");
     std::fs::write(&web_path, web)?;
-    let config_path = dir.path().join("config.toml");
-    std::fs::write(
-        &config_path,
-        config_text(addr, 10, &token, "interval = \"1h\""),
+    let config_path = write_config(
+        dir.path(),
+        &config_text(addr, 10, &token, "interval = \"1h\""),
     )?;
     let web_arg = web_path.display().to_string();
     let (mut child, exporter) = spawn_exporter(
@@ -724,15 +657,7 @@ async fn endless_records(seconds: usize, request_id_len: usize) -> Res<()> {
         Endpoint::AsyncInvocations,
         Some(Fault::EndlessRecords { request_id_len }),
     );
-    let dir = tempfile::tempdir()?;
-    let token = dir.path().join("token");
-    std::fs::write(&token, TOKEN)?;
-    let exporter = Exporter::start(&config_text(
-        addr,
-        functions,
-        &token,
-        "interval = \"5s\"\ntimeout = \"5s\"",
-    ))?;
+    let exporter = Exporter::start(addr, functions, "interval = \"5s\"\ntimeout = \"5s\"")?;
     wait_ready(&exporter.addr).await?;
     let start = rss(exporter.pid())?;
     let mut peak = start;
@@ -744,10 +669,7 @@ async fn endless_records(seconds: usize, request_id_len: usize) -> Res<()> {
     }
     let end = rss(exporter.pid())?;
     let pages = sim.requests_to(Endpoint::AsyncInvocations) - before;
-    let body = reqwest::get(format!("http://{}/metrics", exporter.addr))
-        .await?
-        .text()
-        .await?;
+    let body = support::metrics_text(&reqwest::Client::new(), &exporter.addr).await?;
     let up = body
         .lines()
         .filter(|l| l.starts_with("functiongraph_up{") && l.ends_with(" 1"))

@@ -19,11 +19,9 @@ use std::time::{Duration, Instant};
 use functiongraph_exporter::api::Endpoint;
 use functiongraph_exporter::simulator::{Activity, Fault, FunctionSpec, Simulator};
 use rand::Rng;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 const PROJECT: &str = "50a40000000000000000000000000001";
-const REGION: &str = "ap-southeast-1";
 const TOKEN: &str = "soak-token";
 const INTERVAL: Duration = Duration::from_secs(15);
 /// The longest back-off of a failing collector, and one interval more.
@@ -31,7 +29,10 @@ const RECOVERY: Duration = Duration::from_secs(15 * 17);
 
 mod support;
 
-use support::{Res, spawn_exporter};
+use support::{
+    REGION, Res, collector_intervals, config_toml, metrics_text, serve, spawn_exporter, token_dir,
+    write_config,
+};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Res<()> {
@@ -68,52 +69,22 @@ async fn main() -> Res<()> {
     // start, so memory after warm-up reflects a steady state.
     sim.backfill(Duration::from_secs(3600));
     let stop = CancellationToken::new();
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let sim_addr = listener.local_addr()?;
+    let sim_addr = serve(&sim, &stop).await?;
     {
-        let (s, t) = (sim.clone(), stop.clone());
-        tokio::spawn(async move { s.serve(listener, t).await });
         let (s, t) = (sim.clone(), stop.clone());
         tokio::spawn(async move { s.run_activity(Duration::from_secs(1), t).await });
     }
 
-    let dir = tempfile::tempdir()?;
-    let token = dir.path().join("token");
-    std::fs::write(&token, TOKEN)?;
-    let list: Vec<String> = names.iter().map(|n| format!("\"default:{n}\"")).collect();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[web]
-listen_address = "127.0.0.1:0"
-[polling]
-interval = "{}s"
-timeout = "5s"
-concurrency = 32
-[polling.intervals]
-versions = "{}s"
-code = "{}s"
-snapshot = "{}s"
-[[projects]]
-project_id = "{PROJECT}"
-region = "{REGION}"
-endpoint = "http://{sim_addr}"
-functions = [{}]
-max_requests_per_second = 100000
-[projects.auth]
-type = "token"
-token_file = "{}"
-"#,
-            INTERVAL.as_secs(),
-            INTERVAL.as_secs() * 2,
-            INTERVAL.as_secs() * 2,
-            INTERVAL.as_secs() * 2,
-            list.join(", "),
-            token.display()
-        ),
-    )?;
+    let (dir, token) = token_dir(TOKEN)?;
+    let list: Vec<String> = names.iter().map(|n| format!("default:{n}")).collect();
+    let polling = format!(
+        "interval = \"{}s\"\ntimeout = \"5s\"\nconcurrency = 32\n{}",
+        INTERVAL.as_secs(),
+        collector_intervals(INTERVAL.as_secs() * 2)
+    );
+    let rate = "max_requests_per_second = 100000";
+    let toml = config_toml(&polling, PROJECT, sim_addr, &list, rate, &token);
+    let config = write_config(dir.path(), &toml)?;
 
     let panics = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&panics);
@@ -191,12 +162,7 @@ token_file = "{}"
         if let Some(status) = child.try_wait()? {
             return Err(format!("exporter exited: {status}").into());
         }
-        let body = http
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await?
-            .text()
-            .await?;
+        let body = metrics_text(&http, &addr).await?;
         let mut up = 0usize;
         let mut total_up = 0usize;
         for line in body.lines().filter(|l| !l.starts_with('#')) {

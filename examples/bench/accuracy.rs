@@ -10,6 +10,7 @@
 //! real time against a simulator whose clock runs ten times faster, and
 //! kills it with SIGKILL every two simulated minutes.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,11 +22,12 @@ use functiongraph_exporter::config::Config;
 use functiongraph_exporter::simulator::{
     Activity, FunctionSpec, Invocation, SimStatus, Simulator, Truth,
 };
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::support::{Res, spawn_exporter};
-use super::{PROJECT, REGION, TOKEN, wait_ready};
+use super::support::{
+    REGION, Res, config_toml, metrics_text, spawn_exporter, token_dir, write_config,
+};
+use super::{PROJECT, TOKEN, start_in_process, wait_ready};
 
 /// One stream of invocations and how the exporter polls it.
 struct Scenario {
@@ -171,44 +173,23 @@ fn names(functions: usize) -> Vec<String> {
     (0..functions).map(|i| format!("acc-{i:04}")).collect()
 }
 
-async fn serve(sim: &Simulator) -> Res<(String, CancellationToken)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+async fn serve(sim: &Simulator) -> Res<(SocketAddr, CancellationToken)> {
     let stop = CancellationToken::new();
-    let (s, t) = (sim.clone(), stop.clone());
-    tokio::spawn(async move { s.serve(listener, t).await });
-    Ok((format!("http://{addr}"), stop))
+    let addr = super::support::serve(sim, &stop).await?;
+    Ok((addr, stop))
 }
 
-fn config(endpoint: &str, functions: usize, token: &Path, polling: &str, state: &Path) -> String {
+fn config(sim: SocketAddr, functions: usize, token: &Path, polling: &str, state: &Path) -> String {
     let list: Vec<String> = names(functions)
         .iter()
-        .map(|n| format!("\"default:{n}\""))
+        .map(|n| format!("default:{n}"))
         .collect();
-    format!(
-        r#"
-[web]
-listen_address = "127.0.0.1:0"
-[polling]
-{polling}
-concurrency = 16
-max_functions = 100000
-[state]
-path = "{}"
-[[projects]]
-project_id = "{PROJECT}"
-region = "{REGION}"
-endpoint = "{endpoint}"
-functions = [{}]
-max_requests_per_second = 1000000
-[projects.auth]
-type = "token"
-token_file = "{}"
-"#,
-        state.display(),
-        list.join(", "),
-        token.display()
-    )
+    let polling = format!(
+        "{polling}\nconcurrency = 16\nmax_functions = 100000\n[state]\npath = \"{}\"",
+        state.display()
+    );
+    let rate = "max_requests_per_second = 1000000";
+    config_toml(&polling, PROJECT, sim, &list, rate, token)
 }
 
 /// What the exporter counted, summed over functions.
@@ -243,13 +224,7 @@ async fn start(config: &Config, clock: &Arc<ManualClock>) -> Res<Running> {
         clock: clock.clone(),
         ..app::Options::default()
     };
-    let running = app::start_with(
-        config,
-        TcpListener::bind("127.0.0.1:0").await?,
-        CancellationToken::new(),
-        options,
-    )
-    .await?;
+    let running = start_in_process(config, options).await?;
     running.poller().wait_ready().await?;
     Ok(running)
 }
@@ -265,17 +240,15 @@ async fn in_process(s: &Scenario) -> Res<()> {
     } else {
         sim.rewind_clock(Duration::from_secs(s.skew.unsigned_abs()));
     }
-    let (endpoint, stop) = serve(&sim).await?;
-    let dir = tempfile::tempdir()?;
-    let token = dir.path().join("token");
-    std::fs::write(&token, TOKEN)?;
+    let (sim_addr, stop) = serve(&sim).await?;
+    let (dir, token) = token_dir(TOKEN)?;
     let polling = format!(
         "interval = \"{}s\"\ntimeout = \"5s\"\n{}",
         s.tick, s.polling
     );
     let config = Config::from_toml(
         &config(
-            &endpoint,
+            sim_addr,
             s.functions,
             &token,
             &polling,
@@ -396,20 +369,13 @@ async fn sigkill() -> Res<()> {
     for n in names(functions) {
         sim.add_function(PROJECT, FunctionSpec::new("default", &n));
     }
-    let (endpoint, stop) = serve(&sim).await?;
-    let dir = tempfile::tempdir()?;
-    let token = dir.path().join("token");
-    std::fs::write(&token, TOKEN)?;
-    let path = dir.path().join("config.toml");
-    std::fs::write(
-        &path,
-        config(
-            &endpoint,
-            functions,
-            &token,
-            "interval = \"1s\"\ntimeout = \"1s\"",
-            &dir.path().join("state"),
-        ),
+    let (sim_addr, stop) = serve(&sim).await?;
+    let (dir, token) = token_dir(TOKEN)?;
+    let polling = "interval = \"1s\"\ntimeout = \"1s\"";
+    let state = dir.path().join("state");
+    let path = write_config(
+        dir.path(),
+        &config(sim_addr, functions, &token, polling, &state),
     )?;
     let start = || spawn_exporter(&path, &["--log.level", "warn"], |_| {});
     let http = reqwest::Client::new();
@@ -469,12 +435,7 @@ async fn sigkill() -> Res<()> {
 
 /// `functiongraph_async_invocations_total` by status, summed over functions.
 async fn scrape_totals(http: &reqwest::Client, addr: &str, functions: usize) -> Res<Vec<f64>> {
-    let body = http
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let body = metrics_text(http, addr).await?;
     let mut totals = vec![0.0; 3];
     let mut seen = 0;
     for line in body.lines() {

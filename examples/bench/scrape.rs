@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 use super::support::Res;
-use super::{Exporter, PROJECT, TOKEN, config_text, rss, rss_parts, wait_ready};
+use super::{Exporter, PROJECT, rss, rss_parts, wait_ready};
 use functiongraph_exporter::simulator::{Activity, Simulator};
 
 /// What Prometheus 2.x sends (its default scrape protocols).
@@ -66,23 +66,15 @@ async fn start_exporter(
     functions: usize,
     interval: &str,
     traffic: bool,
-) -> Res<(
-    Exporter,
-    tempfile::TempDir,
-    tokio_util::sync::CancellationToken,
-)> {
+) -> Res<(Exporter, tokio_util::sync::CancellationToken)> {
     let (_sim, addr, stop) = simulator(functions, traffic).await?;
-    let dir = tempfile::tempdir()?;
-    let token = dir.path().join("token");
-    std::fs::write(&token, TOKEN)?;
-    let exporter = Exporter::start(&config_text(
+    let exporter = Exporter::start(
         addr,
         functions,
-        &token,
         &format!("interval = \"{interval}\"\nconcurrency = 64\nmax_functions = 100000"),
-    ))?;
+    )?;
     wait_ready(&exporter.addr).await?;
-    Ok((exporter, dir, stop))
+    Ok((exporter, stop))
 }
 
 /// A client that asks as Prometheus does and keeps the body compressed.
@@ -94,6 +86,21 @@ fn prometheus_client() -> Res<reqwest::Client> {
         .no_gzip()
         .default_headers(headers)
         .build()?)
+}
+
+/// One scrape of `url` by [`prometheus_client`]: the content type, the
+/// content encoding and the body as sent.
+async fn scrape_as_prometheus(url: &str) -> Res<(String, String, bytes::Bytes)> {
+    let r = prometheus_client()?.get(url).send().await?;
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (content_type, encoding) = (header("content-type"), header("content-encoding"));
+    Ok((content_type, encoding, r.bytes().await?))
 }
 
 fn plain_client() -> Res<reqwest::Client> {
@@ -133,6 +140,17 @@ struct Wrk {
     p99: String,
     max: String,
     errors: String,
+}
+
+/// `RPS req/s p50 P50 p99 P99 max MAX ERRORS`, as the reports show it.
+impl std::fmt::Display for Wrk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1} req/s p50 {} p99 {} max {} {}",
+            self.rps, self.p50, self.p99, self.max, self.errors
+        )
+    }
 }
 
 fn wrk(url: &str, connections: u32, prometheus: bool) -> Res<Wrk> {
@@ -295,7 +313,8 @@ fn zlib_level1(dir: &Path, bytes: &[u8]) -> Res<f64> {
 /// connections and one, against nginx serving the identical OpenMetrics
 /// bytes pre-gzipped (`gzip_static`).
 pub async fn scrape(functions: usize) -> Res<()> {
-    let (exporter, dir, stop) = start_exporter(functions, "1h", false).await?;
+    let (exporter, stop) = start_exporter(functions, "1h", false).await?;
+    let dir = exporter.dir.path();
     let url = format!("http://{}/metrics", exporter.addr);
     let text = plain_client()?.get(&url).send().await?.bytes().await?;
     let rss_before = rss(exporter.pid())?;
@@ -303,29 +322,14 @@ pub async fn scrape(functions: usize) -> Res<()> {
     let u = url.clone();
     let ours = tokio::task::spawn_blocking(move || wrk(&u, 64, false)).await??;
     let rss_after = rss(exporter.pid())?;
-    www(dir.path(), &text, None)?;
-    let nginx = Nginx::start(
-        dir.path(),
-        false,
-        "text/plain; version=0.0.4; charset=utf-8",
-    )
-    .await?;
+    www(dir, &text, None)?;
+    let nginx = Nginx::start(dir, false, "text/plain; version=0.0.4; charset=utf-8").await?;
     let u = nginx.url.clone();
     let theirs = tokio::task::spawn_blocking(move || wrk(&u, 64, false)).await??;
     drop(nginx);
     println!(
-        "scrape text | N={functions} body {} bytes | exporter {:.1} req/s p50 {} p99 {} max {} {} | nginx {:.1} req/s p50 {} p99 {} max {} {} | ratio {:.3} | RSS {:.1} -> {:.1} MiB | load {}",
+        "scrape text | N={functions} body {} bytes | exporter {ours} | nginx {theirs} | ratio {:.3} | RSS {:.1} -> {:.1} MiB | load {}",
         text.len(),
-        ours.rps,
-        ours.p50,
-        ours.p99,
-        ours.max,
-        ours.errors,
-        theirs.rps,
-        theirs.p50,
-        theirs.p99,
-        theirs.max,
-        theirs.errors,
         ours.rps / theirs.rps,
         rss_before as f64 / 1048576.0,
         rss_after as f64 / 1048576.0,
@@ -335,26 +339,13 @@ pub async fn scrape(functions: usize) -> Res<()> {
     // Prometheus' headers. The gzip body nginx serves is the exporter's
     // own (so the bytes on the wire are the same size); its plain text is
     // the same OpenMetrics exposition.
-    let gz = prometheus_client()?.get(&url).send().await?;
-    let encoding = gz
-        .headers()
-        .get("content-encoding")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let content_type = gz
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let gz = gz.bytes().await?;
+    let (content_type, encoding, gz) = scrape_as_prometheus(&url).await?;
     if encoding != "gzip" || !content_type.starts_with("application/openmetrics-text") {
         return Err(format!("exporter answered {content_type:?} {encoding:?}").into());
     }
     let om = gunzip(&gz)?;
-    www(dir.path(), &om, Some(&gz))?;
-    let nginx = Nginx::start(dir.path(), true, &content_type).await?;
+    www(dir, &om, Some(&gz))?;
+    let nginx = Nginx::start(dir, true, &content_type).await?;
     for connections in [1, 64] {
         println!("load {}", load());
         let u = url.clone();
@@ -362,19 +353,9 @@ pub async fn scrape(functions: usize) -> Res<()> {
         let u = nginx.url.clone();
         let theirs = tokio::task::spawn_blocking(move || wrk(&u, connections, true)).await??;
         println!(
-            "scrape prometheus-headers | N={functions} c={connections} OpenMetrics {} bytes, gzip {} bytes | exporter {:.1} req/s p50 {} p99 {} max {} {} | nginx gzip_static {:.1} req/s p50 {} p99 {} max {} {} | ratio {:.3} | RSS {:.1} MiB | load {}",
+            "scrape prometheus-headers | N={functions} c={connections} OpenMetrics {} bytes, gzip {} bytes | exporter {ours} | nginx gzip_static {theirs} | ratio {:.3} | RSS {:.1} MiB | load {}",
             om.len(),
             gz.len(),
-            ours.rps,
-            ours.p50,
-            ours.p99,
-            ours.max,
-            ours.errors,
-            theirs.rps,
-            theirs.p50,
-            theirs.p99,
-            theirs.max,
-            theirs.errors,
             ours.rps / theirs.rps,
             rss(exporter.pid())? as f64 / 1048576.0,
             load()
@@ -466,7 +447,8 @@ async fn scrape_phase(
 /// and zlib level 1 over the same OpenMetrics bytes; then, as reference,
 /// the same scrapes of an exporter whose store does not change.
 pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -> Res<()> {
-    let (exporter, dir, stop) = start_exporter(functions, &format!("{interval}s"), true).await?;
+    let (exporter, stop) = start_exporter(functions, &format!("{interval}s"), true).await?;
+    let dir = exporter.dir.path();
     let url = format!("http://{}/metrics", exporter.addr);
     let pid = exporter.pid();
     let every = Duration::from_secs_f64(every);
@@ -519,7 +501,7 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
     // The reference: zlib level 1 over the same OpenMetrics bytes.
     let gz = prometheus_client()?.get(&url).send().await?.bytes().await?;
     let om = gunzip(&gz)?;
-    let zlib = zlib_level1(dir.path(), &om)?;
+    let zlib = zlib_level1(dir, &om)?;
     // One text exposition (asked last: it makes the exporter keep a text
     // view).
     let rss_end = rss(pid)?;
@@ -539,7 +521,7 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
     stop.cancel();
 
     // Same-run reference: the same scrapes of a store that does not change.
-    let (exporter, _dir, stop) = start_exporter(functions, "1h", true).await?;
+    let (exporter, stop) = start_exporter(functions, "1h", true).await?;
     let url = format!("http://{}/metrics", exporter.addr);
     let client = prometheus_client()?;
     scrape_once(&client, &url, exporter.pid()).await?;
@@ -568,7 +550,7 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
 /// `memory N`: RSS after the first cycle and 50 scrapes with Prometheus'
 /// headers, against one text exposition (asked for after the RSS is read).
 pub async fn memory(functions: usize) -> Res<()> {
-    let (exporter, _dir, stop) = start_exporter(functions, "1h", false).await?;
+    let (exporter, stop) = start_exporter(functions, "1h", false).await?;
     let url = format!("http://{}/metrics", exporter.addr);
     let client = prometheus_client()?;
     for _ in 0..50 {
@@ -622,12 +604,8 @@ impl Drop for Prometheus {
 
 async fn query(http: &reqwest::Client, api: &str, q: &str) -> Res<Vec<(String, f64)>> {
     let q = percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC);
-    let body = http
-        .get(format!("{api}/api/v1/query?query={q}"))
-        .send()
-        .await?
-        .bytes()
-        .await?;
+    let url = format!("{api}/api/v1/query?query={q}");
+    let body = http.get(url).send().await?.bytes().await?;
     let v: serde_json::Value = serde_json::from_slice(&body)?;
     let mut out = Vec::new();
     for r in v["data"]["result"].as_array().ok_or("no result")? {
@@ -647,29 +625,23 @@ async fn query(http: &reqwest::Client, api: &str, q: &str) -> Res<Vec<(String, f
 /// Prometheus recorded: `scrape_duration_seconds` and
 /// `scrape_samples_scraped`.
 pub async fn prometheus(functions: usize, seconds: u64) -> Res<()> {
-    let (exporter, dir, stop) = start_exporter(functions, "60s", true).await?;
+    let (exporter, stop) = start_exporter(functions, "60s", true).await?;
+    let dir = exporter.dir.path();
     let url = format!("http://{}/metrics", exporter.addr);
-    let gz = prometheus_client()?.get(&url).send().await?;
-    let content_type = gz
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let gz = gz.bytes().await?;
+    let (content_type, _, gz) = scrape_as_prometheus(&url).await?;
     let om = gunzip(&gz)?;
     let samples = om
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty() && l[0] != b'#')
         .count();
-    www(dir.path(), &om, Some(&gz))?;
-    let nginx = Nginx::start(dir.path(), true, &content_type).await?;
+    www(dir, &om, Some(&gz))?;
+    let nginx = Nginx::start(dir, true, &content_type).await?;
     let nginx_target = nginx
         .url
         .trim_start_matches("http://")
         .trim_end_matches("/metrics");
     let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
-    let config = dir.path().join("prometheus.yml");
+    let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
@@ -680,7 +652,7 @@ pub async fn prometheus(functions: usize, seconds: u64) -> Res<()> {
             exporter.addr
         ),
     )?;
-    let data = dir.path().join("data");
+    let data = dir.join("data");
     let api = format!("http://127.0.0.1:{port}");
     let _prometheus = Prometheus {
         child: Command::new("prometheus")

@@ -1,13 +1,95 @@
 //! What the benchmark and soak drivers share: finding the exporter's release
-//! binary next to the example and starting it as its own process.
+//! binary next to the example and starting it as its own process, serving
+//! the simulator, the exporter's configuration and reading its `/metrics`.
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use functiongraph_exporter::simulator::Simulator;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
 pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The region of every simulated project.
+pub const REGION: &str = "ap-southeast-1";
+
+/// Serves `sim` on a loopback port until `stop`.
+pub async fn serve(sim: &Simulator, stop: &CancellationToken) -> Res<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (s, t) = (sim.clone(), stop.clone());
+    tokio::spawn(async move { s.serve(listener, t).await });
+    Ok(addr)
+}
+
+/// A new temporary directory (for a run's files) holding the file `token`
+/// with `token` in it, and that file's path.
+pub fn token_dir(token: &str) -> Res<(TempDir, PathBuf)> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("token");
+    std::fs::write(&path, token)?;
+    Ok((dir, path))
+}
+
+/// An exporter configuration: `polling` under `[polling]` (further tables
+/// may follow it), then one project `project_id` served by the simulator
+/// at `sim` watching `functions` (`package:name`), with the extra lines
+/// `project` and its token read from `token_file`.
+pub fn config_toml(
+    polling: &str,
+    project_id: &str,
+    sim: SocketAddr,
+    functions: &[String],
+    project: &str,
+    token_file: &Path,
+) -> String {
+    let list: Vec<String> = functions.iter().map(|f| format!("{f:?}")).collect();
+    format!(
+        r#"
+[web]
+listen_address = "127.0.0.1:0"
+[polling]
+{polling}
+[[projects]]
+project_id = "{project_id}"
+region = "{REGION}"
+endpoint = "http://{sim}"
+functions = [{}]
+{project}
+[projects.auth]
+type = "token"
+token_file = "{}"
+"#,
+        list.join(", "),
+        token_file.display()
+    )
+}
+
+/// A `[polling.intervals]` table: versions, code and snapshot state polled
+/// every `seconds`.
+pub fn collector_intervals(seconds: u64) -> String {
+    let s = format!("\"{seconds}s\"");
+    format!("[polling.intervals]\nversions = {s}\ncode = {s}\nsnapshot = {s}")
+}
+
+/// Writes `toml` to `config.toml` in `dir`, and returns that file's path.
+pub fn write_config(dir: &Path, toml: &str) -> Res<PathBuf> {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, toml)?;
+    Ok(path)
+}
+
+/// The body of `http://{addr}/metrics`.
+pub async fn metrics_text(http: &reqwest::Client, addr: &str) -> Res<String> {
+    let url = format!("http://{addr}/metrics");
+    Ok(http.get(url).send().await?.text().await?)
+}
 
 /// The exporter binary built beside this example
 /// (`target/release/examples/x` -> `target/release/functiongraph_exporter`).

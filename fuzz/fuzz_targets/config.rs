@@ -7,16 +7,20 @@
 //! - the summary names every project and never carries a credential: the
 //!   default credential variables hold a marker value, which must not appear
 //!   in the summary, the `Debug` form or an error message;
-//! - every configured function URN re-parses from its `Display` form (as the
-//!   API returns URNs) to the same value, and its path segment is pure
-//!   unreserved-or-%XX text.
+//! - every configured function URN is in its project's region and project,
+//!   and keeps the invariants of the `urn` target (`common::round_trips`):
+//!   it re-parses from its `Display` form (as the API returns URNs) to the
+//!   same value, and its path segment is pure unreserved-or-%XX text that
+//!   decodes back to that form.
 
 #![no_main]
 
 use std::sync::Once;
 
+mod common;
+
+use common::round_trips;
 use functiongraph_exporter::config::Config;
-use functiongraph_exporter::urn::FunctionUrn;
 use libfuzzer_sys::fuzz_target;
 
 /// What every credential variable holds during the run.
@@ -73,19 +77,9 @@ fuzz_target!(|data: &[u8]| {
                 assert!(summary.contains(&project.project_id), "{summary}");
                 let _ = project.auth.describe();
                 for urn in &project.functions {
-                    let shown = urn.to_string();
-                    let back = FunctionUrn::parse_full(&shown)
-                        .unwrap_or_else(|e| panic!("{shown:?} does not re-parse: {e}"));
-                    assert_eq!(&back, urn);
                     assert_eq!(urn.project_id(), project.project_id);
                     assert_eq!(urn.region(), project.region);
-                    let segment = urn.path_segment();
-                    assert!(
-                        segment
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"-_.~%".contains(&b)),
-                        "{segment}"
-                    );
+                    round_trips(urn);
                 }
             }
         }

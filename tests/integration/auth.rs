@@ -32,15 +32,24 @@ fn aksk(secrets: &SecretFiles, extra: &str) -> String {
     )
 }
 
-fn up(m: &Exposition, function: &str) -> f64 {
-    m.get("functiongraph_up", &[("function", function)])
-}
-
 fn auth_failures(m: &Exposition, project: &str) -> f64 {
     m.get(
         "functiongraph_exporter_auth_failures_total",
         &[("project_id", project)],
     )
+}
+
+/// No authentication failure of `project`, and no request answered 401.
+fn assert_never_refused(m: &Exposition, project: &str) {
+    assert_eq!(auth_failures(m, project), 0.0);
+    assert_eq!(
+        m.matching(
+            "functiongraph_exporter_api_requests_total",
+            &[("code", "401")]
+        )
+        .count(),
+        0
+    );
 }
 
 /// A full cycle signed with AK/SK, an alias-qualified URN (`!` in the
@@ -60,40 +69,23 @@ async fn aksk_signs_every_request() {
     sim.set_tokens(&[]);
     let secrets = SecretFiles::new(&[("ak", AK), ("sk", SK)]);
     let alias = format!("urn:fss:{REGION}:{project}:function:default:f2:!prod");
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
-            functions: &["default:f1", &alias],
             auth: Some(aksk(&secrets, "")),
-            project_id: project,
-            ..Setup::default()
+            ..Setup::of(project, &["default:f1", &alias])
         },
     )
     .await;
-    h.ready().await;
     let now = now_unix();
     let inv = Invocation::new("new-1", SimStatus::Fail, now - 2, Some(now - 1)).through("!prod");
     assert!(sim.add_invocation(project, "default", "f2", inv));
     h.poll().await;
     let m = h.metrics().await;
-    assert_eq!(up(&m, "f1"), 1.0);
-    assert_eq!(up(&m, "f2"), 1.0);
-    assert_eq!(
-        m.get(
-            "functiongraph_async_invocations_total",
-            &[("function", "f2"), ("status", "FAIL")]
-        ),
-        1.0
-    );
-    assert_eq!(auth_failures(&m, project), 0.0);
-    assert_eq!(
-        m.matching(
-            "functiongraph_exporter_api_requests_total",
-            &[("code", "401")]
-        )
-        .count(),
-        0
-    );
+    assert_eq!(m.up("f1"), 1.0);
+    assert_eq!(m.up("f2"), 1.0);
+    assert_eq!(m.invocations("f2", "FAIL"), 1.0);
+    assert_never_refused(&m, project);
     assert!(sim.requests_to(Endpoint::AsyncInvocations) >= 4);
     h.stop().await;
 }
@@ -119,11 +111,10 @@ async fn a_wrong_secret_backs_off_and_recovers_when_the_file_is_fixed() {
     assert_eq!(sim.requests(), 1, "only the probe reaches the gateway");
     let m = h.metrics().await;
     for f in ["f1", "f2", "f3"] {
-        assert_eq!(up(&m, f), 0.0);
+        assert_eq!(m.up(f), 0.0);
     }
     assert_eq!(auth_failures(&m, project), 1.0);
-    let page = h.status_page().await;
-    assert!(page.contains("verify aksk signature fail"), "{page}");
+    h.assert_page_shows("verify aksk signature fail").await;
 
     // Within the back-off: nothing is sent, however often we poll, even
     // with the secret fixed.
@@ -136,7 +127,7 @@ async fn a_wrong_secret_backs_off_and_recovers_when_the_file_is_fixed() {
     h.poll().await;
     let m = h.metrics().await;
     for f in ["f1", "f2", "f3"] {
-        assert_eq!(up(&m, f), 1.0, "{f} recovered");
+        assert_eq!(m.up(f), 1.0, "{f} recovered");
     }
     assert_eq!(auth_failures(&m, project), 1.0);
 
@@ -167,22 +158,18 @@ async fn clock_skew_beyond_fifteen_minutes_is_refused() {
         let sim = simulator_in(project, &["default:f1"]);
         sim.add_access_key(AK, SK);
         sim.advance_clock(Duration::from_secs(skew_minutes * 60));
-        let h = Harness::start_with(
-            sim,
+        let h = Harness::start_ready(
+            &sim,
             Setup {
-                functions: &["default:f1"],
                 auth: Some(aksk(&secrets, "")),
-                project_id: project,
-                ..Setup::default()
+                ..Setup::of(project, &["default:f1"])
             },
         )
         .await;
-        h.ready().await;
         let m = h.metrics().await;
-        assert_eq!(up(&m, "f1"), expect_up, "skew {skew_minutes} min");
+        assert_eq!(m.up("f1"), expect_up, "skew {skew_minutes} min");
         if expect_up == 0.0 {
-            let page = h.status_page().await;
-            assert!(page.contains("signature expired"), "{page}");
+            h.assert_page_shows("signature expired").await;
         }
         h.stop().await;
     }
@@ -265,18 +252,15 @@ async fn temporary_credentials_send_a_signed_security_token() {
     ] {
         let sim = simulator_in(project, &["default:f1"]);
         sim.add_temporary_access_key(AK, SK, SECURITY_TOKEN);
-        let h = Harness::start_with(
-            sim,
+        let h = Harness::start_ready(
+            &sim,
             Setup {
-                functions: &["default:f1"],
                 auth: Some(aksk(&secrets, &extra)),
-                project_id: project,
-                ..Setup::default()
+                ..Setup::of(project, &["default:f1"])
             },
         )
         .await;
-        h.ready().await;
-        assert_eq!(up(&h.metrics().await, "f1"), expect_up, "{extra:?}");
+        assert_eq!(h.metrics().await.up("f1"), expect_up, "{extra:?}");
         h.stop().await;
     }
 }
@@ -319,17 +303,9 @@ async fn password_tokens_are_refreshed_before_they_expire() {
     );
     let m = h.metrics().await;
     for f in ["f1", "f2"] {
-        assert_eq!(up(&m, f), 1.0);
+        assert_eq!(m.up(f), 1.0);
     }
-    assert_eq!(auth_failures(&m, project), 0.0);
-    assert_eq!(
-        m.matching(
-            "functiongraph_exporter_api_requests_total",
-            &[("code", "401")]
-        )
-        .count(),
-        0
-    );
+    assert_never_refused(&m, project);
     h.stop().await;
 }
 
@@ -343,23 +319,20 @@ async fn a_token_refused_as_expired_is_refreshed_once() {
     sim.add_iam_user("acme", "exporter", PASSWORD);
     sim.set_token_ttl(Duration::from_secs(10 * 60));
     let secrets = SecretFiles::new(&[("password", PASSWORD)]);
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
-            functions: &functions,
             auth: Some(password_auth(&secrets, "")),
-            project_id: project,
-            ..Setup::default()
+            ..Setup::of(project, &functions)
         },
     )
     .await;
-    h.ready().await;
     sim.advance_clock(Duration::from_secs(11 * 60));
     h.poll().await;
     assert_eq!(sim.requests_to(Endpoint::IamTokens), 2);
     let m = h.metrics().await;
     for f in ["f1", "f2", "f3"] {
-        assert_eq!(up(&m, f), 1.0, "{f}: the refused requests were retried");
+        assert_eq!(m.up(f), 1.0, "{f}: the refused requests were retried");
     }
     h.stop().await;
 }
@@ -372,25 +345,22 @@ async fn a_wrong_password_backs_off() {
     let sim = simulator_in(project, &["default:f1", "default:f2"]);
     sim.add_iam_user("acme", "exporter", PASSWORD);
     let secrets = SecretFiles::new(&[("password", "wrong-password")]);
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
-            functions: &["default:f1", "default:f2"],
             auth: Some(password_auth(&secrets, "")),
-            project_id: project,
-            ..Setup::default()
+            ..Setup::of(project, &["default:f1", "default:f2"])
         },
     )
     .await;
-    h.ready().await;
     h.poll().await;
     assert_eq!(sim.requests_to(Endpoint::IamTokens), 1);
     assert_eq!(sim.requests(), 1);
     let m = h.metrics().await;
-    assert_eq!(up(&m, "f1"), 0.0);
+    assert_eq!(m.up("f1"), 0.0);
     assert_eq!(auth_failures(&m, project), 1.0);
-    let page = h.status_page().await;
-    assert!(page.contains("The username or password is wrong"), "{page}");
+    h.assert_page_shows("The username or password is wrong")
+        .await;
     h.stop().await;
 }
 
@@ -400,20 +370,17 @@ async fn start_with_token_file(project: &str) -> (Simulator, SecretFiles, Harnes
     let sim = simulator_in(project, &["default:f1"]);
     sim.set_tokens(&["token-one"]);
     let secrets = SecretFiles::new(&[("token", "token-one")]);
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
-            functions: &["default:f1"],
             auth: Some(format!(
                 "type = \"token\"\ntoken_file = \"{}\"",
                 secrets.path("token")
             )),
-            project_id: project,
-            ..Setup::default()
+            ..Setup::of(project, &["default:f1"])
         },
     )
     .await;
-    h.ready().await;
     (sim, secrets, h)
 }
 
@@ -426,7 +393,7 @@ async fn a_rotated_token_file_needs_no_restart() {
     write_secret(&secrets.dir.path().join("token"), "token-two-rotated\n");
     h.poll().await;
     let m = h.metrics().await;
-    assert_eq!(up(&m, "f1"), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     assert_eq!(auth_failures(&m, project), 0.0);
     h.stop().await;
 }
@@ -440,7 +407,7 @@ async fn a_vanished_secret_file_is_named_by_file_and_key() {
     std::fs::remove_file(secrets.dir.path().join("token")).unwrap();
     h.poll().await;
     let m = h.metrics().await;
-    assert_eq!(up(&m, "f1"), 0.0);
+    assert_eq!(m.up("f1"), 0.0);
     let page = h.status_page().await;
     assert!(
         page.contains(&format!(
@@ -484,17 +451,14 @@ async fn no_secret_reaches_logs_pages_or_metrics() {
         sim.add_temporary_access_key(AK, SK, SECURITY_TOKEN);
         sim.add_iam_user("acme", "exporter", PASSWORD);
         sim.set_tokens(&["static-TOKEN-5e4d3c2b1a"]);
-        let h = Harness::start_with(
-            sim,
+        let h = Harness::start_ready(
+            &sim,
             Setup {
-                functions: &["default:f1"],
                 auth: Some(auth),
-                project_id: project,
-                ..Setup::default()
+                ..Setup::of(project, &["default:f1"])
             },
         )
         .await;
-        h.ready().await;
         h.poll().await;
         shown.push_str(&h.metrics().await.text);
         shown.push_str(&h.status_page().await);

@@ -2,10 +2,10 @@
 //! `promtool check metrics` on the demo's live output.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::util::{DEADLINE, Exposition, SERVING};
+use crate::util::{DEADLINE, Exposition, SERVING, run_with_input};
 
 const BIN: &str = env!("CARGO_BIN_EXE_functiongraph_exporter");
 
@@ -258,22 +258,9 @@ fn demo_metrics_pass_promtool() {
 
 /// Runs `promtool check metrics` on `body` and requires silence and success.
 pub fn promtool_check_metrics(body: &str) {
-    use std::io::Write;
     let promtool = option_env!("FGE_PROMTOOL").unwrap_or("promtool");
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = Command::new(promtool);
+    let out = run_with_input(cmd.args(["check", "metrics"]), body, "promtool runs");
     let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(
         out.status.success() && report.trim().is_empty(),

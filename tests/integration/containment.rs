@@ -16,7 +16,7 @@ use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStat
 use functiongraph_exporter::timefmt::now_unix;
 
 use crate::util::{
-    Exposition, Harness, PROJECT, REGION, Setup, captured_logs, log_text, simulator,
+    Exposition, Harness, PROJECT, REGION, Setup, captured_logs, inject_fault, log_text, simulator,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -59,8 +59,8 @@ fn log_lines(parts: &[&str]) -> Vec<String> {
 /// invocations every minute, the rest every five), no rate limit (the clock
 /// jumps) and no retries (each attempt is one request).
 async fn start(sim: &Simulator, functions: &[&str], clock: &Arc<ManualClock>) -> Harness {
-    let h = Harness::start_with(
-        sim.clone(),
+    Harness::start_ready(
+        sim,
         Setup {
             functions,
             polling: "interval = \"1m\"\nretries = 0",
@@ -69,20 +69,18 @@ async fn start(sim: &Simulator, functions: &[&str], clock: &Arc<ManualClock>) ->
             ..Setup::default()
         },
     )
-    .await;
-    h.ready().await;
-    h
+    .await
 }
 
-/// Starts the exporter on `clock`, polling once a minute without retries
+/// Starts the exporter on a clock of its own (returned with it) and waits
+/// for its first cycle; it polls once a minute without retries
 /// or a rate limit worth the name; `project` and `auth` are more lines of
 /// the project's table (before its sub-tables) and of its auth table.
 async fn start_each_minute(
     sim: &Simulator,
-    clock: &Arc<ManualClock>,
     project: &str,
     auth: &str,
-) -> Harness {
+) -> (Harness, Arc<ManualClock>) {
     let toml = format!(
         r#"
 [polling]
@@ -98,7 +96,10 @@ type = "token"
 token_file = "{{token_file}}"
 {auth}"#
     );
-    Harness::start_toml(sim.clone(), &toml, Some(Arc::clone(clock))).await
+    let clock = Arc::new(ManualClock::new());
+    let h = Harness::start_toml(sim.clone(), &toml, Some(Arc::clone(&clock))).await;
+    h.ready().await;
+    (h, clock)
 }
 
 /// Row 1. A 403 `FSS.1127` (permission denied) from `snapshots/state` of
@@ -120,13 +121,7 @@ async fn a_permission_denial_fails_only_that_collector_of_those_functions() {
         "The EPS user has no permission for functiongraph:function:getSnapshotState",
     );
     for name in ["j1", "j2"] {
-        sim.set_fault(
-            PROJECT,
-            "default",
-            name,
-            Endpoint::SnapshotState,
-            Some(denied.clone()),
-        );
+        inject_fault(&sim, PROJECT, name, Endpoint::SnapshotState, denied.clone());
     }
     let (j1, j2, j3) = (v1("j1"), v1("j2"), v1("j3"));
     let clock = Arc::new(ManualClock::new());
@@ -140,7 +135,7 @@ async fn a_permission_denial_fails_only_that_collector_of_those_functions() {
         }
     }
     for f in ["j3", "py"] {
-        assert_eq!(m.get("functiongraph_up", &[("function", f)]), 1.0, "{f}");
+        assert_eq!(m.up(f), 1.0, "{f}");
     }
     let project = [("project_id", PROJECT)];
     assert_eq!(
@@ -171,13 +166,7 @@ async fn a_permission_denial_fails_only_that_collector_of_those_functions() {
     h.run_cycle().await;
     assert_eq!(sim.requests_to(Endpoint::AsyncInvocations) - before, 4);
     let m = h.metrics().await;
-    assert_eq!(
-        m.get(
-            "functiongraph_async_invocations_total",
-            &[("function", "j1"), ("status", "FAIL")]
-        ),
-        1.0
-    );
+    assert_eq!(m.invocations("j1", "FAIL"), 1.0);
     assert_eq!(
         m.success("j1", "snapshot"),
         0.0,
@@ -205,7 +194,7 @@ async fn a_permission_denial_fails_only_that_collector_of_those_functions() {
     h.run_cycle().await;
     let m = h.metrics().await;
     for f in ["j1", "j2", "j3", "py"] {
-        assert_eq!(m.get("functiongraph_up", &[("function", f)]), 1.0, "{f}");
+        assert_eq!(m.up(f), 1.0, "{f}");
     }
     assert_eq!(log_lines(&["permission granted again"]).len(), 1);
     assert!(!h.status_page().await.contains("Permission denied"));
@@ -220,15 +209,12 @@ async fn a_permission_denial_fails_only_that_collector_of_those_functions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_still_pauses_the_project() {
     let sim = simulator(&["default:f1", "default:f2"]);
-    let clock = Arc::new(ManualClock::new());
-    let h = start_each_minute(
+    let (h, clock) = start_each_minute(
         &sim,
-        &clock,
         "functions = [\"default:f1\", \"default:f2\"]\n",
         "failure_backoff = \"10m\"\n",
     )
     .await;
-    h.ready().await;
     // The token is refused for every request of the project.
     sim.set_project_fault(
         PROJECT,
@@ -267,7 +253,7 @@ async fn a_refused_token_still_pauses_the_project() {
     h.run_cycle().await;
     let m = h.metrics().await;
     for f in ["f1", "f2"] {
-        assert_eq!(m.get("functiongraph_up", &[("function", f)]), 1.0, "{f}");
+        assert_eq!(m.up(f), 1.0, "{f}");
     }
     h.stop().await;
 }
@@ -289,7 +275,7 @@ async fn a_not_applicable_snapshot_is_remembered() {
         sim.requests_of("default", name)
     };
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "py")]), 1.0);
+    assert_eq!(m.up("py"), 1.0);
     assert_eq!(m.success("py", "snapshot"), 1.0);
     assert!(
         m.value("functiongraph_snapshot_state", &[("function", "py")])
@@ -297,11 +283,8 @@ async fn a_not_applicable_snapshot_is_remembered() {
     );
     assert_eq!(requests(&m, "snapshot_state", "400"), 1.0);
     assert_eq!(requests(&m, "snapshot_state", "200"), 1.0, "j's");
-    let page = h.status_page().await;
-    assert!(
-        page.contains("snapshot: not applicable to this function"),
-        "{page}"
-    );
+    h.assert_page_shows("snapshot: not applicable to this function")
+        .await;
 
     // An hour: py's snapshot is not asked again, j's every five minutes.
     let (py_before, j_before) = (asked("py"), asked("j"));
@@ -321,7 +304,7 @@ async fn a_not_applicable_snapshot_is_remembered() {
         "async, versions, code"
     );
     assert_eq!(asked("j") - j_before, 60 + 12 + 12 + 24);
-    assert_eq!(m.get("functiongraph_up", &[("function", "py")]), 1.0);
+    assert_eq!(m.up("py"), 1.0);
 
     // New code: seen by the next code poll, asked at the snapshot poll
     // after it, once.
@@ -338,7 +321,7 @@ async fn a_not_applicable_snapshot_is_remembered() {
     h.run_cycle().await;
     let m = h.metrics().await;
     assert_eq!(requests(&m, "snapshot_state", "400"), 3.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "py")]), 1.0);
+    assert_eq!(m.up("py"), 1.0);
     h.stop().await;
 }
 
@@ -349,26 +332,15 @@ async fn a_not_applicable_snapshot_is_remembered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_collector_backs_off_exponentially() {
     let sim = simulator(&["default:f1", "default:f2"]);
-    let clock = Arc::new(ManualClock::new());
-    let h = Harness::start_with(
-        sim.clone(),
-        Setup {
-            functions: &["default:f1", "default:f2"],
-            polling: "interval = \"1m\"\nretries = 0\n[polling.intervals]\ncode = \"1m\"",
-            project: "max_requests_per_second = 100000",
-            clock: Some(Arc::clone(&clock)),
-            ..Setup::default()
-        },
-    )
-    .await;
-    h.ready().await;
-    sim.set_fault(
-        PROJECT,
-        "default",
-        "f1",
-        Endpoint::Code,
-        Some(Fault::error(500, "FSS.0500", "internal error")),
-    );
+    let setup = Setup {
+        functions: &["default:f1", "default:f2"],
+        polling: "interval = \"1m\"\nretries = 0\n[polling.intervals]\ncode = \"1m\"",
+        project: "max_requests_per_second = 100000",
+        ..Setup::default()
+    };
+    let (h, clock) = Harness::start_on_clock(&sim, setup).await;
+    let busy = Fault::error(500, "FSS.0500", "internal error");
+    inject_fault(&sim, PROJECT, "f1", Endpoint::Code, busy);
     let mut attempts = Vec::new();
     for minute in 1..=50u32 {
         let before = sim.requests_to(Endpoint::Code);
@@ -383,7 +355,7 @@ async fn a_failing_collector_backs_off_exponentially() {
         let m = h.metrics().await;
         assert_eq!(m.success("f1", "code"), 0.0, "minute {minute}");
         assert_eq!(m.success("f1", "async_invocations"), 1.0, "minute {minute}");
-        assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
+        assert_eq!(m.up("f2"), 1.0);
     }
     // Every minute before: 50 requests. Now: the first failure, then after
     // 1, 2, 4, 8, 16 and 16 minutes.
@@ -406,7 +378,7 @@ async fn a_failing_collector_backs_off_exponentially() {
     }
     assert_eq!(calls, vec![64, 65, 66]);
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     assert!(!h.status_page().await.contains("in a row"));
     h.stop().await;
 }
@@ -419,13 +391,7 @@ async fn unread_fields_and_numeric_strings_do_not_fail_collectors() {
     let sim = simulator(&[]);
     sim.add_function(PROJECT, java("j"));
     let fault = |endpoint, body: &str| {
-        sim.set_fault(
-            PROJECT,
-            "default",
-            "j",
-            endpoint,
-            Some(Fault::Body(body.to_owned())),
-        );
+        inject_fault(&sim, PROJECT, "j", endpoint, Fault::Body(body.to_owned()));
     };
     fault(Endpoint::SnapshotState, r#"{"state":"enable","code":0}"#);
     fault(Endpoint::SnapshotEnable, r#"{"state":"enable","code":0}"#);
@@ -446,13 +412,7 @@ async fn unread_fields_and_numeric_strings_do_not_fail_collectors() {
     assert_eq!(m.get("functiongraph_versions", &f), 2.0);
     assert_eq!(m.get("functiongraph_code_size_bytes", &f), 4096.0);
     assert_eq!(m.get("functiongraph_max_instances", &f), -1.0);
-    assert_eq!(
-        m.get(
-            "functiongraph_snapshot_state",
-            &[("function", "j"), ("state", "enable")]
-        ),
-        1.0
-    );
+    assert_eq!(m.snapshot_state("j", "enable"), 1.0);
     assert_eq!(m.get("functiongraph_snapshot_enabled", &f), 1.0);
     h.stop().await;
 }
@@ -467,15 +427,12 @@ async fn gone_is_recognised_by_every_documented_code_and_confirmed() {
     let refs: Vec<String> = names.iter().map(|n| format!("default:{n}")).collect();
     let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
     let sim = simulator(&refs);
-    let clock = Arc::new(ManualClock::new());
-    let h = start_each_minute(
+    let (h, clock) = start_each_minute(
         &sim,
-        &clock,
         "[projects.discovery]\nenabled = true\nrefresh_interval = \"1h\"\n",
         "",
     )
     .await;
-    h.ready().await;
     let monitored = |m: &Exposition| -> BTreeSet<String> {
         m.matching("functiongraph_up", &[])
             .map(|(_, l, _)| l["function"].clone())
@@ -484,7 +441,7 @@ async fn gone_is_recognised_by_every_documented_code_and_confirmed() {
     assert_eq!(monitored(&h.metrics().await).len(), names.len());
 
     let fault = |name: &str, endpoint, fault: Fault| {
-        sim.set_fault(PROJECT, "default", name, endpoint, Some(fault));
+        inject_fault(&sim, PROJECT, name, endpoint, fault);
     };
     let busy = || Fault::error(500, "FSS.0500", "internal error");
     let all = [
@@ -493,40 +450,27 @@ async fn gone_is_recognised_by_every_documented_code_and_confirmed() {
         Endpoint::Code,
         Endpoint::SnapshotState,
     ];
+    let gone_1052 = || Fault::error(404, "FSS.1052", "Not found the function version");
+    let gone_0404 = || Fault::error(404, "FSS.0404", "can not find function");
     // Deleted; the simulator answers FSS.1051 everywhere.
     assert!(sim.remove_function(PROJECT, "default", "g1051"));
-    // Deleted; only versions says so (FSS.1052), the rest answer 500.
-    assert!(sim.remove_function(PROJECT, "default", "g1052"));
-    for e in all {
-        let f = match e {
-            Endpoint::Versions => Fault::error(404, "FSS.1052", "Not found the function version"),
-            _ => busy(),
-        };
-        fault("g1052", e, f);
-    }
-    // Deleted; only code says so (FSS.0404).
-    assert!(sim.remove_function(PROJECT, "default", "g0404"));
-    for e in all {
-        let f = match e {
-            Endpoint::Code => Fault::error(404, "FSS.0404", "can not find function"),
-            _ => busy(),
-        };
-        fault("g0404", e, f);
+    // Deleted; only versions says so (FSS.1052), or only code (FSS.0404),
+    // the rest answer 500.
+    for (name, says, gone) in [
+        ("g1052", Endpoint::Versions, gone_1052()),
+        ("g0404", Endpoint::Code, gone_0404()),
+    ] {
+        assert!(sim.remove_function(PROJECT, "default", name));
+        for e in all {
+            fault(name, e, if e == says { gone.clone() } else { busy() });
+        }
     }
     // Still listed, though everything answers FSS.1052: the listing keeps it.
     for e in all {
-        fault(
-            "listed",
-            e,
-            Fault::error(404, "FSS.1052", "Not found the function version"),
-        );
+        fault("listed", e, gone_1052());
     }
     // Its async invocations say FSS.0404, but its code was read: it exists.
-    fault(
-        "answered",
-        Endpoint::AsyncInvocations,
-        Fault::error(404, "FSS.0404", "can not find function"),
-    );
+    fault("answered", Endpoint::AsyncInvocations, gone_0404());
 
     // Five minutes on: every collector is due, discovery is not.
     let listings = sim.requests_to(Endpoint::ListFunctions);
@@ -546,8 +490,8 @@ async fn gone_is_recognised_by_every_documented_code_and_confirmed() {
         4,
         "one confirming listing per suspect, none for the one answered"
     );
-    assert_eq!(m.get("functiongraph_up", &[("function", "listed")]), 0.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "other")]), 1.0);
+    assert_eq!(m.up("listed"), 0.0);
+    assert_eq!(m.up("other"), 1.0);
     h.stop().await;
 }
 
@@ -574,7 +518,7 @@ async fn hanging_functions_cannot_starve_healthy_ones() {
             Endpoint::Code,
             Endpoint::SnapshotState,
         ] {
-            sim.set_fault(PROJECT, "default", name, e, Some(Fault::Hang));
+            inject_fault(&sim, PROJECT, name, e, Fault::Hang);
         }
     }
     let refs: Vec<String> = hanging
@@ -603,11 +547,7 @@ async fn hanging_functions_cannot_starve_healthy_ones() {
     assert_eq!(sim.requests_to(Endpoint::ListFunctions), 1);
     let m = h.metrics().await;
     for name in &healthy {
-        assert_eq!(
-            m.get("functiongraph_up", &[("function", name)]),
-            1.0,
-            "{name}"
-        );
+        assert_eq!(m.up(name), 1.0, "{name}");
         assert_eq!(sim.requests_of("default", name), 4, "{name}");
         assert_eq!(
             sim.max_in_flight_of("default", name),
@@ -616,11 +556,7 @@ async fn hanging_functions_cannot_starve_healthy_ones() {
         );
     }
     for name in &hanging {
-        assert_eq!(
-            m.get("functiongraph_up", &[("function", name)]),
-            0.0,
-            "{name}"
-        );
+        assert_eq!(m.up(name), 0.0, "{name}");
         assert_eq!(
             sim.requests_of("default", name),
             1,
@@ -633,11 +569,8 @@ async fn hanging_functions_cannot_starve_healthy_ones() {
         "{}",
         m.text
     );
-    let page = h.status_page().await;
-    assert!(
-        page.contains("not sent: another request of this function got no answer in time"),
-        "{page}"
-    );
+    h.assert_page_shows("not sent: another request of this function got no answer in time")
+        .await;
 
     // On the manual clock, one interval at a time: the healthy functions
     // are polled and fresh every interval; the hanging ones are tried after
@@ -656,7 +589,7 @@ async fn hanging_functions_cannot_starve_healthy_ones() {
         let m = h.metrics().await;
         let now = clock.unix();
         for name in &healthy {
-            assert_eq!(m.get("functiongraph_up", &[("function", name)]), 1.0);
+            assert_eq!(m.up(name), 1.0);
             let last = m.get(
                 "functiongraph_exporter_last_poll_success_timestamp_seconds",
                 &[("function", name)],

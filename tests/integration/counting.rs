@@ -35,18 +35,12 @@ impl Run {
     }
 
     async fn start_in(sim: Simulator, polling: &str) -> Run {
-        let clock = Arc::new(ManualClock::new());
-        let h = Harness::start_with(
-            sim.clone(),
-            Setup {
-                functions: &[F],
-                polling,
-                clock: Some(Arc::clone(&clock)),
-                ..Setup::default()
-            },
-        )
-        .await;
-        h.ready().await;
+        let setup = Setup {
+            functions: &[F],
+            polling,
+            ..Setup::default()
+        };
+        let (h, clock) = Harness::start_on_clock(&sim, setup).await;
         Run {
             h,
             sim,
@@ -101,12 +95,7 @@ impl Run {
 }
 
 fn totals(m: &Exposition) -> [f64; 3] {
-    ["SUCCESS", "FAIL", "DISCARD"].map(|s| {
-        m.get(
-            "functiongraph_async_invocations_total",
-            &[("function", "busy"), ("status", s)],
-        )
-    })
+    ["SUCCESS", "FAIL", "DISCARD"].map(|s| m.invocations("busy", s))
 }
 
 fn histogram_count(m: &Exposition) -> f64 {
@@ -117,10 +106,7 @@ fn histogram_count(m: &Exposition) -> f64 {
 }
 
 fn window(m: &Exposition, status: &str) -> f64 {
-    m.get(
-        "functiongraph_async_invocation_records",
-        &[("function", "busy"), ("status", status)],
-    )
+    m.records("busy", status)
 }
 
 fn truth_totals(t: Truth) -> [f64; 3] {
@@ -365,8 +351,8 @@ async fn counters_continue_across_a_restart_with_a_state_file() {
         sim.step(d);
         clock.advance(d);
     }
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
             functions: &[F],
             polling: &polling,
@@ -375,7 +361,6 @@ async fn counters_continue_across_a_restart_with_a_state_file() {
         },
     )
     .await;
-    h.ready().await;
     let after_restart = totals(&h.metrics().await);
     for i in 0..3 {
         assert!(
@@ -641,8 +626,7 @@ async fn a_reload_keeps_the_state_and_an_old_file_is_not_used() {
         clock: Some(Arc::clone(&clock)),
         ..Setup::default()
     };
-    let h = Harness::start_with(sim.clone(), setup()).await;
-    h.ready().await;
+    let h = Harness::start_ready(&sim, setup()).await;
     let mut run = Run {
         h,
         sim: sim.clone(),
@@ -665,16 +649,14 @@ async fn a_reload_keeps_the_state_and_an_old_file_is_not_used() {
     run.h.stop().await;
 
     // Restarted on the same file: it carries on.
-    let h = Harness::start_with(sim.clone(), setup()).await;
-    h.ready().await;
+    let h = Harness::start_ready(&sim, setup()).await;
     assert_eq!(totals(&h.metrics().await), [0.0, 2.0, 0.0]);
     h.stop().await;
 
     // Two hours later (the lookback is one): the file is too old.
     clock.advance(Duration::from_secs(7200));
     sim.advance_clock(Duration::from_secs(7200));
-    let h = Harness::start_with(sim.clone(), setup()).await;
-    h.ready().await;
+    let h = Harness::start_ready(&sim, setup()).await;
     assert!(
         log_text().contains("state file not used: it was saved 2h"),
         "{}",

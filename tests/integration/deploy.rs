@@ -1267,6 +1267,17 @@ fn prometheus_stores_the_failed_request_as_an_exemplar() {
 
 /// `expr` with every dashboard variable (`$name` or `${name}`) replaced by
 /// `.*`, as Grafana does for "All"; an unknown variable fails the test.
+/// The first query of the panel titled `title`, with its variables set to
+/// "All".
+fn panel_query(dashboard: &Value, title: &str) -> String {
+    all_panels(dashboard)
+        .into_iter()
+        .find(|p| p["title"] == title)
+        .and_then(|p| p["targets"][0]["expr"].as_str())
+        .map(with_all_selected)
+        .unwrap_or_else(|| panic!("a {title} panel"))
+}
+
 fn with_all_selected(expr: &str) -> String {
     let mut out = String::new();
     let mut rest = expr;
@@ -1322,12 +1333,7 @@ fn dashboard_queries_run_in_prometheus() {
         }
     }
     // And one that must have data: the Functions up stat counts all five.
-    let up = all_panels(&d)
-        .into_iter()
-        .find(|p| p["title"] == "Functions up")
-        .and_then(|p| p["targets"][0]["expr"].as_str())
-        .map(with_all_selected)
-        .expect("a Functions up panel");
+    let up = panel_query(&d, "Functions up");
     let r = prometheus.query(&up).unwrap();
     assert_eq!(
         r.first().map(|s| &s["value"][1]),
@@ -1348,12 +1354,7 @@ fn dashboard_queries_run_in_prometheus() {
             (!r.is_empty()).then_some(()).ok_or_else(|| format!("{r:?}"))
         },
     );
-    let errors = all_panels(&d)
-        .into_iter()
-        .find(|p| p["title"] == "API errors")
-        .and_then(|p| p["targets"][0]["expr"].as_str())
-        .map(with_all_selected)
-        .expect("an API errors panel");
+    let errors = panel_query(&d, "API errors");
     let r = prometheus.query(&errors).unwrap();
     assert!(r.is_empty(), "{errors}: {r:?}");
     let all = errors.replace("code!~\"2..|400|404\"", "code!~\"2..\"");

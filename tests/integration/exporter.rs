@@ -2,15 +2,22 @@
 //! values read back from `/metrics`.
 
 use functiongraph_exporter::api::Endpoint;
-use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStatus};
+use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStatus, Simulator};
 use functiongraph_exporter::timefmt::now_unix;
 
-use crate::util::{Harness, PROJECT, Setup, simulator};
+use crate::util::{Harness, PROJECT, Setup, inject_fault, simulator};
 
 const F: &str = "default:f1";
 
-fn add(sim: &functiongraph_exporter::simulator::Simulator, name: &str, inv: Invocation) {
+fn add(sim: &Simulator, name: &str, inv: Invocation) {
     assert!(sim.add_invocation(PROJECT, "default", name, inv));
+}
+
+/// Adds `invocations` to the records of `default:{name}`, in order.
+fn add_all<const N: usize>(sim: &Simulator, name: &str, invocations: [Invocation; N]) {
+    for inv in invocations {
+        add(sim, name, inv);
+    }
 }
 
 /// Gauges count the records in the window by status, with every status
@@ -19,46 +26,23 @@ fn add(sim: &functiongraph_exporter::simulator::Simulator, name: &str, inv: Invo
 async fn async_gauges_count_the_window_by_status() {
     let sim = simulator(&[F]);
     let now = now_unix();
-    add(
+    add_all(
         &sim,
         "f1",
-        Invocation::new("s1", SimStatus::Success, now - 600, Some(now - 590)),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("s2", SimStatus::Success, now - 500, Some(now - 499)),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("x1", SimStatus::Fail, now - 400, Some(now - 398)),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("w1", SimStatus::Wait, now - 30, None),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("r1", SimStatus::Running, now - 20, None),
-    );
-    // Outside the one-hour window: not counted.
-    add(
-        &sim,
-        "f1",
-        Invocation::new("old", SimStatus::Fail, now - 7200, Some(now - 7100)),
+        [
+            Invocation::new("s1", SimStatus::Success, now - 600, Some(now - 590)),
+            Invocation::new("s2", SimStatus::Success, now - 500, Some(now - 499)),
+            Invocation::new("x1", SimStatus::Fail, now - 400, Some(now - 398)),
+            Invocation::new("w1", SimStatus::Wait, now - 30, None),
+            Invocation::new("r1", SimStatus::Running, now - 20, None),
+            // Outside the one-hour window: not counted.
+            Invocation::new("old", SimStatus::Fail, now - 7200, Some(now - 7100)),
+        ],
     );
     let h = Harness::start(sim, &[F]).await;
     h.ready().await;
     let m = h.metrics().await;
-    let by = |status| {
-        m.get(
-            "functiongraph_async_invocation_records",
-            &[("function", "f1"), ("status", status)],
-        )
-    };
+    let by = |status| m.records("f1", status);
     assert_eq!(by("SUCCESS"), 2.0);
     assert_eq!(by("FAIL"), 1.0);
     assert_eq!(by("WAIT"), 1.0);
@@ -73,15 +57,9 @@ async fn async_gauges_count_the_window_by_status() {
     );
     // The baseline is not counted, but the counters exist at 0.
     for status in ["SUCCESS", "FAIL", "DISCARD"] {
-        assert_eq!(
-            m.get(
-                "functiongraph_async_invocations_total",
-                &[("function", "f1"), ("status", status)]
-            ),
-            0.0
-        );
+        assert_eq!(m.invocations("f1", status), 0.0);
     }
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     h.stop().await;
 }
 
@@ -99,38 +77,19 @@ async fn counters_count_each_new_terminal_invocation_once() {
     );
     let h = Harness::start(sim.clone(), &[F]).await;
     h.ready().await;
-    let total = |m: &crate::util::Exposition, status| {
-        m.get(
-            "functiongraph_async_invocations_total",
-            &[("function", "f1"), ("status", status)],
-        )
-    };
+    let total = |m: &crate::util::Exposition, status| m.invocations("f1", status);
 
     let now = now_unix();
-    add(
+    add_all(
         &sim,
         "f1",
-        Invocation::new("a", SimStatus::Success, now - 5, Some(now - 2)),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("b", SimStatus::Success, now - 5, Some(now - 5)),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("c", SimStatus::Fail, now - 4, Some(now - 1)),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("d", SimStatus::Discard, now - 3, Some(now - 3)),
-    );
-    add(
-        &sim,
-        "f1",
-        Invocation::new("r", SimStatus::Running, now - 3, None),
+        [
+            Invocation::new("a", SimStatus::Success, now - 5, Some(now - 2)),
+            Invocation::new("b", SimStatus::Success, now - 5, Some(now - 5)),
+            Invocation::new("c", SimStatus::Fail, now - 4, Some(now - 1)),
+            Invocation::new("d", SimStatus::Discard, now - 3, Some(now - 3)),
+            Invocation::new("r", SimStatus::Running, now - 3, None),
+        ],
     );
     h.poll().await;
     let m = h.metrics().await;
@@ -212,13 +171,7 @@ async fn pagination_and_incremental_reads() {
     // 1235 records at 500 per page: 3 pages.
     assert_eq!(sim.requests_to(Endpoint::AsyncInvocations), 3);
     let m = h.metrics().await;
-    assert_eq!(
-        m.get(
-            "functiongraph_async_invocation_records",
-            &[("function", "f1"), ("status", "SUCCESS")]
-        ),
-        1234.0
-    );
+    assert_eq!(m.records("f1", "SUCCESS"), 1234.0);
 
     // Next poll: one page of recent records (none) and one lookup of the
     // pending record, no matter how large the window is.
@@ -248,21 +201,10 @@ async fn pagination_and_incremental_reads() {
     // 2 pages of new records + 1 lookup of "slow".
     assert_eq!(sim.requests_to(Endpoint::AsyncInvocations) - before, 3);
     let m = h.metrics().await;
-    let total = |status| {
-        m.get(
-            "functiongraph_async_invocations_total",
-            &[("function", "f1"), ("status", status)],
-        )
-    };
+    let total = |status| m.invocations("f1", status);
     assert_eq!(total("FAIL"), 600.0);
     assert_eq!(total("SUCCESS"), 1.0);
-    assert_eq!(
-        m.get(
-            "functiongraph_async_invocation_records",
-            &[("function", "f1"), ("status", "RUNNING")]
-        ),
-        0.0
-    );
+    assert_eq!(m.records("f1", "RUNNING"), 0.0);
 
     // Nothing pending any more: only the recent-records listing, two pages
     // because the 600 records are still recent (and are not counted again).
@@ -270,13 +212,7 @@ async fn pagination_and_incremental_reads() {
     h.poll().await;
     assert_eq!(sim.requests_to(Endpoint::AsyncInvocations) - before, 2);
     let m = h.metrics().await;
-    assert_eq!(
-        m.get(
-            "functiongraph_async_invocations_total",
-            &[("function", "f1"), ("status", "FAIL")]
-        ),
-        600.0
-    );
+    assert_eq!(m.invocations("f1", "FAIL"), 600.0);
     h.stop().await;
 }
 
@@ -284,19 +220,19 @@ async fn pagination_and_incremental_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_failing_function_does_not_affect_the_others() {
     let sim = simulator(&["default:f1", "default:f2", "default:f3"]);
-    sim.set_fault(
+    inject_fault(
+        &sim,
         PROJECT,
-        "default",
         "f2",
         Endpoint::Code,
-        Some(Fault::error(500, "FSS.0500", "internal error")),
+        Fault::error(500, "FSS.0500", "internal error"),
     );
     let h = Harness::start(sim.clone(), &["default:f1", "default:f2", "default:f3"]).await;
     h.ready().await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 0.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "f3")]), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
+    assert_eq!(m.up("f2"), 0.0);
+    assert_eq!(m.up("f3"), 1.0);
     assert_eq!(m.success("f2", "code"), 0.0);
     assert_eq!(m.success("f2", "versions"), 1.0);
     assert_eq!(m.success("f2", "async_invocations"), 1.0);
@@ -338,17 +274,17 @@ async fn one_failing_function_does_not_affect_the_others() {
     sim.set_fault(PROJECT, "default", "f2", Endpoint::Code, None);
     h.poll().await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
-    sim.set_fault(
+    assert_eq!(m.up("f2"), 1.0);
+    inject_fault(
+        &sim,
         PROJECT,
-        "default",
         "f2",
         Endpoint::Code,
-        Some(Fault::error(503, "FSS.0503", "unavailable")),
+        Fault::error(503, "FSS.0503", "unavailable"),
     );
     h.poll().await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 0.0);
+    assert_eq!(m.up("f2"), 0.0);
     assert_eq!(
         m.get("functiongraph_code_size_bytes", &[("function", "f2")]),
         2048.0
@@ -361,19 +297,19 @@ async fn one_failing_function_does_not_affect_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_fail_only_their_collector() {
     let sim = simulator(&["default:f1", "default:f2"]);
-    sim.set_fault(
+    inject_fault(
+        &sim,
         PROJECT,
-        "default",
         "f1",
         Endpoint::Versions,
-        Some(Fault::Body("<html>not json</html>".into())),
+        Fault::Body("<html>not json</html>".into()),
     );
-    sim.set_fault(
+    inject_fault(
+        &sim,
         PROJECT,
-        "default",
         "f2",
         Endpoint::Code,
-        Some(Fault::Body(r#"{"code_size":"big"}"#.into())),
+        Fault::Body(r#"{"code_size":"big"}"#.into()),
     );
     let h = Harness::start(sim, &["default:f1", "default:f2"]).await;
     h.ready().await;
@@ -382,11 +318,8 @@ async fn bad_bodies_fail_only_their_collector() {
     assert_eq!(m.success("f1", "code"), 1.0);
     assert_eq!(m.success("f2", "code"), 0.0);
     assert_eq!(m.success("f2", "versions"), 1.0);
-    let page = h.status_page().await;
-    assert!(
-        page.contains("code: unexpected response body: code_size: invalid value"),
-        "{page}"
-    );
+    h.assert_page_shows("code: unexpected response body: code_size: invalid value")
+        .await;
     h.stop().await;
 }
 
@@ -438,17 +371,8 @@ async fn versions_code_and_snapshots() {
         ),
         1.0
     );
-    assert_eq!(
-        m.get(
-            "functiongraph_snapshot_state",
-            &[("function", "java"), ("state", "creating")]
-        ),
-        1.0
-    );
-    let states: f64 = m
-        .matching("functiongraph_snapshot_state", &[("function", "java")])
-        .map(|(_, _, v)| v)
-        .sum();
+    assert_eq!(m.snapshot_state("java", "creating"), 1.0);
+    let states: f64 = m.sum("functiongraph_snapshot_state", &[("function", "java")]);
     assert_eq!(states, 1.0, "exactly one state is 1");
     assert_eq!(
         m.matching("functiongraph_snapshot_state", &[("function", "java")])
@@ -457,7 +381,7 @@ async fn versions_code_and_snapshots() {
     );
     assert_eq!(m.get("functiongraph_snapshot_enabled", &java_labels), 0.0);
     // Python on latest: not applicable, not down, no snapshot series.
-    assert_eq!(m.get("functiongraph_up", &[("function", "py")]), 1.0);
+    assert_eq!(m.up("py"), 1.0);
     assert_eq!(m.success("py", "snapshot"), 1.0);
     assert_eq!(
         m.matching("functiongraph_snapshot_state", &[("function", "py")])
@@ -490,13 +414,7 @@ async fn versions_code_and_snapshots() {
         ),
         1_700_000_000.0
     );
-    assert_eq!(
-        m.get(
-            "functiongraph_snapshot_state",
-            &[("function", "java"), ("state", "unknown")]
-        ),
-        1.0
-    );
+    assert_eq!(m.snapshot_state("java", "unknown"), 1.0);
     assert_eq!(m.get("functiongraph_snapshot_enabled", &java_labels), 1.0);
     h.poll().await;
     let m = h.metrics().await;
@@ -508,8 +426,8 @@ async fn versions_code_and_snapshots() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_token_and_unknown_function_mark_functions_down() {
     let sim = simulator(&[F]);
-    let h = Harness::start_with(
-        sim,
+    let h = Harness::start_ready(
+        &sim,
         Setup {
             functions: &[F],
             token: "expired-token",
@@ -517,17 +435,13 @@ async fn wrong_token_and_unknown_function_mark_functions_down() {
         },
     )
     .await;
-    h.ready().await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 0.0);
+    assert_eq!(m.up("f1"), 0.0);
     // One request went out and was refused; the others were held back.
-    let refused: f64 = m
-        .matching(
-            "functiongraph_exporter_api_requests_total",
-            &[("code", "401")],
-        )
-        .map(|(_, _, v)| v)
-        .sum();
+    let refused: f64 = m.sum(
+        "functiongraph_exporter_api_requests_total",
+        &[("code", "401")],
+    );
     assert_eq!(refused, 1.0);
     assert_eq!(
         m.get(
@@ -544,10 +458,9 @@ async fn wrong_token_and_unknown_function_mark_functions_down() {
     let h = Harness::start(simulator(&[F]), &[F, "default:ghost"]).await;
     h.ready().await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "ghost")]), 0.0);
-    let page = h.status_page().await;
-    assert!(page.contains("FSS.1051"), "{page}");
+    assert_eq!(m.up("f1"), 1.0);
+    assert_eq!(m.up("ghost"), 0.0);
+    h.assert_page_shows("FSS.1051").await;
     h.stop().await;
 }
 
@@ -561,7 +474,7 @@ async fn scraping_makes_no_api_requests() {
     assert!(before > 0);
     for _ in 0..100 {
         let m = h.metrics().await;
-        assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
+        assert_eq!(m.up("f1"), 1.0);
     }
     assert_eq!(sim.requests(), before);
     h.stop().await;
@@ -595,7 +508,7 @@ async fn http_endpoints() {
         "text/plain; version=0.0.4; charset=utf-8"
     );
     let m = crate::util::Exposition::parse(&r.text().await.unwrap());
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 0.0);
+    assert_eq!(m.up("f1"), 0.0);
     assert_eq!(
         m.get(
             "functiongraph_exporter_api_requests_total",

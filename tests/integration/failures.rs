@@ -2,13 +2,16 @@
 //! by a strict parser), failures by error code, the `/failures` page in
 //! HTML and JSON, and the optional log line per failure.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use functiongraph_exporter::simulator::{Invocation, SimStatus, Simulator};
 use functiongraph_exporter::timefmt::now_unix;
 use serde_json::Value;
 
-use crate::util::{Harness, PROJECT, Setup, body_of, captured_logs, log_text, simulator};
+use crate::util::{
+    Exposition, Harness, PROJECT, Setup, body_of, captured_logs, log_text, run_with_input,
+    simulator,
+};
 
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
 
@@ -23,8 +26,8 @@ fn failed(id: &str, code: i64, message: &str, start: i64, end: Option<i64>) -> I
 /// failures of `pay` with a hostile message, a discard and a success.
 async fn scenario(polling: &str) -> (Harness, Simulator, i64) {
     let sim = simulator(&["default:pay", "default:other"]);
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
             functions: &["default:pay", "default:other"],
             polling,
@@ -32,7 +35,6 @@ async fn scenario(polling: &str) -> (Harness, Simulator, i64) {
         },
     )
     .await;
-    h.ready().await;
     let now = now_unix();
     let add = |inv| assert!(sim.add_invocation(PROJECT, "default", "pay", inv));
     add(failed("req-a", 500, "boom", now - 30, Some(now - 28)));
@@ -144,25 +146,11 @@ fn check_openmetrics(om: &str) -> String {
         eprintln!("python3 prometheus_client not installed: strict OpenMetrics check skipped");
         return String::new();
     }
-    use std::io::Write;
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/tools/openmetrics_check.py"
     );
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(om.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_input(Command::new("python3").arg(script), om, "python3 runs");
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -180,6 +168,14 @@ fn check_openmetrics(om: &str) -> String {
     report
 }
 
+/// `pay`'s failures with the error code `code`.
+fn by_code(m: &Exposition, code: &str) -> Option<f64> {
+    m.value(
+        "functiongraph_async_invocation_failures_total",
+        &[("function", "pay"), ("error_code", code)],
+    )
+}
+
 /// Failures by error code sum to the FAIL counter, each request once, and
 /// beyond the cap the codes are `other`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,25 +184,13 @@ async fn failures_by_error_code_sum_to_the_fail_counter() {
     // Seen again: not counted again.
     h.poll().await;
     let m = h.metrics().await;
-    let code = |c: &str| {
-        m.get(
-            "functiongraph_async_invocation_failures_total",
-            &[("function", "pay"), ("error_code", c)],
-        )
-    };
-    assert_eq!(code("500"), 2.0);
-    assert_eq!(code("429"), 1.0);
-    let fail = m.get(
-        "functiongraph_async_invocations_total",
-        &[("function", "pay"), ("status", "FAIL")],
+    assert_eq!(by_code(&m, "500"), Some(2.0));
+    assert_eq!(by_code(&m, "429"), Some(1.0));
+    let fail = m.invocations("pay", "FAIL");
+    let sum: f64 = m.sum(
+        "functiongraph_async_invocation_failures_total",
+        &[("function", "pay")],
     );
-    let sum: f64 = m
-        .matching(
-            "functiongraph_async_invocation_failures_total",
-            &[("function", "pay")],
-        )
-        .map(|(_, _, v)| v)
-        .sum();
     assert_eq!(sum, fail);
     assert_eq!(fail, 3.0);
     h.stop().await;
@@ -227,15 +211,9 @@ async fn failures_by_error_code_sum_to_the_fail_counter() {
         h.poll().await;
     }
     let m = h.metrics().await;
-    let code = |c: &str| {
-        m.value(
-            "functiongraph_async_invocation_failures_total",
-            &[("function", "pay"), ("error_code", c)],
-        )
-    };
-    assert_eq!(code("501"), Some(2.0));
-    assert_eq!(code("other"), Some(2.0));
-    assert_eq!(code("502"), None);
+    assert_eq!(by_code(&m, "501"), Some(2.0));
+    assert_eq!(by_code(&m, "other"), Some(2.0));
+    assert_eq!(by_code(&m, "502"), None);
     h.stop().await;
 }
 

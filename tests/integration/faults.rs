@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use functiongraph_exporter::api::Endpoint;
-use functiongraph_exporter::clock::ManualClock;
 use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStatus, Simulator};
 use functiongraph_exporter::timefmt::now_unix;
 
-use crate::util::{DEADLINE, Exposition, Harness, PROJECT, Setup, log_text, simulator};
+use crate::util::{
+    DEADLINE, Exposition, Harness, PROJECT, Setup, inject_fault, log_text, simulator,
+};
 
 const F: &str = "default:f1";
 
@@ -23,23 +24,21 @@ fn requests(m: &Exposition, endpoint: &str, code: &str) -> f64 {
 }
 
 async fn start(sim: &Simulator, polling: &str) -> Harness {
-    let h = Harness::start_with(
-        sim.clone(),
+    Harness::start_ready(
+        sim,
         Setup {
             functions: &[F, "default:f2"],
             polling,
             ..Setup::default()
         },
     )
-    .await;
-    h.ready().await;
-    h
+    .await
 }
 
 /// [`start`] with `f1`'s `endpoint` answering with `fault`.
 async fn start_faulty(endpoint: Endpoint, fault: Fault, polling: &str) -> (Simulator, Harness) {
     let sim = simulator(&[F, "default:f2"]);
-    sim.set_fault(PROJECT, "default", "f1", endpoint, Some(fault));
+    inject_fault(&sim, PROJECT, "f1", endpoint, fault);
     let h = start(&sim, polling).await;
     (sim, h)
 }
@@ -47,32 +46,26 @@ async fn start_faulty(endpoint: Endpoint, fault: Fault, polling: &str) -> (Simul
 /// Starts the exporter on every function the simulator lists, with
 /// `polling` as more `[polling]` lines.
 async fn start_discovering(sim: Simulator, polling: &str) -> Harness {
-    let toml = format!(
-        r#"
-[polling]
-interval = "1h"
-{polling}[[projects]]
-project_id = "{PROJECT}"
-region = "{}"
-endpoint = "{{endpoint}}"
-[projects.discovery]
-enabled = true
-[projects.auth]
-type = "token"
-token_file = "{{token_file}}"
-"#,
-        crate::util::REGION
-    );
-    Harness::start_toml(sim, &toml, None).await
+    let setup = Setup {
+        polling,
+        project: "[projects.discovery]\nenabled = true",
+        ..Setup::default()
+    };
+    Harness::start_with(sim, setup).await
+}
+
+/// Makes `name`'s `endpoint` answer with `fault` for its next `times`
+/// requests.
+fn flaky(sim: &Simulator, name: &str, endpoint: Endpoint, fault: Fault, times: u32) {
+    sim.set_fault_times(PROJECT, "default", name, endpoint, fault, times);
 }
 
 /// 5xx answers are retried, and the collector succeeds when a retry does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_are_retried() {
     let sim = simulator(&[F, "default:f2"]);
-    sim.set_fault_times(
-        PROJECT,
-        "default",
+    flaky(
+        &sim,
         "f1",
         Endpoint::Code,
         Fault::error(503, "FSS.0503", "busy"),
@@ -80,7 +73,7 @@ async fn transient_failures_are_retried() {
     );
     let h = start(&sim, "").await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     assert_eq!(requests(&m, "code", "503"), 2.0);
     assert_eq!(requests(&m, "code", "200"), 2.0, "one per function");
     h.stop().await;
@@ -91,17 +84,15 @@ async fn transient_failures_are_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_is_counted_retried_and_retry_after_honoured() {
     let sim = simulator(&[F, "default:f2"]);
-    sim.set_fault_times(
-        PROJECT,
-        "default",
+    flaky(
+        &sim,
         "f1",
         Endpoint::Code,
         Fault::throttle("APIGW.0308", Some(1)),
         1,
     );
-    sim.set_fault_times(
-        PROJECT,
-        "default",
+    flaky(
+        &sim,
         "f2",
         Endpoint::Versions,
         Fault::throttle("FSS.0429", None),
@@ -110,8 +101,8 @@ async fn throttling_is_counted_retried_and_retry_after_honoured() {
     sim.record_request_times(true);
     let h = start(&sim, "").await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
+    assert_eq!(m.up("f2"), 1.0);
     let throttled = |endpoint| {
         m.get(
             "functiongraph_exporter_api_throttled_total",
@@ -142,8 +133,8 @@ async fn client_errors_are_not_retried() {
     .await;
     let m = h.metrics().await;
     assert_eq!(requests(&m, "code", "400"), 1.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 0.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
+    assert_eq!(m.up("f1"), 0.0);
+    assert_eq!(m.up("f2"), 1.0);
     h.stop().await;
 }
 
@@ -176,12 +167,9 @@ async fn a_huge_body_is_refused() {
     .await;
     let m = h.metrics().await;
     assert_eq!(m.success("f1", "code"), 0.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
-    let page = h.status_page().await;
-    assert!(
-        page.contains("response body larger than 1048576 bytes"),
-        "{page}"
-    );
+    assert_eq!(m.up("f2"), 1.0);
+    h.assert_page_shows("response body larger than 1048576 bytes")
+        .await;
     h.stop().await;
 }
 
@@ -190,20 +178,14 @@ async fn a_huge_body_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_bodies_and_resets_fail_only_their_collector() {
     let sim = simulator(&[F, "default:f2"]);
-    sim.set_fault(PROJECT, "default", "f1", Endpoint::Code, Some(Fault::Stall));
-    sim.set_fault(
-        PROJECT,
-        "default",
-        "f1",
-        Endpoint::Versions,
-        Some(Fault::Reset),
-    );
+    inject_fault(&sim, PROJECT, "f1", Endpoint::Code, Fault::Stall);
+    inject_fault(&sim, PROJECT, "f1", Endpoint::Versions, Fault::Reset);
     let h = start(&sim, "timeout = \"1s\"\nretries = 1").await;
     let m = h.metrics().await;
     assert_eq!(m.success("f1", "code"), 0.0);
     assert_eq!(m.success("f1", "versions"), 0.0);
     assert_eq!(m.success("f1", "async_invocations"), 1.0);
-    assert_eq!(m.get("functiongraph_up", &[("function", "f2")]), 1.0);
+    assert_eq!(m.up("f2"), 1.0);
     assert!(
         requests(&m, "code", "timeout") >= 1.0,
         "the stalled body times out"
@@ -239,19 +221,14 @@ async fn counters_survive_failed_polls() {
         Invocation::new("a", SimStatus::Fail, now - 2, Some(now - 1))
     ));
     h.poll().await;
-    let total = |m: &Exposition| {
-        m.get(
-            "functiongraph_async_invocations_total",
-            &[("function", "f1"), ("status", "FAIL")],
-        )
-    };
+    let total = |m: &Exposition| m.invocations("f1", "FAIL");
     assert_eq!(total(&h.metrics().await), 1.0);
-    sim.set_fault(
+    inject_fault(
+        &sim,
         PROJECT,
-        "default",
         "f1",
         Endpoint::AsyncInvocations,
-        Some(Fault::error(500, "FSS.0500", "down")),
+        Fault::error(500, "FSS.0500", "down"),
     );
     h.poll().await;
     let m = h.metrics().await;
@@ -268,47 +245,28 @@ async fn counters_survive_failed_polls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_values_are_dropped_after_the_limit() {
     let sim = simulator(&[F, "default:f2"]);
-    let clock = Arc::new(ManualClock::new());
-    let h = Harness::start_with(
-        sim.clone(),
-        Setup {
-            functions: &[F, "default:f2"],
-            polling: "stale_after = \"2h\"",
-            clock: Some(Arc::clone(&clock)),
-            ..Setup::default()
-        },
-    )
-    .await;
-    h.ready().await;
-    sim.set_fault(
-        PROJECT,
-        "default",
-        "f1",
-        Endpoint::Code,
-        Some(Fault::error(500, "FSS.0500", "down")),
-    );
-    clock.advance(Duration::from_secs(60 * 60));
-    h.poll().await;
-    let m = h.metrics().await;
-    assert_eq!(m.success("f1", "code"), 0.0);
-    assert!(
-        m.value("functiongraph_code_size_bytes", &[("function", "f1")])
-            .is_some(),
-        "kept within the limit"
-    );
-    clock.advance(Duration::from_secs(90 * 60));
-    h.poll().await;
-    let m = h.metrics().await;
-    assert_eq!(m.success("f1", "code"), 0.0);
-    assert!(
-        m.value("functiongraph_code_size_bytes", &[("function", "f1")])
-            .is_none(),
-        "dropped after 2h"
-    );
-    assert!(
-        m.value("functiongraph_code_size_bytes", &[("function", "f2")])
-            .is_some()
-    );
+    let setup = Setup {
+        functions: &[F, "default:f2"],
+        polling: "stale_after = \"2h\"",
+        ..Setup::default()
+    };
+    let (h, clock) = Harness::start_on_clock(&sim, setup).await;
+    let down = Fault::error(500, "FSS.0500", "down");
+    inject_fault(&sim, PROJECT, "f1", Endpoint::Code, down);
+    // An hour later f1's code size is still there; 90 minutes after that,
+    // past the limit, it is gone. f2's, fresh, stays.
+    for (minutes, kept, why) in [
+        (60, true, "kept within the limit"),
+        (90, false, "dropped after 2h"),
+    ] {
+        clock.advance(Duration::from_secs(minutes * 60));
+        h.poll().await;
+        let m = h.metrics().await;
+        assert_eq!(m.success("f1", "code"), 0.0);
+        let size = |f| m.value("functiongraph_code_size_bytes", &[("function", f)]);
+        assert_eq!(size("f1").is_some(), kept, "{why}");
+        assert!(size("f2").is_some());
+    }
     h.stop().await;
 }
 
@@ -373,12 +331,12 @@ async fn an_overrunning_poll_is_skipped_not_stacked() {
     // One request at a time, three of them slow: a poll takes over 2 s,
     // twice the interval.
     for endpoint in [Endpoint::Code, Endpoint::Versions, Endpoint::SnapshotState] {
-        sim.set_fault(
+        inject_fault(
+            &sim,
             PROJECT,
-            "default",
             "f1",
             endpoint,
-            Some(Fault::Delay(Duration::from_millis(700))),
+            Fault::Delay(Duration::from_millis(700)),
         );
     }
     let h = Harness::start_with(
@@ -406,7 +364,7 @@ async fn an_overrunning_poll_is_skipped_not_stacked() {
     // The slow poll itself completes and is published.
     h.ready().await;
     let m = h.metrics().await;
-    assert_eq!(m.get("functiongraph_up", &[("function", "f1")]), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     h.stop().await;
 }
 

@@ -10,7 +10,7 @@ use functiongraph_exporter::api::Endpoint;
 use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStatus};
 use functiongraph_exporter::timefmt::now_unix;
 
-use crate::util::{Harness, PROJECT, simulator};
+use crate::util::{Harness, PROJECT, inject_fault, simulator};
 
 /// Families whose values depend on the clock or the machine.
 const ZEROED: [&str; 5] = [
@@ -71,12 +71,12 @@ async fn scenario() -> String {
     );
     assert!(sim.set_code(PROJECT, "default", "alpha", "aa11", 2048, 1_700_000_000));
     assert!(sim.set_code(PROJECT, "orders", "java", "bb22", 4_194_304, 1_700_000_600));
-    sim.set_fault(
+    inject_fault(
+        &sim,
         PROJECT,
-        "default",
         "broken",
         Endpoint::Code,
-        Some(Fault::error(500, "FSS.0500", "internal error")),
+        Fault::error(500, "FSS.0500", "internal error"),
     );
     let now = now_unix();
     let b3_start = now - 10;

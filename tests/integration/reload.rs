@@ -4,7 +4,7 @@
 
 use std::process::Child;
 
-use functiongraph_exporter::simulator::{Invocation, SimStatus};
+use functiongraph_exporter::simulator::{Invocation, SimStatus, Simulator};
 use functiongraph_exporter::timefmt::now_unix;
 use tokio_util::sync::CancellationToken;
 
@@ -27,30 +27,50 @@ async fn scrape(http: &reqwest::Client, addr: &str) -> Exposition {
     Exposition::parse(&body)
 }
 
-/// Starts the binary with `args` and waits until it has `default:f1` up.
-async fn start_f1(http: &reqwest::Client, args: &[&str]) -> Exporter {
-    let (child, addr) = crate::util::spawn_binary(args);
+/// The binary polling a simulator with `default:f1` and `default:f2`.
+struct Run {
+    sim: Simulator,
+    /// Its configuration, polling f1 at the start.
+    files: BinaryFiles,
+    http: reqwest::Client,
+    exporter: Exporter,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Starts the binary with `config_flag FILE` and `args`, and waits until it
+/// has `default:f1` up.
+async fn start_f1(config_flag: &str, args: &[&str]) -> Run {
+    let sim = simulator(&["default:f1", "default:f2"]);
+    let shutdown = CancellationToken::new();
+    let files = BinaryFiles::serve(&sim, &shutdown, &["default:f1"]).await;
+    let config = files.config_path();
+    let args = [&[config_flag, config.as_str()], args].concat();
+    let (child, addr) = crate::util::spawn_binary(&args);
     let exporter = Exporter { child, addr };
-    scrape_until(http, &exporter.addr, "f1 up", |m| {
+    let http = reqwest::Client::new();
+    scrape_until(&http, &exporter.addr, "f1 up", |m| {
         m.value("functiongraph_up", &[("function", "f1")]) == Some(1.0)
     })
     .await;
-    exporter
+    Run {
+        sim,
+        files,
+        http,
+        exporter,
+        shutdown,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_valid_files_and_refuses_invalid_ones() {
-    let sim = simulator(&["default:f1", "default:f2"]);
-    let shutdown = CancellationToken::new();
-    let files = BinaryFiles::serve(&sim, &shutdown, &["default:f1"]).await;
-
-    let http = reqwest::Client::new();
-    let exporter = start_f1(
-        &http,
-        &["--config", &files.config_path(), "--web.enable-lifecycle"],
-    )
-    .await;
-    let addr = exporter.addr.clone();
+    let run = start_f1("--config", &["--web.enable-lifecycle"]).await;
+    let (sim, files, http, addr) = (&run.sim, &run.files, &run.http, &run.exporter.addr);
 
     // A failure counted before the reloads.
     let now = now_unix();
@@ -66,7 +86,7 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
             &[("function", "f1"), ("status", "FAIL")],
         )
     };
-    scrape_until(&http, &addr, "the failure counted", |m| {
+    scrape_until(http, addr, "the failure counted", |m| {
         failed(m) == Some(1.0)
     })
     .await;
@@ -79,7 +99,7 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let m = scrape_until(&http, &addr, "f2 up", |m| {
+    let m = scrape_until(http, addr, "f2 up", |m| {
         m.value("functiongraph_up", &[("function", "f2")]) == Some(1.0)
     })
     .await;
@@ -95,7 +115,7 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
     assert_eq!(r.status(), 500);
     let body = r.text().await.unwrap();
     assert!(body.contains("unknown field `intervall`"), "{body}");
-    let m = scrape(&http, &addr).await;
+    let m = scrape(http, addr).await;
     assert_eq!(
         m.value("functiongraph_up", &[("function", "f2")]),
         Some(1.0)
@@ -111,8 +131,8 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
 
     // SIGHUP with f2 removed: its series go.
     files.write(&["default:f1"]);
-    crate::util::send_signal(&exporter.child, "-HUP");
-    let m = scrape_until(&http, &addr, "f2 removed", |m| {
+    crate::util::send_signal(&run.exporter.child, "-HUP");
+    let m = scrape_until(http, addr, "f2 removed", |m| {
         m.value("functiongraph_up", &[("function", "f2")]).is_none()
     })
     .await;
@@ -121,8 +141,7 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
         m.value("functiongraph_up", &[("function", "f1")]),
         Some(1.0)
     );
-    drop(exporter);
-    shutdown.cancel();
+    drop(run);
 }
 
 /// `--config.auto-reload-interval`: a changed file is applied without a
@@ -130,20 +149,8 @@ async fn reload_applies_valid_files_and_refuses_invalid_ones() {
 /// way); an invalid one changes nothing, and the next valid one applies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_file_is_reloaded_on_its_own() {
-    let sim = simulator(&["default:f1", "default:f2"]);
-    let shutdown = CancellationToken::new();
-    let files = BinaryFiles::serve(&sim, &shutdown, &["default:f1"]).await;
-    let http = reqwest::Client::new();
-    let exporter = start_f1(
-        &http,
-        &[
-            "--config.file",
-            &files.config_path(),
-            "--config.auto-reload-interval=200ms",
-        ],
-    )
-    .await;
-    let addr = exporter.addr.clone();
+    let run = start_f1("--config.file", &["--config.auto-reload-interval=200ms"]).await;
+    let (files, http, addr) = (&run.files, &run.http, &run.exporter.addr);
 
     // Replaced as kubelet replaces a ConfigMap's file: a new file renamed
     // over the old one.
@@ -153,13 +160,13 @@ async fn a_changed_file_is_reloaded_on_its_own() {
         std::fs::rename(&next, &files.config).unwrap();
     };
     replace(files.text(&["default:f1", "default:f2"]));
-    scrape_until(&http, &addr, "f2 added", |m| {
+    scrape_until(http, addr, "f2 added", |m| {
         m.value("functiongraph_up", &[("function", "f2")]) == Some(1.0)
     })
     .await;
     replace("[polling]\nintervall = \"1s\"\n".to_owned());
     replace(files.text(&["default:f2"]));
-    let m = scrape_until(&http, &addr, "f1 removed", |m| {
+    let m = scrape_until(http, addr, "f1 removed", |m| {
         m.value("functiongraph_up", &[("function", "f1")]).is_none()
     })
     .await;
@@ -167,6 +174,5 @@ async fn a_changed_file_is_reloaded_on_its_own() {
         m.value("functiongraph_up", &[("function", "f2")]),
         Some(1.0)
     );
-    drop(exporter);
-    shutdown.cancel();
+    drop(run);
 }

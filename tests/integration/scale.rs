@@ -85,7 +85,7 @@ async fn three_shards_split_300_functions() {
         for name in &mine {
             let urn = format!("urn:fss:{REGION}:{PROJECT}:function:default:{name}:latest");
             assert_eq!(hashmod(&urn, 3), index, "{urn} polled by shard {index}");
-            assert_eq!(m.get("functiongraph_up", &[("function", name)]), 1.0);
+            assert_eq!(m.up(name), 1.0);
         }
         h.stop().await;
         seen.push(mine);
@@ -135,7 +135,7 @@ async fn discovery_follows_creation_and_deletion() {
     h.run_cycle().await;
     let m = h.metrics().await;
     assert_eq!(functions(&m), names(&["f1", "f3"]));
-    assert_eq!(m.get("functiongraph_up", &[("function", "f3")]), 1.0);
+    assert_eq!(m.up("f3"), 1.0);
     assert_eq!(
         m.get(
             "functiongraph_exporter_functions",
@@ -200,14 +200,14 @@ async fn a_failing_project_leaves_the_other_fresh() {
     h.poll().await;
     let m = h.metrics().await;
     for f in ["a1", "a2"] {
-        assert_eq!(m.get("functiongraph_up", &[("function", f)]), 1.0);
+        assert_eq!(m.up(f), 1.0);
         let last = m.get(
             "functiongraph_exporter_last_poll_success_timestamp_seconds",
             &[("function", f)],
         );
         assert!(last >= before - 1.0, "{f} freshly polled");
     }
-    assert_eq!(m.get("functiongraph_up", &[("function", "b1")]), 0.0);
+    assert_eq!(m.up("b1"), 0.0);
     h.stop().await;
 }
 

@@ -16,14 +16,15 @@ use std::time::{Duration, Instant};
 use functiongraph_exporter::api::Endpoint;
 use functiongraph_exporter::config::{AuthConfig, Config};
 use functiongraph_exporter::secret::SecretSource;
-use functiongraph_exporter::simulator::{Fault, FunctionSpec, Recorder};
+use functiongraph_exporter::simulator::{Fault, FunctionSpec, Recorder, Simulator};
 use reqwest::header::AUTHORIZATION;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::util::{
     BinaryFiles, DEADLINE, Exposition, Harness, PROJECT, REGION, SecretFiles, Setup, TOKEN,
-    body_of, captured_logs, log_text, scrape_until, simulator, simulator_in,
+    binary_command, body_of, captured_logs, config_text, inject_fault, log_text, run_binary,
+    scrape_until, simulator, simulator_in,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_functiongraph_exporter");
@@ -34,10 +35,6 @@ const PASSWORD: &str = "pw-security-PASSWORD-5e4d3c";
 
 fn capped(m: &Exposition, cap: &str) -> f64 {
     m.get("functiongraph_exporter_capped_total", &[("cap", cap)])
-}
-
-fn up(m: &Exposition, function: &str) -> f64 {
-    m.get("functiongraph_up", &[("function", function)])
 }
 
 /// A recorder on its own loopback port: the "other host".
@@ -55,6 +52,19 @@ fn password_auth(files: &SecretFiles) -> String {
         "type = \"password\"\nuser_name = \"exporter\"\ndomain_name = \"acme\"\npassword_file = \"{}\"\niam_endpoint = \"{{endpoint}}\"\n",
         files.path("password")
     )
+}
+
+/// Starts the exporter on `default:f1` of `project`, logging in to IAM
+/// with a password (the simulator gets the user), and waits for its first
+/// cycle; the password file goes with it.
+async fn start_with_password(sim: &Simulator, project: &str) -> (Harness, SecretFiles) {
+    sim.add_iam_user("acme", "exporter", PASSWORD);
+    let files = SecretFiles::new(&[("password", PASSWORD)]);
+    let setup = Setup {
+        auth: Some(password_auth(&files)),
+        ..Setup::of(project, &["default:f1"])
+    };
+    (Harness::start_ready(sim, setup).await, files)
 }
 
 // === Row: the FunctionGraph endpoint answers 302 to another host ===
@@ -95,25 +105,22 @@ async fn api_redirects_are_not_followed_in_any_auth_mode() {
         sim.add_temporary_access_key(AK, SK, STS);
         sim.add_iam_user("acme", "exporter", PASSWORD);
         let target = format!("{other}/v2/{project}/steal?x=1");
-        sim.set_fault(
+        inject_fault(
+            &sim,
             project,
-            "default",
             "f1",
             Endpoint::Code,
-            Some(Fault::redirect(status, &target)),
+            Fault::redirect(status, &target),
         );
-        let h = Harness::start_with(
-            sim.clone(),
+        let h = Harness::start_ready(
+            &sim,
             Setup {
-                functions: &["default:f1"],
                 auth: Some(auth),
-                project_id: project,
                 polling: "retries = 0",
-                ..Setup::default()
+                ..Setup::of(project, &["default:f1"])
             },
         )
         .await;
-        h.ready().await;
         h.poll().await;
         let m = h.metrics().await;
         assert_eq!(m.success("f1", "code"), 0.0, "{status}");
@@ -155,25 +162,13 @@ async fn iam_redirects_send_no_password_elsewhere() {
     let (recorder, other) = recorder(&shutdown).await;
     let project = "a1000000000000000000000000000004";
     let sim = simulator_in(project, &["default:f1"]);
-    sim.add_iam_user("acme", "exporter", PASSWORD);
     sim.set_iam_fault(Some(Fault::redirect(
         307,
         &format!("{other}/v3/auth/tokens?nocatalog=true"),
     )));
-    let files = SecretFiles::new(&[("password", PASSWORD)]);
-    let h = Harness::start_with(
-        sim.clone(),
-        Setup {
-            functions: &["default:f1"],
-            auth: Some(password_auth(&files)),
-            project_id: project,
-            ..Setup::default()
-        },
-    )
-    .await;
-    h.ready().await;
+    let (h, _files) = start_with_password(&sim, project).await;
     let m = h.metrics().await;
-    assert_eq!(up(&m, "f1"), 0.0);
+    assert_eq!(m.up("f1"), 0.0);
     // Each collector's request asks IAM (a failure that is not a refusal
     // starts no back-off), and each is refused.
     let iam = sim.requests_to(Endpoint::IamTokens);
@@ -266,13 +261,7 @@ struct Binary {
 
 impl Binary {
     fn spawn(args: &[&str]) -> Binary {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = binary_command(args).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -384,8 +373,8 @@ async fn the_lifecycle_api_is_off_by_default_and_sighup_always_works() {
         exporter.lines.lock().unwrap()
     );
     let m = scrape_until(&http, &exporter.addr, "a poll after the refusal", |_| true).await;
-    assert_eq!(up(&m, "f1"), 1.0);
-    assert_eq!(up(&m, "f2"), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
+    assert_eq!(m.up("f2"), 1.0);
     let ready = http.get(exporter.url("/-/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     drop(exporter);
@@ -436,8 +425,8 @@ async fn http_reloads_are_rate_limited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_keeps_the_back_off_of_unchanged_credentials() {
     let sim = simulator(&["default:f1", "default:f2"]);
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
             functions: &["default:f1", "default:f2"],
             token: "a-wrong-token",
@@ -445,7 +434,6 @@ async fn a_reload_keeps_the_back_off_of_unchanged_credentials() {
         },
     )
     .await;
-    h.ready().await;
     assert_eq!(sim.requests(), 1, "one probe, then the back-off");
     for _ in 0..3 {
         h.exporter.reload(&h.config).await.unwrap();
@@ -468,8 +456,8 @@ async fn a_reload_keeps_the_back_off_of_unchanged_credentials() {
     h.exporter.reload(&fixed).await.unwrap();
     h.poll().await;
     let m = h.metrics().await;
-    assert_eq!(up(&m, "f1"), 1.0);
-    assert_eq!(up(&m, "f2"), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
+    assert_eq!(m.up("f2"), 1.0);
     h.stop().await;
 }
 
@@ -477,26 +465,14 @@ async fn a_reload_keeps_the_back_off_of_unchanged_credentials() {
 async fn a_reload_keeps_the_cached_iam_token() {
     let project = "a1000000000000000000000000000005";
     let sim = simulator_in(project, &["default:f1"]);
-    sim.add_iam_user("acme", "exporter", PASSWORD);
-    let files = SecretFiles::new(&[("password", PASSWORD)]);
-    let h = Harness::start_with(
-        sim.clone(),
-        Setup {
-            functions: &["default:f1"],
-            auth: Some(password_auth(&files)),
-            project_id: project,
-            ..Setup::default()
-        },
-    )
-    .await;
-    h.ready().await;
+    let (h, _files) = start_with_password(&sim, project).await;
     assert_eq!(sim.requests_to(Endpoint::IamTokens), 1);
     for _ in 0..3 {
         h.exporter.reload(&h.config).await.unwrap();
         h.poll().await;
     }
     assert_eq!(sim.requests_to(Endpoint::IamTokens), 1, "the token is kept");
-    assert_eq!(up(&h.metrics().await, "f1"), 1.0);
+    assert_eq!(h.metrics().await.up("f1"), 1.0);
     h.stop().await;
 }
 
@@ -710,40 +686,28 @@ async fn endless_records_with_long_request_ids_are_dropped() {
     captured_logs();
     let project = "a1000000000000000000000000000006";
     let sim = simulator_in(project, &["default:endless", "default:calm"]);
-    sim.set_fault(
+    inject_fault(
+        &sim,
         project,
-        "default",
         "endless",
         Endpoint::AsyncInvocations,
-        Some(Fault::EndlessRecords {
+        Fault::EndlessRecords {
             request_id_len: 2048,
-        }),
-    );
-    let h = Harness::start_with(
-        sim.clone(),
-        Setup {
-            functions: &["default:endless", "default:calm"],
-            project_id: project,
-            ..Setup::default()
         },
+    );
+    let h = Harness::start_ready(
+        &sim,
+        Setup::of(project, &["default:endless", "default:calm"]),
     )
     .await;
-    h.ready().await;
     let before = sim.requests_to(Endpoint::AsyncInvocations);
     for _ in 0..3 {
         h.poll().await;
     }
     let m = h.metrics().await;
-    assert_eq!(up(&m, "calm"), 1.0);
-    assert_eq!(up(&m, "endless"), 1.0);
-    assert_eq!(
-        m.get(
-            "functiongraph_async_invocation_records",
-            &[("function", "endless"), ("status", "SUCCESS")]
-        ),
-        0.0,
-        "nothing kept"
-    );
+    assert_eq!(m.up("calm"), 1.0);
+    assert_eq!(m.up("endless"), 1.0);
+    assert_eq!(m.records("endless", "SUCCESS"), 0.0, "nothing kept");
     assert!(capped(&m, "request_id_length") >= 4.0 * 500.0);
     // A page with nothing usable ends the listing: a few requests per poll.
     assert!(sim.requests_to(Endpoint::AsyncInvocations) - before <= 3 * 4);
@@ -770,31 +734,28 @@ async fn huge_error_texts_are_cut() {
     let project = "a1000000000000000000000000000007";
     let sim = simulator_in(project, &["default:loud", "default:typo"]);
     let huge = "E".repeat(8 << 20);
-    sim.set_fault(
+    inject_fault(
+        &sim,
         project,
-        "default",
         "loud",
         Endpoint::Code,
-        Some(Fault::error(500, "FSS.0500", &huge)),
+        Fault::error(500, "FSS.0500", &huge),
     );
-    sim.set_fault(
+    inject_fault(
+        &sim,
         project,
-        "default",
         "typo",
         Endpoint::Code,
-        Some(Fault::Body(format!("{{\"code_size\":\"{huge}\"}}"))),
+        Fault::Body(format!("{{\"code_size\":\"{huge}\"}}")),
     );
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
-            functions: &["default:loud", "default:typo"],
-            project_id: project,
             polling: "retries = 0",
-            ..Setup::default()
+            ..Setup::of(project, &["default:loud", "default:typo"])
         },
     )
     .await;
-    h.ready().await;
     let m = h.metrics().await;
     assert_eq!(m.success("loud", "code"), 0.0);
     assert_eq!(m.success("typo", "code"), 0.0);
@@ -825,19 +786,16 @@ async fn long_upstream_strings_never_become_long_labels() {
     sim.add_function(project, spec);
     // A discovered function whose name is 2 KB long is not monitored.
     sim.add_function(project, FunctionSpec::new("default", &"g".repeat(2048)));
-    let h = Harness::start_with(
-        sim.clone(),
+    let h = Harness::start_ready(
+        &sim,
         Setup {
-            functions: &["default:f1"],
-            project_id: project,
             project: "[projects.discovery]\nenabled = true",
-            ..Setup::default()
+            ..Setup::of(project, &["default:f1"])
         },
     )
     .await;
-    h.ready().await;
     let m = h.metrics().await;
-    assert_eq!(up(&m, "f1"), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     assert_eq!(
         m.get("functiongraph_versions", &[("function", "f1")]),
         1.0,
@@ -882,28 +840,13 @@ async fn versions_and_quota_types_are_capped() {
     sim.add_function(project, spec);
     sim.add_quota_types(5000, 8);
     sim.add_quota_types(3, 2048);
-    let toml = format!(
-        r#"
-[polling]
-interval = "1h"
-max_versions = 50
-max_quota_types = 20
-[collectors]
-quotas = true
-[[projects]]
-project_id = "{project}"
-region = "{REGION}"
-endpoint = "{{endpoint}}"
-functions = ["default:f1"]
-[projects.auth]
-type = "token"
-token_file = "{{token_file}}"
-"#
-    );
-    let h = Harness::start_toml(sim.clone(), &toml, None).await;
-    h.ready().await;
+    let setup = Setup {
+        polling: "max_versions = 50\nmax_quota_types = 20\n[collectors]\nquotas = true",
+        ..Setup::of(project, &["default:f1"])
+    };
+    let h = Harness::start_ready(&sim, setup).await;
     let m = h.metrics().await;
-    assert_eq!(up(&m, "f1"), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     assert_eq!(m.get("functiongraph_versions", &[("function", "f1")]), 50.0);
     assert_eq!(
         m.matching("functiongraph_version_info", &[("function", "f1")])
@@ -953,33 +896,18 @@ async fn oversized_pages_and_record_fields_are_bounded() {
         r#"{{"request_id":"long-status","status":"{}","start_time":"{time}"}}"#,
         "S".repeat(5000)
     );
-    sim.set_fault(
+    inject_fault(
+        &sim,
         project,
-        "default",
         "f1",
         Endpoint::AsyncInvocations,
-        Some(Fault::Body(format!(
-            r#"{{"invocations":[{}]}}"#,
-            records.join(",")
-        ))),
+        Fault::Body(format!(r#"{{"invocations":[{}]}}"#, records.join(","))),
     );
-    let h = Harness::start_with(
-        sim.clone(),
-        Setup {
-            functions: &["default:f1"],
-            project_id: project,
-            ..Setup::default()
-        },
-    )
-    .await;
-    h.ready().await;
+    let h = Harness::start_ready(&sim, Setup::of(project, &["default:f1"])).await;
     let m = h.metrics().await;
     assert_eq!(m.success("f1", "async_invocations"), 1.0);
     assert_eq!(
-        m.get(
-            "functiongraph_async_invocation_records",
-            &[("function", "f1"), ("status", "SUCCESS")]
-        ),
+        m.records("f1", "SUCCESS"),
         499.0,
         "the 500 asked for, less the one with a paragraph for a status"
     );
@@ -990,43 +918,12 @@ async fn oversized_pages_and_record_fields_are_bounded() {
 
 // === Row: token_file is a FIFO / /dev/zero ===
 
-/// Runs the binary with `args` and a deadline: a hang fails the test.
-fn run_within_deadline(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
-    });
-    let status = crate::util::exit_status(&mut child, &format!("{args:?} did not exit"));
-    (status.code(), reader.join().unwrap())
-}
-
+/// A configuration file in `dir` whose token is read from `token_file`.
 fn token_config(dir: &std::path::Path, token_file: &str) -> String {
     let path = dir.join("config.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[[projects]]
-project_id = "{PROJECT}"
-region = "{REGION}"
-endpoint = "http://127.0.0.1:9"
-functions = ["f"]
-[projects.auth]
-type = "token"
-token_file = "{token_file}"
-"#
-        ),
-    )
-    .unwrap();
+    let auth = format!("type = \"token\"\ntoken_file = \"{token_file}\"");
+    let text = config_text(&["f"], "http://127.0.0.1:9", PROJECT, &auth, "");
+    std::fs::write(&path, text).unwrap();
     path.display().to_string()
 }
 
@@ -1061,13 +958,13 @@ fn secret_files_must_be_small_regular_files() {
             let mut args = vec!["--config", &config];
             args.extend_from_slice(mode);
             args.extend_from_slice(&["--web.listen-address", "127.0.0.1:0"]);
-            let (code, stderr) = run_within_deadline(&args);
+            let (code, _, stderr) = run_binary(&args);
             assert_eq!(code, Some(2), "{file} {mode:?}: {stderr}");
             assert!(stderr.contains(expect), "{file} {mode:?}: {stderr}");
         }
     }
     // The configuration file itself.
-    let (code, stderr) = run_within_deadline(&["--config", &fifo_name, "--check-config"]);
+    let (code, _, stderr) = run_binary(&["--config", &fifo_name, "--check-config"]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("not a regular file (a FIFO)"), "{stderr}");
 
@@ -1077,14 +974,14 @@ fn secret_files_must_be_small_regular_files() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
     let config = token_config(dir.path(), &token.display().to_string());
-    let (code, stderr) = run_within_deadline(&["--config", &config, "--check-config"]);
+    let (code, _, stderr) = run_binary(&["--config", &config, "--check-config"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("warning: secret file") && stderr.contains("is readable by every user"),
         "{stderr}"
     );
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let (code, stderr) = run_within_deadline(&["--config", &config, "--check-config"]);
+    let (code, _, stderr) = run_binary(&["--config", &config, "--check-config"]);
     assert_eq!(code, Some(0));
     assert!(!stderr.contains("warning"), "{stderr}");
 }
@@ -1173,7 +1070,7 @@ async fn an_expiry_in_the_past_does_not_mean_a_token_per_request() {
     h.poll().await;
     assert_eq!(sim.requests_to(Endpoint::IamTokens), 2);
     let m = h.metrics().await;
-    assert_eq!(up(&m, "f1"), 1.0);
+    assert_eq!(m.up("f1"), 1.0);
     let logs = log_text();
     assert!(
         logs.lines().any(|l| l.contains("WARN")
@@ -1193,25 +1090,14 @@ async fn far_future_dates_are_read_as_dates() {
     let project = "a100000000000000000000000000000b";
     let sim = simulator_in(project, &["default:far", "default:odd"]);
     assert!(sim.set_code(project, "default", "far", "d1", 10, 253_402_300_799));
-    sim.set_fault(
+    inject_fault(
+        &sim,
         project,
-        "default",
         "odd",
         Endpoint::Code,
-        Some(Fault::Body(
-            r#"{"code_size":10,"last_modified":"31/12/2026 10:00"}"#.into(),
-        )),
+        Fault::Body(r#"{"code_size":10,"last_modified":"31/12/2026 10:00"}"#.into()),
     );
-    let h = Harness::start_with(
-        sim.clone(),
-        Setup {
-            functions: &["default:far", "default:odd"],
-            project_id: project,
-            ..Setup::default()
-        },
-    )
-    .await;
-    h.ready().await;
+    let h = Harness::start_ready(&sim, Setup::of(project, &["default:far", "default:odd"])).await;
     let m = h.metrics().await;
     let modified = |f| {
         m.value(

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use functiongraph_exporter::api::Endpoint;
 use functiongraph_exporter::app::{self, Running};
 use functiongraph_exporter::clock::ManualClock;
 use functiongraph_exporter::config::Config;
-use functiongraph_exporter::simulator::{FunctionSpec, Simulator};
+use functiongraph_exporter::simulator::{Fault, FunctionSpec, Simulator};
 use functiongraph_exporter::web::LiveWebConfig;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -38,6 +39,18 @@ pub fn simulator_in(project_id: &str, functions: &[&str]) -> Simulator {
         sim.add_function(project_id, FunctionSpec::new(package, name));
     }
     sim
+}
+
+/// Makes `endpoint` of the function `default:{name}` in `project_id` answer
+/// with `fault`.
+pub fn inject_fault(
+    sim: &Simulator,
+    project_id: &str,
+    name: &str,
+    endpoint: Endpoint,
+    fault: Fault,
+) {
+    sim.set_fault(project_id, "default", name, endpoint, Some(fault));
 }
 
 /// Serves `sim` on an ephemeral loopback port until `shutdown`.
@@ -98,8 +111,19 @@ impl Default for Setup<'_> {
     }
 }
 
+impl<'a> Setup<'a> {
+    /// The defaults, for `functions` of the project `project_id`.
+    pub fn of(project_id: &'a str, functions: &'a [&'a str]) -> Self {
+        Self {
+            functions,
+            project_id,
+            ..Self::default()
+        }
+    }
+}
+
 impl Harness {
-    /// Starts the exporter against `sim` and waits for its first cycle.
+    /// Starts the exporter against `sim`, without waiting for readiness.
     pub async fn start(sim: Simulator, functions: &[&str]) -> Harness {
         Self::start_with(
             sim,
@@ -109,6 +133,13 @@ impl Harness {
             },
         )
         .await
+    }
+
+    /// [`Harness::start_with`] on `sim`, then waits for its first cycle.
+    pub async fn start_ready(sim: &Simulator, setup: Setup<'_>) -> Harness {
+        let h = Self::start_with(sim.clone(), setup).await;
+        h.ready().await;
+        h
     }
 
     /// Starts the exporter without waiting for readiness.
@@ -153,20 +184,21 @@ impl Harness {
         functions: &[&str],
         auth: String,
     ) -> (Harness, Arc<ManualClock>) {
+        let setup = Setup {
+            auth: Some(auth),
+            ..Setup::of(project_id, functions)
+        };
+        Self::start_on_clock(sim, setup).await
+    }
+
+    /// [`Harness::start_ready`] on a clock of its own, returned with it.
+    pub async fn start_on_clock(sim: &Simulator, setup: Setup<'_>) -> (Harness, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new());
-        let h = Self::start_with(
-            sim.clone(),
-            Setup {
-                functions,
-                auth: Some(auth),
-                project_id,
-                clock: Some(Arc::clone(&clock)),
-                ..Setup::default()
-            },
-        )
-        .await;
-        h.ready().await;
-        (h, clock)
+        let setup = Setup {
+            clock: Some(Arc::clone(&clock)),
+            ..setup
+        };
+        (Self::start_ready(sim, setup).await, clock)
     }
 
     /// Starts the exporter with `--web.config.file` `web`, on a simulator of
@@ -269,6 +301,12 @@ impl Harness {
     /// The status page at `/`, where each collector's last error is shown.
     pub async fn status_page(&self) -> String {
         self.get("/").await.text().await.unwrap()
+    }
+
+    /// Asserts that the status page shows `text`.
+    pub async fn assert_page_shows(&self, text: &str) {
+        let page = self.status_page().await;
+        assert!(page.contains(text), "{page}");
     }
 
     pub async fn stop(self) {
@@ -481,6 +519,42 @@ impl Exposition {
         )
     }
 
+    /// `functiongraph_up` of one function.
+    pub fn up(&self, function: &str) -> f64 {
+        self.get("functiongraph_up", &[("function", function)])
+    }
+
+    /// `functiongraph_async_invocations_total` of one function and status.
+    pub fn invocations(&self, function: &str, status: &str) -> f64 {
+        self.get(
+            "functiongraph_async_invocations_total",
+            &[("function", function), ("status", status)],
+        )
+    }
+
+    /// `functiongraph_async_invocation_records` of one function and status
+    /// (the records in the window).
+    pub fn records(&self, function: &str, status: &str) -> f64 {
+        self.get(
+            "functiongraph_async_invocation_records",
+            &[("function", function), ("status", status)],
+        )
+    }
+
+    /// `functiongraph_snapshot_state` of one function and state (1 for the
+    /// state it is in).
+    pub fn snapshot_state(&self, function: &str, state: &str) -> f64 {
+        self.get(
+            "functiongraph_snapshot_state",
+            &[("function", function), ("state", state)],
+        )
+    }
+
+    /// The sum of the samples of `name` whose labels include `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.matching(name, labels).map(|(_, _, v)| v).sum()
+    }
+
     /// Samples of `name` whose labels include `labels`.
     pub fn matching<'a>(
         &'a self,
@@ -537,6 +611,42 @@ fn parse_sample(line: &str) -> (String, BTreeMap<String, String>, f64) {
         labels.insert(key.trim().to_owned(), value);
     }
     (name.to_owned(), labels, value)
+}
+
+/// The built binary with `args`, its log at the default level on a pipe
+/// (stdout discarded).
+pub fn binary_command(args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_functiongraph_exporter"));
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+/// Runs the built binary with `args` to its end, within the deadline: its
+/// exit code, stdout and stderr (each read as it comes, so neither pipe
+/// fills up).
+pub fn run_binary(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut child = binary_command(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            pipe.read_to_string(&mut s).unwrap();
+            s
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let status = exit_status(&mut child, &format!("{args:?} did not exit"));
+    (
+        status.code(),
+        stdout.join().unwrap(),
+        stderr.join().unwrap(),
+    )
 }
 
 /// Starts the built binary with `args` (log at the default level, stdout
@@ -621,6 +731,30 @@ pub fn exit_status(child: &mut std::process::Child, what: &str) -> std::process:
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Runs `cmd` (`what` names it when it cannot start) with `input` on its
+/// standard input, to its end: its status and what it wrote.
+pub fn run_with_input(
+    cmd: &mut std::process::Command,
+    input: &str,
+    what: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect(what);
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// Sends `request` and returns the body of its response.

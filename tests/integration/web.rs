@@ -4,16 +4,17 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use base64::Engine;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use reqwest::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION};
 
-use crate::util::{DEADLINE, Exposition, Harness, body_of, captured_logs, log_text, simulator};
+use crate::util::{
+    DEADLINE, Exposition, Harness, body_of, captured_logs, log_text, run_binary, simulator,
+};
 
 const F: &str = "default:web-func";
-const BIN: &str = env!("CARGO_BIN_EXE_functiongraph_exporter");
 
 /// Prometheus 3's default scrape `Accept` header.
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
@@ -219,11 +220,31 @@ impl Pki {
         (cert.pem(), key.serialize_pem(), cert.der().to_vec())
     }
 
+    /// A client identity: a leaf certificate and its key.
+    fn identity(&self, common_name: &str, names: &[&str]) -> reqwest::Identity {
+        let (cert, key, _) = self.leaf(common_name, names);
+        reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap()
+    }
+
     fn client(&self) -> reqwest::ClientBuilder {
         reqwest::Client::builder()
             .timeout(DEADLINE)
             .tls_certs_only([reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).unwrap()])
             .tls_info(true)
+    }
+
+    /// GETs `url` on a new connection from a [`Pki::client`], presenting
+    /// `identity` if given.
+    async fn get(
+        &self,
+        url: &str,
+        identity: Option<reqwest::Identity>,
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut client = self.client();
+        if let Some(identity) = identity {
+            client = client.identity(identity);
+        }
+        client.build().unwrap().get(url).send().await
     }
 }
 
@@ -289,14 +310,7 @@ async fn tls_serves_rotated_certificates_on_new_connections() {
     assert_ne!(der1, der2);
     replace_file(&dir.path().join("tls.key"), &key2);
     replace_file(&dir.path().join("tls.crt"), &cert2);
-    let r = pki
-        .client()
-        .build()
-        .unwrap()
-        .get(&url)
-        .send()
-        .await
-        .unwrap();
+    let r = pki.get(&url, None).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(
         peer_certificate(&r),
@@ -307,14 +321,7 @@ async fn tls_serves_rotated_certificates_on_new_connections() {
     // A broken certificate file: the last good pair stays in force.
     replace_file(&dir.path().join("tls.crt"), "not a certificate\n");
     for _ in 0..2 {
-        let r = pki
-            .client()
-            .build()
-            .unwrap()
-            .get(&url)
-            .send()
-            .await
-            .unwrap();
+        let r = pki.get(&url, None).await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(peer_certificate(&r), der2);
     }
@@ -346,70 +353,15 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
     let h = Harness::start_web(&[F], web).await;
     let url = format!("https://{}/-/healthy", h.exporter.local_addr());
 
-    assert!(
-        pki.client()
-            .build()
-            .unwrap()
-            .get(&url)
-            .send()
-            .await
-            .is_err()
-    );
-    let (client_cert, client_key, _) = pki.leaf("prometheus", &["prometheus.example"]);
-    let identity =
-        reqwest::Identity::from_pem(format!("{client_cert}{client_key}").as_bytes()).unwrap();
-    let r = pki
-        .client()
-        .identity(identity)
-        .build()
-        .unwrap()
-        .get(&url)
-        .send()
-        .await
-        .unwrap();
+    assert!(pki.get(&url, None).await.is_err());
+    let identity = pki.identity("prometheus", &["prometheus.example"]);
+    let r = pki.get(&url, Some(identity)).await.unwrap();
     assert_eq!(r.status(), 200);
     // A certificate from another CA is refused.
-    let other = Pki::new();
-    let (other_cert, other_key, _) = other.leaf("intruder", &["intruder.example"]);
-    let identity =
-        reqwest::Identity::from_pem(format!("{other_cert}{other_key}").as_bytes()).unwrap();
-    let refused = pki
-        .client()
-        .identity(identity)
-        .build()
-        .unwrap()
-        .get(&url)
-        .send()
-        .await;
+    let identity = Pki::new().identity("intruder", &["intruder.example"]);
+    let refused = pki.get(&url, Some(identity)).await;
     assert!(refused.is_err(), "{refused:?}");
     h.stop().await;
-}
-
-/// Runs the binary to completion, within the deadline.
-fn run_binary(args: &[&str]) -> (Option<i32>, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = crate::util::exit_status(&mut child, &format!("{args:?} did not exit"));
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (status.code(), stdout, stderr)
 }
 
 #[test]
