@@ -173,20 +173,17 @@ impl Credentials {
 
     /// Warns about secret files other users can read.
     pub fn warn_if_world_readable(&self) {
-        match self {
+        let cells: Vec<&SecretCell> = match self {
             Credentials::AkSk {
-                access_key,
-                secret_key,
-                security_token,
-            } => {
-                access_key.warn_if_world_readable();
-                secret_key.warn_if_world_readable();
-                if let Some(t) = security_token {
-                    t.warn_if_world_readable();
-                }
-            }
-            Credentials::Password(p) => p.password.warn_if_world_readable(),
-            Credentials::Token(t) => t.warn_if_world_readable(),
+                access_key: ak,
+                secret_key: sk,
+                security_token: token,
+            } => [ak, sk].into_iter().chain(token).collect(),
+            Credentials::Password(p) => vec![&p.password],
+            Credentials::Token(t) => vec![t],
+        };
+        for cell in cells {
+            cell.warn_if_world_readable();
         }
     }
 }

@@ -225,15 +225,21 @@ fn series(text: &str) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// A store of random reports of the functions numbered in `functions`.
+fn random_store(seed: u64, functions: std::ops::Range<usize>) -> Arc<Store> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let store = Arc::new(Store::new());
+    for i in functions {
+        store.publish(random_report(i, &mut rng));
+    }
+    store
+}
+
 /// Text 0.0.4 and OpenMetrics carry the same series with the same values;
 /// OpenMetrics adds the exemplars; HELP and TYPE once per family.
 #[test]
 fn both_formats_carry_the_same_series() {
-    let mut rng = StdRng::seed_from_u64(7);
-    let store = Arc::new(Store::new());
-    for i in 0..500 {
-        store.publish(random_report(i, &mut rng));
-    }
+    let store = random_store(7, 0..500);
     let r = renderer(&store);
     let text = part(&r, Format::Text, false);
     let om = part(&r, Format::OpenMetrics, true);
@@ -306,11 +312,7 @@ fn stale(r: &Renderer, view: usize) -> usize {
 /// asked for, and between polls nothing is encoded again.
 #[test]
 fn a_poll_costs_the_segments_it_changed() {
-    let mut rng = StdRng::seed_from_u64(3);
-    let store = Arc::new(Store::new());
-    for i in 0..2_000 {
-        store.publish(random_report(i, &mut rng));
-    }
+    let store = random_store(3, 0..2_000);
     let r = renderer(&store);
     let om = view_index(Format::OpenMetrics, true);
     part(&r, Format::OpenMetrics, true);
@@ -342,9 +344,7 @@ fn a_poll_costs_the_segments_it_changed() {
 /// scrape; an OpenMetrics body ends with `# EOF`, compressed or not.
 #[test]
 fn bodies_end_with_the_exporters_own_metrics() {
-    let mut rng = StdRng::seed_from_u64(5);
-    let store = Arc::new(Store::new());
-    store.publish(random_report(1, &mut rng));
+    let store = random_store(5, 1..2);
     let r = renderer(&store);
     let plain = String::from_utf8(r.body(Format::OpenMetrics, false).to_bytes().to_vec()).unwrap();
     let body = r.body(Format::OpenMetrics, true);
@@ -372,11 +372,7 @@ fn bodies_end_with_the_exporters_own_metrics() {
 fn a_body_is_served_again_until_something_changes() {
     use crate::api::{ApiObserver, Endpoint};
 
-    let mut rng = StdRng::seed_from_u64(9);
-    let store = Arc::new(Store::new());
-    for i in 0..20 {
-        store.publish(random_report(i, &mut rng));
-    }
+    let store = random_store(9, 0..20);
     let exporter = Arc::new(ExporterMetrics::new());
     let r = Renderer::new(Arc::clone(&store), Arc::clone(&exporter));
     let first = r.body(Format::OpenMetrics, true);
