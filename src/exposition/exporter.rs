@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus::core::Collector;
 use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
 use crate::api::{ApiObserver, Endpoint};
@@ -48,11 +49,35 @@ pub struct Stamp {
     basic_auth: bool,
 }
 
+/// Defines the exporter's own metrics in one registry: each is made and
+/// registered in one step (definitions are constants, so a failure is a
+/// bug).
+struct Definitions<'a>(&'a Registry);
+
+impl Definitions<'_> {
+    fn register<M: Collector + Clone + 'static>(&self, metric: prometheus::Result<M>) -> M {
+        let metric = metric.expect("valid metric definition");
+        self.0
+            .register(Box::new(metric.clone()))
+            .expect("metric names are unique");
+        metric
+    }
+
+    fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.register(IntCounterVec::new(Opts::new(name, help), labels))
+    }
+
+    /// An info metric: a gauge whose series are always 1.
+    fn info(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.register(IntGaugeVec::new(Opts::new(name, help), labels))
+    }
+}
+
 /// The exporter's own metrics.
 pub struct ExporterMetrics {
     registry: Registry,
     shard_info: IntGaugeVec,
-    shards: prometheus::IntGauge,
+    shards: IntGauge,
     api_requests: IntCounterVec,
     api_duration: HistogramVec,
     auth_failures: IntCounterVec,
@@ -62,8 +87,8 @@ pub struct ExporterMetrics {
     dropped_functions: IntCounter,
     caps: Arc<CapCounters>,
     capped: IntCounterVec,
-    web_tls: prometheus::IntGauge,
-    web_basic_auth: prometheus::IntGauge,
+    web_tls: IntGauge,
+    web_basic_auth: IntGauge,
     security: Mutex<Option<Arc<dyn ServingSecurity>>>,
     clock_offset: GaugeVec,
     implausible_records: IntCounter,
@@ -84,144 +109,94 @@ impl ExporterMetrics {
     /// store, where the poller reports what it dropped).
     pub fn with_caps(caps: Arc<CapCounters>) -> Self {
         let registry = Registry::new();
-        let api_requests = IntCounterVec::new(
-            Opts::new(
-                "functiongraph_exporter_api_requests_total",
-                "FunctionGraph API requests made, by endpoint and HTTP status code (timeout or error when no status arrived).",
-            ),
+        let def = Definitions(&registry);
+        let api_requests = def.counter_vec(
+            "functiongraph_exporter_api_requests_total",
+            "FunctionGraph API requests made, by endpoint and HTTP status code (timeout or error when no status arrived).",
             &["endpoint", "code"],
-        )
-        .expect("valid metric definition");
-        let api_duration = HistogramVec::new(
+        );
+        let api_duration = def.register(HistogramVec::new(
             HistogramOpts::new(
                 "functiongraph_exporter_api_request_duration_seconds",
                 "Duration of FunctionGraph API requests, by endpoint, body read included.",
             )
             .buckets(REQUEST_BUCKETS.to_vec()),
             &["endpoint"],
-        )
-        .expect("valid metric definition");
-        let auth_failures = IntCounterVec::new(
-            Opts::new(
-                "functiongraph_exporter_auth_failures_total",
-                "Requests whose credentials the API gateway or IAM refused (HTTP 401, or 403 not naming a missing permission), by project. Five in a row lock an access key for five minutes; the exporter pauses the project's requests after each.",
-            ),
+        ));
+        let auth_failures = def.counter_vec(
+            "functiongraph_exporter_auth_failures_total",
+            "Requests whose credentials the API gateway or IAM refused (HTTP 401, or 403 not naming a missing permission), by project. Five in a row lock an access key for five minutes; the exporter pauses the project's requests after each.",
             &["project_id"],
-        )
-        .expect("valid metric definition");
-        let throttled = IntCounterVec::new(
-            Opts::new(
-                "functiongraph_exporter_api_throttled_total",
-                "API requests answered with HTTP 429 (throttled), by project and endpoint.",
-            ),
+        );
+        let throttled = def.counter_vec(
+            "functiongraph_exporter_api_throttled_total",
+            "API requests answered with HTTP 429 (throttled), by project and endpoint.",
             &["project_id", "endpoint"],
-        )
-        .expect("valid metric definition");
-        let permission_denied = IntCounterVec::new(
-            Opts::new(
-                "functiongraph_exporter_api_permission_denied_total",
-                "API requests refused with HTTP 403 naming a missing permission (FSS.1126, FSS.1127, FSS.1128, APIGW.0402, APIGW.0404 or an IAM policy denial), by project and endpoint. The credentials work; only the collector that asked fails, and it backs off.",
-            ),
+        );
+        let permission_denied = def.counter_vec(
+            "functiongraph_exporter_api_permission_denied_total",
+            "API requests refused with HTTP 403 naming a missing permission (FSS.1126, FSS.1127, FSS.1128, APIGW.0402, APIGW.0404 or an IAM policy denial), by project and endpoint. The credentials work; only the collector that asked fails, and it backs off.",
             &["project_id", "endpoint"],
-        )
-        .expect("valid metric definition");
-        let dropped_functions = IntCounter::new(
+        );
+        let dropped_functions = def.register(IntCounter::new(
             "functiongraph_exporter_functions_dropped_total",
             "Functions found (configured or discovered) but not monitored because polling.max_functions was reached.",
-        )
-        .expect("valid metric definition");
-        let clock_offset = GaugeVec::new(
+        ));
+        let clock_offset = def.register(GaugeVec::new(
             Opts::new(
                 "functiongraph_exporter_api_clock_offset_seconds",
                 "How far the FunctionGraph API's clock is ahead of the exporter's (negative: behind), from the Date headers of its responses, by project. Async invocation windows are asked for in the API's time.",
             ),
             &["project_id"],
-        )
-        .expect("valid metric definition");
-        let implausible_records = IntCounter::new(
+        ));
+        let implausible_records = def.register(IntCounter::new(
             "functiongraph_exporter_async_implausible_records_total",
             "Asynchronous invocation records whose times were malformed or far outside the window asked for. Each is counted once in functiongraph_async_invocations_total when terminal, never in the window gauge or the duration histogram; logged once.",
-        )
-        .expect("valid metric definition");
-        let abandoned_invocations = IntCounter::new(
+        ));
+        let abandoned_invocations = def.register(IntCounter::new(
             "functiongraph_exporter_async_abandoned_invocations_total",
             "Pending asynchronous invocations no longer tracked, because they were still WAIT or RUNNING after polling.async_max_duration or the tracked-records cap was reached; their outcome is not counted.",
-        )
-        .expect("valid metric definition");
-        let poll_duration = Gauge::new(
+        ));
+        let poll_duration = def.register(Gauge::new(
             "functiongraph_exporter_poll_duration_seconds",
             "Wall time of the last complete poll cycle over all functions; after the first cycle, polls are spread over the first half of polling.interval.",
-        )
-        .expect("valid metric definition");
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "functiongraph_exporter_build_info",
-                "Build of the running exporter, always 1.",
-            ),
+        ));
+        def.info(
+            "functiongraph_exporter_build_info",
+            "Build of the running exporter, always 1.",
             &["version", "revision", "rustc"],
         )
-        .expect("valid metric definition");
-        build_info
-            .with_label_values(&[VERSION, REVISION, RUSTC])
-            .set(1);
-        let shard_info = IntGaugeVec::new(
-            Opts::new(
-                "functiongraph_exporter_shard_info",
-                "This replica's shard, always 1: it polls the functions whose URN's MD5 (last 8 bytes, big-endian) modulo count equals index, as Prometheus' hashmod.",
-            ),
+        .with_label_values(&[VERSION, REVISION, RUSTC])
+        .set(1);
+        let shard_info = def.info(
+            "functiongraph_exporter_shard_info",
+            "This replica's shard, always 1: it polls the functions whose URN's MD5 (last 8 bytes, big-endian) modulo count equals index, as Prometheus' hashmod.",
             &["index", "count"],
-        )
-        .expect("valid metric definition");
+        );
         // The count as a value, so that PromQL can compare it with how many
         // replicas report (FunctionGraphExporterShardsMissing).
-        let shards = prometheus::IntGauge::new(
+        let shards = def.register(IntGauge::new(
             "functiongraph_exporter_shards",
             "Number of replicas the functions are split over (sharding.count); every replica exports the same value, and fewer replicas reporting than it leaves functions unpolled.",
-        )
-        .expect("valid metric definition");
+        ));
         shards.set(1);
 
-        let capped = IntCounterVec::new(
-            Opts::new(
-                "functiongraph_exporter_capped_total",
-                "Upstream items dropped or truncated because they exceeded a cap, by cap.",
-            ),
+        let capped = def.counter_vec(
+            "functiongraph_exporter_capped_total",
+            "Upstream items dropped or truncated because they exceeded a cap, by cap.",
             &["cap"],
-        )
-        .expect("valid metric definition");
+        );
         for cap in Cap::ALL {
             capped.with_label_values(&[cap.as_str()]);
         }
-        let web_tls = prometheus::IntGauge::new(
+        let web_tls = def.register(IntGauge::new(
             "functiongraph_exporter_web_tls_enabled",
             "1 if the exporter's HTTP server speaks TLS (web configuration file), else 0.",
-        )
-        .expect("valid metric definition");
-        let web_basic_auth = prometheus::IntGauge::new(
+        ));
+        let web_basic_auth = def.register(IntGauge::new(
             "functiongraph_exporter_web_basic_auth_enabled",
             "1 if the exporter's HTTP server requires basic authentication (web configuration file in force), else 0.",
-        )
-        .expect("valid metric definition");
-        for c in [
-            Box::new(api_requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(capped.clone()),
-            Box::new(web_tls.clone()),
-            Box::new(web_basic_auth.clone()),
-            Box::new(api_duration.clone()),
-            Box::new(auth_failures.clone()),
-            Box::new(throttled.clone()),
-            Box::new(permission_denied.clone()),
-            Box::new(poll_duration.clone()),
-            Box::new(dropped_functions.clone()),
-            Box::new(clock_offset.clone()),
-            Box::new(implausible_records.clone()),
-            Box::new(abandoned_invocations.clone()),
-            Box::new(build_info),
-            Box::new(shard_info.clone()),
-            Box::new(shards.clone()),
-        ] {
-            registry.register(c).expect("metric names are unique");
-        }
+        ));
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(super::process::ProcessMetrics::for_self()))
