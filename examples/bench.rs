@@ -366,7 +366,7 @@ async fn hanging_run(
                 "default",
                 &format!("hang-{i:04}"),
                 endpoint,
-                Some(Fault::Hang),
+                Fault::Hang,
             );
         }
     }
@@ -655,7 +655,7 @@ async fn endless_records(seconds: usize, request_id_len: usize) -> Res<()> {
         "default",
         "bench-0000",
         Endpoint::AsyncInvocations,
-        Some(Fault::EndlessRecords { request_id_len }),
+        Fault::EndlessRecords { request_id_len },
     );
     let exporter = Exporter::start(addr, functions, "interval = \"5s\"\ntimeout = \"5s\"")?;
     wait_ready(&exporter.addr).await?;

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use functiongraph_exporter::api::Endpoint;
-use functiongraph_exporter::simulator::{Activity, Fault, FunctionSpec, Simulator};
+use functiongraph_exporter::simulator::{Activity, Fault, FaultSetting, FunctionSpec, Simulator};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
@@ -126,7 +126,13 @@ async fn main() -> Res<()> {
                         };
                         (name, endpoint, fault, rng.random_range(1..4))
                     };
-                    sim.set_fault_times(PROJECT, "default", &name, endpoint, fault, times);
+                    sim.set_fault(
+                        PROJECT,
+                        "default",
+                        &name,
+                        endpoint,
+                        FaultSetting::Times(fault, times),
+                    );
                 }
                 let left = faults_until.saturating_sub(started.elapsed());
                 tokio::time::sleep(left.min(Duration::from_secs(5))).await;

@@ -55,6 +55,23 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Implements `Debug` for a struct showing only the named fields, and
+/// `..` for the rest: those hold secrets, or state that says nothing in a
+/// log. One place to audit what a struct lets out when it is logged.
+macro_rules! debug_only {
+    ($name:ident: $($field:ident),+ $(,)?) => {
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    $(.field(stringify!($field), &self.$field))+
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+pub(crate) use debug_only;
+
 /// Where a secret comes from. Resolved when a client is built, so that a
 /// missing variable or unreadable file is reported before polling starts.
 #[derive(Clone, PartialEq, Eq)]

@@ -23,7 +23,6 @@ pub mod sign;
 pub mod skew;
 mod transport;
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +39,7 @@ pub(crate) use transport::{redirect_error, transport_error};
 use crate::caps::{self, Cap};
 use crate::clock::Clock;
 use crate::named::named_enum;
+use crate::secret::debug_only;
 use crate::timefmt::format_query_time;
 use crate::urn::{FunctionUrn, encode_component};
 use model::{
@@ -175,14 +175,7 @@ pub struct Client {
     skew: skew::ClockSkew,
 }
 
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("options", &self.options)
-            .field("credentials", &self.credentials)
-            .finish_non_exhaustive()
-    }
-}
+debug_only!(Client: options, credentials);
 
 /// The client could not be built.
 #[derive(Debug, thiserror::Error)]

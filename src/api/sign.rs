@@ -7,13 +7,12 @@
 //! (no clock, no I/O): the caller picks `X-Sdk-Date` (see [`sdk_date`]),
 //! then sends the path, query, headers and body it signed, unchanged.
 
-use std::fmt;
-
 use hmac::{Hmac, Mac};
 use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+use crate::secret::debug_only;
 use crate::urn::encode_component;
 
 /// The algorithm name that opens the `Authorization` header and the string
@@ -61,14 +60,7 @@ pub struct Signed {
     pub signature: String,
 }
 
-impl fmt::Debug for Signed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Signed")
-            .field("signed_headers", &self.signed_headers)
-            .field("signature", &self.signature)
-            .finish_non_exhaustive()
-    }
-}
+debug_only!(Signed: signed_headers, signature);
 
 /// Signs a request, adding `Host` (from `input.host`) and `X-Sdk-Date` (from
 /// `input.sdk_date`) to `input.headers`; headers of those two names in

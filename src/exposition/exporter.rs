@@ -67,6 +67,18 @@ impl Definitions<'_> {
         self.register(IntCounterVec::new(Opts::new(name, help), labels))
     }
 
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.register(IntCounter::new(name, help))
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Gauge {
+        self.register(Gauge::new(name, help))
+    }
+
+    fn int_gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.register(IntGauge::new(name, help))
+    }
+
     /// An info metric: a gauge whose series are always 1.
     fn info(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
         self.register(IntGaugeVec::new(Opts::new(name, help), labels))
@@ -138,10 +150,10 @@ impl ExporterMetrics {
             "API requests refused with HTTP 403 naming a missing permission (FSS.1126, FSS.1127, FSS.1128, APIGW.0402, APIGW.0404 or an IAM policy denial), by project and endpoint. The credentials work; only the collector that asked fails, and it backs off.",
             &["project_id", "endpoint"],
         );
-        let dropped_functions = def.register(IntCounter::new(
+        let dropped_functions = def.counter(
             "functiongraph_exporter_functions_dropped_total",
             "Functions found (configured or discovered) but not monitored because polling.max_functions was reached.",
-        ));
+        );
         let clock_offset = def.register(GaugeVec::new(
             Opts::new(
                 "functiongraph_exporter_api_clock_offset_seconds",
@@ -149,18 +161,18 @@ impl ExporterMetrics {
             ),
             &["project_id"],
         ));
-        let implausible_records = def.register(IntCounter::new(
+        let implausible_records = def.counter(
             "functiongraph_exporter_async_implausible_records_total",
             "Asynchronous invocation records whose times were malformed or far outside the window asked for. Each is counted once in functiongraph_async_invocations_total when terminal, never in the window gauge or the duration histogram; logged once.",
-        ));
-        let abandoned_invocations = def.register(IntCounter::new(
+        );
+        let abandoned_invocations = def.counter(
             "functiongraph_exporter_async_abandoned_invocations_total",
             "Pending asynchronous invocations no longer tracked, because they were still WAIT or RUNNING after polling.async_max_duration or the tracked-records cap was reached; their outcome is not counted.",
-        ));
-        let poll_duration = def.register(Gauge::new(
+        );
+        let poll_duration = def.gauge(
             "functiongraph_exporter_poll_duration_seconds",
             "Wall time of the last complete poll cycle over all functions; after the first cycle, polls are spread over the first half of polling.interval.",
-        ));
+        );
         def.info(
             "functiongraph_exporter_build_info",
             "Build of the running exporter, always 1.",
@@ -175,10 +187,10 @@ impl ExporterMetrics {
         );
         // The count as a value, so that PromQL can compare it with how many
         // replicas report (FunctionGraphExporterShardsMissing).
-        let shards = def.register(IntGauge::new(
+        let shards = def.int_gauge(
             "functiongraph_exporter_shards",
             "Number of replicas the functions are split over (sharding.count); every replica exports the same value, and fewer replicas reporting than it leaves functions unpolled.",
-        ));
+        );
         shards.set(1);
 
         let capped = def.counter_vec(
@@ -189,14 +201,14 @@ impl ExporterMetrics {
         for cap in Cap::ALL {
             capped.with_label_values(&[cap.as_str()]);
         }
-        let web_tls = def.register(IntGauge::new(
+        let web_tls = def.int_gauge(
             "functiongraph_exporter_web_tls_enabled",
             "1 if the exporter's HTTP server speaks TLS (web configuration file), else 0.",
-        ));
-        let web_basic_auth = def.register(IntGauge::new(
+        );
+        let web_basic_auth = def.int_gauge(
             "functiongraph_exporter_web_basic_auth_enabled",
             "1 if the exporter's HTTP server requires basic authentication (web configuration file in force), else 0.",
-        ));
+        );
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(super::process::ProcessMetrics::for_self()))

@@ -86,6 +86,29 @@ impl Drop for InFlight {
     }
 }
 
+/// What [`Simulator::set_fault`] does to one endpoint of one function.
+#[derive(Debug, Clone)]
+pub enum FaultSetting {
+    /// Answer normally again.
+    Heal,
+    /// Misbehave on every request.
+    Always(Fault),
+    /// Misbehave on the next this many requests, then answer normally.
+    Times(Fault, u32),
+}
+
+impl From<Fault> for FaultSetting {
+    fn from(fault: Fault) -> Self {
+        FaultSetting::Always(fault)
+    }
+}
+
+impl From<Option<Fault>> for FaultSetting {
+    fn from(fault: Option<Fault>) -> Self {
+        fault.map_or(FaultSetting::Heal, FaultSetting::Always)
+    }
+}
+
 impl Simulator {
     /// An empty account accepting the static token `token`.
     pub fn new(token: &str) -> Self {
@@ -281,47 +304,15 @@ impl Simulator {
         .is_some()
     }
 
-    /// Makes one endpoint of one function misbehave (`None` heals it).
+    /// Makes one endpoint of one function misbehave: always, for the next
+    /// few requests, or no longer (see [`FaultSetting`]).
     pub fn set_fault(
         &self,
         project_id: &str,
         package: &str,
         name: &str,
         endpoint: Endpoint,
-        fault: Option<Fault>,
-    ) {
-        self.set_fault_rule(project_id, package, name, endpoint, fault, None);
-    }
-
-    /// Makes one endpoint of one function misbehave for the next `times`
-    /// requests only.
-    pub fn set_fault_times(
-        &self,
-        project_id: &str,
-        package: &str,
-        name: &str,
-        endpoint: Endpoint,
-        fault: Fault,
-        times: u32,
-    ) {
-        self.set_fault_rule(
-            project_id,
-            package,
-            name,
-            endpoint,
-            Some(fault),
-            Some(times),
-        );
-    }
-
-    fn set_fault_rule(
-        &self,
-        project_id: &str,
-        package: &str,
-        name: &str,
-        endpoint: Endpoint,
-        fault: Option<Fault>,
-        remaining: Option<u32>,
+        setting: impl Into<FaultSetting>,
     ) {
         let key = (
             project_id.to_owned(),
@@ -329,9 +320,14 @@ impl Simulator {
             name.to_owned(),
             endpoint,
         );
+        let rule = match setting.into() {
+            FaultSetting::Heal => None,
+            FaultSetting::Always(fault) => Some((fault, None)),
+            FaultSetting::Times(fault, times) => Some((fault, Some(times))),
+        };
         let mut w = self.world();
-        match fault {
-            Some(fault) => {
+        match rule {
+            Some((fault, remaining)) => {
                 w.faults.insert(key, world::FaultRule { fault, remaining });
             }
             None => {

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use crate::secret::debug_only;
 use crate::sync::MutexExt;
 use hyper::header::{HeaderName, HeaderValue};
 
@@ -63,14 +64,7 @@ pub struct LiveWebConfig {
     verifier: auth::Verifier,
 }
 
-impl fmt::Debug for LiveWebConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LiveWebConfig")
-            .field("path", &self.path)
-            .field("tls", &self.tls)
-            .finish_non_exhaustive()
-    }
-}
+debug_only!(LiveWebConfig: path, tls);
 
 struct State {
     /// The files as they were when last read (good or not).

@@ -246,10 +246,7 @@ fn demo_serves_every_metric() {
 
 /// `promtool check metrics` has nothing to say about the live demo output.
 #[test]
-#[cfg_attr(
-    not(has_promtool),
-    ignore = "promtool is not installed (apt-get install prometheus)"
-)]
+#[cfg_attr(not(has_promtool), ignore = "no promtool: apt install prometheus")]
 fn demo_metrics_pass_promtool() {
     let demo = Demo::start();
     let body = demo.metrics_after_first_invocation();

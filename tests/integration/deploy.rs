@@ -246,10 +246,7 @@ fn variable_definition<'a>(dashboard: &'a Value, name: &str) -> &'a str {
 /// The alerting rules are valid, their unit tests pass, and the compose
 /// Prometheus configuration that loads them is valid.
 #[test]
-#[cfg_attr(
-    not(has_promtool),
-    ignore = "promtool is not installed (apt-get install prometheus)"
-)]
+#[cfg_attr(not(has_promtool), ignore = "no promtool: apt install prometheus")]
 fn alert_rules_pass_promtool_check_and_tests() {
     let promtool = option_env!("FGE_PROMTOOL").unwrap_or("promtool");
     let dir = repo("deploy/prometheus");
@@ -1063,10 +1060,7 @@ const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,appl
 /// is combined from the pieces'): a real Prometheus, which always asks for
 /// gzip, reads every sample of it.
 #[test]
-#[cfg_attr(
-    not(has_prometheus),
-    ignore = "prometheus is not installed (apt-get install prometheus)"
-)]
+#[cfg_attr(not(has_prometheus), ignore = "no prometheus: apt install prometheus")]
 fn prometheus_reads_the_gzip_body_assembled_from_pieces() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let demo = Demo::start();
@@ -1151,10 +1145,7 @@ fn rules_without_for(alerts: &str) -> String {
 /// and the async counters are stored, and the failure-ratio alert fires for
 /// the simulator's failing function, payment-webhook.
 #[test]
-#[cfg_attr(
-    not(has_prometheus),
-    ignore = "prometheus is not installed (apt-get install prometheus)"
-)]
+#[cfg_attr(not(has_prometheus), ignore = "no prometheus: apt install prometheus")]
 fn prometheus_end_to_end_alert_fires() {
     let started = Instant::now();
     // The demo polls every 15 s and its counters start at 0: the failure
@@ -1207,10 +1198,7 @@ fn prometheus_end_to_end_alert_fires() {
 /// as the exemplar of `functiongraph_async_invocations_total{status="FAIL"}`,
 /// and that request is on the exporter's `/failures` page.
 #[test]
-#[cfg_attr(
-    not(has_prometheus),
-    ignore = "prometheus is not installed (apt-get install prometheus)"
-)]
+#[cfg_attr(not(has_prometheus), ignore = "no prometheus: apt install prometheus")]
 fn prometheus_stores_the_failed_request_as_an_exemplar() {
     let deadline = Instant::now() + Duration::from_secs(150);
     let demo = Demo::start();
@@ -1313,10 +1301,7 @@ fn with_all_selected(expr: &str) -> String {
 /// Every query of the dashboard, with its variables set to "All", is valid
 /// PromQL that a real Prometheus scraping the demo answers.
 #[test]
-#[cfg_attr(
-    not(has_prometheus),
-    ignore = "prometheus is not installed (apt-get install prometheus)"
-)]
+#[cfg_attr(not(has_prometheus), ignore = "no prometheus: apt install prometheus")]
 fn dashboard_queries_run_in_prometheus() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let demo = Demo::start();

@@ -2,7 +2,9 @@
 //! values read back from `/metrics`.
 
 use functiongraph_exporter::api::Endpoint;
-use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStatus, Simulator};
+use functiongraph_exporter::simulator::{
+    Fault, FaultSetting, FunctionSpec, Invocation, SimStatus, Simulator,
+};
 use functiongraph_exporter::timefmt::now_unix;
 
 use crate::util::{Harness, PROJECT, Setup, inject_fault, simulator};
@@ -271,7 +273,7 @@ async fn one_failing_function_does_not_affect_the_others() {
     );
 
     // Healed: the next poll brings it back, and the last value is kept on failure.
-    sim.set_fault(PROJECT, "default", "f2", Endpoint::Code, None);
+    sim.set_fault(PROJECT, "default", "f2", Endpoint::Code, FaultSetting::Heal);
     h.poll().await;
     let m = h.metrics().await;
     assert_eq!(m.up("f2"), 1.0);

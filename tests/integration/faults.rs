@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use functiongraph_exporter::api::Endpoint;
-use functiongraph_exporter::simulator::{Fault, FunctionSpec, Invocation, SimStatus, Simulator};
+use functiongraph_exporter::simulator::{
+    Fault, FaultSetting, FunctionSpec, Invocation, SimStatus, Simulator,
+};
 use functiongraph_exporter::timefmt::now_unix;
 
 use crate::util::{
@@ -57,7 +59,13 @@ async fn start_discovering(sim: Simulator, polling: &str) -> Harness {
 /// Makes `name`'s `endpoint` answer with `fault` for its next `times`
 /// requests.
 fn flaky(sim: &Simulator, name: &str, endpoint: Endpoint, fault: Fault, times: u32) {
-    sim.set_fault_times(PROJECT, "default", name, endpoint, fault, times);
+    sim.set_fault(
+        PROJECT,
+        "default",
+        name,
+        endpoint,
+        FaultSetting::Times(fault, times),
+    );
 }
 
 /// 5xx answers are retried, and the collector succeeds when a retry does.

@@ -160,10 +160,7 @@ async fn exposition_matches_the_golden_file() {
 
 /// promtool has nothing to say about the golden file.
 #[test]
-#[cfg_attr(
-    not(has_promtool),
-    ignore = "promtool is not installed (apt-get install prometheus)"
-)]
+#[cfg_attr(not(has_promtool), ignore = "no promtool: apt install prometheus")]
 fn golden_file_passes_promtool() {
     let body = std::fs::read_to_string(golden_path()).unwrap();
     assert!(body.contains("functiongraph_up{"));

@@ -50,7 +50,7 @@ pub fn inject_fault(
     endpoint: Endpoint,
     fault: Fault,
 ) {
-    sim.set_fault(project_id, "default", name, endpoint, Some(fault));
+    sim.set_fault(project_id, "default", name, endpoint, fault);
 }
 
 /// Serves `sim` on an ephemeral loopback port until `shutdown`.

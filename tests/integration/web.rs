@@ -444,10 +444,7 @@ fn shipped_example_is_valid() {
 }
 
 #[test]
-#[cfg_attr(
-    not(has_promtool),
-    ignore = "promtool is not installed (apt-get install prometheus)"
-)]
+#[cfg_attr(not(has_promtool), ignore = "no promtool: apt install prometheus")]
 fn promtool_accepts_the_shipped_example() {
     let promtool = option_env!("FGE_PROMTOOL").unwrap_or("promtool");
     let out = Command::new(promtool)
