@@ -19,7 +19,8 @@ use crate::api::{
 };
 use crate::caps::{CapCounters, Caps};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{AuthMethod, Config, ProjectConfig};
+use crate::config::{AuthMethod, Config, MAX_AUTH_BACKOFF, ProjectConfig};
+use crate::exposition::exporter::ServingSecurity;
 use crate::exposition::{ExporterMetrics, Renderer};
 use crate::poller::{
     Checkpoint, Poller, PollerHandle, ProjectTarget, Settings, Shard, TrackerSettings,
@@ -28,6 +29,7 @@ use crate::secret::SecretCell;
 use crate::server::{self, Readiness, ReloadRequest, ServerState};
 use crate::state::Store;
 use crate::sync::MutexExt;
+use crate::web::LiveWebConfig;
 
 /// A running exporter.
 pub struct Running {
@@ -130,7 +132,7 @@ pub struct Options {
     /// Dates signatures and times credential expiry and back-off.
     pub clock: Arc<dyn Clock>,
     /// `--web.config.file`, loaded: TLS and basic authentication.
-    pub web: Option<Arc<crate::web::LiveWebConfig>>,
+    pub web: Option<Arc<LiveWebConfig>>,
     /// Where `POST /-/reload` asks for a reload (the binary answers them);
     /// `None`, the lifecycle API is off and it answers 403.
     pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
@@ -199,7 +201,7 @@ pub async fn start_with(
         options
             .web
             .clone()
-            .map(|w| w as Arc<dyn crate::exposition::exporter::ServingSecurity>),
+            .map(|w| Arc::new(WebSecurity(w)) as Arc<dyn ServingSecurity>),
     );
     let (projects, settings) = build(config, &parts, &[])?;
     let clients = clients_of(config, &projects);
@@ -282,6 +284,7 @@ fn build(
                 timeout: config.polling.timeout,
                 max_body_bytes: config.polling.max_response_bytes,
                 auth_backoff: project.auth.failure_backoff,
+                max_auth_backoff: MAX_AUTH_BACKOFF,
                 max_requests_per_second: project.max_requests_per_second,
                 max_in_flight,
                 retries: config.polling.retries,
@@ -474,6 +477,22 @@ pub fn systemd_listeners() -> Result<Vec<TcpListener>, Error> {
         ));
     }
     Ok(listeners)
+}
+
+/// The web configuration in force, as the exporter's own metrics report it
+/// (`functiongraph_exporter_web_tls_enabled`,
+/// `functiongraph_exporter_web_basic_auth_enabled`): wired here, so that
+/// neither `web` nor `exposition` knows the other.
+struct WebSecurity(Arc<LiveWebConfig>);
+
+impl ServingSecurity for WebSecurity {
+    fn tls(&self) -> bool {
+        self.0.tls_enabled()
+    }
+
+    fn basic_auth(&self) -> bool {
+        self.0.current().users.is_some()
+    }
 }
 
 /// Binds the listen address with an error that names it.

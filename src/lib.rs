@@ -24,6 +24,8 @@
 //!   authentication, reloading the file when it changes.
 //! - `simulator`: a FunctionGraph API simulator for `--demo` and tests,
 //!   in builds with the `demo` cargo feature (on by default).
+//! - [`buckets`]: the bounds of the async duration histogram, checked
+//!   from the configuration.
 //! - [`caps`]: the bounds on upstream data (string lengths, list sizes)
 //!   and the counts of what they dropped, as plain data.
 //! - [`sync`]: locks that recover from poisoning, and why.
@@ -39,6 +41,7 @@
 mod accept;
 pub mod api;
 pub mod app;
+pub mod buckets;
 pub mod caps;
 pub mod cli;
 pub mod clock;

@@ -8,9 +8,9 @@
 //!   a time goes out (the "probe"); the others wait for its outcome;
 //! - after a refusal of the credentials (a 401, or a 403 that does not name
 //!   a missing permission: see [`ApiError::is_auth_failure`]), nothing goes
-//!   out for a back-off period (doubling while failures go on, up to 15
-//!   minutes): requests fail locally with [`ApiErrorKind::AuthBackoff`],
-//!   which marks the functions down;
+//!   out for a back-off period (doubling while failures go on, up to a
+//!   maximum the client is given: 15 minutes): requests fail locally with
+//!   [`ApiErrorKind::AuthBackoff`], which marks the functions down;
 //! - when the period is over, one probe tries again.
 //!
 //! The gate logs each change of state once: the failure with the gateway's
@@ -25,10 +25,6 @@ use crate::clock::Clock;
 
 use super::{ApiError, ApiErrorKind, Endpoint};
 use crate::sync::MutexExt;
-
-/// Longest back-off after authentication failures: the back-off doubles
-/// while failures go on, up to this.
-pub const MAX_AUTH_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Clone)]
 enum State {
@@ -63,16 +59,25 @@ pub struct AuthGate {
     state: std::sync::Mutex<State>,
     probe: Mutex<()>,
     initial_backoff: Duration,
+    max_backoff: Duration,
     clock: Arc<dyn Clock>,
 }
 
 impl AuthGate {
-    pub fn new(project_id: &str, initial_backoff: Duration, clock: Arc<dyn Clock>) -> Self {
+    /// A gate whose back-off starts at `initial_backoff` and doubles up to
+    /// `max_backoff`.
+    pub fn new(
+        project_id: &str,
+        initial_backoff: Duration,
+        max_backoff: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             project_id: project_id.to_owned(),
             state: std::sync::Mutex::new(State::Unverified),
             probe: Mutex::new(()),
             initial_backoff,
+            max_backoff,
             clock,
         }
     }
@@ -127,7 +132,7 @@ impl AuthGate {
         let backoff = match &*state {
             // A probe was refused again: wait longer.
             State::Failing { backoff, .. } if admission.is_probe() => {
-                (*backoff * 2).min(MAX_AUTH_BACKOFF)
+                (*backoff * 2).min(self.max_backoff)
             }
             // Requests in flight when the first refusal arrived: the
             // back-off already started.
@@ -184,7 +189,12 @@ mod tests {
     #[tokio::test]
     async fn one_probe_then_back_off_then_probe_again() {
         let clock = Arc::new(ManualClock::new());
-        let gate = AuthGate::new("p", Duration::from_secs(60), clock.clone());
+        let gate = AuthGate::new(
+            "p",
+            Duration::from_secs(60),
+            Duration::from_secs(900),
+            clock.clone(),
+        );
         let first = gate.admit(Endpoint::Code).await.unwrap();
         assert!(first.is_probe());
         gate.refused(&refusal(), &first);
@@ -212,7 +222,12 @@ mod tests {
     #[tokio::test]
     async fn waiters_follow_the_probe_outcome() {
         let clock = Arc::new(ManualClock::new());
-        let gate = Arc::new(AuthGate::new("p", Duration::from_secs(60), clock));
+        let gate = Arc::new(AuthGate::new(
+            "p",
+            Duration::from_secs(60),
+            Duration::from_secs(900),
+            clock,
+        ));
         let probe = gate.admit(Endpoint::Code).await.unwrap();
         let waiter = {
             let gate = Arc::clone(&gate);

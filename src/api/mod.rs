@@ -127,6 +127,9 @@ pub struct ClientOptions {
     pub max_body_bytes: usize,
     /// First pause after an authentication failure.
     pub auth_backoff: Duration,
+    /// Longest pause after authentication failures (the first doubles
+    /// while they go on, up to this).
+    pub max_auth_backoff: Duration,
     /// Token bucket: requests per second (and burst) for this project.
     pub max_requests_per_second: u32,
     /// Requests of this project in flight at once (under the global bound),
@@ -213,6 +216,7 @@ impl Client {
             gate: Arc::new(gate::AuthGate::new(
                 &options.project_id,
                 options.auth_backoff,
+                options.max_auth_backoff,
                 Arc::clone(&clock),
             )),
             http,

@@ -19,9 +19,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::buckets::DurationBuckets;
 use crate::caps::{DEFAULT_MAX_LABEL_CHARS, DEFAULT_MAX_QUOTA_TYPES, DEFAULT_MAX_VERSIONS};
 use crate::secret::SecretSource;
-use crate::state::DurationBuckets;
 use crate::urn::FunctionUrn;
 
 pub use validate::{is_loopback, parse_listen_address};
@@ -47,6 +47,9 @@ pub const DEFAULT_PASSWORD_ENV: &str = "FUNCTIONGRAPH_PASSWORD";
 /// go on, up to [`MAX_AUTH_BACKOFF`]. The gateway locks an access key for
 /// five minutes after five consecutive failures, so never hammer it.
 pub const DEFAULT_AUTH_BACKOFF: Duration = Duration::from_secs(60);
+/// Longest back-off after authentication failures: the largest
+/// `failure_backoff` allowed, and where the doubling stops.
+pub const MAX_AUTH_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -15,8 +15,8 @@ use super::{
     DEFAULT_MAX_FUNCTIONS, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_TRACKED_INVOCATIONS,
     DEFAULT_RETRIES, DEFAULT_STATISTICS_PERIOD, FailuresConfig,
 };
+use crate::buckets::DURATION_BUCKETS;
 use crate::caps::{DEFAULT_MAX_LABEL_CHARS, DEFAULT_MAX_QUOTA_TYPES, DEFAULT_MAX_VERSIONS};
-use crate::state::DURATION_BUCKETS;
 
 /// The configuration file as written.
 #[derive(Debug, Default, Deserialize)]

@@ -15,13 +15,12 @@ use super::{
     AuthConfig, AuthMethod, Checker, CollectorsConfig, Config, ConfigError, DEFAULT_ACCESS_KEY_ENV,
     DEFAULT_AUTH_BACKOFF, DEFAULT_MAX_REQUESTS_PER_SECOND, DEFAULT_PASSWORD_ENV,
     DEFAULT_SECRET_KEY_ENV, DEFAULT_SECURITY_TOKEN_ENV, DEFAULT_STALE_AFTER, DEFAULT_TIMEOUT,
-    DEFAULT_TOKEN_ENV, DiscoveryConfig, FailuresConfig, Intervals, MAX_INTERVAL, MAX_LOOKBACK,
-    PollingConfig, ProjectConfig, ShardingConfig, StateConfig, WebConfig,
+    DEFAULT_TOKEN_ENV, DiscoveryConfig, FailuresConfig, Intervals, MAX_AUTH_BACKOFF, MAX_INTERVAL,
+    MAX_LOOKBACK, PollingConfig, ProjectConfig, ShardingConfig, StateConfig, WebConfig,
 };
-use crate::api::gate::MAX_AUTH_BACKOFF;
+use crate::buckets::DurationBuckets;
 use crate::caps::MAX_LABEL_CHARS_LIMIT;
 use crate::secret::SecretSource;
-use crate::state::DurationBuckets;
 use crate::urn::FunctionUrn;
 
 pub(super) fn validate(raw: RawConfig, c: &Checker<'_>) -> Result<Config, ConfigError> {

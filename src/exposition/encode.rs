@@ -235,8 +235,8 @@ impl Sink for Fingerprint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buckets::DurationBuckets;
     use crate::exposition::families::DEFS;
-    use crate::state::DurationBuckets;
 
     fn urn() -> FunctionUrn {
         FunctionUrn::new(

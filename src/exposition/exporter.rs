@@ -21,7 +21,7 @@ use crate::state::CycleStats;
 use crate::sync::MutexExt;
 
 /// What protects the HTTP server right now, as the web configuration in
-/// force says (implemented by [`crate::web::LiveWebConfig`]).
+/// force says (the application wires the web configuration to it).
 pub trait ServingSecurity: Send + Sync {
     /// Connections are TLS.
     fn tls(&self) -> bool;

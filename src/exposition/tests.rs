@@ -284,7 +284,7 @@ fn histograms_only_once_something_was_counted() {
         .lines()
         .filter(|l| l.starts_with("functiongraph_async_invocation_duration_seconds_bucket"))
         .collect();
-    assert_eq!(buckets.len(), crate::state::DURATION_BUCKETS.len() + 1);
+    assert_eq!(buckets.len(), crate::buckets::DURATION_BUCKETS.len() + 1);
     assert!(buckets.iter().all(|l| l.contains("function=\"f0002\"")));
     assert!(text.contains("functiongraph_async_invocations_total{function=\"f0001\""));
 }

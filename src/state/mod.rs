@@ -23,9 +23,7 @@ use std::sync::Arc;
 use crate::named::named_enum;
 use crate::urn::FunctionUrn;
 
-pub use histogram::{
-    DURATION_BUCKETS, DurationBuckets, DurationHistogram, Exemplar, MAX_DURATION_BUCKETS,
-};
+pub use histogram::{DurationHistogram, Exemplar};
 pub use store::{CycleStats, FunctionChanges, Store};
 
 named_enum! {

@@ -277,13 +277,3 @@ impl LiveWebConfig {
         }
     }
 }
-
-impl crate::exposition::exporter::ServingSecurity for LiveWebConfig {
-    fn tls(&self) -> bool {
-        self.tls
-    }
-
-    fn basic_auth(&self) -> bool {
-        self.current().users.is_some()
-    }
-}

@@ -51,9 +51,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::state::{
-    AsyncCounters, DurationBuckets, DurationHistogram, Exemplar, FailureRecord, InvocationStatus,
-};
+use crate::buckets::DurationBuckets;
+use crate::state::{AsyncCounters, DurationHistogram, Exemplar, FailureRecord, InvocationStatus};
 
 /// Records per page: the API's maximum.
 const PAGE_LIMIT: u32 = 500;
