@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use functiongraph_exporter::api::Endpoint;
@@ -47,8 +47,8 @@ mod scrape;
 mod support;
 
 use support::{
-    REGION, Res, binary, collector_intervals, config_toml, serve, spawn_exporter, token_dir,
-    write_config,
+    REGION, Res, binary, collector_intervals, config_toml, serve, spawn_exporter,
+    spawn_exporter_logging, token_dir, write_config,
 };
 
 fn main() -> Res<()> {
@@ -137,6 +137,10 @@ struct Exporter {
     addr: String,
     /// Its configuration and token files (and room for a run's others).
     dir: tempfile::TempDir,
+    /// The CPU seconds of each body it rendered (its debug log's "body
+    /// rendered" lines): the rendering thread's own time, without the
+    /// polls running beside it.
+    rendered: Arc<Mutex<Vec<f64>>>,
 }
 
 impl Exporter {
@@ -147,12 +151,33 @@ impl Exporter {
         let path = write_config(dir.path(), &config_text(sim, functions, &token, polling))?;
         // FGE_BENCH_RUST_LOG=... shows the exporter's log.
         let show = std::env::var_os("FGE_BENCH_RUST_LOG").is_some();
-        let (child, addr) = spawn_exporter(&path, &["--log.level", "warn"], move |l| {
-            if show {
-                eprintln!("exporter: {l}");
-            }
-        })?;
-        Ok(Exporter { child, addr, dir })
+        let rendered = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&rendered);
+        let (child, addr) = spawn_exporter_logging(
+            &path,
+            &["--log.level", "warn"],
+            "warn,functiongraph_exporter=info,functiongraph_exporter::exposition=debug",
+            move |l| {
+                if show {
+                    eprintln!("exporter: {l}");
+                }
+                if l.contains("body rendered") {
+                    let cpu = l
+                        .split("cpu_seconds=")
+                        .nth(1)
+                        .and_then(|v| v.split_whitespace().next().and_then(|v| v.parse().ok()));
+                    if let Some(cpu) = cpu {
+                        seen.lock().unwrap().push(cpu);
+                    }
+                }
+            },
+        )?;
+        Ok(Exporter {
+            child,
+            addr,
+            dir,
+            rendered,
+        })
     }
 
     fn pid(&self) -> u32 {

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +22,7 @@ use crate::caps::{CapCounters, Caps};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{AuthMethod, Config, MAX_AUTH_BACKOFF, ProjectConfig};
 use crate::exposition::exporter::ServingSecurity;
-use crate::exposition::{ExporterMetrics, Renderer};
+use crate::exposition::{ExporterMetrics, Format, Renderer};
 use crate::poller::{
     Checkpoint, Poller, PollerHandle, ProjectTarget, Settings, Shard, TrackerSettings,
 };
@@ -208,11 +209,17 @@ pub async fn start_with(
     let store = Arc::new(Store::with_caps(caps));
     let (poller, handle) = Poller::new(projects, Arc::clone(&store), settings);
     let polling = tokio::spawn(poller.run(shutdown.clone()));
+    let renderer = Arc::new(Renderer::new(
+        Arc::clone(&store),
+        Arc::clone(&parts.exporter),
+    ));
+    tokio::spawn(warm_up(
+        Arc::clone(&renderer),
+        handle.ready_signal(),
+        shutdown.clone(),
+    ));
     let state = Arc::new(ServerState {
-        renderer: Arc::new(Renderer::new(
-            Arc::clone(&store),
-            Arc::clone(&parts.exporter),
-        )),
+        renderer,
         store: Arc::clone(&store),
         readiness: Readiness::new(handle.ready_signal()),
         interval: config.polling.interval,
@@ -243,6 +250,25 @@ pub async fn start_with(
         config: std::sync::Mutex::new(config.clone()),
         clients: std::sync::Mutex::new(clients),
     })
+}
+
+/// Once the first cycle is complete, renders the body Prometheus asks for
+/// (OpenMetrics, gzip) once in the background: the first scrape then
+/// encodes only what changed since, instead of every function (at 10,000
+/// functions, a few milliseconds instead of about 200).
+async fn warm_up(
+    renderer: Arc<Renderer>,
+    mut ready: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) {
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        ready = ready.wait_for(|ready| *ready) => if ready.is_err() { return },
+    }
+    let render = move || renderer.body(Format::OpenMetrics, true);
+    if let Err(e) = tokio::task::spawn_blocking(render).await {
+        tracing::warn!(error = %e, "rendering the first exposition in the background");
+    }
 }
 
 /// Each project's configuration with the client built for it.

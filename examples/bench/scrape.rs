@@ -477,10 +477,25 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
     );
     let mut bytes = 0;
     for scrapers in [1, 2] {
+        exporter.rendered.lock().unwrap().clear();
         let (lat, cpus, cpu, peak) = scrape_phase(&url, pid, scrapers, every, phase_d).await?;
         let cores = cpu / phase as f64;
         let n = lat.len();
         let mean_cpu = cpus.iter().sum::<f64>() / n as f64;
+        // The rendering thread's own CPU (from the exporter's debug log):
+        // what the scrapes cost, without the polls that ran beside them.
+        let mut rendered = std::mem::take(&mut *exporter.rendered.lock().unwrap());
+        rendered.sort_by(f64::total_cmp);
+        let rendering = rendered.iter().sum::<f64>();
+        println!(
+            "changing | N={functions} {scrapers} scraper(s) | renderer's own CPU: {} bodies rendered for {n} scrapes, median {:.2} ms, mean per scrape {:.2} ms, max {:.2} ms; {:.1} CPU-s per hour = {:.3} x polling alone",
+            rendered.len(),
+            quantile(&rendered, 0.5) * 1e3,
+            rendering / n as f64 * 1e3,
+            rendered.last().copied().unwrap_or(f64::NAN) * 1e3,
+            rendering / phase as f64 * 3600.0,
+            rendering / phase as f64 / alone,
+        );
         println!(
             "changing | N={functions} {scrapers} scraper(s) | {n} scrapes | latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms | CPU per scrape median {:.2} ms mean {:.2} ms max {:.2} ms | exporter {:.4} cores, +{:.0} CPU-s per hour over polling alone ({:.3}x) | peak RSS {:.1} MiB | load {}",
             quantile(&lat, 0.5) * 1e3,

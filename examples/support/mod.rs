@@ -139,6 +139,17 @@ fn newest(dir: &Path) -> Option<std::time::SystemTime> {
 pub fn spawn_exporter(
     config: &Path,
     args: &[&str],
+    on_line: impl FnMut(&str) + Send + 'static,
+) -> Res<(Child, String)> {
+    spawn_exporter_logging(config, args, "warn,functiongraph_exporter=info", on_line)
+}
+
+/// [`spawn_exporter`] with `RUST_LOG` set to `rust_log` (unless
+/// `FGE_BENCH_RUST_LOG` says otherwise).
+pub fn spawn_exporter_logging(
+    config: &Path,
+    args: &[&str],
+    rust_log: &str,
     mut on_line: impl FnMut(&str) + Send + 'static,
 ) -> Res<(Child, String)> {
     let mut child = Command::new(binary())
@@ -147,8 +158,7 @@ pub fn spawn_exporter(
         .args(args)
         .env(
             "RUST_LOG",
-            std::env::var("FGE_BENCH_RUST_LOG")
-                .unwrap_or_else(|_| "warn,functiongraph_exporter=info".to_owned()),
+            std::env::var("FGE_BENCH_RUST_LOG").unwrap_or_else(|_| rust_log.to_owned()),
         )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

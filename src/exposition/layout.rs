@@ -11,6 +11,15 @@
 //! are reused as they are. Within a family, series therefore come in that
 //! order, not sorted by name (Prometheus does not care about the order).
 //!
+//! Each stretch of spread keys has two blocks: one for the functions with
+//! asynchronous traffic (invocations counted or records in the window) and
+//! one for the quiet rest. A poll changes an active function's async
+//! families, but of a quiet one only its poll timestamps; kept apart, the
+//! quiet functions' async series (all zeros, most of the records gauge and
+//! the invocation counters) are not encoded again because an active
+//! neighbour's changed. A function moves between its two blocks when it
+//! becomes active or quiet.
+//!
 //! What a function's series of a family say is reduced to a fingerprint
 //! ([`Fingerprint`]); a new report changes the stamp of the segments
 //! of the families whose fingerprints changed, and nothing else (a poll
@@ -47,6 +56,8 @@ const MAX_BITS: u32 = 16;
 pub(crate) struct Member {
     pub report: Arc<FunctionReport>,
     key: u64,
+    /// Which of its stretch's two blocks it is in (see [`is_active`]).
+    active: bool,
     /// The escaped identity labels.
     pub identity: Box<str>,
     fingerprints: [u64; FAMILIES],
@@ -57,6 +68,7 @@ impl Member {
         Self {
             identity: identity(&report.urn).into_boxed_str(),
             fingerprints: fingerprints(&report),
+            active: is_active(&report),
             report,
             key,
         }
@@ -65,6 +77,20 @@ impl Member {
     fn urn(&self) -> &FunctionUrn {
         &self.report.urn
     }
+}
+
+/// Whether a function has asynchronous traffic: invocations counted, or
+/// records in the window. Such a function's async series change with its
+/// polls; a quiet function's do not.
+pub(crate) fn is_active(report: &FunctionReport) -> bool {
+    let counters = &report.async_counters;
+    counters.terminal.iter().any(|n| *n > 0)
+        || counters.durations.count > 0
+        || report
+            .async_invocations
+            .value
+            .as_ref()
+            .is_some_and(|w| w.by_status.iter().any(|n| *n > 0))
 }
 
 fn fingerprints(report: &FunctionReport) -> [u64; FAMILIES] {
@@ -90,7 +116,8 @@ pub(crate) struct Segment {
     pub piece: Option<Piece>,
 }
 
-/// Functions whose spread keys share their first bits.
+/// Functions whose spread keys share their first bits, all active or all
+/// quiet.
 #[derive(Default)]
 pub(crate) struct Block {
     /// Ordered by spread key, then URN.
@@ -103,7 +130,8 @@ pub(crate) struct Block {
 
 /// All monitored functions, in blocks.
 pub(crate) struct Layout {
-    /// 2^bits blocks, by the first bits of the spread key.
+    /// 2^bits stretches of spread keys, by their first bits, each as two
+    /// blocks (quiet, then active).
     bits: u32,
     pub blocks: Vec<Block>,
     members: usize,
@@ -120,7 +148,7 @@ impl Default for Layout {
     fn default() -> Self {
         Self {
             bits: MIN_BITS,
-            blocks: (0..1 << MIN_BITS).map(|_| Block::default()).collect(),
+            blocks: (0..2 << MIN_BITS).map(|_| Block::default()).collect(),
             members: 0,
             synced: 0,
             next_stamp: 1,
@@ -136,8 +164,8 @@ impl Layout {
         self.synced
     }
 
-    fn block_of(&self, key: u64) -> usize {
-        (key >> (64 - self.bits)) as usize
+    fn block_of(&self, key: u64, active: bool) -> usize {
+        ((key >> (64 - self.bits)) as usize) << 1 | usize::from(active)
     }
 
     fn bump(&mut self, block: usize, family: usize) {
@@ -155,10 +183,33 @@ impl Layout {
         let changes = store.changes_since(self.synced);
         for report in changes.changed {
             let key = report.urn.spread_key();
-            let b = self.block_of(key);
-            let found = self.blocks[b]
-                .members
-                .binary_search_by(|m| (m.key, m.urn()).cmp(&(key, &report.urn)));
+            let active = is_active(&report);
+            let b = self.block_of(key, active);
+            let found = self.find(b, key, &report.urn);
+            if found.is_err() {
+                // Become active or quiet: out of the other block.
+                if let Ok(i) = self.find(b ^ 1, key, &report.urn) {
+                    let m = self.blocks[b ^ 1].members.remove(i);
+                    for f in (0..FAMILIES).filter(|f| m.fingerprints[*f] != 0) {
+                        self.bump(b ^ 1, f);
+                    }
+                    let new = fingerprints(&report);
+                    for f in (0..FAMILIES).filter(|f| new[*f] != 0) {
+                        self.bump(b, f);
+                    }
+                    let (Ok(i) | Err(i)) = self.find(b, key, &report.urn);
+                    self.blocks[b].members.insert(
+                        i,
+                        Member {
+                            fingerprints: new,
+                            active,
+                            report,
+                            ..m
+                        },
+                    );
+                    continue;
+                }
+            }
             match found {
                 Ok(i) => {
                     let new = fingerprints(&report);
@@ -190,6 +241,13 @@ impl Layout {
         }
         self.synced = changes.generation;
         self.relayout_if_needed();
+    }
+
+    /// Where the function with `key` and `urn` is, or would go, in block `b`.
+    fn find(&self, b: usize, key: u64, urn: &FunctionUrn) -> Result<usize, usize> {
+        self.blocks[b]
+            .members
+            .binary_search_by(|m| (m.key, m.urn()).cmp(&(key, urn)))
     }
 
     /// Drops the functions no longer in the store.
@@ -233,9 +291,9 @@ impl Layout {
             .collect();
         members.sort_by(|a, b| (a.key, a.urn()).cmp(&(b.key, b.urn())));
         self.bits = desired;
-        self.blocks = (0..1usize << desired).map(|_| Block::default()).collect();
+        self.blocks = (0..2usize << desired).map(|_| Block::default()).collect();
         for m in members {
-            let b = self.block_of(m.key);
+            let b = self.block_of(m.key, m.active);
             self.blocks[b].members.push(m);
         }
         for b in 0..self.blocks.len() {

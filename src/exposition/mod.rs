@@ -245,10 +245,12 @@ impl Renderer {
             return body;
         }
         let at = Instant::now();
+        let cpu = thread_cpu();
         let body = self.render_body(format, gzip);
         tracing::debug!(
             view = index,
             seconds = at.elapsed().as_secs_f64(),
+            cpu_seconds = thread_cpu() - cpu,
             "body rendered"
         );
         // A body that could not be compressed is not kept: the next
@@ -348,6 +350,7 @@ impl Renderer {
         view.used = now;
         let mut changed = false;
         let (mut encoded, mut encoded_bytes) = (0usize, 0usize);
+        let mut per_family = [(0usize, 0usize); FAMILIES];
         for block in &mut inner.layout.blocks {
             let segments = &mut block.segments[index];
             if segments.is_empty() {
@@ -372,6 +375,8 @@ impl Renderer {
                 }
                 encoded += 1;
                 encoded_bytes += out.len();
+                per_family[family].0 += 1;
+                per_family[family].1 += out.len();
                 segment.piece = if out.is_empty() {
                     None
                 } else {
@@ -385,6 +390,12 @@ impl Renderer {
                 view = index,
                 segments = encoded,
                 bytes = encoded_bytes,
+                families = ?per_family
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.0 > 0)
+                    .map(|(f, c)| (DEFS[f].name, c.0, c.1))
+                    .collect::<Vec<_>>(),
                 "segments encoded again"
             );
         }
@@ -435,6 +446,16 @@ impl View {
             generation: 0,
         })
     }
+}
+
+/// The calling thread's CPU time in seconds when debug logging is on (to
+/// log what a rendering cost), else 0.
+fn thread_cpu() -> f64 {
+    #[cfg(target_os = "linux")]
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        return process::thread_cpu_seconds().unwrap_or(0.0);
+    }
+    0.0
 }
 
 /// `plain` as a view keeps it.

@@ -33,6 +33,15 @@ impl ProcessMetrics {
     }
 }
 
+/// The CPU time of the calling thread so far, in seconds, to the
+/// nanosecond (the scheduler's run time, `/proc/thread-self/schedstat`):
+/// what a rendering cost, apart from the polls that run beside it.
+pub fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
 /// User plus system CPU time of this process, in seconds.
 pub fn cpu_seconds() -> Option<f64> {
     let stat = procfs::process::Process::myself().ok()?.stat().ok()?;

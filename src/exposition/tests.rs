@@ -9,8 +9,8 @@ use rand::{Rng, SeedableRng};
 
 use super::*;
 use crate::state::{
-    AsyncWindow, CodeInfo, Collected, Exemplar, FunctionReport, Quota, QuotaUnit, SnapshotInfo,
-    Statistics, VersionInfo,
+    AsyncCounters, AsyncWindow, CodeInfo, Collected, Exemplar, FunctionReport, Quota, QuotaUnit,
+    SnapshotInfo, Statistics, VersionInfo,
 };
 use crate::urn::FunctionUrn;
 
@@ -89,6 +89,12 @@ fn random_report(i: usize, rng: &mut StdRng) -> FunctionReport {
         let ended = f64::from(rng.random_range(1_700_000_000u32..1_700_100_000));
         c.durations
             .observe_request(f64::from(rng.random_range(0..200u32)), "r\"q", ended);
+    }
+    // A third of the functions are quiet (no async traffic), so functions
+    // move between a stretch's active and quiet blocks.
+    if rng.random_bool(0.33) {
+        s.async_invocations.value = Some(AsyncWindow::default());
+        s.async_counters = AsyncCounters::default();
     }
     s.code = ok(CodeInfo {
         runtime: "Python3.9".into(),
@@ -180,9 +186,10 @@ fn incremental_rendering_equals_a_fresh_one() {
         }
         let blocks = kept.lock().layout.blocks.len();
         match step {
-            20 => assert_eq!(blocks, 16, "not yet re-laid out"),
-            21..=24 => assert_eq!(blocks, 64, "re-laid out for 600 functions"),
-            26.. => assert_eq!(blocks, 16, "re-laid out for 200 functions"),
+            // Two blocks (quiet, active) per stretch of spread keys.
+            20 => assert_eq!(blocks, 2 * 16, "not yet re-laid out"),
+            21..=24 => assert_eq!(blocks, 2 * 64, "re-laid out for 600 functions"),
+            26.. => assert_eq!(blocks, 2 * 16, "re-laid out for 200 functions"),
             _ => {}
         }
         // Views are asked for in turns, so each catches up over several
@@ -320,7 +327,14 @@ fn a_poll_costs_the_segments_it_changed() {
     assert!(!r.is_cached(Format::Text, false), "encoded only when asked");
     assert_eq!(stale(&r, om), 0);
 
-    let mut next = (*store.function(&urn(77)).unwrap()).clone();
+    let report = |i| (*store.function(&urn(i)).unwrap()).clone();
+    let polled = |active: bool| {
+        (0..2_000)
+            .map(report)
+            .find(|f| f.polls > 0 && super::layout::is_active(f) == active)
+            .unwrap()
+    };
+    let mut next = polled(true);
     next.polls += 1;
     next.last_success = Some(1_800_000_000.0);
     store.publish(next.clone());
@@ -338,6 +352,39 @@ fn a_poll_costs_the_segments_it_changed() {
     next.async_counters.terminal[1] += 1;
     store.publish(next);
     assert_eq!(stale(&r, om), 1, "the invocations counter only");
+    part(&r, Format::OpenMetrics, true);
+
+    // A quiet function's poll: its own timestamp, not its active
+    // neighbours' async series.
+    let mut quiet = polled(false);
+    quiet.last_success = Some(1_800_000_001.0);
+    store.publish(quiet.clone());
+    assert_eq!(stale(&r, om), 1, "the last-success timestamp only");
+    part(&r, Format::OpenMetrics, true);
+
+    // Its first invocation moves it to the active block of its stretch:
+    // the families it has series in, in both blocks, and the counter.
+    quiet.async_counters.terminal[0] += 1;
+    store.publish(quiet.clone());
+    let families = fingerprinted(&quiet);
+    assert!(stale(&r, om) >= families, "{} < {families}", stale(&r, om));
+    assert!(stale(&r, om) <= 2 * families + 1);
+    let fresh = renderer(&store);
+    assert_eq!(
+        part(&r, Format::OpenMetrics, true),
+        part(&fresh, Format::OpenMetrics, true)
+    );
+}
+
+/// How many families a report has series in.
+fn fingerprinted(report: &FunctionReport) -> usize {
+    (0..FAMILIES)
+        .filter(|f| {
+            let mut fp = encode::Fingerprint::default();
+            describe(*f, report, &mut fp);
+            fp.finish() != 0
+        })
+        .count()
 }
 
 /// The exporter's own metrics follow the function part, fresh at each
