@@ -443,7 +443,9 @@ async fn scrape_phase(
 /// over it (one function in four with asynchronous traffic), scraped with
 /// Prometheus' headers every EVERY seconds for PHASE seconds by one, then
 /// by two scrapers, after PHASE seconds of polling alone. Reports scrape
-/// p50/p99/max, CPU per scrape, the exporter's cores in each phase, RSS,
+/// p50/p99/max, CPU per scrape (the whole process's during the scrape, and
+/// the rendering thread's own from the exporter's debug log), the
+/// exporter's cores in each phase, RSS,
 /// and zlib level 1 over the same OpenMetrics bytes; then, as reference,
 /// the same scrapes of an exporter whose store does not change.
 pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -> Res<()> {
