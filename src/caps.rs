@@ -155,7 +155,7 @@ impl CapCounters {
 
     /// Counts `n` items dropped or truncated by `cap`; `subject` says where
     /// (a function, a project), for the log line.
-    pub fn record(&self, cap: Cap, n: u64, subject: &str) {
+    pub fn count_dropped(&self, cap: Cap, n: u64, subject: &str) {
         if n == 0 {
             return;
         }
@@ -235,8 +235,8 @@ mod tests {
     #[test]
     fn counts_and_truncation() {
         let c = CapCounters::new();
-        c.record(Cap::Versions, 3, "f");
-        c.record(Cap::Versions, 0, "g");
+        c.count_dropped(Cap::Versions, 3, "f");
+        c.count_dropped(Cap::Versions, 0, "g");
         assert_eq!(c.get(Cap::Versions), 3);
         assert_eq!(c.get(Cap::ErrorText), 0);
         assert_eq!(truncate("abc", 3), ("abc".to_owned(), false));

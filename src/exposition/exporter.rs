@@ -372,7 +372,7 @@ impl ApiObserver for ExporterMetrics {
     }
 
     fn capped(&self, cap: Cap, n: u64, subject: &str) {
-        self.caps.record(cap, n, subject);
+        self.caps.count_dropped(cap, n, subject);
         self.changed();
     }
 

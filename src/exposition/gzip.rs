@@ -58,6 +58,10 @@ impl Deflater {
         let mut out = Vec::with_capacity(plain.len() / 8 + 64);
         self.c.reset();
         deflate(&mut self.c, plain, FlushCompress::Full, &mut out)?;
+        // A piece is kept until its text changes: not the spare capacity
+        // reserved for the compressor's output (an eighth of the text,
+        // about three times what level 1 makes of an exposition).
+        out.shrink_to_fit();
         Ok(Deflated {
             bytes: Bytes::from(out),
             crc: crc32fast::hash(plain),
