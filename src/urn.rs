@@ -10,7 +10,9 @@
 //! so that a URN means the same thing in the request, the logs and the
 //! labels.
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -32,14 +34,41 @@ pub fn encode_component(s: &str) -> String {
 pub const LATEST: &str = "latest";
 
 /// A fully qualified function URN.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FunctionUrn {
+///
+/// Shared, not copied: every report of a function carries its URN, and
+/// the renderer compares the URNs of successive reports, so a clone is a
+/// reference count and two clones of one URN compare equal without
+/// comparing their text.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct FunctionUrn(Arc<Parts>);
+
+/// The fields of a [`FunctionUrn`], ordered as its text is.
+#[derive(PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Parts {
     region: String,
     project_id: String,
     package: String,
     name: String,
     /// A version name (`latest`, `v1`) or an alias with its `!` prefix.
     qualifier: String,
+    /// [`FunctionUrn::spread_key`], a function of the fields above (so
+    /// last, and never deciding an order or an equality by itself).
+    spread_key: u64,
+}
+
+impl Ord for FunctionUrn {
+    fn cmp(&self, other: &Self) -> Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl PartialOrd for FunctionUrn {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// Why a URN was refused.
@@ -84,13 +113,26 @@ impl FunctionUrn {
                 field: "alias name",
             });
         }
-        Ok(Self {
+        let text = [
+            "urn:fss:",
+            region,
+            ":",
+            project_id,
+            ":function:",
+            package,
+            ":",
+            name,
+            ":",
+            qualifier,
+        ];
+        Ok(Self(Arc::new(Parts {
             region: region.to_owned(),
             project_id: project_id.to_owned(),
             package: package.to_owned(),
             name: name.to_owned(),
             qualifier: qualifier.to_owned(),
-        })
+            spread_key: fnv1a(text.iter().flat_map(|part| part.bytes())),
+        })))
     }
 
     /// Parses a function reference as the API accepts it in a path, in the
@@ -146,49 +188,38 @@ impl FunctionUrn {
     }
 
     pub fn region(&self) -> &str {
-        &self.region
+        &self.0.region
     }
 
     pub fn project_id(&self) -> &str {
-        &self.project_id
+        &self.0.project_id
     }
 
     pub fn package(&self) -> &str {
-        &self.package
+        &self.0.package
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// The version name or `!alias`.
     pub fn qualifier(&self) -> &str {
-        &self.qualifier
+        &self.0.qualifier
     }
 
-    /// True when the qualifier names an alias rather than a version.
     /// A stable 64-bit hash of the full URN (FNV-1a over its text): the
     /// poller derives each function's place in a cycle from it, and the
     /// renderer lays series out in the same order, so that the functions
-    /// polled between two scrapes sit next to each other.
+    /// polled between two scrapes sit next to each other. Computed once,
+    /// when the URN is made.
     pub fn spread_key(&self) -> u64 {
-        struct Fnv(u64);
-        impl fmt::Write for Fnv {
-            fn write_str(&mut self, s: &str) -> fmt::Result {
-                for b in s.bytes() {
-                    self.0 ^= u64::from(b);
-                    self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-                }
-                Ok(())
-            }
-        }
-        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-        let _ = fmt::Write::write_fmt(&mut h, format_args!("{self}"));
-        h.0
+        self.0.spread_key
     }
 
+    /// True when the qualifier names an alias rather than a version.
     pub fn is_alias(&self) -> bool {
-        self.qualifier.starts_with('!')
+        self.0.qualifier.starts_with('!')
     }
 
     /// The URN as one percent-encoded path segment: identical on the wire
@@ -196,6 +227,13 @@ impl FunctionUrn {
     pub fn path_segment(&self) -> String {
         encode_component(&self.to_string())
     }
+}
+
+/// FNV-1a, 64 bits.
+fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn check(field: &'static str, value: &str) -> Result<(), UrnError> {
@@ -221,7 +259,7 @@ impl fmt::Display for FunctionUrn {
         write!(
             f,
             "urn:fss:{}:{}:function:{}:{}:{}",
-            self.region, self.project_id, self.package, self.name, self.qualifier
+            self.0.region, self.0.project_id, self.0.package, self.0.name, self.0.qualifier
         )
     }
 }
@@ -369,6 +407,20 @@ mod tests {
         assert!(FunctionUrn::new(R, &format!("{P}:x"), "default", "f", LATEST).is_err());
         let urn = FunctionUrn::new(R, P, "default", "f", "!prod").unwrap();
         assert_eq!(FunctionUrn::parse_full(&urn.to_string()).unwrap(), urn);
+    }
+
+    #[test]
+    fn the_spread_key_is_fnv1a_over_the_text_and_clones_compare_equal() {
+        let urn = FunctionUrn::parse_in("p1:default:hello:!prod", "cn-north-4", "p1").unwrap();
+        assert_eq!(urn.spread_key(), fnv1a(urn.to_string().bytes()));
+        // FNV-1a's published vector for "a".
+        assert_eq!(fnv1a("a".bytes()), 0xaf63_dc4c_8601_ec8c);
+        let same = FunctionUrn::parse_full(&urn.to_string()).unwrap();
+        assert_eq!(same.cmp(&urn), Ordering::Equal);
+        assert_eq!(same, urn.clone());
+        let other = FunctionUrn::parse_in("p1:default:hello:!prof", "cn-north-4", "p1").unwrap();
+        assert!(urn < other);
+        assert_ne!(urn.spread_key(), other.spread_key());
     }
 
     #[test]

@@ -390,15 +390,16 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Scrapers every `every` for `phase`, `scrapers` of them evenly offset;
-/// returns latencies and CPU per scrape, the exporter's CPU over the phase
-/// and its peak RSS (sampled every 500 ms).
+/// returns latencies (the first scrape's apart, then the others) and CPU
+/// per scrape, the exporter's CPU over the phase and its peak RSS (sampled
+/// every 500 ms).
 async fn scrape_phase(
     url: &str,
     pid: u32,
     scrapers: usize,
     every: Duration,
     phase: Duration,
-) -> Res<(Vec<f64>, Vec<f64>, f64, u64)> {
+) -> Res<(f64, Vec<f64>, Vec<f64>, f64, u64)> {
     let cpu0 = cpu_seconds(pid)?;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -424,11 +425,17 @@ async fn scrape_phase(
         peak = peak.max(rss(pid)?);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let mut first = f64::NAN;
     let mut latencies = Vec::new();
     let mut cpus = Vec::new();
     for t in tasks {
         for (l, c, _) in t.await?? {
-            latencies.push(l);
+            // The first scraper's first scrape is the phase's first.
+            if first.is_nan() {
+                first = l;
+            } else {
+                latencies.push(l);
+            }
             cpus.push(c);
         }
     }
@@ -436,7 +443,7 @@ async fn scrape_phase(
     peak = peak.max(rss(pid)?);
     latencies.sort_by(f64::total_cmp);
     cpus.sort_by(f64::total_cmp);
-    Ok((latencies, cpus, cpu, peak))
+    Ok((first, latencies, cpus, cpu, peak))
 }
 
 /// `changing N INTERVAL EVERY PHASE`: polls every INTERVAL seconds, spread
@@ -480,13 +487,25 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
     let mut bytes = 0;
     for scrapers in [1, 2] {
         exporter.rendered.lock().unwrap().clear();
-        let (lat, cpus, cpu, peak) = scrape_phase(&url, pid, scrapers, every, phase_d).await?;
+        let (first_lat, steady_lat, cpus, cpu, peak) =
+            scrape_phase(&url, pid, scrapers, every, phase_d).await?;
+        let mut lat = steady_lat.clone();
+        lat.push(first_lat);
+        lat.sort_by(f64::total_cmp);
         let cores = cpu / phase as f64;
         let n = lat.len();
         let mean_cpu = cpus.iter().sum::<f64>() / n as f64;
         // The rendering thread's own CPU (from the exporter's debug log):
         // what the scrapes cost, without the polls that ran beside them.
         let mut rendered = std::mem::take(&mut *exporter.rendered.lock().unwrap());
+        // The phase's first scrape catches up with everything polled
+        // since the previous phase's last one (PHASE seconds of polling
+        // alone before the one-scraper phase): reported apart from the
+        // steady state, in which each scrape follows the previous one by
+        // EVERY seconds, as Prometheus scrapes.
+        let first = rendered.first().copied().unwrap_or(f64::NAN);
+        let mut steady = rendered.get(1..).unwrap_or_default().to_vec();
+        steady.sort_by(f64::total_cmp);
         rendered.sort_by(f64::total_cmp);
         let rendering = rendered.iter().sum::<f64>();
         println!(
@@ -497,6 +516,17 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
             rendered.last().copied().unwrap_or(f64::NAN) * 1e3,
             rendering / phase as f64 * 3600.0,
             rendering / phase as f64 / alone,
+        );
+        println!(
+            "changing | N={functions} {scrapers} scraper(s) | first scrape of the phase: latency {:.1} ms, renderer's own CPU {:.2} ms | steady state (the other {} scrapes): latency p50 {:.1} ms p99 {:.1} ms, renderer's own CPU median {:.2} ms, mean per scrape {:.2} ms, max {:.2} ms",
+            first_lat * 1e3,
+            first * 1e3,
+            n.saturating_sub(1),
+            quantile(&steady_lat, 0.5) * 1e3,
+            quantile(&steady_lat, 0.99) * 1e3,
+            quantile(&steady, 0.5) * 1e3,
+            steady.iter().sum::<f64>() / n.saturating_sub(1).max(1) as f64 * 1e3,
+            steady.last().copied().unwrap_or(f64::NAN) * 1e3,
         );
         println!(
             "changing | N={functions} {scrapers} scraper(s) | {n} scrapes | latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms | CPU per scrape median {:.2} ms mean {:.2} ms max {:.2} ms | exporter {:.4} cores, +{:.0} CPU-s per hour over polling alone ({:.3}x) | peak RSS {:.1} MiB | load {}",

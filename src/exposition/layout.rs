@@ -142,6 +142,10 @@ pub(crate) struct Layout {
     pub membership: u64,
     /// Functions per project id.
     pub per_project: BTreeMap<String, usize>,
+    /// The reports replaced or dropped since [`Layout::take_retired`]:
+    /// the layout held the last reference to most of them, and freeing
+    /// them is the poller's work (see [`Store::retire`]), not a scrape's.
+    retired: Vec<Arc<FunctionReport>>,
 }
 
 impl Default for Layout {
@@ -154,6 +158,7 @@ impl Default for Layout {
             next_stamp: 1,
             membership: 0,
             per_project: BTreeMap::new(),
+            retired: Vec::new(),
         }
     }
 }
@@ -189,7 +194,7 @@ impl Layout {
             if found.is_err() {
                 // Become active or quiet: out of the other block.
                 if let Ok(i) = self.find(b ^ 1, key, &report.urn) {
-                    let m = self.blocks[b ^ 1].members.remove(i);
+                    let mut m = self.blocks[b ^ 1].members.remove(i);
                     for f in (0..FAMILIES).filter(|f| m.fingerprints[*f] != 0) {
                         self.bump(b ^ 1, f);
                     }
@@ -198,12 +203,13 @@ impl Layout {
                         self.bump(b, f);
                     }
                     let (Ok(i) | Err(i)) = self.find(b, key, &report.urn);
+                    let old = std::mem::replace(&mut m.report, report);
+                    self.retired.push(old);
                     self.blocks[b].members.insert(
                         i,
                         Member {
                             fingerprints: new,
                             active,
-                            report,
                             ..m
                         },
                     );
@@ -219,7 +225,8 @@ impl Layout {
                     }
                     let m = &mut self.blocks[b].members[i];
                     m.fingerprints = new;
-                    m.report = report;
+                    let old = std::mem::replace(&mut m.report, report);
+                    self.retired.push(old);
                 }
                 Err(i) => {
                     let m = Member::new(report, key);
@@ -272,6 +279,7 @@ impl Layout {
                 }
                 self.members -= 1;
                 self.membership += 1;
+                self.retired.push(m.report);
             }
         }
     }
@@ -302,6 +310,12 @@ impl Layout {
             }
         }
         self.membership += 1;
+    }
+
+    /// The reports replaced or dropped since the last call, to be freed
+    /// elsewhere.
+    pub(crate) fn take_retired(&mut self) -> Vec<Arc<FunctionReport>> {
+        std::mem::take(&mut self.retired)
     }
 
     /// Forgets a view's encodings.

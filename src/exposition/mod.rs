@@ -323,6 +323,7 @@ impl Renderer {
         let inner = &mut *inner;
         let now = Instant::now();
         inner.layout.sync(&self.store);
+        self.store.retire(inner.layout.take_retired());
         let projects = self.store.projects();
         let same = projects.len() == inner.projects.len()
             && projects

@@ -457,3 +457,22 @@ fn a_body_is_served_again_until_something_changes() {
     let text = r.body(Format::Text, false).to_bytes();
     assert!(!text.ends_with(b"# EOF\n"));
 }
+
+/// A rendering hands the reports it replaced to the store, whose next
+/// publication frees them: a scrape does not pay for freeing them.
+#[test]
+fn replaced_reports_are_freed_by_the_next_publication() {
+    let store = random_store(5, 0..200);
+    let r = renderer(&store);
+    part(&r, Format::OpenMetrics, true);
+    let old = Arc::downgrade(&store.function(&urn(7)).unwrap());
+    let mut next = (*store.function(&urn(7)).unwrap()).clone();
+    next.polls += 1;
+    store.publish(next.clone());
+    assert!(old.upgrade().is_some(), "the layout still holds it");
+    part(&r, Format::OpenMetrics, true);
+    assert!(old.upgrade().is_some(), "freed by the rendering");
+    next.polls += 1;
+    store.publish(next);
+    assert!(old.upgrade().is_none(), "not freed by the next publication");
+}

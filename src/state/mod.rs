@@ -324,8 +324,9 @@ impl FunctionReport {
     }
 
     /// Success of each enabled collector in its latest run.
-    pub fn successes(&self) -> Vec<(CollectorKind, bool)> {
-        let mut v = vec![
+    pub fn successes(&self) -> impl Iterator<Item = (CollectorKind, bool)> + use<> {
+        let statistics = self.statistics.as_ref();
+        [
             (
                 CollectorKind::AsyncInvocations,
                 self.async_invocations.success,
@@ -333,16 +334,14 @@ impl FunctionReport {
             (CollectorKind::Versions, self.versions.success),
             (CollectorKind::Code, self.code.success),
             (CollectorKind::Snapshot, self.snapshot.success),
-        ];
-        if let Some(s) = &self.statistics {
-            v.push((CollectorKind::Statistics, s.success));
-        }
-        v
+        ]
+        .into_iter()
+        .chain(statistics.map(|s| (CollectorKind::Statistics, s.success)))
     }
 
     /// True when the latest poll succeeded on every collector.
     pub fn up(&self) -> bool {
-        self.polls > 0 && self.successes().iter().all(|(_, ok)| *ok)
+        self.polls > 0 && self.successes().all(|(_, ok)| ok)
     }
 
     /// The errors of the latest poll, by collector.

@@ -59,6 +59,9 @@ pub struct Store {
     /// What the caps on upstream data dropped (shared with the exporter's
     /// own metrics).
     caps: Arc<CapCounters>,
+    /// Reports a reader no longer needs ([`Store::retire`]), freed by the
+    /// next publication.
+    retired: Mutex<Vec<Arc<FunctionReport>>>,
 }
 
 impl Store {
@@ -90,13 +93,38 @@ impl Store {
     pub fn publish(&self, report: FunctionReport) {
         let mut map = self.functions.write_or_recover();
         let changed = self.next_generation();
-        map.insert(
+        let old = map.insert(
             report.urn.clone(),
             Entry {
                 report: Arc::new(report),
                 changed,
             },
         );
+        drop(map);
+        drop(old);
+        self.free_retired();
+    }
+
+    /// Hands over reports a reader kept and has replaced (the renderer
+    /// holds each function's previous report until it catches up, so it
+    /// often holds the last reference): the next publication frees them,
+    /// on the poller's time rather than a scrape's.
+    pub fn retire(&self, reports: Vec<Arc<FunctionReport>>) {
+        if reports.is_empty() {
+            return;
+        }
+        let mut retired = self.retired.lock_or_recover();
+        if retired.is_empty() {
+            *retired = reports;
+        } else {
+            retired.extend(reports);
+        }
+    }
+
+    /// Frees the retired reports, outside every lock.
+    fn free_retired(&self) {
+        let retired = std::mem::take(&mut *self.retired.lock_or_recover());
+        drop(retired);
     }
 
     /// Forgets a function (it is no longer monitored).
@@ -136,7 +164,10 @@ impl Store {
             return false;
         };
         entry.changed = self.next_generation();
-        entry.report = Arc::new(report);
+        let old = std::mem::replace(&mut entry.report, Arc::new(report));
+        drop(map);
+        drop(old);
+        self.free_retired();
         true
     }
 
@@ -229,5 +260,28 @@ mod tests {
         store.remove(&urn);
         assert_ne!(store.generation(), g1);
         assert!(store.functions().is_empty());
+    }
+
+    #[test]
+    fn retired_reports_are_freed_by_the_next_publication() {
+        let store = Store::new();
+        let urn = FunctionUrn::parse_full(
+            "urn:fss:r:0123456789abcdef0123456789abcdef:function:default:f",
+        )
+        .unwrap();
+        store.publish(FunctionReport::new(urn.clone()));
+        // A reader's copy of the report, which it later replaces.
+        let kept = store.function(&urn).unwrap();
+        let weak = Arc::downgrade(&kept);
+        let mut next = FunctionReport::new(urn.clone());
+        next.polls = 1;
+        assert!(store.update(next));
+        store.retire(vec![kept]);
+        assert!(weak.upgrade().is_some(), "freed before a publication");
+        let mut next = FunctionReport::new(urn.clone());
+        next.polls = 2;
+        assert!(store.update(next));
+        assert!(weak.upgrade().is_none(), "still held after a publication");
+        assert_eq!(store.function(&urn).unwrap().polls, 2);
     }
 }
