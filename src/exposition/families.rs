@@ -348,6 +348,82 @@ pub(crate) fn describe(family: usize, report: &FunctionReport, sink: &mut impl S
     }
 }
 
+/// Whether [`describe`] writes the same samples of `family` for `a` as for
+/// `b`, judged by comparing what it reads of each; false when unsure. Far
+/// cheaper than a fingerprint, and a poll leaves most families' inputs as
+/// they were. Floats are compared by their bits: `-0` and `0` are written
+/// differently, and a NaN is never the same as anything.
+pub(crate) fn same_samples(family: usize, a: &FunctionReport, b: &FunctionReport) -> bool {
+    if (a.polls == 0) != (b.polls == 0) {
+        return false;
+    }
+    if a.polls == 0 {
+        return true;
+    }
+    let (x, y) = (&a.async_counters, &b.async_counters);
+    match family {
+        UP | COLLECTOR_SUCCESS => a.successes().eq(b.successes()),
+        RECORDS | LAST_FAILURE => a.async_invocations.value == b.async_invocations.value,
+        INVOCATIONS => {
+            x.terminal == y.terminal
+                && x.latest
+                    .iter()
+                    .zip(&y.latest)
+                    .all(|(e, f)| same_exemplar(e.as_ref(), f.as_ref()))
+        }
+        FAILURES => x.failures_by_code == y.failures_by_code,
+        DURATION => {
+            let (h, k) = (&x.durations, &y.durations);
+            h == k
+                && h.sum.to_bits() == k.sum.to_bits()
+                && h.exemplars
+                    .iter()
+                    .zip(&k.exemplars)
+                    .all(|(e, f)| same_exemplar(e.as_ref(), f.as_ref()))
+        }
+        CODE_SIZE | CODE_MODIFIED | MAX_INSTANCES | INFO => a.code.value == b.code.value,
+        CODE_CHANGES => a.code_changes == b.code_changes,
+        VERSIONS | VERSION_INFO => a.versions.value == b.versions.value,
+        SNAPSHOT_STATE | SNAPSHOT_ENABLED => a.snapshot.value == b.snapshot.value,
+        STAT_INVOCATIONS..=STAT_MIN => {
+            let stats = |r: &FunctionReport| {
+                r.statistics
+                    .as_ref()
+                    .and_then(|c| c.value.as_ref())
+                    .map(|s| {
+                        [
+                            s.invocations,
+                            s.errors,
+                            s.throttles,
+                            s.duration_average,
+                            s.duration_max,
+                            s.duration_min,
+                        ]
+                        .map(|v| v.map(f64::to_bits))
+                    })
+            };
+            stats(a) == stats(b)
+        }
+        LAST_POLL => {
+            let t = |r: &FunctionReport| r.last_success.map(|t| t.floor().to_bits());
+            t(a) == t(b)
+        }
+        _ => false,
+    }
+}
+
+fn same_exemplar(a: Option<&Exemplar>, b: Option<&Exemplar>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.request_id == b.request_id
+                && a.value.to_bits() == b.value.to_bits()
+                && a.timestamp.to_bits() == b.timestamp.to_bits()
+        }
+        _ => false,
+    }
+}
+
 /// Project-level families: functions monitored (`counts`: functions per
 /// project id), and quotas.
 pub(crate) fn project_families<'a>(

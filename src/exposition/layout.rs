@@ -24,7 +24,9 @@
 //! ([`Fingerprint`]); a new report changes the stamp of the segments
 //! of the families whose fingerprints changed, and nothing else (a poll
 //! that changes only the last-success timestamp re-encodes that family's
-//! segment alone). Each format served (a *view*: text or OpenMetrics,
+//! segment alone). A family whose inputs a new report left as the
+//! previous one had them ([`same_samples`]) keeps its fingerprint without
+//! computing it again. Each format served (a *view*: text or OpenMetrics,
 //! plain or gzip) keeps its own encoding of each segment and re-encodes
 //! those whose stamp moved when it is next asked for.
 
@@ -34,7 +36,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::encode::{Fingerprint, identity};
-use super::families::{FAMILIES, describe};
+use super::families::{FAMILIES, describe, same_samples};
 use super::gzip::Deflated;
 use crate::state::{FunctionReport, Store};
 use crate::urn::FunctionUrn;
@@ -94,11 +96,13 @@ pub(crate) fn is_active(report: &FunctionReport) -> bool {
 }
 
 fn fingerprints(report: &FunctionReport) -> [u64; FAMILIES] {
-    std::array::from_fn(|family| {
-        let mut f = Fingerprint::default();
-        describe(family, report, &mut f);
-        f.finish()
-    })
+    std::array::from_fn(|family| fingerprint(family, report))
+}
+
+fn fingerprint(family: usize, report: &FunctionReport) -> u64 {
+    let mut f = Fingerprint::default();
+    describe(family, report, &mut f);
+    f.finish()
 }
 
 /// A segment as a view encoded it.
@@ -218,8 +222,15 @@ impl Layout {
             }
             match found {
                 Ok(i) => {
-                    let new = fingerprints(&report);
-                    let old = self.blocks[b].members[i].fingerprints;
+                    let m = &self.blocks[b].members[i];
+                    let old = m.fingerprints;
+                    let new = std::array::from_fn(|family| {
+                        if same_samples(family, &m.report, &report) {
+                            old[family]
+                        } else {
+                            fingerprint(family, &report)
+                        }
+                    });
                     for f in (0..FAMILIES).filter(|f| old[*f] != new[*f]) {
                         self.bump(b, f);
                     }
