@@ -9,8 +9,8 @@ use rand::{Rng, SeedableRng};
 
 use super::*;
 use crate::state::{
-    AsyncCounters, AsyncWindow, CodeInfo, Collected, Exemplar, FunctionReport, Quota, QuotaUnit,
-    SnapshotInfo, Statistics, VersionInfo,
+    AsyncWindow, CodeInfo, Collected, Exemplar, FunctionReport, Quota, QuotaUnit, SnapshotInfo,
+    Statistics, VersionInfo,
 };
 use crate::urn::FunctionUrn;
 
@@ -78,7 +78,7 @@ fn random_report(i: usize, rng: &mut StdRng) -> FunctionReport {
         }),
         error: None,
     };
-    let c = &mut s.async_counters;
+    let c = Arc::make_mut(&mut s.async_counters);
     c.terminal = std::array::from_fn(|_| rng.random_range(0..3));
     c.latest = std::array::from_fn(|_| exemplar(rng));
     for _ in 0..rng.random_range(0..3) {
@@ -94,7 +94,7 @@ fn random_report(i: usize, rng: &mut StdRng) -> FunctionReport {
     // move between a stretch's active and quiet blocks.
     if rng.random_bool(0.33) {
         s.async_invocations.value = Some(AsyncWindow::default());
-        s.async_counters = AsyncCounters::default();
+        s.async_counters = Arc::default();
     }
     s.code = ok(CodeInfo {
         runtime: "Python3.9".into(),
@@ -141,7 +141,7 @@ fn mix(a: &FunctionReport, b: &FunctionReport, rng: &mut StdRng) -> FunctionRepo
     if take() {
         m.async_invocations = b.async_invocations.clone();
     }
-    let (c, d) = (&mut m.async_counters, &b.async_counters);
+    let (c, d) = (Arc::make_mut(&mut m.async_counters), &b.async_counters);
     if take() {
         c.terminal = d.terminal;
     }
@@ -381,7 +381,9 @@ fn histograms_only_once_something_was_counted() {
     store.publish(idle.clone());
     let mut busy = idle.clone();
     busy.urn = urn(2);
-    busy.async_counters.durations.observe(3.0);
+    Arc::make_mut(&mut busy.async_counters)
+        .durations
+        .observe(3.0);
     store.publish(busy);
     let text = part(&renderer(&store), Format::Text, false);
     let buckets: Vec<&str> = text
@@ -446,7 +448,7 @@ fn a_poll_costs_the_segments_it_changed() {
     store.publish(next.clone());
     assert_eq!(stale(&r, om), 0);
 
-    next.async_counters.terminal[1] += 1;
+    Arc::make_mut(&mut next.async_counters).terminal[1] += 1;
     store.publish(next);
     assert_eq!(stale(&r, om), 1, "the invocations counter only");
     part(&r, Format::OpenMetrics, true);
@@ -461,7 +463,7 @@ fn a_poll_costs_the_segments_it_changed() {
 
     // Its first invocation moves it to the active block of its stretch:
     // the families it has series in, in both blocks, and the counter.
-    quiet.async_counters.terminal[0] += 1;
+    Arc::make_mut(&mut quiet.async_counters).terminal[0] += 1;
     store.publish(quiet.clone());
     let families = fingerprinted(&quiet);
     assert!(stale(&r, om) >= families, "{} < {families}", stale(&r, om));

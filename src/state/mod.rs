@@ -285,7 +285,7 @@ pub struct FunctionReport {
     /// collector succeeded.
     pub last_success: Option<f64>,
     pub async_invocations: Collected<AsyncWindow>,
-    pub async_counters: AsyncCounters,
+    pub async_counters: Arc<AsyncCounters>,
     /// The latest failed and discarded invocations counted, newest first.
     pub recent_failures: Arc<[FailureRecord]>,
     pub versions: Collected<Vec<VersionInfo>>,
@@ -311,7 +311,7 @@ impl FunctionReport {
             last_poll: None,
             last_success: None,
             async_invocations: Collected::default(),
-            async_counters: AsyncCounters::default(),
+            async_counters: Arc::default(),
             recent_failures: Arc::from(Vec::new()),
             versions: Collected::default(),
             code: Collected::default(),

@@ -158,13 +158,14 @@ impl Store {
     /// Replaces a function's report only if the function is still
     /// monitored (a poll that finishes after its function was removed must
     /// not bring its series back).
-    pub fn update(&self, report: FunctionReport) -> bool {
+    pub fn update(&self, report: impl Into<Arc<FunctionReport>>) -> bool {
+        let report = report.into();
         let mut map = self.functions.write_or_recover();
         let Some(entry) = map.get_mut(&report.urn) else {
             return false;
         };
         entry.changed = self.next_generation();
-        let old = std::mem::replace(&mut entry.report, Arc::new(report));
+        let old = std::mem::replace(&mut entry.report, report);
         drop(map);
         drop(old);
         self.free_retired();

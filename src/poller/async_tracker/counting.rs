@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::collections::hash_map::Entry;
+use std::sync::Arc;
 
 use crate::api::model::AsyncInvocation;
 use crate::state::{
@@ -120,7 +121,9 @@ impl AsyncTracker {
         let Some(i) = c.status.terminal_index() else {
             return;
         };
-        self.counters.terminal[i] += 1;
+        // A copy only if a published report still shares the counters.
+        let counters = Arc::make_mut(&mut self.counters);
+        counters.terminal[i] += 1;
         // Without a usable end_time (a DISCARD often has none), the time it
         // was first seen terminal stands in: an upper bound.
         let end = match c.start {
@@ -131,11 +134,11 @@ impl AsyncTracker {
         };
         let ended = end.unwrap_or(now) as f64;
         // The newest by end time, whatever order a listing came in.
-        if self.counters.latest[i]
+        if counters.latest[i]
             .as_ref()
             .is_none_or(|e| e.timestamp <= ended)
         {
-            self.counters.latest[i] = Some(Exemplar {
+            counters.latest[i] = Some(Exemplar {
                 request_id: c.request_id.to_owned(),
                 value: 1.0,
                 timestamp: ended,
@@ -143,7 +146,7 @@ impl AsyncTracker {
         }
         if let (true, Some(s)) = (c.plausible, c.start) {
             let seconds = end.unwrap_or(now).saturating_sub(s).max(0);
-            self.counters
+            counters
                 .durations
                 .observe_request(seconds as f64, c.request_id, ended);
         }
@@ -152,7 +155,7 @@ impl AsyncTracker {
         }
         let code = c.error_code.unwrap_or_default();
         if c.status == InvocationStatus::Fail {
-            let codes = &mut self.counters.failures_by_code;
+            let codes = &mut counters.failures_by_code;
             let label = if code.is_empty() {
                 UNKNOWN_ERROR_CODE
             } else if codes.contains_key(code)

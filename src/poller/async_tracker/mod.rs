@@ -47,6 +47,7 @@ mod counting;
 mod listing;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -181,7 +182,9 @@ pub struct AsyncTracker {
     /// The oldest start any listing may reach back to, as of the latest
     /// poll (saved with the state).
     horizon: i64,
-    counters: AsyncCounters,
+    /// Shared with the reports published since they last changed (a poll
+    /// that counts nothing copies nothing).
+    counters: Arc<AsyncCounters>,
     last_failure: Option<i64>,
     news: PollNews,
     /// The latest failed and discarded invocations, newest first.
@@ -208,7 +211,7 @@ impl AsyncTracker {
             settled_digests: HashSet::new(),
             settled_digests_until: i64::MIN,
             horizon: i64::MIN,
-            counters,
+            counters: Arc::new(counters),
             last_failure: None,
             news: PollNews::default(),
             plausible_from: i64::MIN,
@@ -226,12 +229,12 @@ impl AsyncTracker {
                 buckets = ?settings.buckets,
                 "polling.async_duration_buckets changed; the duration histogram starts again from zero"
             );
-            self.counters.durations = DurationHistogram::new(settings.buckets);
+            Arc::make_mut(&mut self.counters).durations = DurationHistogram::new(settings.buckets);
         }
         self.settings = sanitize(settings);
     }
 
-    pub fn counters(&self) -> &AsyncCounters {
+    pub fn counters(&self) -> &Arc<AsyncCounters> {
         &self.counters
     }
 
@@ -287,18 +290,19 @@ impl AsyncTracker {
     /// gauge.
     pub fn restore(settings: TrackerSettings, state: TrackerState) -> Self {
         let mut t = Self::new(settings);
-        t.counters.terminal = state.terminal;
+        let counters = Arc::make_mut(&mut t.counters);
+        counters.terminal = state.terminal;
         if state.buckets == settings.buckets.bounds()
-            && state.bucket_counts.len() == t.counters.durations.counts.len()
+            && state.bucket_counts.len() == counters.durations.counts.len()
         {
-            t.counters
+            counters
                 .durations
                 .counts
                 .copy_from_slice(&state.bucket_counts);
-            t.counters.durations.sum = state.duration_sum;
-            t.counters.durations.count = state.duration_count;
-            if state.bucket_exemplars.len() == t.counters.durations.exemplars.len() {
-                t.counters.durations.exemplars = state.bucket_exemplars;
+            counters.durations.sum = state.duration_sum;
+            counters.durations.count = state.duration_count;
+            if state.bucket_exemplars.len() == counters.durations.exemplars.len() {
+                counters.durations.exemplars = state.bucket_exemplars;
             }
         } else {
             tracing::warn!(
@@ -306,9 +310,9 @@ impl AsyncTracker {
             );
         }
         t.last_failure = state.last_failure;
-        t.counters.failures_by_code = state.failures_by_code.into_iter().collect();
+        counters.failures_by_code = state.failures_by_code.into_iter().collect();
         if let Ok(latest) = state.latest.try_into() {
-            t.counters.latest = latest;
+            counters.latest = latest;
         }
         t.recent = state.recent_failures.into_iter().collect();
         t.recent.truncate(t.settings.recent_failures);

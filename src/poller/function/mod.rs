@@ -42,8 +42,8 @@ mod resources;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -137,7 +137,7 @@ pub struct PollContext<'a> {
 
 /// What a poll found.
 pub struct PollOutcome {
-    pub report: FunctionReport,
+    pub report: Arc<FunctionReport>,
     /// The API said the function does not exist (404 with `FSS.1051`,
     /// `FSS.1052`, `FSS.1053` or `FSS.0404`, on any endpoint) and nothing
     /// in the poll said otherwise.
@@ -180,7 +180,7 @@ pub struct FunctionPoller {
     /// collectors may run side by side, not only within its fair share.
     answers: bool,
     /// The report published last; failed collectors keep its values.
-    current: FunctionReport,
+    current: Arc<FunctionReport>,
     /// The error summary logged last, per collector.
     logged: HashMap<CollectorKind, String>,
 }
@@ -196,7 +196,7 @@ impl FunctionPoller {
         let mut current = FunctionReport::new(urn.clone());
         current.recent_failures = tracker.recent_failures().cloned().collect();
         Self {
-            current,
+            current: Arc::new(current),
             urn,
             last_run: HashMap::new(),
             backoff: HashMap::new(),
@@ -258,9 +258,11 @@ impl FunctionPoller {
     ) -> PollOutcome {
         // The statistics collector may have been switched on or off.
         match (schedule.statistics_period, &self.current.statistics) {
-            (Some(_), None) => self.current.statistics = Some(Collected::default()),
+            (Some(_), None) => {
+                Arc::make_mut(&mut self.current).statistics = Some(Collected::default())
+            }
             (None, Some(_)) => {
-                self.current.statistics = None;
+                Arc::make_mut(&mut self.current).statistics = None;
                 self.backoff.remove(&CollectorKind::Statistics);
             }
             _ => {}
@@ -353,7 +355,7 @@ impl FunctionPoller {
             self.answers = true;
         }
 
-        let mut next = self.current.clone();
+        let mut next = (*self.current).clone();
         next.polls += 1;
         let code = code.map(|r| {
             r.map(|body| {
@@ -402,7 +404,7 @@ impl FunctionPoller {
         if let Some(previous) = &current.statistics {
             next.statistics = Some(folder.fold(CollectorKind::Statistics, previous, statistics));
         }
-        next.async_counters = self.tracker.counters().clone();
+        next.async_counters = Arc::clone(self.tracker.counters());
         let news = if run_async {
             self.tracker.news()
         } else {
@@ -430,15 +432,17 @@ impl FunctionPoller {
             async_requests = news.requests,
             "function polled"
         );
-        self.current = next;
-        // Against the code as of this poll.
-        self.current.snapshot_recheck = self
+        // One report, shared with the store that publishes it.
+        self.current = Arc::new(next);
+        // Against the code as of this poll (not shared yet: no copy).
+        let recheck = self
             .not_applicable
             .as_ref()
             .filter(|_| self.remembered_not_applicable(now))
             .map(|na| na.since + NOT_APPLICABLE_RECHECK.as_secs_f64());
+        Arc::make_mut(&mut self.current).snapshot_recheck = recheck;
         PollOutcome {
-            report: self.current.clone(),
+            report: Arc::clone(&self.current),
             gone,
             news,
         }
