@@ -439,6 +439,40 @@ mod tests {
         assert_eq!(w.last_failure, Some(now - 10));
     }
 
+    /// Counters handed out (to a published report) never change
+    /// afterwards: counting copies them first, and a poll that counts
+    /// nothing hands out the same ones again.
+    #[test]
+    fn counters_handed_out_are_copied_before_counting() {
+        let now = 1_700_000_000;
+        let mut t = tracker();
+        t.apply(
+            rec("a", "SUCCESS", now - 100, Some(now - 90)),
+            now,
+            Mode::Counting,
+        );
+        let published = Arc::clone(t.counters());
+        assert_eq!(published.terminal, [1, 0, 0]);
+        t.apply(
+            rec("a", "SUCCESS", now - 100, Some(now - 90)),
+            now,
+            Mode::Counting,
+        );
+        assert!(
+            Arc::ptr_eq(&published, t.counters()),
+            "copied without a count"
+        );
+        t.apply(
+            rec("b", "FAIL", now - 50, Some(now - 40)),
+            now,
+            Mode::Counting,
+        );
+        assert_eq!(published.terminal, [1, 0, 0], "a published copy changed");
+        assert_eq!(published.durations.count, 1);
+        assert_eq!(t.counters().terminal, [1, 1, 0]);
+        assert_eq!(t.counters().durations.count, 2);
+    }
+
     #[test]
     fn implausible_and_bad_records() {
         let now = 1_700_000_000;
