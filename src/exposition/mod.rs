@@ -137,6 +137,15 @@ struct Served {
     body: Body,
 }
 
+/// What a rendering encoded again, for the debug log.
+#[derive(Default)]
+struct Encoded {
+    segments: usize,
+    bytes: usize,
+    /// Segments and bytes per family.
+    per_family: [(usize, usize); FAMILIES],
+}
+
 /// What is kept between scrapes.
 struct Inner {
     layout: Layout,
@@ -246,11 +255,29 @@ impl Renderer {
         }
         let at = Instant::now();
         let cpu = thread_cpu();
-        let body = self.render_body(format, gzip);
+        let mut encoded = Encoded::default();
+        let body = self.render_body(format, gzip, &mut encoded);
+        // Logged after the measurement, which is of the rendering alone.
+        let cpu_seconds = thread_cpu() - cpu;
+        if encoded.segments > 0 {
+            tracing::debug!(
+                view = index,
+                segments = encoded.segments,
+                bytes = encoded.bytes,
+                families = ?encoded
+                    .per_family
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.0 > 0)
+                    .map(|(f, c)| (DEFS[f].name, c.0, c.1))
+                    .collect::<Vec<_>>(),
+                "segments encoded again"
+            );
+        }
         tracing::debug!(
             view = index,
             seconds = at.elapsed().as_secs_f64(),
-            cpu_seconds = thread_cpu() - cpu,
+            cpu_seconds,
             "body rendered"
         );
         // A body that could not be compressed is not kept: the next
@@ -265,16 +292,17 @@ impl Renderer {
         body
     }
 
-    /// The whole exposition in `format`, rendered now.
-    fn render_body(&self, format: Format, gzip: bool) -> Body {
+    /// The whole exposition in `format`, rendered now; what it encoded
+    /// again is added to `encoded`.
+    fn render_body(&self, format: Format, gzip: bool, encoded: &mut Encoded) -> Body {
         let tail = self.tail(format);
         if gzip {
-            let compressed = self
-                .cached_part(format, true)
-                .and_then(|cached| match &*cached {
-                    Assembled::Gzip(head) => head.finish(tail.as_bytes()),
-                    Assembled::Plain(_) => Err(GzipError::new("a plain view")),
-                });
+            let compressed =
+                self.cached_part(format, true, encoded)
+                    .and_then(|cached| match &*cached {
+                        Assembled::Gzip(head) => head.finish(tail.as_bytes()),
+                        Assembled::Plain(_) => Err(GzipError::new("a plain view")),
+                    });
             match compressed {
                 Ok((head, rest)) => {
                     return Body {
@@ -287,7 +315,7 @@ impl Renderer {
                 }
             }
         }
-        let mut chunks = match self.cached_part(format, false).as_deref() {
+        let mut chunks = match self.cached_part(format, false, encoded).as_deref() {
             Ok(Assembled::Plain(chunks)) => chunks.clone(),
             _ => Vec::new(),
         };
@@ -317,8 +345,14 @@ impl Renderer {
         tail
     }
 
-    /// The per-function and project parts in a view, brought up to date.
-    fn cached_part(&self, format: Format, gzip: bool) -> Result<Arc<Assembled>, GzipError> {
+    /// The per-function and project parts in a view, brought up to date;
+    /// the segments encoded again are counted in `encoded`.
+    fn cached_part(
+        &self,
+        format: Format,
+        gzip: bool,
+        encoded: &mut Encoded,
+    ) -> Result<Arc<Assembled>, GzipError> {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let now = Instant::now();
@@ -350,8 +384,6 @@ impl Renderer {
         };
         view.used = now;
         let mut changed = false;
-        let (mut encoded, mut encoded_bytes) = (0usize, 0usize);
-        let mut per_family = [(0usize, 0usize); FAMILIES];
         for block in &mut inner.layout.blocks {
             let segments = &mut block.segments[index];
             if segments.is_empty() {
@@ -374,10 +406,10 @@ impl Renderer {
                     };
                     describe(family, &m.report, &mut lines);
                 }
-                encoded += 1;
-                encoded_bytes += out.len();
-                per_family[family].0 += 1;
-                per_family[family].1 += out.len();
+                encoded.segments += 1;
+                encoded.bytes += out.len();
+                encoded.per_family[family].0 += 1;
+                encoded.per_family[family].1 += out.len();
                 segment.piece = if out.is_empty() {
                     None
                 } else {
@@ -385,20 +417,6 @@ impl Renderer {
                 };
                 segment.stamp = stamp;
             }
-        }
-        if changed {
-            tracing::debug!(
-                view = index,
-                segments = encoded,
-                bytes = encoded_bytes,
-                families = ?per_family
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.0 > 0)
-                    .map(|(f, c)| (DEFS[f].name, c.0, c.1))
-                    .collect::<Vec<_>>(),
-                "segments encoded again"
-            );
         }
         let at = (inner.layout.membership, inner.projects_stamp);
         if changed || view.assembled != Some(at) {
@@ -454,7 +472,7 @@ impl View {
 fn thread_cpu() -> f64 {
     #[cfg(target_os = "linux")]
     if tracing::enabled!(tracing::Level::DEBUG) {
-        return process::thread_cpu_seconds().unwrap_or(0.0);
+        return process::thread_cpu_seconds();
     }
     0.0
 }

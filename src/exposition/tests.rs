@@ -35,7 +35,10 @@ fn gunzip(b: &[u8]) -> String {
 
 /// The per-function and project parts of a view, as text.
 fn part(r: &Renderer, format: Format, gzip: bool) -> String {
-    match &*r.cached_part(format, gzip).unwrap() {
+    match &*r
+        .cached_part(format, gzip, &mut Encoded::default())
+        .unwrap()
+    {
         Assembled::Plain(chunks) => String::from_utf8(chunks.concat()).unwrap(),
         Assembled::Gzip(head) => {
             let (h, rest) = head.finish(b"").unwrap();

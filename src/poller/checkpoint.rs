@@ -275,7 +275,7 @@ impl Checkpoint {
         let mut out = Vec::with_capacity(payload.len() + 16);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        out.extend_from_slice(&zlib_rs::crc32::crc32(0, &payload).to_le_bytes());
         out.extend_from_slice(&payload);
         write_atomically(&self.path, &out)
     }
@@ -354,7 +354,7 @@ fn read(
         return Err(LoadError::Version(version));
     }
     let payload = &bytes[16..];
-    if crc32fast::hash(payload) != word(12) {
+    if zlib_rs::crc32::crc32(0, payload) != word(12) {
         return Err(LoadError::Corrupt("checksum mismatch".to_owned()));
     }
     let file: StateFile =
