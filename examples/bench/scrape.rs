@@ -195,23 +195,31 @@ fn wrk(url: &str, connections: u32, prometheus: bool) -> Res<Wrk> {
 }
 
 /// nginx serving files from a directory, in its own process group, which
-/// is stopped as a whole on drop (the workers too).
+/// is stopped as a whole on drop (the workers too). With `sendfile` (as
+/// nginx is usually configured) a response's bytes go from the page cache
+/// to the socket without being copied through the process; without it
+/// nginx copies them as the exporter does.
 struct Nginx {
     child: Child,
     url: String,
 }
 
 impl Nginx {
-    async fn start(dir: &Path, gzip_static: bool, content_type: &str) -> Res<Nginx> {
+    async fn start(
+        dir: &Path,
+        gzip_static: bool,
+        sendfile: bool,
+        content_type: &str,
+    ) -> Res<Nginx> {
         let root = dir.join("www");
         let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
-        let conf = dir.join("nginx.conf");
+        let conf = dir.join(format!("nginx-{port}.conf"));
         let mut f = std::fs::File::create(&conf)?;
         write!(
             f,
-            "daemon off; master_process on; worker_processes 2; pid {d}/nginx.pid; error_log stderr error;\n\
+            "daemon off; master_process on; worker_processes 2; pid {d}/nginx-{port}.pid; error_log stderr error;\n\
              events {{ worker_connections 1024; }}\n\
-             http {{ access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_requests 1000000;\n\
+             http {{ access_log off; sendfile {sendfile}; tcp_nopush on; tcp_nodelay on; keepalive_requests 1000000;\n\
                types {{ }} default_type \"{content_type}\";\n\
                gzip_static {gz};\n\
                client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
@@ -219,6 +227,7 @@ impl Nginx {
             root.display(),
             d = dir.display(),
             gz = if gzip_static { "on" } else { "off" },
+            sendfile = if sendfile { "on" } else { "off" },
         )?;
         let child = Command::new("nginx")
             .args([
@@ -323,7 +332,7 @@ pub async fn scrape(functions: usize) -> Res<()> {
     let ours = tokio::task::spawn_blocking(move || wrk(&u, 64, false)).await??;
     let rss_after = rss(exporter.pid())?;
     www(dir, &text, None)?;
-    let nginx = Nginx::start(dir, false, "text/plain; version=0.0.4; charset=utf-8").await?;
+    let nginx = Nginx::start(dir, false, true, "text/plain; version=0.0.4; charset=utf-8").await?;
     let u = nginx.url.clone();
     let theirs = tokio::task::spawn_blocking(move || wrk(&u, 64, false)).await??;
     drop(nginx);
@@ -345,22 +354,29 @@ pub async fn scrape(functions: usize) -> Res<()> {
     }
     let om = gunzip(&gz)?;
     www(dir, &om, Some(&gz))?;
-    let nginx = Nginx::start(dir, true, &content_type).await?;
+    let nginx = Nginx::start(dir, true, true, &content_type).await?;
+    // The same without sendfile: what serving costs when the bytes are
+    // copied through the process, as the exporter's are.
+    let copying = Nginx::start(dir, true, false, &content_type).await?;
     for connections in [1, 64] {
         println!("load {}", load());
         let u = url.clone();
         let ours = tokio::task::spawn_blocking(move || wrk(&u, connections, true)).await??;
         let u = nginx.url.clone();
         let theirs = tokio::task::spawn_blocking(move || wrk(&u, connections, true)).await??;
+        let u = copying.url.clone();
+        let copied = tokio::task::spawn_blocking(move || wrk(&u, connections, true)).await??;
         println!(
-            "scrape prometheus-headers | N={functions} c={connections} OpenMetrics {} bytes, gzip {} bytes | exporter {ours} | nginx gzip_static {theirs} | ratio {:.3} | RSS {:.1} MiB | load {}",
+            "scrape prometheus-headers | N={functions} c={connections} OpenMetrics {} bytes, gzip {} bytes | exporter {ours} | nginx gzip_static {theirs} | ratio {:.3} | nginx gzip_static without sendfile {copied} | ratio {:.3} | RSS {:.1} MiB | load {}",
             om.len(),
             gz.len(),
             ours.rps / theirs.rps,
+            ours.rps / copied.rps,
             rss(exporter.pid())? as f64 / 1048576.0,
             load()
         );
     }
+    drop(copying);
     drop(nginx);
     drop(exporter);
     stop.cancel();
@@ -682,7 +698,7 @@ pub async fn prometheus(functions: usize, seconds: u64) -> Res<()> {
         .filter(|l| !l.is_empty() && l[0] != b'#')
         .count();
     www(dir, &om, Some(&gz))?;
-    let nginx = Nginx::start(dir, true, &content_type).await?;
+    let nginx = Nginx::start(dir, true, true, &content_type).await?;
     let nginx_target = nginx
         .url
         .trim_start_matches("http://")
