@@ -520,6 +520,17 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
         // steady state, in which each scrape follows the previous one by
         // EVERY seconds, as Prometheus scrapes.
         let first = rendered.first().copied().unwrap_or(f64::NAN);
+        // Polls come in the first half of each interval, so a few
+        // scrapes' mean depends on where they fall; over a whole number
+        // of intervals every poll is paid for exactly once. The scrapes
+        // after the first that span whole intervals (every scrape of a
+        // changing store renders: a body is served again for 1 s at most):
+        let per_interval = (interval as f64 / every.as_secs_f64()).round() as usize * scrapers;
+        let intervals = (phase_d.saturating_sub(every).as_secs_f64() / interval as f64) as usize;
+        let whole: Option<Vec<f64>> = rendered
+            .get(1..=intervals * per_interval)
+            .filter(|w| !w.is_empty())
+            .map(<[f64]>::to_vec);
         let mut steady = rendered.get(1..).unwrap_or_default().to_vec();
         steady.sort_by(f64::total_cmp);
         rendered.sort_by(f64::total_cmp);
@@ -544,6 +555,16 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
             steady.iter().sum::<f64>() / n.saturating_sub(1).max(1) as f64 * 1e3,
             steady.last().copied().unwrap_or(f64::NAN) * 1e3,
         );
+        match whole {
+            Some(w) => println!(
+                "changing | N={functions} {scrapers} scraper(s) | steady state over whole intervals: the {} scrapes after the first, {intervals} x {interval} s: renderer's own CPU mean per scrape {:.2} ms",
+                w.len(),
+                w.iter().sum::<f64>() / w.len() as f64 * 1e3,
+            ),
+            None => println!(
+                "changing | N={functions} {scrapers} scraper(s) | steady state over whole intervals: none (a phase of at least INTERVAL + EVERY seconds has one)"
+            ),
+        }
         println!(
             "changing | N={functions} {scrapers} scraper(s) | {n} scrapes | latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms | CPU per scrape median {:.2} ms mean {:.2} ms max {:.2} ms | exporter {:.4} cores, +{:.0} CPU-s per hour over polling alone ({:.3}x) | peak RSS {:.1} MiB | load {}",
             quantile(&lat, 0.5) * 1e3,
