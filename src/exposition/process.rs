@@ -128,27 +128,31 @@ impl Collector for ProcessMetrics {
     /// What can be read now; a value that cannot be read is left out (as
     /// the `prometheus` crate does).
     fn collect(&self) -> Vec<MetricFamily> {
-        let mut values: [Option<f64>; FAMILIES.len()] = [None; FAMILIES.len()];
+        let process = procfs::process::Process::myself().ok();
+        let stat = process.as_ref().and_then(|p| p.stat().ok());
         let ticks = procfs::ticks_per_second();
-        if let Ok(process) = procfs::process::Process::myself() {
-            if let Ok(stat) = process.stat() {
-                if ticks > 0 {
-                    values[0] = Some((stat.utime + stat.stime) as f64 / ticks as f64);
-                }
-                values[3] = Some(stat.vsize as f64);
-                values[4] = Some(stat.rss as f64 * procfs::page_size() as f64);
-                values[6] = Some(stat.num_threads as f64);
+        let value = |name: &str| -> Option<f64> {
+            match name {
+                CPU => stat
+                    .as_ref()
+                    .filter(|_| ticks > 0)
+                    .map(|s| (s.utime + s.stime) as f64 / ticks as f64),
+                OPEN_FDS => process.as_ref()?.fd_count().ok().map(|n| n as f64),
+                MAX_FDS => rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                    .current
+                    .map(|n| n as f64),
+                VIRTUAL => stat.as_ref().map(|s| s.vsize as f64),
+                RESIDENT => stat
+                    .as_ref()
+                    .map(|s| s.rss as f64 * procfs::page_size() as f64),
+                START => self.start_time,
+                THREADS => stat.as_ref().map(|s| s.num_threads as f64),
+                _ => None,
             }
-            values[1] = process.fd_count().ok().map(|n| n as f64);
-        }
-        values[2] = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-            .current
-            .map(|n| n as f64);
-        values[5] = self.start_time;
+        };
         FAMILIES
             .iter()
-            .zip(values)
-            .filter_map(|((name, help, kind), value)| Some(family(name, help, *kind, value?)))
+            .filter_map(|(name, help, kind)| Some(family(name, help, *kind, value(name)?)))
             .collect()
     }
 }
