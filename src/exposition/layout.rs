@@ -25,7 +25,7 @@
 //! of the families whose fingerprints changed, and nothing else (a poll
 //! that changes only the last-success timestamp re-encodes that family's
 //! segment alone). A family whose inputs a new report left as the
-//! previous one had them ([`same_samples`]) keeps its fingerprint without
+//! previous one had them ([`changed_families`]) keeps its fingerprint without
 //! computing it again. Each format served (a *view*: text or OpenMetrics,
 //! plain or gzip) keeps its own encoding of each segment and re-encodes
 //! those whose stamp moved when it is next asked for.
@@ -36,7 +36,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::encode::{Fingerprint, identity};
-use super::families::{FAMILIES, describe, same_samples};
+use super::families::{FAMILIES, changed_families, describe};
 use super::gzip::Deflated;
 use crate::state::{FunctionReport, Store};
 use crate::urn::FunctionUrn;
@@ -224,11 +224,12 @@ impl Layout {
                 Ok(i) => {
                     let m = &self.blocks[b].members[i];
                     let old = m.fingerprints;
+                    let changed = changed_families(&m.report, &report);
                     let new = std::array::from_fn(|family| {
-                        if same_samples(family, &m.report, &report) {
-                            old[family]
-                        } else {
+                        if changed[family] {
                             fingerprint(family, &report)
+                        } else {
+                            old[family]
                         }
                     });
                     for f in (0..FAMILIES).filter(|f| old[*f] != new[*f]) {
