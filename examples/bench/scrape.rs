@@ -293,8 +293,8 @@ fn gunzip(data: &[u8]) -> Res<Vec<u8>> {
 }
 
 /// CPU seconds zlib (Python's, the C library) takes to compress `bytes`
-/// at level 1, median of 5.
-fn zlib_level1(dir: &Path, bytes: &[u8]) -> Res<f64> {
+/// at level 1, median of 5, and the size of its gzip output.
+fn zlib_level1(dir: &Path, bytes: &[u8]) -> Res<(f64, usize)> {
     let file = dir.join("zlib-input");
     std::fs::write(&file, bytes)?;
     let out = Command::new("python3")
@@ -304,16 +304,16 @@ fn zlib_level1(dir: &Path, bytes: &[u8]) -> Res<f64> {
              d=open(sys.argv[1],'rb').read()\n\
              t=[]\n\
              for _ in range(5):\n\
-             \x20   s=time.process_time(); c=zlib.compressobj(1,zlib.DEFLATED,31); c.compress(d); c.flush(); t.append(time.process_time()-s)\n\
-             print(sorted(t)[2])",
+             \x20   s=time.process_time(); c=zlib.compressobj(1,zlib.DEFLATED,31); a=c.compress(d); b=c.flush(); t.append(time.process_time()-s)\n\
+             print(sorted(t)[2], len(a)+len(b))",
         )
         .arg(&file)
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text
-        .trim()
-        .parse()
-        .map_err(|_| format!("python zlib: {text}"))?)
+    let parsed = text
+        .split_once(' ')
+        .and_then(|(cpu, size)| Some((cpu.parse().ok()?, size.trim().parse().ok()?)));
+    Ok(parsed.ok_or_else(|| format!("python zlib: {text}"))?)
 }
 
 /// `scrape N`: an unchanged store (interval 1 h, after the first cycle).
@@ -585,16 +585,17 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
     // The reference: zlib level 1 over the same OpenMetrics bytes.
     let gz = prometheus_client()?.get(&url).send().await?.bytes().await?;
     let om = gunzip(&gz)?;
-    let zlib = zlib_level1(dir, &om)?;
+    let (zlib, zlib_bytes) = zlib_level1(dir, &om)?;
     // One text exposition (asked last: it makes the exporter keep a text
     // view).
     let rss_end = rss(pid)?;
     let text = plain_client()?.get(&url).send().await?.bytes().await?;
     println!(
-        "changing | N={functions} | OpenMetrics {} bytes (gzip {}) | zlib level 1 over them: {:.2} ms CPU | one text exposition {:.1} MiB, RSS {:.1} MiB = {:.2} x text; goal 2 x text + 40 MiB = {:.1} MiB | load {}",
+        "changing | N={functions} | OpenMetrics {} bytes (gzip {}) | zlib level 1 over them: {:.2} ms CPU, {} bytes | one text exposition {:.1} MiB, RSS {:.1} MiB = {:.2} x text; goal 2 x text + 40 MiB = {:.1} MiB | load {}",
         om.len(),
         gz.len(),
         zlib * 1e3,
+        zlib_bytes,
         text.len() as f64 / 1048576.0,
         rss_end as f64 / 1048576.0,
         rss_end as f64 / text.len() as f64,
