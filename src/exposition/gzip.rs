@@ -83,7 +83,7 @@ impl Deflater {
         deflate(&mut self.c, plain, FlushCompress::Full, &mut out)?;
         // A piece is kept until its text changes: not the spare capacity
         // reserved for the compressor's output (an eighth of the text,
-        // about three times what the compressor makes of an exposition).
+        // about twice what the compressor makes of an exposition).
         out.shrink_to_fit();
         let len = plain.len() as u64;
         Ok(Deflated {

@@ -64,6 +64,9 @@ pub struct ProcessMetrics {
     /// Whole seconds since the epoch (as the `prometheus` crate has it),
     /// read once: it does not change.
     start_time: Option<f64>,
+    /// Clock ticks per second and the page size, asked once (`sysconf`).
+    ticks: u64,
+    page_size: u64,
 }
 
 impl ProcessMetrics {
@@ -85,7 +88,12 @@ impl ProcessMetrics {
             let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
             (ticks > 0).then(|| (stat.starttime / ticks + boot) as f64)
         });
-        Self { descs, start_time }
+        Self {
+            descs,
+            start_time,
+            ticks,
+            page_size: procfs::page_size(),
+        }
     }
 }
 
@@ -130,7 +138,7 @@ impl Collector for ProcessMetrics {
     fn collect(&self) -> Vec<MetricFamily> {
         let process = procfs::process::Process::myself().ok();
         let stat = process.as_ref().and_then(|p| p.stat().ok());
-        let ticks = procfs::ticks_per_second();
+        let ticks = self.ticks;
         let value = |name: &str| -> Option<f64> {
             match name {
                 CPU => stat
@@ -142,9 +150,7 @@ impl Collector for ProcessMetrics {
                     .current
                     .map(|n| n as f64),
                 VIRTUAL => stat.as_ref().map(|s| s.vsize as f64),
-                RESIDENT => stat
-                    .as_ref()
-                    .map(|s| s.rss as f64 * procfs::page_size() as f64),
+                RESIDENT => stat.as_ref().map(|s| s.rss as f64 * self.page_size as f64),
                 START => self.start_time,
                 THREADS => stat.as_ref().map(|s| s.num_threads as f64),
                 _ => None,
