@@ -385,7 +385,11 @@ pub async fn scrape(functions: usize) -> Res<()> {
 
 /// One scrape as Prometheus makes it: latency to the last byte, the
 /// exporter's CPU (alive threads) over it, and the compressed size.
-async fn scrape_once(client: &reqwest::Client, url: &str, pid: u32) -> Res<(f64, f64, usize)> {
+async fn scrape_once(
+    client: &reqwest::Client,
+    url: &str,
+    pid: u32,
+) -> Res<(f64, f64, bytes::Bytes)> {
     let cpu = cpu_ns(pid);
     let started = Instant::now();
     let body = client.get(url).send().await?.bytes().await?;
@@ -394,7 +398,69 @@ async fn scrape_once(client: &reqwest::Client, url: &str, pid: u32) -> Res<(f64,
     if body.get(..2) != Some(&[0x1f, 0x8b][..]) {
         return Err("not a gzip body".into());
     }
-    Ok((latency, cpu, body.len()))
+    Ok((latency, cpu, body))
+}
+
+/// zlib level 1 over each scrape's own bytes, measured as the scrape
+/// arrives: one Python process (the C library) takes each decompressed
+/// body and answers the CPU its compression took (median of 3). Set
+/// against the renderer's CPU over the same scrapes, it is a reference
+/// taken at the same moments, which one measured after the phases is not
+/// (the machine's speed drifts: the same 4.2 MB took 12.6 to 17.2 ms
+/// minutes apart).
+struct ZlibBeside {
+    tx: std::sync::mpsc::Sender<bytes::Bytes>,
+    worker: std::thread::JoinHandle<Res<Vec<f64>>>,
+}
+
+impl ZlibBeside {
+    fn start() -> Res<Self> {
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import sys,time,zlib\n\
+                 r=sys.stdin.buffer\n\
+                 while True:\n\
+                 \x20   h=r.read(8)\n\
+                 \x20   if len(h)<8: break\n\
+                 \x20   d=r.read(int.from_bytes(h,'little'))\n\
+                 \x20   t=[]\n\
+                 \x20   for _ in range(3):\n\
+                 \x20       s=time.process_time(); c=zlib.compressobj(1,zlib.DEFLATED,31); a=c.compress(d); b=c.flush(); t.append(time.process_time()-s)\n\
+                 \x20   print(sorted(t)[1], flush=True)",
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let (mut stdin, stdout) = match (child.stdin.take(), child.stdout.take()) {
+            (Some(i), Some(o)) => (i, o),
+            _ => return Err("python3 without pipes".into()),
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<bytes::Bytes>();
+        let worker = std::thread::spawn(move || -> Res<Vec<f64>> {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let mut cpus = Vec::new();
+            for gz in rx {
+                let plain = gunzip(&gz)?;
+                stdin.write_all(&(plain.len() as u64).to_le_bytes())?;
+                stdin.write_all(&plain)?;
+                stdin.flush()?;
+                let line = lines.next().ok_or("python zlib ended")??;
+                cpus.push(line.trim().parse::<f64>()?);
+            }
+            drop(stdin);
+            child.wait()?;
+            Ok(cpus)
+        });
+        Ok(Self { tx, worker })
+    }
+
+    /// The CPU seconds of each body sent, in the order they came.
+    fn finish(self) -> Res<Vec<f64>> {
+        drop(self.tx);
+        self.worker.join().map_err(|_| "the zlib worker panicked")?
+    }
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -415,12 +481,14 @@ async fn scrape_phase(
     scrapers: usize,
     every: Duration,
     phase: Duration,
+    zlib: &ZlibBeside,
 ) -> Res<(f64, Vec<f64>, Vec<f64>, f64, u64)> {
     let cpu0 = cpu_seconds(pid)?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for s in 0..scrapers {
         let url = url.to_owned();
+        let zlib = zlib.tx.clone();
         let offset = every.mul_f64(s as f64 / scrapers as f64);
         tasks.push(tokio::spawn(async move {
             let client = prometheus_client()?;
@@ -432,7 +500,9 @@ async fn scrape_phase(
                 if started.elapsed() >= phase {
                     return Ok::<_, Box<dyn std::error::Error + Send + Sync>>(results);
                 }
-                results.push(scrape_once(&client, &url, pid).await?);
+                let (latency, cpu, body) = scrape_once(&client, &url, pid).await?;
+                zlib.send(body)?;
+                results.push((latency, cpu));
             }
         }));
     }
@@ -445,7 +515,7 @@ async fn scrape_phase(
     let mut latencies = Vec::new();
     let mut cpus = Vec::new();
     for t in tasks {
-        for (l, c, _) in t.await?? {
+        for (l, c) in t.await?? {
             // The first scraper's first scrape is the phase's first.
             if first.is_nan() {
                 first = l;
@@ -503,8 +573,10 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
     let mut bytes = 0;
     for scrapers in [1, 2] {
         exporter.rendered.lock().unwrap().clear();
+        let zlib = ZlibBeside::start()?;
         let (first_lat, steady_lat, cpus, cpu, peak) =
-            scrape_phase(&url, pid, scrapers, every, phase_d).await?;
+            scrape_phase(&url, pid, scrapers, every, phase_d, &zlib).await?;
+        let beside = tokio::task::spawn_blocking(move || zlib.finish()).await??;
         let mut lat = steady_lat.clone();
         lat.push(first_lat);
         lat.sort_by(f64::total_cmp);
@@ -556,11 +628,28 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
             steady.last().copied().unwrap_or(f64::NAN) * 1e3,
         );
         match whole {
-            Some(w) => println!(
-                "changing | N={functions} {scrapers} scraper(s) | steady state over whole intervals: the {} scrapes after the first, {intervals} x {interval} s: renderer's own CPU mean per scrape {:.2} ms",
-                w.len(),
-                w.iter().sum::<f64>() / w.len() as f64 * 1e3,
-            ),
+            Some(w) => {
+                let own = w.iter().sum::<f64>() / w.len() as f64;
+                println!(
+                    "changing | N={functions} {scrapers} scraper(s) | steady state over whole intervals: the {} scrapes after the first, {intervals} x {interval} s: renderer's own CPU mean per scrape {:.2} ms",
+                    w.len(),
+                    own * 1e3,
+                );
+                // The same scrapes' own bytes through zlib, each as it came.
+                if let Some(z) = beside.get(1..=w.len()) {
+                    let zlib = z.iter().sum::<f64>() / z.len() as f64;
+                    let (lo, hi) = z.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+                        (lo.min(*v), hi.max(*v))
+                    });
+                    println!(
+                        "changing | N={functions} {scrapers} scraper(s) | zlib level 1 beside each of those scrapes, over its own bytes: mean {:.2} ms ({:.2}-{:.2}) | renderer's own CPU / zlib level 1 = {:.3}",
+                        zlib * 1e3,
+                        lo * 1e3,
+                        hi * 1e3,
+                        own / zlib,
+                    );
+                }
+            }
             None => println!(
                 "changing | N={functions} {scrapers} scraper(s) | steady state over whole intervals: none (a phase of at least INTERVAL + EVERY seconds has one)"
             ),

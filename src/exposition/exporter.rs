@@ -87,7 +87,13 @@ impl Definitions<'_> {
 
 /// The exporter's own metrics.
 pub struct ExporterMetrics {
+    /// Everything but `process_*`.
     registry: Registry,
+    /// `process_*`, read from the kernel at each gathering, apart from the
+    /// registry: what the rest says is kept while [`ExporterMetrics::stamp`]
+    /// holds, and these are not.
+    #[cfg(target_os = "linux")]
+    process: super::process::ProcessMetrics,
     shard_info: IntGaugeVec,
     shards: IntGauge,
     api_requests: IntCounterVec,
@@ -209,12 +215,10 @@ impl ExporterMetrics {
             "functiongraph_exporter_web_basic_auth_enabled",
             "1 if the exporter's HTTP server requires basic authentication (web configuration file in force), else 0.",
         );
-        #[cfg(target_os = "linux")]
-        registry
-            .register(Box::new(super::process::ProcessMetrics::for_self()))
-            .expect("process metrics register once");
         Self {
             registry,
+            #[cfg(target_os = "linux")]
+            process: super::process::ProcessMetrics::for_self(),
             shard_info,
             shards,
             api_requests,
@@ -296,8 +300,11 @@ impl ExporterMetrics {
         self.changed();
     }
 
-    /// The exporter's metric families, for the text and OpenMetrics
-    /// encoders alike.
+    /// The exporter's metric families but `process_*` (see
+    /// [`ExporterMetrics::gather_process`], whose families sort after
+    /// these), for the text and OpenMetrics encoders alike. They say the
+    /// same while [`ExporterMetrics::stamp`] and the store's generation
+    /// hold.
     pub fn gather(&self, cycles: &CycleStats) -> Vec<prometheus::proto::MetricFamily> {
         match cycles.last_duration {
             Some(d) => self.poll_duration.set(d.as_secs_f64()),
@@ -326,9 +333,19 @@ impl ExporterMetrics {
         self.registry.gather()
     }
 
-    /// Encodes the exporter's metrics in text format 0.0.4 onto `out`.
+    /// The `process_*` families, read now.
+    pub fn gather_process(&self) -> Vec<prometheus::proto::MetricFamily> {
+        #[cfg(target_os = "linux")]
+        return self.process.collect();
+        #[cfg(not(target_os = "linux"))]
+        Vec::new()
+    }
+
+    /// Encodes the exporter's metrics, `process_*` included, in text
+    /// format 0.0.4 onto `out`.
     pub fn encode(&self, cycles: &CycleStats, out: &mut String) {
-        let families = self.gather(cycles);
+        let mut families = self.gather(cycles);
+        families.extend(self.gather_process());
         if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, out) {
             tracing::error!(error = %e, "encoding the exporter's own metrics");
         }

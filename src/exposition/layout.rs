@@ -106,6 +106,7 @@ fn fingerprint(family: usize, report: &FunctionReport) -> u64 {
 }
 
 /// A segment as a view encoded it.
+#[derive(Clone)]
 pub(crate) enum Piece {
     Plain(Bytes),
     Gzip(Deflated),

@@ -14,7 +14,10 @@
 //! - the project-level families (functions monitored, quotas): a few
 //!   series, encoded whenever the body is assembled;
 //! - the exporter's own metrics (API request counters, poll duration,
-//!   process CPU and memory): small, gathered and encoded for each body.
+//!   caps): gathered and encoded again when they or the store changed
+//!   (their [`ExporterMetrics::stamp`], the store's generation), so a
+//!   scrape between two polls does not; and `process_*` (CPU, memory,
+//!   descriptors), read for each body, last.
 //!
 //! A body is served again as it is, without gathering anything, while
 //! neither the store nor the exporter's own metrics changed (their
@@ -23,8 +26,9 @@
 //! current, and any number of scrapers of an unchanged store cost one
 //! rendering a second.
 //!
-//! A gzip body is the compressed pieces of the first two parts and the
-//! freshly compressed last part, as one gzip member (see [`gzip`]).
+//! A gzip body is the compressed pieces of the first two parts, the
+//! exporter's own metrics as compressed when gathered, and `process_*`
+//! freshly compressed, as one gzip member (see [`gzip`]).
 //!
 //! A format's encodings are kept while it is asked for: one not asked for
 //! in [`VIEW_IDLE`] is dropped (Prometheus asks for compressed OpenMetrics
@@ -154,9 +158,18 @@ struct Inner {
     projects: Vec<Arc<ProjectReport>>,
     projects_stamp: u64,
     views: [Option<View>; VIEWS],
+    /// The exporter's own metrics but `process_*`, per view.
+    own: [Option<Own>; VIEWS],
     deflater: Deflater,
     /// Reused for encoding segments.
     scratch: String,
+}
+
+/// The exporter's own metrics but `process_*` as a view encoded them,
+/// and the stamps they were gathered at.
+struct Own {
+    stamps: (u64, Stamp),
+    piece: Piece,
 }
 
 /// One format (text or OpenMetrics, plain or gzip) as served.
@@ -196,6 +209,7 @@ impl Renderer {
                 projects: Vec::new(),
                 projects_stamp: 0,
                 views: Default::default(),
+                own: Default::default(),
                 deflater: Deflater::default(),
                 scratch: String::new(),
             }),
@@ -256,7 +270,7 @@ impl Renderer {
         let at = Instant::now();
         let cpu = thread_cpu();
         let mut encoded = Encoded::default();
-        let body = self.render_body(format, gzip, &mut encoded);
+        let body = self.render_body(format, gzip, stamps, &mut encoded);
         // Logged after the measurement, which is of the rendering alone.
         let cpu_seconds = thread_cpu() - cpu;
         if encoded.segments > 0 {
@@ -292,24 +306,25 @@ impl Renderer {
         body
     }
 
-    /// The whole exposition in `format`, rendered now; what it encoded
-    /// again is added to `encoded`.
-    fn render_body(&self, format: Format, gzip: bool, encoded: &mut Encoded) -> Body {
+    /// The whole exposition in `format`, rendered now from what holds at
+    /// `stamps`; what it encoded again is added to `encoded`.
+    fn render_body(
+        &self,
+        format: Format,
+        gzip: bool,
+        stamps: (u64, Stamp),
+        encoded: &mut Encoded,
+    ) -> Body {
         let tail = self.tail(format);
         if gzip {
-            let compressed =
-                self.cached_part(format, true, encoded)
-                    .and_then(|cached| match &*cached {
-                        Assembled::Gzip(head) => head.finish(tail.as_bytes()),
-                        Assembled::Plain(_) => Err(GzipError::new("a plain view")),
-                    });
-            match compressed {
-                Ok((head, rest)) => {
-                    return Body {
-                        chunks: vec![head, Bytes::from(rest)],
-                        gzip: true,
-                    };
+            let compressed = self.own_part(format, true, stamps).and_then(|own| {
+                match (&*self.cached_part(format, true, encoded)?, own) {
+                    (Assembled::Gzip(head), Piece::Gzip(own)) => head.finish(&own, tail.as_bytes()),
+                    _ => Err(GzipError::new("a plain view")),
                 }
+            });
+            match compressed {
+                Ok(chunks) => return Body { chunks, gzip: true },
                 Err(e) => {
                     tracing::error!(error = %e, "compressing the exposition; sent uncompressed")
                 }
@@ -319,6 +334,9 @@ impl Renderer {
             Ok(Assembled::Plain(chunks)) => chunks.clone(),
             _ => Vec::new(),
         };
+        if let Ok(Piece::Plain(own)) = self.own_part(format, false, stamps) {
+            chunks.push(own);
+        }
         chunks.push(Bytes::from(tail));
         Body {
             chunks,
@@ -326,19 +344,53 @@ impl Renderer {
         }
     }
 
-    /// The exporter's own metrics, gathered now, in `format` (with the
-    /// end of an OpenMetrics exposition).
-    fn tail(&self, format: Format) -> String {
-        let exporter = self.exporter.gather(&self.store.cycles());
-        let mut tail = String::with_capacity(16 * 1024);
+    /// The exporter's own metrics but `process_*`, in a view: gathered
+    /// and encoded again only when `stamps` moved (a scrape between polls
+    /// finds them as they were).
+    fn own_part(
+        &self,
+        format: Format,
+        gzip: bool,
+        stamps: (u64, Stamp),
+    ) -> Result<Piece, GzipError> {
+        let index = view_index(format, gzip);
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        if let Some(own) = inner.own[index].as_ref().filter(|o| o.stamps == stamps) {
+            return Ok(own.piece.clone());
+        }
+        let families = self.exporter.gather(&self.store.cycles());
+        let out = &mut inner.scratch;
+        out.clear();
         match format {
             Format::Text => {
-                if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&exporter, &mut tail) {
+                if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, out) {
                     tracing::error!(error = %e, "encoding the exporter's own metrics");
                 }
             }
+            Format::OpenMetrics => openmetrics::encode(&families, out),
+        }
+        let piece = piece(out.as_bytes(), gzip, &mut inner.deflater)?;
+        inner.own[index] = Some(Own {
+            stamps,
+            piece: piece.clone(),
+        });
+        Ok(piece)
+    }
+
+    /// The `process_*` families, read now, in `format` (with the end of
+    /// an OpenMetrics exposition).
+    fn tail(&self, format: Format) -> String {
+        let process = self.exporter.gather_process();
+        let mut tail = String::with_capacity(2048);
+        match format {
+            Format::Text => {
+                if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&process, &mut tail) {
+                    tracing::error!(error = %e, "encoding the process metrics");
+                }
+            }
             Format::OpenMetrics => {
-                openmetrics::encode(&exporter, &mut tail);
+                openmetrics::encode(&process, &mut tail);
                 tail.push_str(openmetrics::EOF);
             }
         }
@@ -372,6 +424,7 @@ impl Renderer {
         for (i, slot) in inner.views.iter_mut().enumerate() {
             if i != index && slot.as_ref().is_some_and(|v| now - v.used > VIEW_IDLE) {
                 *slot = None;
+                inner.own[i] = None;
                 inner.layout.drop_view(i);
                 self.lock_served()[i] = None;
             }
@@ -432,6 +485,7 @@ impl Renderer {
                 &inner.layout,
                 index,
                 gzip,
+                &view.body,
                 &view.headers,
                 projects,
             ));
@@ -516,11 +570,13 @@ fn project_part(
 }
 
 /// The per-function families, each family's header followed by its
-/// segments in block order, then the project part.
+/// segments in block order, then the project part. `previous` is the
+/// view's latest assembly (see [`GzipHead::new`]).
 fn assemble(
     layout: &Layout,
     view: usize,
     gzip: bool,
+    previous: &Assembled,
     headers: &[Piece],
     projects: Option<Piece>,
 ) -> Assembled {
@@ -538,6 +594,10 @@ fn assemble(
     }
     pieces.extend(projects.as_ref());
     if gzip {
+        let previous = match previous {
+            Assembled::Gzip(head) => Some(head),
+            Assembled::Plain(_) => None,
+        };
         let deflated: Vec<&Deflated> = pieces
             .iter()
             .filter_map(|p| match p {
@@ -545,7 +605,7 @@ fn assemble(
                 Piece::Plain(_) => None,
             })
             .collect();
-        Assembled::Gzip(GzipHead::new(deflated.iter().copied()))
+        Assembled::Gzip(GzipHead::new(previous, deflated.iter().copied()))
     } else {
         Assembled::Plain(
             pieces

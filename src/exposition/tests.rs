@@ -41,8 +41,10 @@ fn part(r: &Renderer, format: Format, gzip: bool) -> String {
     {
         Assembled::Plain(chunks) => String::from_utf8(chunks.concat()).unwrap(),
         Assembled::Gzip(head) => {
-            let (h, rest) = head.finish(b"").unwrap();
-            gunzip(&[&h[..], &rest[..]].concat())
+            let empty = crate::exposition::gzip::Deflater::default()
+                .piece(b"")
+                .unwrap();
+            gunzip(&head.finish(&empty, b"").unwrap().concat())
         }
     }
 }
@@ -577,4 +579,77 @@ fn replaced_reports_are_freed_by_the_next_publication() {
     next.polls += 1;
     store.publish(next);
     assert!(old.upgrade().is_none(), "not freed by the next publication");
+}
+
+/// A rendering gathers the exporter's own metrics again only when they or
+/// the store changed since the view last did, and `process_*` every time.
+#[test]
+fn own_metrics_are_gathered_again_only_when_they_changed() {
+    use crate::api::{ApiObserver, Endpoint};
+
+    let store = random_store(3, 0..20);
+    let exporter = Arc::new(ExporterMetrics::new());
+    let r = Renderer::new(Arc::clone(&store), Arc::clone(&exporter));
+    // Past the bodies served again: a rendering each time.
+    let render = |r: &Renderer| {
+        r.render_body(
+            Format::OpenMetrics,
+            true,
+            r.stamps(),
+            &mut Encoded::default(),
+        )
+    };
+    let observe = || exporter.observe(Endpoint::ALL[0], "200", std::time::Duration::from_millis(5));
+    let count = |b: &Body| {
+        let text = gunzip(&b.to_bytes());
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("functiongraph_exporter_api_requests_total{"))
+            .map(str::to_owned);
+        (
+            line,
+            text.ends_with("# EOF\n"),
+            text.contains("\nprocess_cpu_seconds_total "),
+        )
+    };
+    observe();
+    let first = render(&r);
+    let again = render(&r);
+    assert_eq!(first.chunks.len(), 3, "head, own metrics, process and end");
+    assert_eq!(
+        first.chunks[1].as_ptr(),
+        again.chunks[1].as_ptr(),
+        "not gathered again"
+    );
+    assert_ne!(
+        first.chunks[2].as_ptr(),
+        again.chunks[2].as_ptr(),
+        "process metrics read again"
+    );
+    assert_eq!(count(&first), count(&again));
+    let (line, eof, process) = count(&first);
+    assert!(line.unwrap().ends_with("} 1"));
+    assert!(eof && process);
+
+    observe();
+    let observed = render(&r);
+    assert_ne!(observed.chunks[1].as_ptr(), again.chunks[1].as_ptr());
+    assert!(count(&observed).0.unwrap().ends_with("} 2"));
+
+    // The store's cycle figures are among them (poll duration).
+    store.record_cycle(std::time::Duration::from_millis(1500));
+    let cycled = render(&r);
+    assert!(
+        gunzip(&cycled.to_bytes()).contains("\nfunctiongraph_exporter_poll_duration_seconds 1.5\n")
+    );
+
+    // Each view its own, and text encodes the same metrics.
+    let text = r
+        .render_body(Format::Text, false, r.stamps(), &mut Encoded::default())
+        .to_bytes();
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    assert!(
+        text.contains("functiongraph_exporter_api_requests_total{")
+            && text.contains("\nprocess_cpu_seconds_total ")
+    );
 }
