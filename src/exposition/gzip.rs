@@ -139,6 +139,11 @@ pub struct Deflated {
 }
 
 impl Deflated {
+    /// What tells this piece from every other.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The size of the compressed piece.
     pub fn compressed_len(&self) -> usize {
         self.bytes.len()
@@ -222,10 +227,13 @@ impl GzipHead {
     }
 
     /// The complete gzip body of the head, then `piece`, then `tail`, in
-    /// three parts: the head and the piece (shared, not copied) and the
-    /// rest.
-    pub fn finish(&self, piece: &Deflated, tail: &[u8]) -> Result<Vec<Bytes>, GzipError> {
-        let mut out = Vec::with_capacity(tail.len() / 4 + 64);
+    /// two parts: the head (shared, not copied) and the rest (a copy of
+    /// the piece, a few KB, and the tail compressed: one write fewer than
+    /// sending the piece apart, which cost a fifth of the requests a
+    /// second on one connection).
+    pub fn finish(&self, piece: &Deflated, tail: &[u8]) -> Result<(Bytes, Vec<u8>), GzipError> {
+        let mut out = Vec::with_capacity(piece.bytes.len() + tail.len() / 4 + 64);
+        out.extend_from_slice(&piece.bytes);
         Deflater::with(|d| d.last(tail, &mut out))?;
         let crc = crc32_combine_op(self.crc, piece.crc, piece.shift);
         out.extend_from_slice(&crc32(crc, tail).to_le_bytes());
@@ -235,11 +243,7 @@ impl GzipHead {
             .wrapping_add(piece.len)
             .wrapping_add(tail.len() as u64) as u32;
         out.extend_from_slice(&total.to_le_bytes());
-        Ok(vec![
-            self.bytes.clone(),
-            piece.bytes.clone(),
-            Bytes::from(out),
-        ])
+        Ok((self.bytes.clone(), out))
     }
 
     /// The length of the plain text of the head.
@@ -311,7 +315,8 @@ mod tests {
         for order in [[0, 1, 2, 3], [3, 2, 0, 1], [2, 2, 3, 0]] {
             let head = GzipHead::new(None, order.iter().map(|i| &pieces[*i]));
             for tail in [&b""[..], b"tail 1\n# EOF\n", &texts[0][..5000]] {
-                let body = head.finish(&own_piece, tail).unwrap().concat();
+                let (h, rest) = head.finish(&own_piece, tail).unwrap();
+                let body = [&h[..], &rest[..]].concat();
                 let mut expected: Vec<u8> = order.iter().flat_map(|i| texts[*i].clone()).collect();
                 expected.extend_from_slice(&own);
                 expected.extend_from_slice(tail);
@@ -368,16 +373,13 @@ mod tests {
             head = next;
         }
         let empty = d.piece(b"").unwrap();
-        let body = head.finish(&empty, b"# EOF\n").unwrap().concat();
+        let (h, rest) = head.finish(&empty, b"# EOF\n").unwrap();
+        let body = [&h[..], &rest[..]].concat();
         let expected: Vec<u8> = pieces
             .iter()
             .flat_map(|p| {
-                gunzip(
-                    &GzipHead::new(None, [p])
-                        .finish(&empty, b"")
-                        .unwrap()
-                        .concat(),
-                )
+                let (h, r) = GzipHead::new(None, [p]).finish(&empty, b"").unwrap();
+                gunzip(&[&h[..], &r[..]].concat())
             })
             .chain(b"# EOF\n".iter().copied())
             .collect();
@@ -388,7 +390,10 @@ mod tests {
     fn nothing_but_a_tail() {
         let head = GzipHead::new(None, std::iter::empty());
         let empty = Deflater::default().piece(b"").unwrap();
-        let body = |tail: &[u8]| head.finish(&empty, tail).unwrap().concat();
+        let body = |tail: &[u8]| {
+            let (h, r) = head.finish(&empty, tail).unwrap();
+            [&h[..], &r[..]].concat()
+        };
         assert_eq!(gunzip(&body(b"x 1\n")), b"x 1\n");
         assert_eq!(gunzip(&body(b"")), b"");
     }

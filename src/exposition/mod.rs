@@ -324,7 +324,12 @@ impl Renderer {
                 }
             });
             match compressed {
-                Ok(chunks) => return Body { chunks, gzip: true },
+                Ok((head, rest)) => {
+                    return Body {
+                        chunks: vec![head, Bytes::from(rest)],
+                        gzip: true,
+                    };
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "compressing the exposition; sent uncompressed")
                 }
@@ -334,10 +339,12 @@ impl Renderer {
             Ok(Assembled::Plain(chunks)) => chunks.clone(),
             _ => Vec::new(),
         };
-        if let Ok(Piece::Plain(own)) = self.own_part(format, false, stamps) {
-            chunks.push(own);
+        // The exporter's own metrics and the process ones in one chunk
+        // (one write fewer; see `GzipHead::finish`).
+        match self.own_part(format, false, stamps) {
+            Ok(Piece::Plain(own)) => chunks.push(Bytes::from([&own[..], tail.as_bytes()].concat())),
+            _ => chunks.push(Bytes::from(tail)),
         }
-        chunks.push(Bytes::from(tail));
         Body {
             chunks,
             gzip: false,
