@@ -340,16 +340,6 @@ impl ExporterMetrics {
         #[cfg(not(target_os = "linux"))]
         Vec::new()
     }
-
-    /// Encodes the exporter's metrics, `process_*` included, in text
-    /// format 0.0.4 onto `out`.
-    pub fn encode(&self, cycles: &CycleStats, out: &mut String) {
-        let mut families = self.gather(cycles);
-        families.extend(self.gather_process());
-        if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, out) {
-            tracing::error!(error = %e, "encoding the exporter's own metrics");
-        }
-    }
 }
 
 impl Default for ExporterMetrics {

@@ -369,14 +369,7 @@ impl Renderer {
         let families = self.exporter.gather(&self.store.cycles());
         let out = &mut inner.scratch;
         out.clear();
-        match format {
-            Format::Text => {
-                if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, out) {
-                    tracing::error!(error = %e, "encoding the exporter's own metrics");
-                }
-            }
-            Format::OpenMetrics => openmetrics::encode(&families, out),
-        }
+        encode_families(format, &families, "the exporter's own metrics", out);
         let piece = piece(out.as_bytes(), gzip, &mut inner.deflater)?;
         inner.own[index] = Some(Own {
             stamps,
@@ -390,16 +383,9 @@ impl Renderer {
     fn tail(&self, format: Format) -> String {
         let process = self.exporter.gather_process();
         let mut tail = String::with_capacity(2048);
-        match format {
-            Format::Text => {
-                if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&process, &mut tail) {
-                    tracing::error!(error = %e, "encoding the process metrics");
-                }
-            }
-            Format::OpenMetrics => {
-                openmetrics::encode(&process, &mut tail);
-                tail.push_str(openmetrics::EOF);
-            }
+        encode_families(format, &process, "the process metrics", &mut tail);
+        if format == Format::OpenMetrics {
+            tail.push_str(openmetrics::EOF);
         }
         tail
     }
@@ -565,15 +551,21 @@ fn project_part(
         return Ok(None);
     }
     let mut out = String::new();
+    encode_families(format, &families, "project metrics", &mut out);
+    piece(out.as_bytes(), gzip, deflater).map(Some)
+}
+
+/// `families` in `format` onto `out` (without the end of an OpenMetrics
+/// exposition); a failure is logged as encoding `what`.
+fn encode_families(format: Format, families: &[MetricFamily], what: &str, out: &mut String) {
     match format {
         Format::Text => {
-            if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, &mut out) {
-                tracing::error!(error = %e, "encoding project metrics");
+            if let Err(e) = prometheus::TextEncoder::new().encode_utf8(families, out) {
+                tracing::error!(error = %e, "encoding {what}");
             }
         }
-        Format::OpenMetrics => openmetrics::encode(&families, &mut out),
+        Format::OpenMetrics => openmetrics::encode(families, out),
     }
-    piece(out.as_bytes(), gzip, deflater).map(Some)
 }
 
 /// The per-function families, each family's header followed by its

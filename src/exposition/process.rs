@@ -70,7 +70,7 @@ pub struct ProcessMetrics {
     process: Option<procfs::process::Process>,
     /// `/proc/<pid>/stat`, opened once and read from its start at each
     /// collection (the kernel writes it anew for every read from offset
-    /// 0): opening and closing it was another third.
+    /// 0): opening and closing it was another quarter.
     stat: Option<std::fs::File>,
     /// Whole seconds since the epoch (as the `prometheus` crate has it),
     /// read once: it does not change.
@@ -112,20 +112,7 @@ impl ProcessMetrics {
             page_size: procfs::page_size(),
         }
     }
-}
 
-/// The CPU time of the calling thread so far, in seconds, to the
-/// nanosecond (`CLOCK_THREAD_CPUTIME_ID`): what a rendering cost, apart
-/// from the polls that run beside it. (Not `/proc/thread-self/schedstat`:
-/// the kernel brings that figure up to date only at its own events, the
-/// timer tick among them, so a reading could lag by up to a tick, 4 ms at
-/// `HZ=250`, more than a whole rendering of 1,000 functions costs.)
-pub fn thread_cpu_seconds() -> f64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
-}
-
-impl ProcessMetrics {
     /// The kernel's `stat` of this process, from the file kept open;
     /// `None` when it cannot be read whole.
     fn read_stat(&self) -> Option<procfs::process::Stat> {
@@ -139,6 +126,17 @@ impl ProcessMetrics {
         }
         procfs::process::Stat::from_read(&buf[..n]).ok()
     }
+}
+
+/// The CPU time of the calling thread so far, in seconds, to the
+/// nanosecond (`CLOCK_THREAD_CPUTIME_ID`): what a rendering cost, apart
+/// from the polls that run beside it. (Not `/proc/thread-self/schedstat`:
+/// the kernel brings that figure up to date only at its own events, the
+/// timer tick among them, so a reading could lag by up to a tick, 4 ms at
+/// `HZ=250`, more than a whole rendering of 1,000 functions costs.)
+pub fn thread_cpu_seconds() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
 }
 
 /// One family of one sample without labels.
