@@ -292,6 +292,17 @@ fn gunzip(data: &[u8]) -> Res<Vec<u8>> {
     Ok(out)
 }
 
+/// The zlib level-1 reference, in Python (the C library): `level1(d, n)`
+/// compresses `d` into one gzip member `n` times and gives the median CPU
+/// seconds (`process_time`) and the compressed size. Both references
+/// ([`zlib_level1`], [`ZlibBeside`]) measure with it.
+const PY_LEVEL1: &str = "import sys,time,zlib\n\
+    def level1(d,n):\n\
+    \x20   t=[]\n\
+    \x20   for _ in range(n):\n\
+    \x20       s=time.process_time(); c=zlib.compressobj(1,zlib.DEFLATED,31); a=c.compress(d); b=c.flush(); t.append(time.process_time()-s)\n\
+    \x20   return sorted(t)[n//2], len(a)+len(b)\n";
+
 /// CPU seconds zlib (Python's, the C library) takes to compress `bytes`
 /// at level 1, median of 5, and the size of its gzip output.
 fn zlib_level1(dir: &Path, bytes: &[u8]) -> Res<(f64, usize)> {
@@ -299,14 +310,9 @@ fn zlib_level1(dir: &Path, bytes: &[u8]) -> Res<(f64, usize)> {
     std::fs::write(&file, bytes)?;
     let out = Command::new("python3")
         .arg("-c")
-        .arg(
-            "import sys,time,zlib\n\
-             d=open(sys.argv[1],'rb').read()\n\
-             t=[]\n\
-             for _ in range(5):\n\
-             \x20   s=time.process_time(); c=zlib.compressobj(1,zlib.DEFLATED,31); a=c.compress(d); b=c.flush(); t.append(time.process_time()-s)\n\
-             print(sorted(t)[2], len(a)+len(b))",
-        )
+        .arg(format!(
+            "{PY_LEVEL1}cpu,size=level1(open(sys.argv[1],'rb').read(),5)\nprint(cpu, size)"
+        ))
         .arg(&file)
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -417,18 +423,14 @@ impl ZlibBeside {
     fn start() -> Res<Self> {
         let mut child = Command::new("python3")
             .arg("-c")
-            .arg(
-                "import sys,time,zlib\n\
-                 r=sys.stdin.buffer\n\
+            .arg(format!(
+                "{PY_LEVEL1}r=sys.stdin.buffer\n\
                  while True:\n\
                  \x20   h=r.read(8)\n\
                  \x20   if len(h)<8: break\n\
                  \x20   d=r.read(int.from_bytes(h,'little'))\n\
-                 \x20   t=[]\n\
-                 \x20   for _ in range(3):\n\
-                 \x20       s=time.process_time(); c=zlib.compressobj(1,zlib.DEFLATED,31); a=c.compress(d); b=c.flush(); t.append(time.process_time()-s)\n\
-                 \x20   print(sorted(t)[1], flush=True)",
-            )
+                 \x20   print(level1(d,3)[0], flush=True)"
+            ))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;

@@ -158,8 +158,6 @@ struct Inner {
     projects: Vec<Arc<ProjectReport>>,
     projects_stamp: u64,
     views: [Option<View>; VIEWS],
-    /// The exporter's own metrics but `process_*`, per view.
-    own: [Option<Own>; VIEWS],
     deflater: Deflater,
     /// Reused for encoding segments.
     scratch: String,
@@ -183,6 +181,8 @@ struct View {
     assembled: Option<(u64, u64)>,
     /// The store generation `body` is current for.
     generation: u64,
+    /// The exporter's own metrics but `process_*` as last encoded.
+    own: Option<Own>,
 }
 
 /// The cached part of a body.
@@ -209,7 +209,6 @@ impl Renderer {
                 projects: Vec::new(),
                 projects_stamp: 0,
                 views: Default::default(),
-                own: Default::default(),
                 deflater: Deflater::default(),
                 scratch: String::new(),
             }),
@@ -317,8 +316,8 @@ impl Renderer {
     ) -> Body {
         let tail = self.tail(format);
         if gzip {
-            let compressed = self.own_part(format, true, stamps).and_then(|own| {
-                match (&*self.cached_part(format, true, encoded)?, own) {
+            let compressed = self.cached_part(format, true, encoded).and_then(|head| {
+                match (&*head, self.own_part(format, true, stamps)?) {
                     (Assembled::Gzip(head), Piece::Gzip(own)) => head.finish(&own, tail.as_bytes()),
                     _ => Err(GzipError::new("a plain view")),
                 }
@@ -353,28 +352,38 @@ impl Renderer {
 
     /// The exporter's own metrics but `process_*`, in a view: gathered
     /// and encoded again only when `stamps` moved (a scrape between polls
-    /// finds them as they were).
+    /// finds them as they were). Kept with the view, which
+    /// [`Renderer::cached_part`] makes (without one, when the view could
+    /// not be made, they are encoded and not kept).
     fn own_part(
         &self,
         format: Format,
         gzip: bool,
         stamps: (u64, Stamp),
     ) -> Result<Piece, GzipError> {
-        let index = view_index(format, gzip);
         let mut inner = self.lock();
-        let inner = &mut *inner;
-        if let Some(own) = inner.own[index].as_ref().filter(|o| o.stamps == stamps) {
-            return Ok(own.piece.clone());
+        let Inner {
+            views,
+            deflater,
+            scratch: out,
+            ..
+        } = &mut *inner;
+        let view = views[view_index(format, gzip)].as_mut();
+        if let Some(own) = view.as_ref().and_then(|v| v.own.as_ref()) {
+            if own.stamps == stamps {
+                return Ok(own.piece.clone());
+            }
         }
         let families = self.exporter.gather(&self.store.cycles());
-        let out = &mut inner.scratch;
         out.clear();
         encode_families(format, &families, "the exporter's own metrics", out);
-        let piece = piece(out.as_bytes(), gzip, &mut inner.deflater)?;
-        inner.own[index] = Some(Own {
-            stamps,
-            piece: piece.clone(),
-        });
+        let piece = piece(out.as_bytes(), gzip, deflater)?;
+        if let Some(view) = view {
+            view.own = Some(Own {
+                stamps,
+                piece: piece.clone(),
+            });
+        }
         Ok(piece)
     }
 
@@ -417,7 +426,6 @@ impl Renderer {
         for (i, slot) in inner.views.iter_mut().enumerate() {
             if i != index && slot.as_ref().is_some_and(|v| now - v.used > VIEW_IDLE) {
                 *slot = None;
-                inner.own[i] = None;
                 inner.layout.drop_view(i);
                 self.lock_served()[i] = None;
             }
@@ -510,6 +518,7 @@ impl View {
             body: Arc::new(Assembled::Plain(Vec::new())),
             assembled: None,
             generation: 0,
+            own: None,
         })
     }
 }

@@ -614,7 +614,10 @@ fn own_metrics_are_gathered_again_only_when_they_changed() {
         )
     };
     // The kept piece of the exporter's own metrics.
-    let own = |r: &Renderer| match &r.lock().own[view_index(Format::OpenMetrics, true)] {
+    let own = |r: &Renderer| match r.lock().views[view_index(Format::OpenMetrics, true)]
+        .as_ref()
+        .and_then(|v| v.own.as_ref())
+    {
         Some(Own {
             piece: Piece::Gzip(d),
             ..
