@@ -101,8 +101,7 @@ impl Store {
             },
         );
         drop(map);
-        drop(old);
-        self.free_retired();
+        self.free(old);
     }
 
     /// Hands over reports a reader kept and has replaced (the renderer
@@ -121,8 +120,11 @@ impl Store {
         }
     }
 
-    /// Frees the retired reports, outside every lock.
-    fn free_retired(&self) {
+    /// Frees what a publication replaced and the retired reports, after
+    /// the functions' lock is released (so that readers do not wait on
+    /// the freeing).
+    fn free<T>(&self, replaced: T) {
+        drop(replaced);
         let retired = std::mem::take(&mut *self.retired.lock_or_recover());
         drop(retired);
     }
@@ -167,8 +169,7 @@ impl Store {
         entry.changed = self.next_generation();
         let old = std::mem::replace(&mut entry.report, report);
         drop(map);
-        drop(old);
-        self.free_retired();
+        self.free(old);
         true
     }
 
