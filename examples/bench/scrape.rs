@@ -353,13 +353,14 @@ pub async fn scrape(functions: usize) -> Res<()> {
 
     // Prometheus' headers. The gzip body nginx serves is the exporter's
     // own (so the bytes on the wire are the same size); its plain text is
-    // the same OpenMetrics exposition.
-    let (content_type, encoding, gz) = scrape_as_prometheus(&url).await?;
+    // the same OpenMetrics exposition. It is taken again after each of
+    // the exporter's runs: a body sent often is compacted (see
+    // `COMPACT_AFTER`), and nginx serves what the exporter served by then.
+    let (content_type, encoding, first) = scrape_as_prometheus(&url).await?;
     if encoding != "gzip" || !content_type.starts_with("application/openmetrics-text") {
         return Err(format!("exporter answered {content_type:?} {encoding:?}").into());
     }
-    let om = gunzip(&gz)?;
-    www(dir, &om, Some(&gz))?;
+    www(dir, &gunzip(&first)?, Some(&first))?;
     let nginx = Nginx::start(dir, true, true, &content_type).await?;
     // The same without sendfile: what serving costs when the bytes are
     // copied through the process, as the exporter's are.
@@ -368,14 +369,18 @@ pub async fn scrape(functions: usize) -> Res<()> {
         println!("load {}", load());
         let u = url.clone();
         let ours = tokio::task::spawn_blocking(move || wrk(&u, connections, true)).await??;
+        let (_, _, gz) = scrape_as_prometheus(&url).await?;
+        let om = gunzip(&gz)?;
+        www(dir, &om, Some(&gz))?;
         let u = nginx.url.clone();
         let theirs = tokio::task::spawn_blocking(move || wrk(&u, connections, true)).await??;
         let u = copying.url.clone();
         let copied = tokio::task::spawn_blocking(move || wrk(&u, connections, true)).await??;
         println!(
-            "scrape prometheus-headers | N={functions} c={connections} OpenMetrics {} bytes, gzip {} bytes | exporter {ours} | nginx gzip_static {theirs} | ratio {:.3} | nginx gzip_static without sendfile {copied} | ratio {:.3} | RSS {:.1} MiB | load {}",
+            "scrape prometheus-headers | N={functions} c={connections} OpenMetrics {} bytes, gzip {} bytes (first served {} bytes) | exporter {ours} | nginx gzip_static {theirs} | ratio {:.3} | nginx gzip_static without sendfile {copied} | ratio {:.3} | RSS {:.1} MiB | load {}",
             om.len(),
             gz.len(),
+            first.len(),
             ours.rps / theirs.rps,
             ours.rps / copied.rps,
             rss(exporter.pid())? as f64 / 1048576.0,

@@ -28,7 +28,11 @@
 //!
 //! A gzip body is the compressed pieces of the first two parts, the
 //! exporter's own metrics as compressed when gathered, and `process_*`
-//! freshly compressed, as one gzip member (see [`gzip`]).
+//! freshly compressed, as one gzip member (see [`gzip`]). Once the first
+//! two parts have been sent [`COMPACT_AFTER`] times unchanged, a thread of
+//! their own compresses them again as one stream ([`GzipHead::compact`]),
+//! and bodies carry that until they change: a body served that often is
+//! worth the bytes it saves every send.
 //!
 //! A format's encodings are kept while it is asked for: one not asked for
 //! in [`VIEW_IDLE`] is dropped (Prometheus asks for compressed OpenMetrics
@@ -76,6 +80,13 @@ pub const VIEW_IDLE: Duration = Duration::from_secs(600);
 /// How long a body is served again when nothing it says changed but the
 /// process metrics (CPU, memory, file descriptors) it carries.
 pub const REUSE_FOR: Duration = Duration::from_secs(1);
+
+/// A gzip view's cached part is compacted ([`GzipHead::compact`]) once it
+/// has been sent this many times: compacting costs about what compressing
+/// the whole exposition once does, and each later send copies some 40 %
+/// fewer bytes into the socket (BENCHMARKS.md has the figures); with
+/// Prometheus scraping every 15 s it never happens.
+pub const COMPACT_AFTER: u64 = 256;
 
 /// An exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,10 +136,13 @@ pub const REFRESH: &str = "Refreshed by background polling, not at scrape time."
 pub struct Renderer {
     store: Arc<Store>,
     exporter: Arc<ExporterMetrics>,
-    inner: Mutex<Inner>,
+    /// Shared with a compaction's thread, which puts its result back.
+    inner: Arc<Mutex<Inner>>,
     /// The latest body of each view, served again while it holds. Apart
     /// from `inner`, so that it is served while a rendering runs.
     served: Mutex<[Option<Served>; VIEWS]>,
+    /// The latest compaction's thread: one runs at a time.
+    compaction: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// A body as served, and what it was rendered from.
@@ -139,6 +153,9 @@ struct Served {
     stamps: (u64, Stamp),
     at: Instant,
     body: Body,
+    /// How many times the body's cached part has been sent, in this and
+    /// the previous bodies that share it.
+    sends: u64,
 }
 
 /// What a rendering encoded again, for the debug log.
@@ -183,6 +200,8 @@ struct View {
     generation: u64,
     /// The exporter's own metrics but `process_*` as last encoded.
     own: Option<Own>,
+    /// Whether `body` is compacted or being compacted.
+    compacted: bool,
 }
 
 /// The cached part of a body.
@@ -204,15 +223,16 @@ impl Renderer {
         Self {
             store,
             exporter,
-            inner: Mutex::new(Inner {
+            inner: Arc::new(Mutex::new(Inner {
                 layout: Layout::default(),
                 projects: Vec::new(),
                 projects_stamp: 0,
                 views: Default::default(),
                 deflater: Deflater::default(),
                 scratch: String::new(),
-            }),
+            })),
             served: Mutex::default(),
+            compaction: Mutex::default(),
         }
     }
 
@@ -230,9 +250,26 @@ impl Renderer {
 
     /// The latest body of a view, if it still holds at `stamps`.
     fn reusable(&self, index: usize, stamps: (u64, Stamp)) -> Option<Body> {
-        let served = self.lock_served();
-        let s = served[index].as_ref()?;
-        (s.stamps == stamps && s.at.elapsed() < REUSE_FOR).then(|| s.body.clone())
+        let (body, sends) = {
+            let mut served = self.lock_served();
+            let s = served[index].as_mut()?;
+            if s.stamps != stamps || s.at.elapsed() >= REUSE_FOR {
+                return None;
+            }
+            s.sends += 1;
+            (s.body.clone(), s.sends)
+        };
+        self.compact_if_sent_often(index, &body, sends);
+        Some(body)
+    }
+
+    /// Compacts a gzip view's cached part every [`COMPACT_AFTER`] sends
+    /// (after the first, only if it was not: another view's compaction
+    /// ran, or the part was replaced).
+    fn compact_if_sent_often(&self, index: usize, body: &Body, sends: u64) {
+        if body.gzip && sends.is_multiple_of(COMPACT_AFTER) {
+            self.compact(index);
+        }
     }
 
     /// The whole exposition in text format 0.0.4.
@@ -296,13 +333,89 @@ impl Renderer {
         // A body that could not be compressed is not kept: the next
         // request tries again.
         if body.gzip == gzip {
-            self.lock_served()[index] = Some(Served {
-                stamps,
-                at,
-                body: body.clone(),
-            });
+            let sends = {
+                let mut served = self.lock_served();
+                let sends = match &served[index] {
+                    Some(s) if same_cached_part(&s.body, &body) => s.sends + 1,
+                    _ => 1,
+                };
+                served[index] = Some(Served {
+                    stamps,
+                    at,
+                    body: body.clone(),
+                    sends,
+                });
+                sends
+            };
+            self.compact_if_sent_often(index, &body, sends);
         }
         body
+    }
+
+    /// Starts compacting a gzip view's cached part on a thread of its own,
+    /// unless it is compact already or another compaction runs; the result
+    /// replaces the part if it is still the view's.
+    fn compact(&self, index: usize) {
+        let mut running = self.compaction.lock_or_recover();
+        if running.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        // Not waiting for a rendering: this may run on the async runtime,
+        // and the next multiple of COMPACT_AFTER sends tries again.
+        let mut inner = match self.inner.try_lock() {
+            Ok(inner) => inner,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        let head = {
+            let Some(view) = inner.views[index].as_mut() else {
+                return;
+            };
+            if view.compacted || !matches!(*view.body, Assembled::Gzip(_)) {
+                return;
+            }
+            view.compacted = true;
+            Arc::clone(&view.body)
+        };
+        drop(inner);
+        let inner = Arc::clone(&self.inner);
+        let spawned = std::thread::Builder::new()
+            .name("compact".to_owned())
+            .spawn(move || {
+                let Assembled::Gzip(part) = &*head else {
+                    return;
+                };
+                let cpu = thread_cpu();
+                match part.compact() {
+                    Ok(compact) => {
+                        tracing::debug!(
+                            bytes = part.compressed_len(),
+                            compacted = compact.compressed_len(),
+                            cpu_seconds = thread_cpu() - cpu,
+                            "cached part compacted"
+                        );
+                        let mut inner = inner.lock_or_recover();
+                        if let Some(view) = inner.views[index].as_mut() {
+                            if Arc::ptr_eq(&view.body, &head) {
+                                view.body = Arc::new(Assembled::Gzip(compact));
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "compacting the cached part"),
+                }
+            });
+        match spawned {
+            Ok(thread) => *running = Some(thread),
+            Err(e) => tracing::warn!(error = %e, "starting a compaction"),
+        }
+    }
+
+    /// Waits for the latest compaction to end.
+    #[cfg(test)]
+    fn compacted(&self) {
+        if let Some(thread) = self.compaction.lock_or_recover().take() {
+            thread.join().expect("the compaction does not panic");
+        }
     }
 
     /// The whole exposition in `format`, rendered now from what holds at
@@ -482,6 +595,7 @@ impl Renderer {
                 gzip,
                 &mut inner.deflater,
             )?;
+            view.compacted = false;
             view.body = Arc::new(assemble(
                 &inner.layout,
                 index,
@@ -519,6 +633,7 @@ impl View {
             assembled: None,
             generation: 0,
             own: None,
+            compacted: false,
         })
     }
 }
@@ -531,6 +646,15 @@ fn thread_cpu() -> f64 {
         return process::thread_cpu_seconds();
     }
     0.0
+}
+
+/// Whether two bodies start with the same cached part (the first chunk of
+/// a gzip body; the one a body holds keeps it from being reused).
+fn same_cached_part(a: &Body, b: &Body) -> bool {
+    match (a.chunks.first(), b.chunks.first()) {
+        (Some(x), Some(y)) => x.as_ptr() == y.as_ptr() && x.len() == y.len(),
+        _ => false,
+    }
 }
 
 /// `plain` as a view keeps it.

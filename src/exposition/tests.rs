@@ -563,6 +563,44 @@ fn a_body_is_served_again_until_something_changes() {
     assert!(!text.ends_with(b"# EOF\n"));
 }
 
+/// A gzip view's cached part sent [`COMPACT_AFTER`] times is compacted:
+/// fewer bytes saying the same, until the store changes.
+#[test]
+fn a_part_sent_often_is_compacted() {
+    let store = random_store(11, 0..300);
+    let r = renderer(&store);
+    let head_len = |r: &Renderer| match &*r
+        .cached_part(Format::OpenMetrics, true, &mut Encoded::default())
+        .unwrap()
+    {
+        Assembled::Gzip(head) => head.compressed_len(),
+        Assembled::Plain(_) => unreachable!("a gzip view"),
+    };
+    let said = part(&r, Format::OpenMetrics, true);
+    let sent = head_len(&r);
+    // Rendered or served again, every body counts.
+    for _ in 1..COMPACT_AFTER {
+        r.body(Format::OpenMetrics, true);
+    }
+    r.body(Format::Text, true);
+    assert!(r.compaction.lock_or_recover().is_none(), "not yet");
+    r.body(Format::OpenMetrics, true);
+    r.compacted();
+    let compact = head_len(&r);
+    assert!(compact < sent * 3 / 4, "{compact} of {sent} bytes");
+    assert!(part(&r, Format::OpenMetrics, true) == said);
+    assert!(gunzip(&r.body(Format::OpenMetrics, true).to_bytes()).starts_with(&said));
+    // A change: assembled from the pieces again, and current.
+    let mut next = (*store.function(&urn(3)).unwrap()).clone();
+    next.polls += 1;
+    next.last_success = Some(1_800_000_000.0);
+    store.publish(next);
+    let changed = part(&r, Format::OpenMetrics, true);
+    assert!(changed.contains("} 1800000000\n"), "the change is said");
+    assert!(changed == part(&renderer(&store), Format::OpenMetrics, true));
+    assert!(head_len(&r) > compact);
+}
+
 /// A rendering hands the reports it replaced to the store, whose next
 /// publication frees them: a scrape does not pay for freeing them.
 #[test]
