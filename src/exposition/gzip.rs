@@ -79,12 +79,16 @@ const MAX_SPARE: usize = 4;
 /// than compressing a small piece).
 pub struct Deflater {
     c: Compress,
+    /// What the compressor writes into, kept from piece to piece: a piece
+    /// is then one allocation of its exact size.
+    out: Vec<u8>,
 }
 
 impl Default for Deflater {
     fn default() -> Self {
         Self {
             c: Compress::new(Compression::new(LEVEL), false),
+            out: Vec::new(),
         }
     }
 }
@@ -93,18 +97,16 @@ impl Deflater {
     /// Compresses `plain` into a piece that can stand anywhere in a
     /// deflate stream before its last block.
     pub fn piece(&mut self, plain: &[u8]) -> Result<Deflated, GzipError> {
-        let mut out = Vec::with_capacity(plain.len() / 8 + 64);
         self.c.reset();
-        deflate(&mut self.c, plain, FlushCompress::Sync, &mut out)?;
-        // A piece is kept until its text changes: not the spare capacity
-        // reserved for the compressor's output (an eighth of the text,
-        // about twice what the compressor makes of an exposition).
-        out.shrink_to_fit();
+        self.out.clear();
+        deflate(&mut self.c, plain, FlushCompress::Sync, &mut self.out)?;
         let len = plain.len() as u64;
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(Deflated {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            bytes: Bytes::from(out),
+            // A piece is kept until its text changes: not the spare
+            // capacity the compressor's output was given.
+            bytes: Bytes::copy_from_slice(&self.out),
             crc: crc32(0, plain),
             len,
             shift: crc32_combine_gen(len),
