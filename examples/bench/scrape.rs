@@ -340,7 +340,14 @@ pub async fn scrape(functions: usize) -> Res<()> {
     let ours = tokio::task::spawn_blocking(move || wrk(&u, 64, false)).await??;
     let rss_after = rss(exporter.pid())?;
     www(dir, &text, None)?;
-    let nginx = Nginx::start(dir, false, true, true, "text/plain; version=0.0.4; charset=utf-8").await?;
+    let nginx = Nginx::start(
+        dir,
+        false,
+        true,
+        true,
+        "text/plain; version=0.0.4; charset=utf-8",
+    )
+    .await?;
     let u = nginx.url.clone();
     let theirs = tokio::task::spawn_blocking(move || wrk(&u, 64, false)).await??;
     drop(nginx);
