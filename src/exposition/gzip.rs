@@ -36,7 +36,7 @@
 //!
 //! A head sent often enough is worth compressing again as one stream
 //! ([`GzipHead::compact`]): inflated and deflated anew at level 2, without
-//! the pieces' boundaries, it is about 40 % smaller, for about what
+//! the pieces' boundaries, it is about a third smaller, for about what
 //! compressing the whole exposition once costs (6 ms at 1,000 functions,
 //! 80 ms at 10,000).
 
@@ -272,7 +272,7 @@ impl GzipHead {
     /// The same text compressed again as one stream rather than pieces
     /// (so that later text refers to earlier, and with Huffman codes built
     /// for it), for a head sent often enough to be worth it: an
-    /// exposition comes out about 40 % smaller. It streams (the text is
+    /// exposition comes out about a third smaller. It streams (the text is
     /// never whole in memory) and checks what it decompressed against the
     /// head's length and CRC-32. The result has no piece index, so a head
     /// built after it copies every piece from the pieces themselves.

@@ -15,7 +15,6 @@
 //! collection reads `stat` once from its start, counts `fd` (one `stat`
 //! call since Linux 6.2), and asks `getrlimit` for the descriptor limit.
 
-use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 
 const CPU: &str = "process_cpu_seconds_total";
@@ -63,7 +62,6 @@ const FAMILIES: [(&str, &str, MetricType); 7] = [
 
 /// `process_*` of this process.
 pub struct ProcessMetrics {
-    descs: Vec<Desc>,
     /// `/proc/<pid>`, opened once: finding it anew (a `readlink` of
     /// `/proc/self` and a directory opened) was a third of a collection.
     /// `None` when it could not be opened, and then every collection tries.
@@ -82,18 +80,6 @@ pub struct ProcessMetrics {
 
 impl ProcessMetrics {
     pub fn for_self() -> Self {
-        let descs = FAMILIES
-            .iter()
-            .map(|(name, help, _)| {
-                Desc::new(
-                    (*name).to_owned(),
-                    (*help).to_owned(),
-                    vec![],
-                    Default::default(),
-                )
-                .expect("a valid metric name")
-            })
-            .collect();
         let ticks = procfs::ticks_per_second();
         let process = procfs::process::Process::myself().ok();
         let start_time = procfs::boot_time_secs().ok().and_then(|boot| {
@@ -104,7 +90,6 @@ impl ProcessMetrics {
             .as_ref()
             .and_then(|p| std::fs::File::open(format!("/proc/{}/stat", p.pid())).ok());
         Self {
-            descs,
             process,
             stat,
             start_time,
@@ -159,14 +144,10 @@ fn family(name: &str, help: &str, kind: MetricType, value: f64) -> MetricFamily 
     mf
 }
 
-impl Collector for ProcessMetrics {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
+impl ProcessMetrics {
     /// What can be read now; a value that cannot be read is left out (as
     /// the `prometheus` crate does).
-    fn collect(&self) -> Vec<MetricFamily> {
+    pub fn collect(&self) -> Vec<MetricFamily> {
         let found;
         let process = match &self.process {
             Some(p) => Some(p),
@@ -231,8 +212,6 @@ mod tests {
                 .iter()
                 .any(|f| f.name() == "process_resident_memory_bytes")
         );
-        let descs = ProcessMetrics::for_self();
-        assert_eq!(descs.desc().iter().filter(|d| d.fq_name == CPU).count(), 1);
     }
 
     fn value(families: &[MetricFamily], name: &str) -> f64 {
@@ -255,7 +234,6 @@ mod tests {
         let p = ProcessMetrics::for_self();
         let families = p.collect();
         assert_eq!(families.len(), FAMILIES.len());
-        assert_eq!(p.desc().len(), FAMILIES.len());
         for (name, help, kind) in FAMILIES {
             let f = families.iter().find(|f| f.name() == name).unwrap();
             assert_eq!((f.help(), f.get_field_type()), (help, kind), "{name}");
