@@ -13,11 +13,21 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// [`Mutex::lock`], recovering from poisoning (see the module doc).
 pub trait MutexExt<T: ?Sized> {
     fn lock_or_recover(&self) -> MutexGuard<'_, T>;
+    /// [`Mutex::try_lock`]: `None` only while another thread holds it.
+    fn try_lock_or_recover(&self) -> Option<MutexGuard<'_, T>>;
 }
 
 impl<T: ?Sized> MutexExt<T> for Mutex<T> {
     fn lock_or_recover(&self) -> MutexGuard<'_, T> {
         self.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn try_lock_or_recover(&self) -> Option<MutexGuard<'_, T>> {
+        match self.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 }
 
@@ -57,5 +67,8 @@ mod tests {
         *m.lock_or_recover() += 1;
         *r.write_or_recover() += 1;
         assert_eq!((*m.lock_or_recover(), *r.read_or_recover()), (2, 3));
+        let held = m.try_lock_or_recover().expect("poisoned, not held");
+        assert!(m.try_lock_or_recover().is_none(), "held");
+        drop(held);
     }
 }

@@ -363,10 +363,8 @@ impl Renderer {
         }
         // Not waiting for a rendering: this may run on the async runtime,
         // and the next multiple of COMPACT_AFTER sends tries again.
-        let mut inner = match self.inner.try_lock() {
-            Ok(inner) => inner,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return,
+        let Some(mut inner) = self.inner.try_lock_or_recover() else {
+            return;
         };
         let head = {
             let Some(view) = inner.views[index].as_mut() else {
@@ -413,7 +411,7 @@ impl Renderer {
 
     /// Waits for the latest compaction to end.
     #[cfg(test)]
-    fn compacted(&self) {
+    fn wait_for_compaction(&self) {
         if let Some(thread) = self.compaction.lock_or_recover().take() {
             thread.join().expect("the compaction does not panic");
         }

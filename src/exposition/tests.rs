@@ -585,7 +585,7 @@ fn a_part_sent_often_is_compacted() {
     r.body(Format::Text, true);
     assert!(r.compaction.lock_or_recover().is_none(), "not yet");
     r.body(Format::OpenMetrics, true);
-    r.compacted();
+    r.wait_for_compaction();
     let compact = head_len(&r);
     assert!(compact < sent * 3 / 4, "{compact} of {sent} bytes");
     assert!(part(&r, Format::OpenMetrics, true) == said);
