@@ -29,6 +29,8 @@
 //! - [`caps`]: the bounds on upstream data (string lengths, list sizes)
 //!   and the counts of what they dropped, as plain data.
 //! - [`sync`]: locks that recover from poisoning, and why.
+//! - [`mirror`]: bytes also kept in a sealed memory file, which the server
+//!   sends with `sendfile` rather than copying (compacted expositions).
 //! - [`demo`], [`telemetry`], [`shutdown`], [`secret`], [`urn`], [`timefmt`],
 //!   [`clock`]: the demo set-up, logging, signals, redacted secrets (and
 //!   secret files that are re-read when they change), function URNs, the
@@ -48,6 +50,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod exposition;
+pub mod mirror;
 mod named;
 pub mod poller;
 pub mod secret;

@@ -588,6 +588,17 @@ fn a_part_sent_often_is_compacted() {
     r.wait_for_compaction();
     let compact = head_len(&r);
     assert!(compact < sent * 3 / 4, "{compact} of {sent} bytes");
+    #[cfg(target_os = "linux")]
+    match &*r
+        .cached_part(Format::OpenMetrics, true, &mut Encoded::default())
+        .unwrap()
+    {
+        Assembled::Gzip(head) => assert!(
+            crate::mirror::find(head.bytes()).is_some(),
+            "sent from a memory file"
+        ),
+        Assembled::Plain(_) => unreachable!("a gzip view"),
+    }
     assert!(part(&r, Format::OpenMetrics, true) == said);
     assert!(gunzip(&r.body(Format::OpenMetrics, true).to_bytes()).starts_with(&said));
     // A change: assembled from the pieces again, and current.

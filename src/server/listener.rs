@@ -56,7 +56,11 @@ pub(super) async fn accept_loop<H, F, B, E>(
             // Re-read the web configuration if its files changed.
             let tls = web.and_then(|w| w.refresh().tls.clone());
             match tls {
-                None => serve_io(&builder, watcher, stream, service).await,
+                None => {
+                    #[cfg(target_os = "linux")]
+                    let stream = super::sendfile::SendfileStream::new(stream);
+                    serve_io(&builder, watcher, stream, service).await;
+                }
                 Some(config) => {
                     let Some(stream) = handshake(config, stream).await else {
                         return;

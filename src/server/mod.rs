@@ -10,6 +10,8 @@
 //!   gzip compression (`negotiate`), its bodies come from the exposition's
 //!   cache.
 //! - `landing`: the HTML page on `/`; `failures`: `/failures`.
+//! - `sendfile`: plain TCP connections send bodies mirrored in a memory
+//!   file ([`crate::mirror`]: compacted expositions) with `sendfile`.
 //!
 //! With `--web.config.file` ([`crate::web`]), connections are TLS (the
 //! configuration is re-checked on every new connection, so a rotated
@@ -29,6 +31,8 @@ mod landing;
 mod listener;
 mod negotiate;
 mod routes;
+#[cfg(target_os = "linux")]
+mod sendfile;
 
 pub use body::Chunks;
 pub use listener::SHUTDOWN_GRACE;
