@@ -9,8 +9,8 @@
 //! bytes, and also clears the compressor's 128 KB hash table, which the
 //! reset before the next piece clears again: an eighth of
 //! compressing a piece of a few KB.) A body is the gzip header, the pieces,
-//! one last piece (the part that changes per scrape) with the final block,
-//! and a trailer with the CRC-32 and length of the whole, which are
+//! the part read again for every body (`process_*`) stored uncompressed in
+//! the final block, and a trailer with the CRC-32 and length of the whole, which are
 //! combined from the pieces' own without reading them again. The result is
 //! one ordinary gzip member that every client decompresses.
 //!
@@ -40,14 +40,12 @@
 //! compressing the whole exposition once costs (6 ms at 1,000 functions,
 //! 80 ms at 10,000).
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use zlib_rs::crc32::{crc32, crc32_combine_gen, crc32_combine_op};
 
-use crate::sync::MutexExt;
 
 /// A gzip member header: magic, deflate, no flags, no mtime, no extra
 /// flags, unknown OS (RFC 1952).
@@ -71,9 +69,6 @@ const LEVEL: u32 = 1;
 /// zlib-rs's level 2 is its fastest with Huffman codes built for the text
 /// (level 1 uses fixed ones); measured in BENCHMARKS.md.
 const COMPACT_LEVEL: u32 = 2;
-
-/// The spare deflaters [`Deflater::with`] keeps.
-const MAX_SPARE: usize = 4;
 
 /// A compressor, reused from piece to piece (setting one up costs more
 /// than compressing a small piece).
@@ -111,29 +106,6 @@ impl Deflater {
             len,
             shift: crc32_combine_gen(len),
         })
-    }
-
-    /// Compresses `plain` as the end of a deflate stream, onto `out`.
-    fn last(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), GzipError> {
-        self.c.reset();
-        deflate(&mut self.c, plain, FlushCompress::Finish, out)
-    }
-
-    /// Runs `f` with a spare deflater, kept for the next call whichever
-    /// thread makes it. (Not one per thread: a rendering runs on a
-    /// blocking-pool thread, which exits after 10 s idle, so with one
-    /// scraper every 15 s each rendering set up a compressor of its own,
-    /// a few hundred KB of tables allocated and zeroed.)
-    pub fn with<T>(f: impl FnOnce(&mut Deflater) -> T) -> T {
-        static SPARE: Mutex<Vec<Deflater>> = Mutex::new(Vec::new());
-        let mut d = SPARE.lock_or_recover().pop().unwrap_or_default();
-        let out = f(&mut d);
-        // As many as renderings ran at once, up to a few.
-        let mut spare = SPARE.lock_or_recover();
-        if spare.len() < MAX_SPARE {
-            spare.push(d);
-        }
-        out
     }
 }
 
@@ -241,13 +213,13 @@ impl GzipHead {
 
     /// The complete gzip body of the head, then `piece`, then `tail`, in
     /// two parts: the head (shared, not copied) and the rest (a copy of
-    /// the piece, a few KB, and the tail compressed: one write fewer than
-    /// sending the piece apart, which cost a fifth of the requests a
-    /// second on one connection).
-    pub fn finish(&self, piece: &Deflated, tail: &[u8]) -> Result<(Bytes, Vec<u8>), GzipError> {
-        let mut out = Vec::with_capacity(piece.bytes.len() + tail.len() / 4 + 64);
+    /// the piece, a few KB, and the tail stored uncompressed (see
+    /// [`stored_last`]): one write fewer than sending the piece apart,
+    /// which cost a fifth of the requests a second on one connection).
+    pub fn finish(&self, piece: &Deflated, tail: &[u8]) -> (Bytes, Vec<u8>) {
+        let mut out = Vec::with_capacity(piece.bytes.len() + tail.len() + 64);
         out.extend_from_slice(&piece.bytes);
-        Deflater::with(|d| d.last(tail, &mut out))?;
+        stored_last(tail, &mut out);
         let crc = crc32_combine_op(self.crc, piece.crc, piece.shift);
         out.extend_from_slice(&crc32(crc, tail).to_le_bytes());
         // ISIZE is the length modulo 2^32.
@@ -256,7 +228,7 @@ impl GzipHead {
             .wrapping_add(piece.len)
             .wrapping_add(tail.len() as u64) as u32;
         out.extend_from_slice(&total.to_le_bytes());
-        Ok((self.bytes.clone(), out))
+        (self.bytes.clone(), out)
     }
 
     /// The length of the plain text of the head.
@@ -332,6 +304,30 @@ impl GzipHead {
     }
 }
 
+/// `plain` as the last blocks of a byte-aligned deflate stream, stored as
+/// they are (RFC 1951, 3.2.4: a block header in a byte of its own, then
+/// the length and its complement, then the bytes).
+///
+/// The tail (the `process_*` families) is read again for every body and
+/// is a kilobyte or two: compressing it meant resetting a compressor,
+/// which clears zlib-rs's 128 KB hash table, for a few hundred bytes
+/// saved (a twentieth of a changing store's rendering at 500 functions).
+fn stored_last(plain: &[u8], out: &mut Vec<u8>) {
+    const MAX: usize = u16::MAX as usize;
+    let blocks = plain.len().div_ceil(MAX).max(1);
+    out.reserve(plain.len() + 5 * blocks);
+    for i in 0..blocks {
+        let block = plain.get(i * MAX..plain.len().min((i + 1) * MAX)).unwrap_or_default();
+        // BFINAL on the last block, BTYPE 00 (stored), the rest of the
+        // byte padding.
+        out.push(u8::from(i + 1 == blocks));
+        let len = block.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+}
+
 /// Runs `input` through `c` with `flush`, appending to `out`, until all
 /// input is consumed and the flush is complete.
 fn deflate(
@@ -377,6 +373,24 @@ mod tests {
         out
     }
 
+    /// The tail is stored, in as many blocks as its length needs (at most
+    /// 65,535 bytes each); the body decompresses, checksum and length
+    /// included, to the head's text and the tail.
+    #[test]
+    fn a_tail_of_any_length_is_stored_in_final_blocks() {
+        let mut d = Deflater::default();
+        let piece = d.piece(b"head text\n").unwrap();
+        let head = GzipHead::new(None, [&piece]);
+        let empty = d.piece(b"").unwrap();
+        for n in [0, 1, 65_535, 65_536, 200_000] {
+            let tail: Vec<u8> = (0..n).map(|i| (i % 253) as u8).collect();
+            let (h, rest) = head.finish(&empty, &tail);
+            assert!(rest.len() >= n, "stored, not compressed");
+            let body = [&h[..], &rest[..]].concat();
+            assert!(gunzip(&body) == [&b"head text\n"[..], &tail].concat(), "{n} bytes");
+        }
+    }
+
     fn text(n: u32, salt: u32) -> Vec<u8> {
         (0..n)
             .flat_map(|i| format!("metric{{i=\"{}\"}} {}\n", i % 977, i ^ salt).into_bytes())
@@ -395,7 +409,7 @@ mod tests {
         for order in [[0, 1, 2, 3], [3, 2, 0, 1], [2, 2, 3, 0]] {
             let head = GzipHead::new(None, order.iter().map(|i| &pieces[*i]));
             for tail in [&b""[..], b"tail 1\n# EOF\n", &texts[0][..5000]] {
-                let (h, rest) = head.finish(&own_piece, tail).unwrap();
+                let (h, rest) = head.finish(&own_piece, tail);
                 let body = [&h[..], &rest[..]].concat();
                 let mut expected: Vec<u8> = order.iter().flat_map(|i| texts[*i].clone()).collect();
                 expected.extend_from_slice(&own);
@@ -453,12 +467,12 @@ mod tests {
             head = next;
         }
         let empty = d.piece(b"").unwrap();
-        let (h, rest) = head.finish(&empty, b"# EOF\n").unwrap();
+        let (h, rest) = head.finish(&empty, b"# EOF\n");
         let body = [&h[..], &rest[..]].concat();
         let expected: Vec<u8> = pieces
             .iter()
             .flat_map(|p| {
-                let (h, r) = GzipHead::new(None, [p]).finish(&empty, b"").unwrap();
+                let (h, r) = GzipHead::new(None, [p]).finish(&empty, b"");
                 gunzip(&[&h[..], &r[..]].concat())
             })
             .chain(b"# EOF\n".iter().copied())
@@ -484,7 +498,7 @@ mod tests {
         assert_eq!((compact.crc, compact.len), (head.crc, head.len));
         let own = d.piece(b"own 1\n").unwrap();
         let said = |head: &GzipHead, tail: &[u8]| {
-            let (h, rest) = head.finish(&own, tail).unwrap();
+            let (h, rest) = head.finish(&own, tail);
             gunzip(&[&h[..], &rest[..]].concat())
         };
         let mut expected = texts.concat();
@@ -512,7 +526,7 @@ mod tests {
         let head = GzipHead::new(None, std::iter::empty());
         let empty = Deflater::default().piece(b"").unwrap();
         let body = |tail: &[u8]| {
-            let (h, r) = head.finish(&empty, tail).unwrap();
+            let (h, r) = head.finish(&empty, tail);
             [&h[..], &r[..]].concat()
         };
         assert_eq!(gunzip(&body(b"x 1\n")), b"x 1\n");

@@ -203,6 +203,9 @@ struct View {
     own: Option<Own>,
     /// Whether `body` is compacted or being compacted.
     compacted: bool,
+    /// The project part as last encoded, and the membership and projects
+    /// stamp it was encoded at (it changes with nothing else).
+    projects: Option<((u64, u64), Option<Piece>)>,
 }
 
 /// The cached part of a body.
@@ -430,7 +433,9 @@ impl Renderer {
         if gzip {
             let compressed = self.cached_part(format, true, encoded).and_then(|head| {
                 match (&*head, self.own_part(format, true, stamps)?) {
-                    (Assembled::Gzip(head), Piece::Gzip(own)) => head.finish(&own, tail.as_bytes()),
+                    (Assembled::Gzip(head), Piece::Gzip(own)) => {
+                        Ok(head.finish(&own, tail.as_bytes()))
+                    }
                     _ => Err(GzipError::new("a plain view")),
                 }
             });
@@ -586,14 +591,21 @@ impl Renderer {
         }
         let at = (inner.layout.membership, inner.projects_stamp);
         if changed || view.assembled != Some(at) {
-            let projects = project_part(
-                &inner.layout,
-                &inner.projects,
-                REFRESH,
-                format,
-                gzip,
-                &mut inner.deflater,
-            )?;
+            let projects = match &view.projects {
+                Some((stamp, piece)) if *stamp == at => piece.clone(),
+                _ => {
+                    let piece = project_part(
+                        &inner.layout,
+                        &inner.projects,
+                        REFRESH,
+                        format,
+                        gzip,
+                        &mut inner.deflater,
+                    )?;
+                    view.projects = Some((at, piece.clone()));
+                    piece
+                }
+            };
             view.compacted = false;
             view.body = Arc::new(assemble(
                 &inner.layout,
@@ -633,6 +645,7 @@ impl View {
             generation: 0,
             own: None,
             compacted: false,
+            projects: None,
         })
     }
 }

@@ -44,7 +44,7 @@ fn part(r: &Renderer, format: Format, gzip: bool) -> String {
             let empty = crate::exposition::gzip::Deflater::default()
                 .piece(b"")
                 .unwrap();
-            let (h, rest) = head.finish(&empty, b"").unwrap();
+            let (h, rest) = head.finish(&empty, b"");
             gunzip(&[&h[..], &rest[..]].concat())
         }
     }
