@@ -46,7 +46,6 @@ use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use zlib_rs::crc32::{crc32, crc32_combine_gen, crc32_combine_op};
 
-
 /// A gzip member header: magic, deflate, no flags, no mtime, no extra
 /// flags, unknown OS (RFC 1952).
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
@@ -317,7 +316,9 @@ fn stored_last(plain: &[u8], out: &mut Vec<u8>) {
     let blocks = plain.len().div_ceil(MAX).max(1);
     out.reserve(plain.len() + 5 * blocks);
     for i in 0..blocks {
-        let block = plain.get(i * MAX..plain.len().min((i + 1) * MAX)).unwrap_or_default();
+        let block = plain
+            .get(i * MAX..plain.len().min((i + 1) * MAX))
+            .unwrap_or_default();
         // BFINAL on the last block, BTYPE 00 (stored), the rest of the
         // byte padding.
         out.push(u8::from(i + 1 == blocks));
@@ -387,7 +388,10 @@ mod tests {
             let (h, rest) = head.finish(&empty, &tail);
             assert!(rest.len() >= n, "stored, not compressed");
             let body = [&h[..], &rest[..]].concat();
-            assert!(gunzip(&body) == [&b"head text\n"[..], &tail].concat(), "{n} bytes");
+            assert!(
+                gunzip(&body) == [&b"head text\n"[..], &tail].concat(),
+                "{n} bytes"
+            );
         }
     }
 

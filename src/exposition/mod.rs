@@ -12,7 +12,8 @@
 //!   after polls of k functions costs the encoding of about those k, and
 //!   any number of scrapers between two polls cost one assembly;
 //! - the project-level families (functions monitored, quotas): a few
-//!   series, encoded whenever the body is assembled;
+//!   series, encoded again when functions come or go or a project's
+//!   report changes;
 //! - the exporter's own metrics (API request counters, poll duration,
 //!   caps): gathered and encoded again when they or the store changed
 //!   (their [`ExporterMetrics::stamp`], the store's generation), so a
@@ -28,11 +29,15 @@
 //!
 //! A gzip body is the compressed pieces of the first two parts, the
 //! exporter's own metrics as compressed when gathered, and `process_*`
-//! freshly compressed, as one gzip member (see [`gzip`]). Once the first
-//! two parts have been sent [`COMPACT_AFTER`] times unchanged, a thread of
-//! their own compresses them again as one stream ([`GzipHead::compact`]),
-//! and bodies carry that until they change: a body served that often is
-//! worth the bytes it saves every send.
+//! stored uncompressed (a kilobyte or two; compressing it cost a
+//! compressor reset per body), as one gzip member (see [`gzip`]). Once
+//! the first two parts have been sent [`COMPACT_AFTER`] times unchanged, a
+//! thread of their own compresses them again as one stream
+//! ([`GzipHead::compact`]), and bodies carry that until they change: a
+//! body served that often is worth the bytes it saves every send. That
+//! part is also kept in a memory file ([`crate::mirror`]), from which the
+//! server sends it with `sendfile` while several responses are being sent
+//! at once, rather than copying it into each socket.
 //!
 //! A format's encodings are kept while it is asked for: one not asked for
 //! in [`VIEW_IDLE`] is dropped (Prometheus asks for compressed OpenMetrics

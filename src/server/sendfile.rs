@@ -11,8 +11,8 @@
 //! pages to the socket instead of copying them. hyper sees ordinary
 //! partial writes and carries on with the rest.
 //!
-//! Only then: measured at 10,000 functions (BENCHMARKS.md, "Morning of
-//! 2026-12-04"), `sendfile` served 64 connections 37 % more requests a
+//! Only then: measured at 10,000 functions (BENCHMARKS.md, "Last on
+//! 2026-12-03"), `sendfile` served 64 connections 37 % more requests a
 //! second, but one connection a quarter fewer. Alone, the copy is one
 //! `memcpy` on a core the client is not using, where splicing shared
 //! memory into the socket costs about as much per 4 KB page and takes
