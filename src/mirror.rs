@@ -92,10 +92,13 @@ mod linux {
     }
 
     pub(super) fn find(slice: &[u8]) -> Option<(Arc<OwnedFd>, u64)> {
+        if slice.is_empty() {
+            return None;
+        }
         let start = slice.as_ptr() as usize;
         let end = start.checked_add(slice.len())?;
         REGIONS.read_or_recover().iter().find_map(|r| {
-            (r.start <= start && end <= r.start + r.len && !slice.is_empty())
+            (r.start <= start && end <= r.start + r.len)
                 .then(|| (Arc::clone(&r.file), (start - r.start) as u64))
         })
     }

@@ -208,9 +208,9 @@ struct View {
     own: Option<Own>,
     /// Whether `body` is compacted or being compacted.
     compacted: bool,
-    /// The project part as last encoded, and the membership and projects
-    /// stamp it was encoded at (it changes with nothing else).
-    projects: Option<((u64, u64), Option<Piece>)>,
+    /// The project part `body` was assembled with (it changes with
+    /// nothing but the stamp in `assembled`).
+    projects: Option<Piece>,
 }
 
 /// The cached part of a body.
@@ -596,21 +596,17 @@ impl Renderer {
         }
         let at = (inner.layout.membership, inner.projects_stamp);
         if changed || view.assembled != Some(at) {
-            let projects = match &view.projects {
-                Some((stamp, piece)) if *stamp == at => piece.clone(),
-                _ => {
-                    let piece = project_part(
-                        &inner.layout,
-                        &inner.projects,
-                        REFRESH,
-                        format,
-                        gzip,
-                        &mut inner.deflater,
-                    )?;
-                    view.projects = Some((at, piece.clone()));
-                    piece
-                }
-            };
+            if view.assembled != Some(at) {
+                view.projects = project_part(
+                    &inner.layout,
+                    &inner.projects,
+                    REFRESH,
+                    format,
+                    gzip,
+                    &mut inner.deflater,
+                )?;
+            }
+            let projects = view.projects.clone();
             view.compacted = false;
             view.body = Arc::new(assemble(
                 &inner.layout,
