@@ -8,7 +8,12 @@
 //! uses to compress in parallel). (Not a full flush: it makes the same
 //! bytes, and also clears the compressor's 128 KB hash table, which the
 //! reset before the next piece clears again: an eighth of
-//! compressing a piece of a few KB.) A body is the gzip header, the pieces,
+//! compressing a piece of a few KB.) A piece may instead be *chained* to
+//! the piece compressed just before it ([`Deflater::piece_after`]): no
+//! reset, so it may refer to that piece's text, and it is valid only right
+//! after that piece; whoever keeps pieces compresses it again when its
+//! predecessor changes (chains are kept under [`CHAIN_LIMIT`] so that a
+//! change costs little more than its own piece). A body is the gzip header, the pieces,
 //! the part read again for every body (`process_*`) stored uncompressed in
 //! the final block, and a trailer with the CRC-32 and length of the whole, which are
 //! combined from the pieces' own without reading them again. The result is
@@ -69,6 +74,13 @@ const LEVEL: u32 = 1;
 /// (level 1 uses fixed ones); measured in BENCHMARKS.md.
 const COMPACT_LEVEL: u32 = 2;
 
+/// How much plain text a chain of pieces ([`Deflater::piece_after`]) may
+/// hold before the next piece starts a chain of its own: a piece that
+/// changes makes every piece chained after it compress again, so a chain
+/// is kept short; past a deflate window (32 KB), a reset is a small part
+/// of compressing the text anyway.
+const CHAIN_LIMIT: usize = 32 * 1024;
+
 /// A compressor, reused from piece to piece (setting one up costs more
 /// than compressing a small piece).
 pub struct Deflater {
@@ -76,6 +88,10 @@ pub struct Deflater {
     /// What the compressor writes into, kept from piece to piece: a piece
     /// is then one allocation of its exact size.
     out: Vec<u8>,
+    /// The piece the compressor made last, and the plain bytes it took
+    /// since its last reset: the state a piece chained after it goes on
+    /// from (`None` after a failure, which leaves the state unknown).
+    last: Option<(u64, usize)>,
 }
 
 impl Default for Deflater {
@@ -83,6 +99,7 @@ impl Default for Deflater {
         Self {
             c: Compress::new(Compression::new(LEVEL), false),
             out: Vec::new(),
+            last: None,
         }
     }
 }
@@ -91,13 +108,40 @@ impl Deflater {
     /// Compresses `plain` into a piece that can stand anywhere in a
     /// deflate stream before its last block.
     pub fn piece(&mut self, plain: &[u8]) -> Result<Deflated, GzipError> {
-        self.c.reset();
+        self.compress(plain, None)
+    }
+
+    /// Compresses `plain` into a piece to be sent right after the piece
+    /// `previous`. When that is the piece this compressor made last (and
+    /// their chain is shorter than [`CHAIN_LIMIT`]), the compressor goes
+    /// on without a reset: the piece may refer to the text before it, and
+    /// stands only right after `previous` ([`Deflated::after`]), which
+    /// saves the reset and compresses better. Otherwise as
+    /// [`Deflater::piece`].
+    pub fn piece_after(&mut self, plain: &[u8], previous: u64) -> Result<Deflated, GzipError> {
+        let chained = self
+            .last
+            .is_some_and(|(id, run)| id == previous && run < CHAIN_LIMIT);
+        self.compress(plain, chained.then_some(previous))
+    }
+
+    fn compress(&mut self, plain: &[u8], after: Option<u64>) -> Result<Deflated, GzipError> {
+        let run = match (after, self.last.take()) {
+            (Some(_), Some((_, run))) => run,
+            _ => {
+                self.c.reset();
+                0
+            }
+        };
         self.out.clear();
         deflate(&mut self.c, plain, FlushCompress::Sync, &mut self.out)?;
         let len = plain.len() as u64;
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        self.last = Some((id, run + plain.len()));
         Ok(Deflated {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id,
+            after,
             // A piece is kept until its text changes: not the spare
             // capacity the compressor's output was given.
             bytes: Bytes::copy_from_slice(&self.out),
@@ -114,6 +158,10 @@ pub struct Deflated {
     /// Unique to this piece in the process (never reused, unlike the
     /// address of its bytes once they are freed).
     id: u64,
+    /// The piece this one was compressed right after, without a reset
+    /// ([`Deflater::piece_after`]): it may refer to that piece's text (and
+    /// to the chain's before it), so it stands only right after it.
+    after: Option<u64>,
     bytes: Bytes,
     crc: u32,
     len: u64,
@@ -126,6 +174,11 @@ impl Deflated {
     /// What tells this piece from every other.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The piece this one must follow, if it was chained to one.
+    pub fn after(&self) -> Option<u64> {
+        self.after
     }
 
     /// The size of the compressed piece.
@@ -429,6 +482,57 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Pieces chained one after another say their texts in that order,
+    /// compress better than alone, and a chain starts anew past
+    /// CHAIN_LIMIT or when the piece asked to follow is not the last one
+    /// made.
+    #[test]
+    fn chained_pieces_follow_the_piece_they_were_made_after() {
+        let mut d = Deflater::default();
+        let texts: Vec<Vec<u8>> = (0..12).map(|i| text(150 + i, 7)).collect();
+        let first = d.piece(&texts[0]).unwrap();
+        assert_eq!(first.after(), None);
+        let mut chain = vec![first];
+        for t in &texts[1..] {
+            let previous = chain.last().unwrap().id();
+            chain.push(d.piece_after(t, previous).unwrap());
+        }
+        let mut run = 0;
+        for (i, p) in chain.iter().enumerate().skip(1) {
+            run += texts[i - 1].len();
+            if run >= CHAIN_LIMIT {
+                assert_eq!(p.after(), None, "piece {i} starts a chain");
+                run = 0;
+            } else {
+                assert_eq!(p.after(), Some(chain[i - 1].id()), "piece {i}");
+            }
+        }
+        assert!(chain.iter().any(|p| p.after().is_none()) && chain[1].after().is_some());
+        let empty = d.piece(b"").unwrap();
+        let (h, rest) = GzipHead::new(None, &chain).finish(&empty, b"# EOF\n");
+        let body = [&h[..], &rest[..]].concat();
+        let mut expected = texts.concat();
+        expected.extend_from_slice(b"# EOF\n");
+        assert_eq!(gunzip(&body), expected);
+        let alone: usize = texts
+            .iter()
+            .map(|t| Deflater::default().piece(t).unwrap().compressed_len())
+            .sum();
+        let chained: usize = chain.iter().map(Deflated::compressed_len).sum();
+        assert!(chained < alone, "{chained} of {alone}");
+        // Not after the last piece made: a piece of its own.
+        let other = d.piece(&texts[0]).unwrap();
+        assert_eq!(
+            d.piece_after(&texts[1], chain[3].id()).unwrap().after(),
+            None
+        );
+        assert_eq!(
+            d.piece_after(&texts[1], other.id()).unwrap().after(),
+            None,
+            "`other` is no longer the last piece made"
+        );
     }
 
     /// A head built from the previous one (pieces kept, replaced, added,

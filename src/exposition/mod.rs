@@ -27,7 +27,10 @@
 //! current, and any number of scrapers of an unchanged store cost one
 //! rendering a second.
 //!
-//! A gzip body is the compressed pieces of the first two parts, the
+//! A gzip body is the compressed pieces of the first two parts (the
+//! segments of a family encoded together compressed as a chain, each after
+//! the one before it, and compressed again when the one before changes),
+//! the
 //! exporter's own metrics as compressed when gathered, and `process_*`
 //! stored uncompressed (a kilobyte or two; compressing it cost a
 //! compressor reset per body), as one gzip member (see [`gzip`]). Once
@@ -168,6 +171,11 @@ struct Served {
 #[derive(Default)]
 struct Encoded {
     segments: usize,
+    /// Of those, the ones encoded again only because the piece they were
+    /// chained to changed.
+    rechained: usize,
+    /// Compressed chained to the piece before them (no reset).
+    chained: usize,
     bytes: usize,
     /// Segments and bytes per family.
     per_family: [(usize, usize); FAMILIES],
@@ -322,6 +330,8 @@ impl Renderer {
             tracing::debug!(
                 view = index,
                 segments = encoded.segments,
+                rechained = encoded.rechained,
+                chained = encoded.chained,
                 bytes = encoded.bytes,
                 families = ?encoded
                     .per_family
@@ -565,33 +575,54 @@ impl Renderer {
             if segments.is_empty() {
                 segments.resize_with(FAMILIES, Segment::default);
             }
-            for (family, segment) in segments.iter_mut().enumerate() {
+        }
+        // In the order of a body (each family's segments in block order),
+        // so that a compressed segment can be chained to the one before it
+        // (see `Deflater::piece_after`); a chained segment whose
+        // predecessor changed is compressed again.
+        for family in 0..FAMILIES {
+            // The piece a body has right before this family's next one
+            // (none: the family's header, which nothing is chained to).
+            let mut before: Option<u64> = None;
+            for block in &mut inner.layout.blocks {
                 let stamp = block.stamps[family];
-                if segment.stamp == stamp {
-                    continue;
-                }
-                changed = true;
-                let out = &mut inner.scratch;
-                out.clear();
-                for m in &block.members {
-                    let mut lines = encode::Lines {
-                        format,
-                        name: DEFS[family].name,
-                        identity: &m.identity,
-                        out,
-                    };
-                    describe(family, &m.report, &mut lines);
-                }
-                encoded.segments += 1;
-                encoded.bytes += out.len();
-                encoded.per_family[family].0 += 1;
-                encoded.per_family[family].1 += out.len();
-                segment.piece = if out.is_empty() {
-                    None
-                } else {
-                    Some(piece(out.as_bytes(), gzip, &mut inner.deflater)?)
+                let segment = &mut block.segments[index][family];
+                let follows = match &segment.piece {
+                    Some(Piece::Gzip(d)) => d.after().is_none_or(|p| Some(p) == before),
+                    _ => true,
                 };
-                segment.stamp = stamp;
+                if segment.stamp != stamp || !follows {
+                    changed = true;
+                    let out = &mut inner.scratch;
+                    out.clear();
+                    for m in &block.members {
+                        let mut lines = encode::Lines {
+                            format,
+                            name: DEFS[family].name,
+                            identity: &m.identity,
+                            out,
+                        };
+                        describe(family, &m.report, &mut lines);
+                    }
+                    encoded.segments += 1;
+                    encoded.rechained += usize::from(segment.stamp == stamp);
+                    encoded.bytes += out.len();
+                    encoded.per_family[family].0 += 1;
+                    encoded.per_family[family].1 += out.len();
+                    segment.piece = match (out.is_empty(), gzip, before) {
+                        (true, ..) => None,
+                        (false, true, Some(previous)) => {
+                            let d = inner.deflater.piece_after(out.as_bytes(), previous)?;
+                            encoded.chained += usize::from(d.after().is_some());
+                            Some(Piece::Gzip(d))
+                        }
+                        (false, ..) => Some(piece(out.as_bytes(), gzip, &mut inner.deflater)?),
+                    };
+                    segment.stamp = stamp;
+                }
+                if let Some(Piece::Gzip(d)) = &segment.piece {
+                    before = Some(d.id());
+                }
             }
         }
         let at = (inner.layout.membership, inner.projects_stamp);

@@ -711,3 +711,73 @@ fn own_metrics_are_gathered_again_only_when_they_changed() {
             && text.contains("\nprocess_cpu_seconds_total ")
     );
 }
+
+/// Segments of a family encoded together are chained (compressed one
+/// after the other without a reset); when a chained segment's predecessor
+/// changes, the segment is compressed again after the new one, and the
+/// body says what a fresh rendering says.
+#[test]
+fn a_segment_chained_to_one_that_changed_is_compressed_again() {
+    let store = random_store(21, 0..300);
+    let r = renderer(&store);
+    let om = view_index(Format::OpenMetrics, true);
+    part(&r, Format::OpenMetrics, true);
+    let family = DEFS
+        .iter()
+        .position(|d| d.name == "functiongraph_exporter_last_poll_success_timestamp_seconds")
+        .unwrap();
+    // (block, id, after) of the family's compressed segments, in order.
+    let pieces = |r: &Renderer| -> Vec<(usize, u64, Option<u64>)> {
+        r.lock()
+            .layout
+            .blocks
+            .iter()
+            .enumerate()
+            .filter_map(|(b, block)| match &block.segments[om][family].piece {
+                Some(Piece::Gzip(d)) => Some((b, d.id(), d.after())),
+                _ => None,
+            })
+            .collect()
+    };
+    let before = pieces(&r);
+    let chained = before
+        .windows(2)
+        .position(|w| w[1].2 == Some(w[0].1))
+        .expect("a chained segment");
+    let (first, second) = (before[chained].0, before[chained + 1].0);
+
+    // A new last-success timestamp for a function of the first block.
+    let mut report = r.lock().layout.blocks[first]
+        .members
+        .iter()
+        .map(|m| (*m.report).clone())
+        .find(|f| f.polls > 0 && f.last_success.is_some())
+        .expect("a function with a last success");
+    report.polls += 1;
+    report.last_success = report.last_success.map(|t| t.floor() + 1000.0);
+    store.publish(report);
+    assert_eq!(stale(&r, om), 1, "one segment's text changed");
+    let mut encoded = Encoded::default();
+    let body = r.render_body(Format::OpenMetrics, true, r.stamps(), &mut encoded);
+    assert!(encoded.rechained >= 1, "the chained one compressed again");
+    assert_eq!(encoded.segments, 1 + encoded.rechained);
+
+    let after = pieces(&r);
+    let find = |b: usize| *after.iter().find(|p| p.0 == b).unwrap();
+    assert_ne!(
+        find(first).1,
+        before[chained].1,
+        "the first block's new piece"
+    );
+    assert_eq!(find(second).2, Some(find(first).1), "chained to it");
+    // The pieces no change reached are the ones they were.
+    for (b, id, _) in &before[..chained] {
+        assert_eq!(find(*b).1, *id);
+    }
+    let fresh = renderer(&store);
+    assert_eq!(
+        part(&r, Format::OpenMetrics, true),
+        part(&fresh, Format::OpenMetrics, true)
+    );
+    assert!(gunzip(&body.to_bytes()).ends_with("# EOF\n"));
+}
