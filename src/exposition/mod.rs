@@ -577,21 +577,29 @@ impl Renderer {
             }
         }
         // In the order of a body (each family's segments in block order),
-        // so that a compressed segment can be chained to the one before it
-        // (see `Deflater::piece_after`); a chained segment whose
-        // predecessor changed is compressed again.
+        // so that a segment whose text changed can be chained to the one
+        // before it when that one's changed too (see
+        // `Deflater::piece_after`): the segments a rendering finds changed
+        // are those of the functions polled since the one before, and the
+        // next poll of those functions changes them together again. A
+        // chained segment whose predecessor changed without it is
+        // compressed again, on its own: so chains come to hold the
+        // segments that change together.
         for family in 0..FAMILIES {
             // The piece a body has right before this family's next one
-            // (none: the family's header, which nothing is chained to).
+            // (none: the family's header, which nothing is chained to),
+            // and the same if its text changed in this rendering.
             let mut before: Option<u64> = None;
+            let mut changed_before: Option<u64> = None;
             for block in &mut inner.layout.blocks {
                 let stamp = block.stamps[family];
                 let segment = &mut block.segments[index][family];
+                let moved = segment.stamp != stamp;
                 let follows = match &segment.piece {
                     Some(Piece::Gzip(d)) => d.after().is_none_or(|p| Some(p) == before),
                     _ => true,
                 };
-                if segment.stamp != stamp || !follows {
+                if moved || !follows {
                     changed = true;
                     let out = &mut inner.scratch;
                     out.clear();
@@ -605,13 +613,13 @@ impl Renderer {
                         describe(family, &m.report, &mut lines);
                     }
                     encoded.segments += 1;
-                    encoded.rechained += usize::from(segment.stamp == stamp);
+                    encoded.rechained += usize::from(!moved);
                     encoded.bytes += out.len();
                     encoded.per_family[family].0 += 1;
                     encoded.per_family[family].1 += out.len();
-                    segment.piece = match (out.is_empty(), gzip, before) {
+                    segment.piece = match (out.is_empty(), gzip, changed_before) {
                         (true, ..) => None,
-                        (false, true, Some(previous)) => {
+                        (false, true, Some(previous)) if moved => {
                             let d = inner.deflater.piece_after(out.as_bytes(), previous)?;
                             encoded.chained += usize::from(d.after().is_some());
                             Some(Piece::Gzip(d))
@@ -622,6 +630,7 @@ impl Renderer {
                 }
                 if let Some(Piece::Gzip(d)) = &segment.piece {
                     before = Some(d.id());
+                    changed_before = moved.then_some(d.id());
                 }
             }
         }

@@ -714,8 +714,9 @@ fn own_metrics_are_gathered_again_only_when_they_changed() {
 
 /// Segments of a family encoded together are chained (compressed one
 /// after the other without a reset); when a chained segment's predecessor
-/// changes, the segment is compressed again after the new one, and the
-/// body says what a fresh rendering says.
+/// changes without it, the segment is compressed again on its own, and
+/// segments that change together are chained again; bodies say what a
+/// fresh rendering says.
 #[test]
 fn a_segment_chained_to_one_that_changed_is_compressed_again() {
     let store = random_store(21, 0..300);
@@ -745,39 +746,58 @@ fn a_segment_chained_to_one_that_changed_is_compressed_again() {
         .position(|w| w[1].2 == Some(w[0].1))
         .expect("a chained segment");
     let (first, second) = (before[chained].0, before[chained + 1].0);
+    // A new last-success timestamp for a function of a block.
+    let poll = |block: usize| {
+        let mut report = r.lock().layout.blocks[block]
+            .members
+            .iter()
+            .map(|m| (*m.report).clone())
+            .find(|f| f.polls > 0 && f.last_success.is_some())
+            .expect("a function with a last success");
+        report.polls += 1;
+        report.last_success = report.last_success.map(|t| t.floor() + 1000.0);
+        store.publish(report);
+    };
+    let render = |r: &Renderer| {
+        let mut encoded = Encoded::default();
+        let body = r.render_body(Format::OpenMetrics, true, r.stamps(), &mut encoded);
+        assert!(gunzip(&body.to_bytes()).ends_with("# EOF\n"));
+        assert_eq!(
+            part(r, Format::OpenMetrics, true),
+            part(&renderer(&store), Format::OpenMetrics, true)
+        );
+        encoded
+    };
 
-    // A new last-success timestamp for a function of the first block.
-    let mut report = r.lock().layout.blocks[first]
-        .members
-        .iter()
-        .map(|m| (*m.report).clone())
-        .find(|f| f.polls > 0 && f.last_success.is_some())
-        .expect("a function with a last success");
-    report.polls += 1;
-    report.last_success = report.last_success.map(|t| t.floor() + 1000.0);
-    store.publish(report);
+    poll(first);
     assert_eq!(stale(&r, om), 1, "one segment's text changed");
-    let mut encoded = Encoded::default();
-    let body = r.render_body(Format::OpenMetrics, true, r.stamps(), &mut encoded);
+    let encoded = render(&r);
     assert!(encoded.rechained >= 1, "the chained one compressed again");
     assert_eq!(encoded.segments, 1 + encoded.rechained);
-
     let after = pieces(&r);
-    let find = |b: usize| *after.iter().find(|p| p.0 == b).unwrap();
-    assert_ne!(
-        find(first).1,
-        before[chained].1,
-        "the first block's new piece"
+    let find =
+        |pieces: &[(usize, u64, Option<u64>)], b: usize| *pieces.iter().find(|p| p.0 == b).unwrap();
+    assert_ne!(find(&after, first).1, before[chained].1);
+    assert_ne!(find(&after, second).1, before[chained + 1].1);
+    assert_eq!(
+        find(&after, second).2,
+        None,
+        "on its own: it did not change"
     );
-    assert_eq!(find(second).2, Some(find(first).1), "chained to it");
     // The pieces no change reached are the ones they were.
     for (b, id, _) in &before[..chained] {
-        assert_eq!(find(*b).1, *id);
+        assert_eq!(find(&after, *b).1, *id);
     }
-    let fresh = renderer(&store);
+
+    // Both change: chained again, nothing compressed for a chain alone.
+    poll(first);
+    poll(second);
+    assert_eq!(stale(&r, om), 2);
+    let encoded = render(&r);
     assert_eq!(
-        part(&r, Format::OpenMetrics, true),
-        part(&fresh, Format::OpenMetrics, true)
+        (encoded.segments, encoded.rechained, encoded.chained),
+        (2, 0, 1)
     );
-    assert!(gunzip(&body.to_bytes()).ends_with("# EOF\n"));
+    let again = pieces(&r);
+    assert_eq!(find(&again, second).2, Some(find(&again, first).1));
 }
