@@ -585,7 +585,7 @@ impl Renderer {
         // chained segment whose predecessor changed without it is
         // compressed again, on its own: so chains come to hold the
         // segments that change together.
-        for family in 0..FAMILIES {
+        for (family, def) in DEFS.iter().enumerate() {
             // The piece a body has right before this family's next one
             // (none: the family's header, which nothing is chained to),
             // and the same if its text changed in this rendering.
@@ -606,7 +606,7 @@ impl Renderer {
                     for m in &block.members {
                         let mut lines = encode::Lines {
                             format,
-                            name: DEFS[family].name,
+                            name: def.name,
                             identity: &m.identity,
                             out,
                         };
