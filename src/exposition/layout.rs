@@ -119,6 +119,9 @@ pub(crate) struct Segment {
     pub stamp: u64,
     /// `None` when the block's functions have no series of the family.
     pub piece: Option<Piece>,
+    /// The view's rendering (counting those that encoded something) that
+    /// last found this segment's text changed (0: none).
+    pub moved_in: u64,
 }
 
 /// Functions whose spread keys share their first bits, all active or all

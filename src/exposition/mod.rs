@@ -219,6 +219,9 @@ struct View {
     /// The project part `body` was assembled with (it changes with
     /// nothing but the stamp in `assembled`).
     projects: Option<Piece>,
+    /// The renderings of this view that encoded something, plus one (see
+    /// `Segment::moved_in`).
+    renderings: u64,
 }
 
 /// The cached part of a body.
@@ -584,17 +587,25 @@ impl Renderer {
         // next poll of those functions changes them together again. A
         // chained segment whose predecessor changed without it is
         // compressed again, on its own: so chains come to hold the
-        // segments that change together.
+        // segments that change together. Not after a segment that changed
+        // in the view's previous rendering too: its functions straddle two
+        // scrapes' polls, and the first of those scrapes, an interval
+        // later, would break the chain.
+        let this = view.renderings + 1;
         for (family, def) in DEFS.iter().enumerate() {
             // The piece a body has right before this family's next one
             // (none: the family's header, which nothing is chained to),
-            // and the same if its text changed in this rendering.
+            // and the same if a piece may be chained to it.
             let mut before: Option<u64> = None;
             let mut changed_before: Option<u64> = None;
             for block in &mut inner.layout.blocks {
                 let stamp = block.stamps[family];
                 let segment = &mut block.segments[index][family];
                 let moved = segment.stamp != stamp;
+                let straddles = moved && segment.moved_in + 1 == this;
+                if moved {
+                    segment.moved_in = this;
+                }
                 let follows = match &segment.piece {
                     Some(Piece::Gzip(d)) => d.after().is_none_or(|p| Some(p) == before),
                     _ => true,
@@ -630,9 +641,12 @@ impl Renderer {
                 }
                 if let Some(Piece::Gzip(d)) = &segment.piece {
                     before = Some(d.id());
-                    changed_before = moved.then_some(d.id());
+                    changed_before = (moved && !straddles).then_some(d.id());
                 }
             }
+        }
+        if changed {
+            view.renderings = this;
         }
         let at = (inner.layout.membership, inner.projects_stamp);
         if changed || view.assembled != Some(at) {
@@ -687,6 +701,7 @@ impl View {
             own: None,
             compacted: false,
             projects: None,
+            renderings: 1,
         })
     }
 }

@@ -715,8 +715,9 @@ fn own_metrics_are_gathered_again_only_when_they_changed() {
 /// Segments of a family encoded together are chained (compressed one
 /// after the other without a reset); when a chained segment's predecessor
 /// changes without it, the segment is compressed again on its own, and
-/// segments that change together are chained again; bodies say what a
-/// fresh rendering says.
+/// segments that change together are chained again, but not after one
+/// that changed in the rendering before too; bodies say what a fresh
+/// rendering says.
 #[test]
 fn a_segment_chained_to_one_that_changed_is_compressed_again() {
     let store = random_store(21, 0..300);
@@ -789,7 +790,28 @@ fn a_segment_chained_to_one_that_changed_is_compressed_again() {
         assert_eq!(find(&after, *b).1, *id);
     }
 
-    // Both change: chained again, nothing compressed for a chain alone.
+    // Both change, the first in the second rendering in a row: its
+    // functions straddle two scrapes' polls, and nothing is chained to it
+    // (the next change of the first alone would break the chain).
+    poll(first);
+    poll(second);
+    assert_eq!(stale(&r, om), 2);
+    let encoded = render(&r);
+    assert_eq!(
+        (encoded.segments, encoded.rechained, encoded.chained),
+        (2, 0, 0)
+    );
+    assert_eq!(find(&pieces(&r), second).2, None);
+
+    // A rendering of another block's change in between, then both change:
+    // chained again, nothing compressed for a chain alone.
+    let other = before
+        .iter()
+        .map(|p| p.0)
+        .find(|b| *b != first && *b != second)
+        .unwrap();
+    poll(other);
+    render(&r);
     poll(first);
     poll(second);
     assert_eq!(stale(&r, om), 2);
