@@ -564,7 +564,8 @@ async fn scrape_phase(
 /// `changing N INTERVAL EVERY PHASE`: polls every INTERVAL seconds, spread
 /// over it (one function in four with asynchronous traffic), scraped with
 /// Prometheus' headers every EVERY seconds for PHASE seconds by one, then
-/// by two scrapers, after PHASE seconds of polling alone. Reports scrape
+/// by two scrapers, between PHASE seconds of polling alone before and
+/// after them. Reports scrape
 /// p50/p99/max, CPU per scrape (the whole process's during the scrape, and
 /// the rendering thread's own from the exporter's debug log), the
 /// exporter's cores in each phase, RSS,
@@ -600,6 +601,7 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
         load()
     );
     let mut bytes = 0;
+    let mut phase_cores = Vec::new();
     for scrapers in [1, 2] {
         exporter.rendered.lock().unwrap().clear();
         let zlib = ZlibBeside::start()?;
@@ -698,8 +700,36 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
             load()
         );
         bytes = n;
+        phase_cores.push(cores);
     }
     let _ = bytes;
+    // Polling alone once more, after the scrapers, and the scrapers'
+    // phases set against the mean of the two. The process's CPU in a phase
+    // counts the polls in it as well as the scrapes: polls come in the
+    // first half of each interval, so a phase that is not a whole number
+    // of intervals holds more or fewer of them than the next one (at
+    // 10,000 functions and PHASE 135 that moved the difference between
+    // phases by more than the scrapes cost). With PHASE a multiple of
+    // INTERVAL every phase holds the same polls, and the difference is
+    // the scrapers'.
+    let cpu0 = cpu_seconds(pid)?;
+    let started = Instant::now();
+    while started.elapsed() < phase_d {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let alone_after = (cpu_seconds(pid)? - cpu0) / phase as f64;
+    let baseline = (alone + alone_after) / 2.0;
+    println!(
+        "changing | N={functions} polling alone again, after the scrapers | {:.4} cores = {:.0} CPU-s per hour (before them {:.0}) | the scrapers' phases against the mean of the two: one scraper +{:.0} CPU-s per hour ({:.3}x), two +{:.0} ({:.3}x) | load {}",
+        alone_after,
+        alone_after * 3600.0,
+        alone * 3600.0,
+        (phase_cores[0] - baseline) * 3600.0,
+        (phase_cores[0] - baseline) / baseline,
+        (phase_cores[1] - baseline) * 3600.0,
+        (phase_cores[1] - baseline) / baseline,
+        load()
+    );
     // The reference: zlib level 1 over the same OpenMetrics bytes.
     let gz = prometheus_client()?.get(&url).send().await?.bytes().await?;
     let om = gunzip(&gz)?;
