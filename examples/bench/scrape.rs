@@ -561,6 +561,19 @@ async fn scrape_phase(
     Ok((first, latencies, cpus, cpu, peak))
 }
 
+/// A phase of polling alone: the exporter's cores over it and its peak RSS
+/// (sampled every 500 ms).
+async fn polling_alone(pid: u32, phase: Duration) -> Res<(f64, u64)> {
+    let cpu0 = cpu_seconds(pid)?;
+    let mut peak = 0;
+    let started = Instant::now();
+    while started.elapsed() < phase {
+        peak = peak.max(rss(pid)?);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(((cpu_seconds(pid)? - cpu0) / phase.as_secs_f64(), peak))
+}
+
 /// `changing N INTERVAL EVERY PHASE`: polls every INTERVAL seconds, spread
 /// over it (one function in four with asynchronous traffic), scraped with
 /// Prometheus' headers every EVERY seconds for PHASE seconds by one, then
@@ -585,14 +598,7 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
         rss(pid)? as f64 / 1048576.0,
         load()
     );
-    let cpu0 = cpu_seconds(pid)?;
-    let mut peak_alone = 0;
-    let started = Instant::now();
-    while started.elapsed() < phase_d {
-        peak_alone = peak_alone.max(rss(pid)?);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let alone = (cpu_seconds(pid)? - cpu0) / phase as f64;
+    let (alone, peak_alone) = polling_alone(pid, phase_d).await?;
     println!(
         "changing | N={functions} polling alone | {:.4} cores = {:.0} CPU-s per hour | peak RSS {:.1} MiB | load {}",
         alone,
@@ -712,12 +718,7 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
     // phases by more than the scrapes cost). With PHASE a multiple of
     // INTERVAL every phase holds the same polls, and the difference is
     // the scrapers'.
-    let cpu0 = cpu_seconds(pid)?;
-    let started = Instant::now();
-    while started.elapsed() < phase_d {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let alone_after = (cpu_seconds(pid)? - cpu0) / phase as f64;
+    let (alone_after, _) = polling_alone(pid, phase_d).await?;
     let baseline = (alone + alone_after) / 2.0;
     println!(
         "changing | N={functions} polling alone again, after the scrapers | {:.4} cores = {:.0} CPU-s per hour (before them {:.0}) | the scrapers' phases against the mean of the two: one scraper +{:.0} CPU-s per hour ({:.3}x), two +{:.0} ({:.3}x) | load {}",

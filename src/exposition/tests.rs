@@ -793,14 +793,19 @@ fn a_segment_chained_to_one_that_changed_is_compressed_again() {
     // Both change, the first in the second rendering in a row: its
     // functions straddle two scrapes' polls, and nothing is chained to it
     // (the next change of the first alone would break the chain).
-    poll(first);
-    poll(second);
-    assert_eq!(stale(&r, om), 2);
-    let encoded = render(&r);
-    assert_eq!(
-        (encoded.segments, encoded.rechained, encoded.chained),
-        (2, 0, 0)
-    );
+    // (Both change; what the rendering encoded: segments, rechained,
+    // chained.)
+    let both_change = |expected: (usize, usize, usize)| {
+        poll(first);
+        poll(second);
+        assert_eq!(stale(&r, om), 2);
+        let encoded = render(&r);
+        assert_eq!(
+            (encoded.segments, encoded.rechained, encoded.chained),
+            expected
+        );
+    };
+    both_change((2, 0, 0));
     assert_eq!(find(&pieces(&r), second).2, None);
 
     // A rendering of another block's change in between, then both change:
@@ -812,14 +817,7 @@ fn a_segment_chained_to_one_that_changed_is_compressed_again() {
         .unwrap();
     poll(other);
     render(&r);
-    poll(first);
-    poll(second);
-    assert_eq!(stale(&r, om), 2);
-    let encoded = render(&r);
-    assert_eq!(
-        (encoded.segments, encoded.rechained, encoded.chained),
-        (2, 0, 1)
-    );
+    both_change((2, 0, 1));
     let again = pieces(&r);
     assert_eq!(find(&again, second).2, Some(find(&again, first).1));
 }
