@@ -14,12 +14,14 @@
 //! cargo run --release --example bench -- changing 10000 60 15 120   # N, interval s, scrape every s, phase s
 //! cargo run --release --example bench -- memory 10000
 //! cargo run --release --example bench -- prometheus 10000 180
+//! cargo run --release --example bench -- ab 1000 20 64 OLD NEW   # N, cycles, connections, builds
 //! ```
 //!
 //! The exporter runs as its own process (the release binary), polling a
 //! simulator in this process on loopback, so its memory and CPU are its
 //! own. `scrape` also needs Debian's `nginx` and `wrk`, `prometheus` the
-//! `prometheus` binary, `changing` `python3` (for zlib).
+//! `prometheus` binary, `changing` `python3` (for zlib). `ab` sets builds of the exporter (paths
+//! to binaries, or wrappers that set an environment) side by side.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -65,6 +67,10 @@ fn main() -> Res<()> {
             "api-cost" => api_cost().await,
             "hanging" => hanging(n(1, 180) as u64).await,
             "scrape" => scrape::scrape(n(1, 1000)).await,
+            "ab" => {
+                let binaries = args.iter().skip(4).map(std::path::PathBuf::from).collect();
+                scrape::ab(n(1, 1000), n(2, 20), n(3, 64) as u32, binaries).await
+            }
             "changing" => {
                 let every = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(15.0);
                 scrape::changing(n(1, 10_000), n(2, 60) as u64, every, n(4, 120) as u64).await

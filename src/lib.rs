@@ -30,7 +30,8 @@
 //!   and the counts of what they dropped, as plain data.
 //! - [`sync`]: locks that recover from poisoning, and why.
 //! - [`mirror`]: bytes also kept in a sealed memory file, which the server
-//!   sends with `sendfile` rather than copying (compacted expositions).
+//!   sends with `sendfile` rather than copying (expositions served many
+//!   times a second).
 //! - [`demo`], [`telemetry`], [`shutdown`], [`secret`], [`urn`], [`timefmt`],
 //!   [`clock`]: the demo set-up, logging, signals, redacted secrets (and
 //!   secret files that are re-read when they change), function URNs, the

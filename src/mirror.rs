@@ -2,8 +2,9 @@
 //! (`memfd`) that a socket writer can hand to the kernel with `sendfile`
 //! instead of copying them into the socket (see `server::sendfile`).
 //!
-//! For a body sent many times unchanged, such as a compacted exposition
-//! under many scrapers, copying it into each socket is most of what a
+//! For a body sent many times unchanged, such as an exposition under many
+//! scrapers a second (`exposition::MIRROR_AFTER`), copying it into each
+//! socket is most of what a
 //! response costs (at 10,000 functions about half the exporter's CPU per
 //! request). `sendfile` from a memory file lends the file's pages to the
 //! socket instead, as a web server serving a static file does.

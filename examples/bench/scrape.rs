@@ -154,11 +154,15 @@ impl std::fmt::Display for Wrk {
 }
 
 fn wrk(url: &str, connections: u32, prometheus: bool) -> Res<Wrk> {
+    wrk_for(url, connections, prometheus, 10)
+}
+
+fn wrk_for(url: &str, connections: u32, prometheus: bool, seconds: u32) -> Res<Wrk> {
     let mut cmd = Command::new("wrk");
     cmd.args([
         &format!("-t{}", connections.min(2)),
         &format!("-c{connections}"),
-        "-d10s",
+        &format!("-d{seconds}s"),
         "--timeout",
         WRK_TIMEOUT,
         "--latency",
@@ -413,6 +417,83 @@ pub async fn scrape(functions: usize) -> Res<()> {
     drop(nginx);
     drop(exporter);
     stop.cancel();
+    Ok(())
+}
+
+/// Builds of the exporter side by side, on an unchanged store of
+/// `functions`, with Prometheus' headers on `connections` connections:
+/// every build runs at once (idle but for what it is sent), beside nginx
+/// gzip_static (corked) serving the first build's body, and each cycle
+/// sends wrk to each of them for 2 s in turn (starting one further each
+/// cycle), so that the machine's drift (often more than the difference
+/// looked for) falls on all alike. Prints each build's requests a second
+/// against nginx's: the ratio of the sums and the median of the cycles'
+/// ratios, and each cycle's p99.
+pub async fn ab(
+    functions: usize,
+    cycles: usize,
+    connections: u32,
+    binaries: Vec<std::path::PathBuf>,
+) -> Res<()> {
+    if cycles == 0 || binaries.is_empty() {
+        return Err("ab: give at least one cycle and one build".into());
+    }
+    let set_binary = |b: Option<std::path::PathBuf>| {
+        *super::support::BINARY
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = b;
+    };
+    let mut targets = Vec::new();
+    let mut running = Vec::new();
+    for b in &binaries {
+        set_binary(Some(b.clone()));
+        let started = start_exporter(functions, "1h", false).await;
+        set_binary(None);
+        let (exporter, stop) = started?;
+        let url = format!("http://{}/metrics", exporter.addr);
+        // Past COMPACT_AFTER sends, and the compaction done.
+        let u = url.clone();
+        tokio::task::spawn_blocking(move || wrk_for(&u, 64, true, 2)).await??;
+        targets.push((b.display().to_string(), url));
+        running.push((exporter, stop));
+    }
+    let (content_type, _, gz) = scrape_as_prometheus(&targets[0].1).await?;
+    let dir = tempfile::tempdir()?;
+    www(dir.path(), &gunzip(&gz)?, Some(&gz))?;
+    let nginx = Nginx::start(dir.path(), true, true, true, &content_type).await?;
+    targets.push(("nginx".to_owned(), nginx.url.clone()));
+    let n = targets.len();
+    let mut rps = vec![Vec::new(); n];
+    let mut p99 = vec![Vec::new(); n];
+    for cycle in 0..cycles {
+        for k in 0..n {
+            let i = (k + cycle) % n;
+            let u = targets[i].1.clone();
+            let r =
+                tokio::task::spawn_blocking(move || wrk_for(&u, connections, true, 2)).await??;
+            rps[i].push(r.rps);
+            p99[i].push(r.p99);
+        }
+    }
+    let nginx_rps = &rps[n - 1];
+    for (i, (name, _)) in targets.iter().enumerate() {
+        let mut ratios: Vec<f64> = rps[i].iter().zip(nginx_rps).map(|(a, b)| a / b).collect();
+        ratios.sort_by(f64::total_cmp);
+        let total: f64 = rps[i].iter().sum::<f64>() / nginx_rps.iter().sum::<f64>();
+        println!(
+            "ab | {name} | mean {:.0} req/s | ratio of sums {total:.3} | median ratio {:.3} | min {:.3} max {:.3}",
+            rps[i].iter().sum::<f64>() / rps[i].len() as f64,
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1]
+        );
+        println!("ab | {name} | p99 {}", p99[i].join(" "));
+    }
+    drop(nginx);
+    for (exporter, stop) in running {
+        drop(exporter);
+        stop.cancel();
+    }
     Ok(())
 }
 

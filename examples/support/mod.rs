@@ -91,9 +91,20 @@ pub async fn metrics_text(http: &reqwest::Client, addr: &str) -> Res<String> {
     Ok(http.get(url).send().await?.text().await?)
 }
 
+/// The exporter binary the next start runs, when set (`bench -- ab`
+/// runs several builds side by side).
+pub static BINARY: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
 /// The exporter binary built beside this example
 /// (`target/release/examples/x` -> `target/release/functiongraph_exporter`).
 pub fn binary() -> PathBuf {
+    if let Some(path) = BINARY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+    {
+        return path;
+    }
     // FGE_BENCH_BINARY runs another build (or a wrapper, for profiling).
     if let Some(path) = std::env::var_os("FGE_BENCH_BINARY") {
         return PathBuf::from(path);

@@ -288,12 +288,6 @@ impl GzipHead {
         self.len
     }
 
-    /// The head as sent.
-    #[cfg(test)]
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
     /// The size of the head as sent.
     pub fn compressed_len(&self) -> usize {
         self.bytes.len()
@@ -347,8 +341,7 @@ impl GzipHead {
         deflate(&mut deflater, &[], FlushCompress::Sync, &mut out)?;
         out.shrink_to_fit();
         Ok(GzipHead {
-            // Sent many times over: from a memory file, not copied.
-            bytes: crate::mirror::mirrored(out),
+            bytes: Bytes::from(out),
             crc: self.crc,
             len: self.len,
             index: Vec::new(),

@@ -588,17 +588,6 @@ fn a_part_sent_often_is_compacted() {
     r.wait_for_compaction();
     let compact = head_len(&r);
     assert!(compact < sent * 3 / 4, "{compact} of {sent} bytes");
-    #[cfg(target_os = "linux")]
-    match &*r
-        .cached_part(Format::OpenMetrics, true, &mut Encoded::default())
-        .unwrap()
-    {
-        Assembled::Gzip(head) => assert!(
-            crate::mirror::find(head.bytes()).is_some(),
-            "sent from a memory file"
-        ),
-        Assembled::Plain(_) => unreachable!("a gzip view"),
-    }
     assert!(part(&r, Format::OpenMetrics, true) == said);
     assert!(gunzip(&r.body(Format::OpenMetrics, true).to_bytes()).starts_with(&said));
     // A change: assembled from the pieces again, and current.
@@ -610,6 +599,39 @@ fn a_part_sent_often_is_compacted() {
     assert!(changed.contains("} 1800000000\n"), "the change is said");
     assert!(changed == part(&renderer(&store), Format::OpenMetrics, true));
     assert!(head_len(&r) > compact);
+}
+
+/// A gzip body served again [`MIRROR_AFTER`] times is served from then on
+/// as one chunk mirrored in a memory file, saying the same bytes; a new
+/// body is not, until it too is served that often.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_body_served_often_is_mirrored_whole() {
+    let store = random_store(13, 0..100);
+    let r = renderer(&store);
+    let first = r.body(Format::OpenMetrics, true);
+    assert!(first.chunks.len() > 1);
+    let mirrored = |b: &Body| b.chunks.len() == 1 && crate::mirror::find(&b.chunks[0]).is_some();
+    for _ in 0..MIRROR_AFTER {
+        let again = r.reused(Format::OpenMetrics, true).expect("served again");
+        assert!(!mirrored(&again), "the copy is for the sends after");
+    }
+    let whole = r.reused(Format::OpenMetrics, true).expect("served again");
+    assert!(mirrored(&whole), "one mirrored chunk");
+    assert!(whole.to_bytes() == first.to_bytes(), "the same bytes");
+    // Plain bodies are not mirrored.
+    r.body(Format::Text, false);
+    for _ in 0..=MIRROR_AFTER {
+        let plain = r.reused(Format::Text, false).expect("served again");
+        assert!(!mirrored(&plain));
+    }
+    // A new body starts over.
+    let mut next = (*store.function(&urn(3)).unwrap()).clone();
+    next.polls += 1;
+    store.publish(next);
+    let changed = r.body(Format::OpenMetrics, true);
+    assert!(!mirrored(&changed));
+    assert!(!mirrored(&r.reused(Format::OpenMetrics, true).unwrap()));
 }
 
 /// A rendering hands the reports it replaced to the store, whose next

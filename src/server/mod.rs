@@ -11,7 +11,8 @@
 //!   cache.
 //! - `landing`: the HTML page on `/`; `failures`: `/failures`.
 //! - `sendfile`: plain TCP connections send bodies mirrored in a memory
-//!   file ([`crate::mirror`]: compacted expositions) with `sendfile`.
+//!   file ([`crate::mirror`]: gzip expositions served many times a
+//!   second) with `sendfile`.
 //!
 //! With `--web.config.file` ([`crate::web`]), connections are TLS (the
 //! configuration is re-checked on every new connection, so a rotated

@@ -1,67 +1,38 @@
 //! A plain TCP connection that sends mirrored bytes ([`crate::mirror`])
-//! with `sendfile` instead of copying them, when responses compete for
-//! the CPU.
+//! with `sendfile` instead of copying them.
 //!
 //! hyper writes a response as a vectored write of its head and the body's
 //! chunks, borrowed from the body's `Bytes`. When one of those slices
-//! lies in a mirrored buffer and another connection is sending such a
-//! body too, what comes before the slice is sent marked "more to come"
-//! (so it shares packets with what follows) and the slice itself goes
-//! with `sendfile` from the buffer's memory file, which lends the file's
-//! pages to the socket instead of copying them. hyper sees ordinary
-//! partial writes and carries on with the rest.
+//! lies in a mirrored buffer, what comes before it (the response's head)
+//! is sent marked "more to come", so it shares packets with what follows,
+//! and the slice itself goes with `sendfile` from the buffer's memory
+//! file, which lends the file's pages to the socket instead of copying
+//! them. hyper sees ordinary partial writes and carries on with the rest.
 //!
-//! Only then: measured at 10,000 functions (BENCHMARKS.md, "Last on
-//! 2026-12-03"), `sendfile` served 64 connections 37 % more requests a
-//! second, but one connection a quarter fewer. Alone, the copy is one
-//! `memcpy` on a core the client is not using, where splicing shared
-//! memory into the socket costs about as much per 4 KB page and takes
-//! three system calls instead of one; under load, what counts is the CPU
-//! a response takes, and `sendfile` takes less. Prometheus scrapes each
-//! target on one connection, at intervals: its scrapes are copied.
+//! Only bodies served many times a second are mirrored, and then whole
+//! (`exposition::MIRROR_AFTER`), so such a response is two system calls
+//! and leaves in one push. Measured at 1,000 functions (`bench -- ab`,
+//! BENCHMARKS.md), that serves 64 connections 4 % more requests a second
+//! than copying the body and one connection as many; sending a mirrored
+//! part of the body this way and copying the rest after it made a third
+//! call and a second push, and served fewer than copying.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
 use rustix::net::SendFlags;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
-/// The responses whose mirrored bytes are being sent, by any connection.
-static SENDING: AtomicUsize = AtomicUsize::new(0);
-
-/// One response counted in [`SENDING`] while it lives.
-struct Sending;
-
-impl Sending {
-    fn start() -> Self {
-        SENDING.fetch_add(1, Ordering::Relaxed);
-        Self
-    }
-}
-
-impl Drop for Sending {
-    fn drop(&mut self) {
-        SENDING.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A TCP stream that sends mirrored slices with `sendfile` when other
-/// responses are being sent at the same time.
+/// A TCP stream that sends mirrored slices with `sendfile`.
 pub(super) struct SendfileStream {
     stream: TcpStream,
-    /// Set while this connection writes a response's mirrored bytes.
-    sending: Option<Sending>,
 }
 
 impl SendfileStream {
     pub(super) fn new(stream: TcpStream) -> Self {
-        Self {
-            stream,
-            sending: None,
-        }
+        Self { stream }
     }
 
     /// Runs `f` once the socket is writable, until it no longer says
@@ -111,16 +82,8 @@ impl AsyncWrite for SendfileStream {
             .enumerate()
             .find_map(|(i, b)| crate::mirror::find(b).map(|found| (i, found)));
         let Some((i, (file, offset))) = mirrored else {
-            // Past the mirrored bytes (the rest of the body), or another
-            // response.
-            this.sending = None;
             return Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
         };
-        this.sending.get_or_insert_with(Sending::start);
-        if SENDING.load(Ordering::Relaxed) < 2 {
-            // Alone: copied (see the module documentation).
-            return Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        }
         if bufs[..i].iter().any(|b| !b.is_empty()) {
             // What comes before (usually the response's head), marked
             // more to come: it leaves in the same packets as the file's
@@ -153,16 +116,11 @@ impl AsyncWrite for SendfileStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // hyper flushes at the end of each response.
-        let this = self.get_mut();
-        this.sending = None;
-        Pin::new(&mut this.stream).poll_flush(cx)
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.sending = None;
-        Pin::new(&mut this.stream).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 
@@ -181,11 +139,10 @@ mod tests {
     /// The bytes any `SendfileStream` sent with `sendfile`.
     pub(super) static SENT_FROM_FILES: AtomicU64 = AtomicU64::new(0);
 
-    /// Four responses on one connection, each a head, a mirrored body and
+    /// Three responses on one connection, each a head, a mirrored body and
     /// a plain chunk, read by a client with a small receive buffer (so the
     /// server's writes stop and resume many times): every byte arrives, in
-    /// order; copied while the connection is alone in sending mirrored
-    /// bytes, by `sendfile` while another response is.
+    /// order, the mirrored ones by `sendfile`.
     #[tokio::test]
     async fn mirrored_bodies_arrive_whole_and_in_order() {
         let body: Vec<u8> = (0..3_000_000u32)
@@ -210,12 +167,7 @@ mod tests {
         socket.set_recv_buffer_size(4096).unwrap();
         let mut client = BufReader::new(socket.connect(addr).await.unwrap());
         let expected = [&body[1..], b"tail"].concat();
-        let mut other = None;
-        for round in 0..4 {
-            if round == 2 {
-                // Another response in flight from now on.
-                other = Some(Sending::start());
-            }
+        for round in 0..3 {
             let before = SENT_FROM_FILES.load(Ordering::Relaxed);
             client
                 .get_mut()
@@ -238,12 +190,8 @@ mod tests {
             client.read_exact(&mut got).await.unwrap();
             assert!(got == expected, "round {round}: the body as sent");
             let sent = SENT_FROM_FILES.load(Ordering::Relaxed) - before;
-            match other {
-                None => assert_eq!(sent, 0, "round {round}: copied"),
-                Some(_) => assert_eq!(sent, body.len() as u64 - 1, "round {round}: sendfile"),
-            }
+            assert_eq!(sent, body.len() as u64 - 1, "round {round}: sendfile");
         }
-        drop(other);
         drop(client);
         server.await.unwrap().unwrap();
     }
