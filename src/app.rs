@@ -517,7 +517,7 @@ impl ServingSecurity for WebSecurity {
     }
 
     fn basic_auth(&self) -> bool {
-        self.0.current().users.is_some()
+        self.0.basic_auth_enabled()
     }
 }
 

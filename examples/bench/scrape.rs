@@ -67,14 +67,25 @@ async fn start_exporter(
     interval: &str,
     traffic: bool,
 ) -> Res<(Exporter, tokio_util::sync::CancellationToken)> {
-    let (_sim, addr, stop) = simulator(functions, traffic).await?;
+    let (exporter, stop, _) = start_polled(functions, interval, traffic).await?;
+    Ok((exporter, stop))
+}
+
+/// [`start_exporter`], with the simulator it polls (which counts the API
+/// requests it answers).
+async fn start_polled(
+    functions: usize,
+    interval: &str,
+    traffic: bool,
+) -> Res<(Exporter, tokio_util::sync::CancellationToken, Simulator)> {
+    let (sim, addr, stop) = simulator(functions, traffic).await?;
     let exporter = Exporter::start(
         addr,
         functions,
         &format!("interval = \"{interval}\"\nconcurrency = 64\nmax_functions = 100000"),
     )?;
     wait_ready(&exporter.addr).await?;
-    Ok((exporter, stop))
+    Ok((exporter, stop, sim))
 }
 
 /// A client that asks as Prometheus does and keeps the body compressed.
@@ -454,29 +465,40 @@ pub async fn ab(
         // Past COMPACT_AFTER sends, and the compaction done.
         let u = url.clone();
         tokio::task::spawn_blocking(move || wrk_for(&u, 64, true, 2)).await??;
-        targets.push((b.display().to_string(), url));
+        targets.push((b.display().to_string(), url, vec![exporter.pid()]));
         running.push((exporter, stop));
     }
     let (content_type, _, gz) = scrape_as_prometheus(&targets[0].1).await?;
     let dir = tempfile::tempdir()?;
     www(dir.path(), &gunzip(&gz)?, Some(&gz))?;
     let nginx = Nginx::start(dir.path(), true, true, true, &content_type).await?;
-    targets.push(("nginx".to_owned(), nginx.url.clone()));
+    targets.push((
+        "nginx".to_owned(),
+        nginx.url.clone(),
+        group(nginx.child.id())?,
+    ));
     let n = targets.len();
     let mut rps = vec![Vec::new(); n];
     let mut p99 = vec![Vec::new(); n];
+    // CPU nanoseconds and requests, summed over the cycles.
+    let mut cpu = vec![(0u64, 0.0f64); n];
     for cycle in 0..cycles {
         for k in 0..n {
             let i = (k + cycle) % n;
-            let u = targets[i].1.clone();
+            let (_, url, pids) = &targets[i];
+            let u = url.clone();
+            let before: u64 = pids.iter().map(|&p| cpu_ns(p)).sum();
             let r =
                 tokio::task::spawn_blocking(move || wrk_for(&u, connections, true, 2)).await??;
+            let after: u64 = pids.iter().map(|&p| cpu_ns(p)).sum();
+            cpu[i].0 += after.saturating_sub(before);
+            cpu[i].1 += r.rps * 2.0;
             rps[i].push(r.rps);
             p99[i].push(r.p99);
         }
     }
     let nginx_rps = &rps[n - 1];
-    for (i, (name, _)) in targets.iter().enumerate() {
+    for (i, (name, _, _)) in targets.iter().enumerate() {
         let mut ratios: Vec<f64> = rps[i].iter().zip(nginx_rps).map(|(a, b)| a / b).collect();
         ratios.sort_by(f64::total_cmp);
         let total: f64 = rps[i].iter().sum::<f64>() / nginx_rps.iter().sum::<f64>();
@@ -487,7 +509,11 @@ pub async fn ab(
             ratios[0],
             ratios[ratios.len() - 1]
         );
-        println!("ab | {name} | p99 {}", p99[i].join(" "));
+        println!(
+            "ab | {name} | CPU per request {:.1} us | p99 {}",
+            cpu[i].0 as f64 / 1000.0 / cpu[i].1,
+            p99[i].join(" ")
+        );
     }
     drop(nginx);
     for (exporter, stop) in running {
@@ -495,6 +521,32 @@ pub async fn ab(
         stop.cancel();
     }
     Ok(())
+}
+
+/// The processes of a process group (nginx's master and workers).
+fn group(pgid: u32) -> Res<Vec<u32>> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc")?.filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Field 5 of the man page, the third after the command.
+        let pgrp = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+            .and_then(|g| g.parse::<u32>().ok());
+        if pgrp == Some(pgid) {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
 }
 
 /// One scrape as Prometheus makes it: latency to the last byte, the
@@ -666,7 +718,7 @@ async fn polling_alone(pid: u32, phase: Duration) -> Res<(f64, u64)> {
 /// and zlib level 1 over the same OpenMetrics bytes; then, as reference,
 /// the same scrapes of an exporter whose store does not change.
 pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -> Res<()> {
-    let (exporter, stop) = start_exporter(functions, &format!("{interval}s"), true).await?;
+    let (exporter, stop, sim) = start_polled(functions, &format!("{interval}s"), true).await?;
     let dir = exporter.dir.path();
     let url = format!("http://{}/metrics", exporter.addr);
     let pid = exporter.pid();
@@ -679,21 +731,33 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
         rss(pid)? as f64 / 1048576.0,
         load()
     );
+    // The API requests each phase made, as the simulator counted them:
+    // the process's CPU in a phase is mostly its polls'.
+    let mut requests = sim.requests();
+    let mut requests_in_phase = || {
+        let (before, now) = (requests, sim.requests());
+        requests = now;
+        now - before
+    };
     let (alone, peak_alone) = polling_alone(pid, phase_d).await?;
+    let alone_requests = requests_in_phase();
     println!(
-        "changing | N={functions} polling alone | {:.4} cores = {:.0} CPU-s per hour | peak RSS {:.1} MiB | load {}",
+        "changing | N={functions} polling alone | {:.4} cores = {:.0} CPU-s per hour | {alone_requests} API requests, {:.1} us of the exporter's CPU each | peak RSS {:.1} MiB | load {}",
         alone,
         alone * 3600.0,
+        alone * phase as f64 / alone_requests.max(1) as f64 * 1e6,
         peak_alone as f64 / 1048576.0,
         load()
     );
     let mut bytes = 0;
     let mut phase_cores = Vec::new();
+    let mut phase_requests = Vec::new();
     for scrapers in [1, 2] {
         exporter.rendered.lock().unwrap().clear();
         let zlib = ZlibBeside::start()?;
         let (first_lat, steady_lat, cpus, cpu, peak) =
             scrape_phase(&url, pid, scrapers, every, phase_d, &zlib).await?;
+        phase_requests.push(requests_in_phase());
         let beside = tokio::task::spawn_blocking(move || zlib.finish()).await??;
         let mut lat = steady_lat.clone();
         lat.push(first_lat);
@@ -788,6 +852,10 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
         );
         bytes = n;
         phase_cores.push(cores);
+        println!(
+            "changing | N={functions} {scrapers} scraper(s) | {} API requests in the phase (polling alone: {alone_requests})",
+            phase_requests[phase_requests.len() - 1]
+        );
     }
     let _ = bytes;
     // Polling alone once more, after the scrapers, and the scrapers'
@@ -800,7 +868,25 @@ pub async fn changing(functions: usize, interval: u64, every: f64, phase: u64) -
     // INTERVAL every phase holds the same polls, and the difference is
     // the scrapers'.
     let (alone_after, _) = polling_alone(pid, phase_d).await?;
+    let after_requests = requests_in_phase();
     let baseline = (alone + alone_after) / 2.0;
+    // The polls' CPU per API request, from the two phases of polling
+    // alone; a scrapers' phase less its own requests' worth of that is
+    // what its scrapes cost the process.
+    let per_request =
+        (alone + alone_after) * phase as f64 / (alone_requests + after_requests).max(1) as f64;
+    let scrapes_alone = |i: usize| {
+        let polls = phase_requests[i] as f64 * per_request / phase as f64;
+        (phase_cores[i] - polls) / baseline
+    };
+    println!(
+        "changing | N={functions} API requests per phase: polling alone {alone_requests} and {after_requests}, one scraper {}, two {} | the exporter's CPU per API request polling alone {:.1} us | the scrapers' phases less their requests at that cost: one scraper {:.3}x polling alone, two {:.3}x",
+        phase_requests[0],
+        phase_requests[1],
+        per_request * 1e6,
+        scrapes_alone(0),
+        scrapes_alone(1),
+    );
     println!(
         "changing | N={functions} polling alone again, after the scrapers | {:.4} cores = {:.0} CPU-s per hour (before them {:.0}) | the scrapers' phases against the mean of the two: one scraper +{:.0} CPU-s per hour ({:.3}x), two +{:.0} ({:.3}x) | load {}",
         alone_after,

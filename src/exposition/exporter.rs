@@ -6,7 +6,7 @@
 //! families that are rebuilt from reports.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus::core::Collector;
@@ -18,7 +18,6 @@ use prometheus::{
 use crate::api::{ApiObserver, Endpoint};
 use crate::caps::{Cap, CapCounters};
 use crate::state::CycleStats;
-use crate::sync::MutexExt;
 
 /// What protects the HTTP server right now, as the web configuration in
 /// force says (the application wires the web configuration to it).
@@ -107,7 +106,9 @@ pub struct ExporterMetrics {
     capped: IntCounterVec,
     web_tls: IntGauge,
     web_basic_auth: IntGauge,
-    security: Mutex<Option<Arc<dyn ServingSecurity>>>,
+    /// Set once, at start-up: read at every scrape (for the stamp)
+    /// without a lock.
+    security: OnceLock<Arc<dyn ServingSecurity>>,
     clock_offset: GaugeVec,
     implausible_records: IntCounter,
     abandoned_invocations: IntCounter,
@@ -232,7 +233,7 @@ impl ExporterMetrics {
             capped,
             web_tls,
             web_basic_auth,
-            security: Mutex::new(None),
+            security: OnceLock::new(),
             clock_offset,
             implausible_records,
             abandoned_invocations,
@@ -261,8 +262,9 @@ impl ExporterMetrics {
     }
 
     fn security(&self) -> (bool, bool) {
-        let security = self.security.lock_or_recover().clone();
-        security.map_or((false, false), |s| (s.tls(), s.basic_auth()))
+        self.security
+            .get()
+            .map_or((false, false), |s| (s.tls(), s.basic_auth()))
     }
 
     /// The cap counters these metrics export.
@@ -271,9 +273,13 @@ impl ExporterMetrics {
     }
 
     /// Where the web server's TLS and basic-authentication state is read
-    /// from at each scrape.
+    /// from at each scrape; set once (later calls change nothing).
     pub fn set_security(&self, security: Option<Arc<dyn ServingSecurity>>) {
-        *self.security.lock_or_recover() = security;
+        if let Some(security) = security {
+            if self.security.set(security).is_err() {
+                tracing::debug!("the serving security was set already; kept");
+            }
+        }
         self.changed();
     }
 

@@ -24,6 +24,7 @@ pub mod tls;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -61,6 +62,9 @@ pub struct LiveWebConfig {
     path: PathBuf,
     tls: bool,
     state: Mutex<State>,
+    /// Whether the active configuration has users, kept beside `state`
+    /// so that reading it (at every scrape) takes no lock.
+    basic_auth: AtomicBool,
     verifier: auth::Verifier,
 }
 
@@ -185,6 +189,7 @@ impl LiveWebConfig {
         Ok(Self {
             path,
             tls: active.tls.is_some(),
+            basic_auth: AtomicBool::new(active.users.is_some()),
             state: Mutex::new(State {
                 stamp,
                 files,
@@ -202,6 +207,12 @@ impl LiveWebConfig {
     /// Whether the server speaks TLS (fixed at start-up).
     pub fn tls_enabled(&self) -> bool {
         self.tls
+    }
+
+    /// Whether requests need basic authentication under the configuration
+    /// in force.
+    pub fn basic_auth_enabled(&self) -> bool {
+        self.basic_auth.load(Ordering::Acquire)
     }
 
     /// The configuration for a new connection: re-reads the files if any
@@ -248,6 +259,8 @@ impl LiveWebConfig {
                         "web configuration reloaded"
                     );
                 }
+                self.basic_auth
+                    .store(active.users.is_some(), Ordering::Release);
                 state.active = Arc::new(active);
             }
             Err(e) => tracing::error!(
