@@ -634,6 +634,19 @@ fn a_body_served_often_is_mirrored_whole() {
     assert!(!mirrored(&r.reused(Format::OpenMetrics, true).unwrap()));
 }
 
+/// Only bodies of at most [`MIRROR_MAX`] bytes in several chunks are
+/// worth mirroring.
+#[test]
+fn only_bodies_up_to_the_bound_are_mirrored() {
+    let body = |sizes: &[usize]| Body {
+        chunks: sizes.iter().map(|&n| Bytes::from(vec![0u8; n])).collect(),
+        gzip: true,
+    };
+    assert!(worth_mirroring(&body(&[MIRROR_MAX - 10, 10])));
+    assert!(!worth_mirroring(&body(&[MIRROR_MAX - 10, 11])));
+    assert!(!worth_mirroring(&body(&[1000])), "one chunk");
+}
+
 /// A rendering hands the reports it replaced to the store, whose next
 /// publication frees them: a scrape does not pay for freeing them.
 #[test]

@@ -10,8 +10,9 @@
 //! them. hyper sees ordinary partial writes and carries on with the rest.
 //!
 //! Only bodies served many times a second are mirrored, and then whole
-//! (`exposition::MIRROR_AFTER`), so such a response is two system calls
-//! and leaves in one push. Measured at 1,000 functions (`bench -- ab`,
+//! (`exposition::MIRROR_AFTER`; up to `exposition::MIRROR_MAX`, above
+//! which copying costs less), so such a response is two system calls and
+//! leaves in one push. Measured at 1,000 functions (`bench -- ab`,
 //! BENCHMARKS.md), that serves 64 connections 4 % more requests a second
 //! than copying the body and one connection as many; sending a mirrored
 //! part of the body this way and copying the rest after it made a third

@@ -546,6 +546,52 @@ fn stable(body: &str) -> Vec<&str> {
         .collect()
 }
 
+/// A compressed body asked for many times a second is sent, from some
+/// request on, whole from a memory file with `sendfile`
+/// (`MIRROR_AFTER`): every response, on connections side by side and many
+/// on each, is the whole exposition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_asked_for_often_arrives_whole() {
+    let h = Harness::start(simulator(&[F]), &[F]).await;
+    h.ready().await;
+    let asked = [(ACCEPT, PROMETHEUS_ACCEPT), (ACCEPT_ENCODING, "gzip")];
+    let reference = gunzip(&scrape(&h, &asked).await.bytes().await.unwrap());
+    assert!(reference.ends_with("# EOF\n"));
+    let reference = stable(&reference)
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    let client = plain_client();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (client, url) = (client.clone(), h.url("/metrics"));
+        tasks.push(tokio::spawn(async move {
+            let mut bodies = Vec::new();
+            for _ in 0..40 {
+                let r = client
+                    .get(&url)
+                    .header(ACCEPT, PROMETHEUS_ACCEPT)
+                    .header(ACCEPT_ENCODING, "gzip")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                assert_eq!(r.headers()["content-encoding"], "gzip");
+                bodies.push(r.bytes().await.unwrap());
+            }
+            bodies
+        }));
+    }
+    for task in tasks {
+        for body in task.await.unwrap() {
+            let text = gunzip(&body);
+            assert!(text.ends_with("# EOF\n"), "a whole exposition");
+            assert_eq!(stable(&text), reference);
+        }
+    }
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn metrics_are_gzipped_when_asked() {
     let h = Harness::start(simulator(&[F]), &[F]).await;
