@@ -116,10 +116,14 @@ pub const MIRROR_AFTER: u64 = 8;
 /// are sent. Measured side by side (`bench -- ab N 10 64`, 2026-12-04),
 /// the exporter's CPU per request sending the whole body with `sendfile`
 /// against copying it: 91 KB (1,000 functions) 18.0 against 19.3 µs,
-/// about 180 KB (2,000) 25.9 against 30.9, about 440 KB (5,000) 87.7
-/// against 65.4, 870 KB (10,000) 379 against 159: splicing a memory
-/// file's pages into the socket grows faster with the size than the copy.
-pub const MIRROR_MAX: usize = 256 * 1024;
+/// about 180 KB (2,000) 25.9 / 24.9 against 30.9 / 31.1 in two runs,
+/// about 225 KB (2,500) 42.9 against 35.8, about 270 KB (3,000) 53.4
+/// against 45.7, about 440 KB (5,000) 87.7 against 65.4, 870 KB (10,000)
+/// 379 against 159: above about 200 KB splicing a memory file's pages
+/// into the socket costs more than the copy (nginx's own `sendfile` from
+/// its page cache doubled its CPU per request between 2,000 and 2,500
+/// functions too).
+pub const MIRROR_MAX: usize = 192 * 1024;
 
 /// An exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
