@@ -37,7 +37,9 @@ pub fn load() -> String {
 
 /// A simulator with `functions` functions, one in four of them with
 /// asynchronous traffic when `traffic` (2 a minute, 4 % failing, 1 to 30 s
-/// each), generated every second until `stop`.
+/// each), generated every second until `stop`, and an hour of it already
+/// (the default `async_lookback`): what the exporter remembers of the
+/// window is full from the first cycle, as after an hour of running.
 async fn simulator(
     functions: usize,
     traffic: bool,
@@ -53,7 +55,7 @@ async fn simulator(
             a.fail_ratio = 0.04;
             sim.set_activity(PROJECT, "default", &format!("bench-{i:04}"), Some(a));
         }
-        sim.backfill(Duration::from_secs(600));
+        sim.backfill(Duration::from_secs(3600));
         let (s, t) = (sim.clone(), stop.clone());
         tokio::spawn(async move { s.run_activity(Duration::from_secs(1), t).await });
     }

@@ -15,7 +15,7 @@ use crate::state::{
 use crate::timefmt::parse_api_time;
 
 use super::{
-    AsyncTracker, FAILURE_LOG_TARGET, FUTURE_TOLERANCE_SECONDS, MAX_ERROR_CODE_CHARS,
+    AsyncTracker, FAILURE_LOG_TARGET, FUTURE_TOLERANCE_SECONDS, Known, MAX_ERROR_CODE_CHARS,
     MAX_REQUEST_ID_LEN, Mode, RETENTION_MARGIN_SECONDS, Record, SLACK_SECONDS, digest,
 };
 
@@ -45,8 +45,16 @@ impl AsyncTracker {
             let s = start.unwrap_or_default();
             self.last_failure = Some(self.last_failure.map_or(s, |f| f.max(s)));
         }
+        let digest = (!self.settled_digests.is_empty() || !self.known.is_empty())
+            .then(|| digest(&id))
+            .unwrap_or_default();
+        if let Some(known) = self.known.get_mut(&digest) {
+            // Settled, counted or part of a baseline: never counted again.
+            known.last_seen = now;
+            return;
+        }
         let known_before_restart =
-            !self.settled_digests.is_empty() && self.settled_digests.contains(&digest(&id));
+            !self.settled_digests.is_empty() && self.settled_digests.contains(&digest);
         let counted = Counted {
             request_id: &id,
             status,
@@ -233,38 +241,73 @@ impl AsyncTracker {
         }
         let seen_recently = now - late - 2 * self.settings.interval;
         let window_start = now - self.settings.lookback;
-        let aged = &mut self.aged;
-        self.records.retain(|_, r| {
-            if r.last_seen >= seen_recently {
-                return true;
+        let (aged, known) = (&mut self.aged, &mut self.known);
+        known.retain(|_, k| k.last_seen >= seen_recently || k.latest >= horizon);
+        self.records.retain(|id, r| {
+            let seen = r.last_seen >= seen_recently;
+            if r.pending() {
+                // Implausible records are remembered only while the API
+                // keeps sending them.
+                return seen || !r.implausible;
             }
-            if r.implausible {
-                // Remembered only while the API keeps sending it.
-                return false;
-            }
-            if r.pending() || r.latest().is_some_and(|t| t >= horizon) {
+            let latest = match r.latest() {
+                Some(t) if !r.implausible => t,
+                _ => i64::MIN,
+            };
+            if latest >= horizon {
+                // A listing may still return it.
                 return true;
             }
             if let (false, Some(s), Some(i)) = (r.implausible, r.start, r.status.terminal_index()) {
                 if s >= window_start {
-                    aged.entry(s).or_default()[i] += 1;
+                    aged.add(s, i);
                 }
+            }
+            if seen {
+                // Returned recently, so perhaps returned again: remembered,
+                // but by digest only.
+                let last_seen = r.last_seen;
+                known.insert(digest(id), Known { last_seen, latest });
             }
             false
         });
-        self.aged = self.aged.split_off(&window_start);
+        self.aged.forget_before(window_start);
         self.enforce_cap(window_start);
+        // The baseline of a busy function (an hour of records) is gone a
+        // few minutes later: its tables should not stay that large.
+        let len = self.records.len();
+        if self.records.capacity() > 4 * len.max(16) {
+            self.records.shrink_to(2 * len);
+        }
+        let len = self.known.len();
+        if self.known.capacity() > 4 * len.max(16) {
+            self.known.shrink_to(2 * len);
+        }
     }
 
-    /// Over the cap, the oldest settled records go first (into the gauge's
-    /// aggregate), then the oldest pending ones (abandoned).
+    /// Over the cap, the settled records remembered by digest go first
+    /// (least recently seen first), then the oldest settled records (into
+    /// the gauge's aggregate), then the oldest pending ones (abandoned).
     pub(super) fn enforce_cap(&mut self, window_start: i64) {
-        let over = self.records.len().saturating_sub(self.settings.max_records);
+        let remembered = self.records.len() + self.known.len();
+        let mut over = remembered.saturating_sub(self.settings.max_records);
         if over == 0 {
             return;
         }
         // Counted (and logged once per change) as the tracked_invocations cap.
         self.news.forgotten += over as u64;
+        if !self.known.is_empty() {
+            let mut by_age: Vec<(i64, u64)> =
+                self.known.iter().map(|(d, k)| (k.last_seen, *d)).collect();
+            by_age.sort_unstable();
+            for (_, d) in by_age.into_iter().take(over) {
+                self.known.remove(&d);
+                over -= 1;
+            }
+            if over == 0 {
+                return;
+            }
+        }
         let mut victims: Vec<(bool, i64, Box<str>)> = self
             .records
             .iter()
@@ -279,7 +322,7 @@ impl AsyncTracker {
                 self.news.abandoned += 1;
             } else if let (false, Some(i)) = (r.implausible, r.status.terminal_index()) {
                 if start >= window_start {
-                    self.aged.entry(start).or_default()[i] += 1;
+                    self.aged.add(start, i);
                 }
             }
         }
@@ -295,10 +338,9 @@ impl AsyncTracker {
                 by_status[r.status.index()] += 1;
             }
         }
-        for counts in self.aged.range(from..).map(|(_, c)| c) {
-            for (i, status) in InvocationStatus::TERMINAL.iter().enumerate() {
-                by_status[status.index()] += u64::from(counts[i]);
-            }
+        let aged = self.aged.count_from(from);
+        for (status, count) in InvocationStatus::TERMINAL.iter().zip(aged) {
+            by_status[status.index()] += count;
         }
         AsyncWindow {
             by_status,

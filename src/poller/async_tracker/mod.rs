@@ -43,10 +43,11 @@
 //! each poll asks the API is in `listing`, what a record does to the counts
 //! and the records gauge in `counting`.
 
+mod aged;
 mod counting;
 mod listing;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,7 @@ use sha2::{Digest, Sha256};
 
 use crate::buckets::DurationBuckets;
 use crate::state::{AsyncCounters, DurationHistogram, Exemplar, FailureRecord, InvocationStatus};
+use aged::AgedCounts;
 
 /// Records per page: the API's maximum.
 const PAGE_LIMIT: u32 = 500;
@@ -145,6 +147,21 @@ impl Record {
     }
 }
 
+/// A settled record remembered by [`digest`] of its `request_id` alone:
+/// one a listing returned recently but whose times are older than any
+/// listing asks for, kept only so that being returned again does not count
+/// it again. Its share of the records gauge is in [`AgedCounts`] already.
+/// A busy function's first poll reads an hour of records, nearly all of
+/// them this; a whole record and its `request_id` cost five times more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Known {
+    /// When a listing last returned it (API clock).
+    last_seen: i64,
+    /// The latest of its times; `i64::MIN` when it has none or is dated
+    /// implausibly (then it is remembered only while it is returned).
+    latest: i64,
+}
+
 /// What happened in the latest poll beyond the counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PollNews {
@@ -167,7 +184,9 @@ pub struct AsyncTracker {
     records: HashMap<Box<str>, Record>,
     /// Terminal records no listing can return any more, by start second:
     /// SUCCESS, FAIL, DISCARD counts, for the records gauge only.
-    aged: BTreeMap<i64, [u32; 3]>,
+    aged: AgedCounts,
+    /// Settled records remembered by digest only, see [`Known`].
+    known: HashMap<u64, Known>,
     /// End of the last complete listing of everything recent (API clock);
     /// `None` until the baseline is read.
     covered_until: Option<i64>,
@@ -205,7 +224,8 @@ impl AsyncTracker {
         Self {
             settings: sanitize(settings),
             records: HashMap::new(),
-            aged: BTreeMap::new(),
+            aged: AgedCounts::default(),
+            known: HashMap::new(),
             covered_until: None,
             settled_before: None,
             settled_digests: HashSet::new(),
@@ -254,6 +274,7 @@ impl AsyncTracker {
     pub fn save(&self) -> TrackerState {
         let mut pending = Vec::new();
         let mut settled: Vec<u64> = self.settled_digests.iter().copied().collect();
+        settled.extend(self.known.keys());
         for (id, r) in &self.records {
             if r.settled {
                 settled.push(digest(id));
@@ -627,5 +648,123 @@ mod tests {
             Mode::Counting,
         );
         assert_eq!(r.counters.terminal, [2, 0, 0]);
+    }
+
+    /// A busy function's first poll: an hour of settled records. Once the
+    /// poll is over, those older than any listing asks for are remembered
+    /// by digest alone; listed again they are not counted again, nor twice
+    /// in the gauge; they are forgotten once no longer listed, and a saved
+    /// state still knows them.
+    #[test]
+    fn an_hour_of_baseline_is_remembered_by_digest_until_no_longer_listed() {
+        let now = 1_700_000_000;
+        let mut t = tracker();
+        let hour: Vec<AsyncInvocation> = (0..3600)
+            .step_by(3)
+            .map(|k| {
+                let status = if k % 100 == 0 { "FAIL" } else { "SUCCESS" };
+                rec(
+                    &format!("r{k}"),
+                    status,
+                    now - 3600 + k,
+                    Some(now - 3590 + k),
+                )
+            })
+            .collect();
+        for r in hour.clone() {
+            t.apply(r, now, Mode::Baseline);
+        }
+        t.covered_until = Some(now);
+        t.retain(now);
+        let gauge = t.window(now).by_status;
+        assert_eq!(gauge, [0, 0, 1188, 12, 0]);
+        // Still listable (latest at or after the horizon): whole records.
+        let horizon = t.horizon;
+        let listable = hour
+            .iter()
+            .filter(|r| parse_time(&r.end_time) >= horizon)
+            .count();
+        assert_eq!(t.records.len(), listable);
+        assert!(listable < 200, "{listable}");
+        assert_eq!(t.known.len(), 1200 - listable);
+        // The same listing again: nothing counted, the gauge unchanged.
+        for r in hour.clone() {
+            t.apply(r, now + 60, Mode::Counting);
+        }
+        t.retain(now + 60);
+        assert_eq!(t.counters.terminal, [0, 0, 0]);
+        let in_window = |at: i64| {
+            let from = at - 3600;
+            let started = |status: &str| {
+                hour.iter()
+                    .filter(|r| r.status.as_deref() == Some(status))
+                    .filter(|r| parse_time(&r.start_time) >= from)
+                    .count() as u64
+            };
+            [0, 0, started("SUCCESS"), started("FAIL"), 0]
+        };
+        assert_eq!(gauge, in_window(now));
+        assert_eq!(t.window(now + 60).by_status, in_window(now + 60));
+        // A saved state knows every one of them.
+        let state = t.save();
+        let mut r = AsyncTracker::restore(TrackerSettings::default(), state);
+        r.plausible_from = t.plausible_from;
+        for rec in hour.clone() {
+            r.apply(rec, now + 120, Mode::Counting);
+        }
+        assert_eq!(r.counters.terminal, [0, 0, 0]);
+        // No longer listed: forgotten, their share of the gauge kept until
+        // they leave the lookback.
+        let later = now + 60 + 330 + 120 + 1;
+        t.retain(later);
+        assert!(t.known.is_empty(), "{}", t.known.len());
+        assert_eq!(t.window(later).by_status, in_window(later));
+    }
+
+    /// The cap counts records remembered by digest, and forgets them first.
+    #[test]
+    fn the_cap_forgets_records_remembered_by_digest_first() {
+        let now = 1_700_000_000;
+        let mut t = AsyncTracker::new(TrackerSettings {
+            max_records: 100,
+            ..TrackerSettings::default()
+        });
+        t.plausible_from = t.oldest_plausible(now - 3600, now);
+        t.covered_until = Some(now);
+        for k in 0..150 {
+            t.apply(
+                rec(
+                    &format!("old{k}"),
+                    "SUCCESS",
+                    now - 3000 + k,
+                    Some(now - 2990 + k),
+                ),
+                now,
+                Mode::Baseline,
+            );
+        }
+        for k in 0..20 {
+            t.apply(
+                rec(
+                    &format!("new{k}"),
+                    "SUCCESS",
+                    now - 100 + k,
+                    Some(now - 90 + k),
+                ),
+                now,
+                Mode::Baseline,
+            );
+        }
+        t.retain(now);
+        assert_eq!(t.records.len(), 20);
+        assert_eq!(t.known.len(), 80);
+        assert_eq!(t.news.forgotten, 70);
+        assert_eq!(t.window(now).by_status[2], 170, "the gauge keeps them all");
+    }
+
+    fn parse_time(t: &Option<String>) -> i64 {
+        t.as_deref()
+            .and_then(crate::timefmt::parse_api_time)
+            .unwrap()
     }
 }
