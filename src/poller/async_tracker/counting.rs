@@ -45,16 +45,17 @@ impl AsyncTracker {
             let s = start.unwrap_or_default();
             self.last_failure = Some(self.last_failure.map_or(s, |f| f.max(s)));
         }
-        let digest = (!self.settled_digests.is_empty() || !self.known.is_empty())
-            .then(|| digest(&id))
-            .unwrap_or_default();
-        if let Some(known) = self.known.get_mut(&digest) {
+        let digest = if self.settled_digests.is_empty() && self.known.is_empty() {
+            None
+        } else {
+            Some(digest(&id))
+        };
+        if let Some(known) = digest.and_then(|d| self.known.get_mut(&d)) {
             // Settled, counted or part of a baseline: never counted again.
             known.last_seen = now;
             return;
         }
-        let known_before_restart =
-            !self.settled_digests.is_empty() && self.settled_digests.contains(&digest);
+        let known_before_restart = digest.is_some_and(|d| self.settled_digests.contains(&d));
         let counted = Counted {
             request_id: &id,
             status,
