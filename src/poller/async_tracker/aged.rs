@@ -1,11 +1,10 @@
 //! What the records gauge keeps of settled records no listing can return
 //! any more: how many started in each second of the lookback window, by
-//! terminal status. Exact to the second, and small: a run of records
-//! started in the same second is one 8-byte entry, so a function pays
-//! 8 bytes per quiet second with records and never more than 8 bytes per
-//! second of the window per status however busy it is (a `BTreeMap` per
-//! second cost about 40 bytes an entry, which was most of what the
-//! trackers of 10,000 functions grew by over their first hour).
+//! terminal status. Exact to the second, and small: the records of one
+//! status started in the same second are one 8-byte entry (in a queue at
+//! most twice as long as it needs), however busy the function is. A
+//! `BTreeMap` per second cost about 40 bytes an entry, which was most of
+//! what the trackers of 10,000 functions grew by over their first hour.
 
 use std::collections::VecDeque;
 
