@@ -15,7 +15,7 @@ use crate::state::{
 use crate::timefmt::parse_api_time;
 
 use super::{
-    AsyncTracker, FAILURE_LOG_TARGET, FUTURE_TOLERANCE_SECONDS, Known, MAX_ERROR_CODE_CHARS,
+    AsyncTracker, FAILURE_LOG_TARGET, FUTURE_TOLERANCE_SECONDS, MAX_ERROR_CODE_CHARS,
     MAX_REQUEST_ID_LEN, Mode, RETENTION_MARGIN_SECONDS, Record, SLACK_SECONDS, digest,
 };
 
@@ -50,9 +50,8 @@ impl AsyncTracker {
         } else {
             Some(digest(&id))
         };
-        if let Some(known) = digest.and_then(|d| self.known.get_mut(&d)) {
+        if digest.is_some_and(|d| self.known.seen_again(d, now)) {
             // Settled, counted or part of a baseline: never counted again.
-            known.last_seen = now;
             return;
         }
         let known_before_restart = digest.is_some_and(|d| self.settled_digests.contains(&d));
@@ -243,7 +242,7 @@ impl AsyncTracker {
         let seen_recently = now - late - 2 * self.settings.interval;
         let window_start = now - self.settings.lookback;
         let (aged, known) = (&mut self.aged, &mut self.known);
-        known.retain(|_, k| k.last_seen >= seen_recently || k.latest >= horizon);
+        known.forget(seen_recently, horizon);
         self.records.retain(|id, r| {
             let seen = r.last_seen >= seen_recently;
             if r.pending() {
@@ -267,22 +266,18 @@ impl AsyncTracker {
             if seen {
                 // Returned recently, so perhaps returned again: remembered,
                 // but by digest only.
-                let last_seen = r.last_seen;
-                known.insert(digest(id), Known { last_seen, latest });
+                known.add(digest(id), r.last_seen, latest);
             }
             false
         });
+        self.known.tidy();
         self.aged.forget_before(window_start);
         self.enforce_cap(window_start);
         // The baseline of a busy function (an hour of records) is gone a
-        // few minutes later: its tables should not stay that large.
+        // few minutes later: its table should not stay that large.
         let len = self.records.len();
         if self.records.capacity() > 4 * len.max(16) {
             self.records.shrink_to(2 * len);
-        }
-        let len = self.known.len();
-        if self.known.capacity() > 4 * len.max(16) {
-            self.known.shrink_to(2 * len);
         }
     }
 
@@ -297,17 +292,9 @@ impl AsyncTracker {
         }
         // Counted (and logged once per change) as the tracked_invocations cap.
         self.news.forgotten += over as u64;
-        if !self.known.is_empty() {
-            let mut by_age: Vec<(i64, u64)> =
-                self.known.iter().map(|(d, k)| (k.last_seen, *d)).collect();
-            by_age.sort_unstable();
-            for (_, d) in by_age.into_iter().take(over) {
-                self.known.remove(&d);
-                over -= 1;
-            }
-            if over == 0 {
-                return;
-            }
+        over -= self.known.forget_oldest(over);
+        if over == 0 {
+            return;
         }
         let mut victims: Vec<(bool, i64, Box<str>)> = self
             .records

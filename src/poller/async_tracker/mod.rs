@@ -45,6 +45,7 @@
 
 mod aged;
 mod counting;
+mod known;
 mod listing;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -56,6 +57,7 @@ use sha2::{Digest, Sha256};
 use crate::buckets::DurationBuckets;
 use crate::state::{AsyncCounters, DurationHistogram, Exemplar, FailureRecord, InvocationStatus};
 use aged::AgedCounts;
+use known::KnownDigests;
 
 /// Records per page: the API's maximum.
 const PAGE_LIMIT: u32 = 500;
@@ -147,21 +149,6 @@ impl Record {
     }
 }
 
-/// A settled record remembered by [`digest`] of its `request_id` alone:
-/// one a listing returned recently but whose times are older than any
-/// listing asks for, kept only so that being returned again does not count
-/// it again. Its share of the records gauge is in [`AgedCounts`] already.
-/// A busy function's first poll reads an hour of records, nearly all of
-/// them this; a whole record and its `request_id` cost five times more.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Known {
-    /// When a listing last returned it (API clock).
-    last_seen: i64,
-    /// The latest of its times; `i64::MIN` when it has none or is dated
-    /// implausibly (then it is remembered only while it is returned).
-    latest: i64,
-}
-
 /// What happened in the latest poll beyond the counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PollNews {
@@ -185,8 +172,8 @@ pub struct AsyncTracker {
     /// Terminal records no listing can return any more, by start second:
     /// SUCCESS, FAIL, DISCARD counts, for the records gauge only.
     aged: AgedCounts,
-    /// Settled records remembered by digest only, see [`Known`].
-    known: HashMap<u64, Known>,
+    /// Settled records remembered by digest only.
+    known: KnownDigests,
     /// End of the last complete listing of everything recent (API clock);
     /// `None` until the baseline is read.
     covered_until: Option<i64>,
@@ -225,7 +212,7 @@ impl AsyncTracker {
             settings: sanitize(settings),
             records: HashMap::new(),
             aged: AgedCounts::default(),
-            known: HashMap::new(),
+            known: KnownDigests::default(),
             covered_until: None,
             settled_before: None,
             settled_digests: HashSet::new(),
@@ -274,7 +261,7 @@ impl AsyncTracker {
     pub fn save(&self) -> TrackerState {
         let mut pending = Vec::new();
         let mut settled: Vec<u64> = self.settled_digests.iter().copied().collect();
-        settled.extend(self.known.keys());
+        settled.extend(self.known.digests());
         for (id, r) in &self.records {
             if r.settled {
                 settled.push(digest(id));
