@@ -147,10 +147,10 @@ impl Sink for Lines<'_> {
     fn histogram(&mut self, h: &DurationHistogram) {
         let mut cumulative = 0u64;
         let bounds = h.buckets().bounds();
-        for (i, count) in h.counts.iter().enumerate() {
-            cumulative += count;
+        for i in 0..h.slots() {
+            cumulative += h.count_in(i);
             let le = bounds.get(i).map_or(Le::Inf, |b| Le::Bound(*b));
-            let exemplar = h.exemplars.get(i).and_then(Option::as_ref);
+            let exemplar = h.exemplar(i);
             self.line("_bucket", &[], Some(le), cumulative as f64, exemplar);
         }
         let (count, sum) = (h.count as f64, h.sum);
@@ -223,11 +223,13 @@ impl Sink for Fingerprint {
         for b in h.buckets().bounds() {
             b.to_bits().hash(&mut self.hasher);
         }
-        h.counts.hash(&mut self.hasher);
+        for i in 0..h.slots() {
+            h.count_in(i).hash(&mut self.hasher);
+        }
         h.count.hash(&mut self.hasher);
         h.sum.to_bits().hash(&mut self.hasher);
-        for e in &h.exemplars {
-            self.exemplar(e.as_ref());
+        for i in 0..h.slots() {
+            self.exemplar(h.exemplar(i));
         }
     }
 }

@@ -471,11 +471,7 @@ fn changed_inputs(a: &FunctionReport, b: &FunctionReport) -> u16 {
             !shared_counters
                 && (h != k
                     || h.sum.to_bits() != k.sum.to_bits()
-                    || !h
-                        .exemplars
-                        .iter()
-                        .zip(&k.exemplars)
-                        .all(|(e, f)| same_exemplar(e.as_ref(), f.as_ref())))
+                    || !(0..h.slots()).all(|i| same_exemplar(h.exemplar(i), k.exemplar(i))))
         }),
         (input::CODE, a.code.value != b.code.value),
         (input::CODE_CHANGES, a.code_changes != b.code_changes),

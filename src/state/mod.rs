@@ -18,7 +18,7 @@ mod histogram;
 mod store;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use crate::named::named_enum;
 use crate::urn::FunctionUrn;
@@ -99,6 +99,24 @@ pub struct AsyncCounters {
     /// `FAIL` invocations by the record's `error_code`; at most the
     /// configured number of codes, the rest under [`OTHER_ERROR_CODE`].
     pub failures_by_code: BTreeMap<String, u64>,
+}
+
+impl AsyncCounters {
+    /// Counters at zero over `buckets`. Those over the default buckets are
+    /// one allocation shared by every function that has counted nothing
+    /// (most functions never will; counting copies them first, see
+    /// [`Arc::make_mut`]).
+    pub fn empty(buckets: crate::buckets::DurationBuckets) -> Arc<Self> {
+        static EMPTY: LazyLock<Arc<AsyncCounters>> = LazyLock::new(Arc::default);
+        if buckets == crate::buckets::DurationBuckets::default() {
+            Arc::clone(&EMPTY)
+        } else {
+            Arc::new(Self {
+                durations: DurationHistogram::new(buckets),
+                ..Self::default()
+            })
+        }
+    }
 }
 
 /// The `error_code` label of failures whose code is beyond the cap.
@@ -311,7 +329,7 @@ impl FunctionReport {
             last_poll: None,
             last_success: None,
             async_invocations: Collected::default(),
-            async_counters: Arc::default(),
+            async_counters: AsyncCounters::empty(Default::default()),
             recent_failures: Arc::from(Vec::new()),
             versions: Collected::default(),
             code: Collected::default(),

@@ -204,10 +204,7 @@ pub struct AsyncTracker {
 
 impl AsyncTracker {
     pub fn new(settings: TrackerSettings) -> Self {
-        let mut counters = AsyncCounters::default();
-        if counters.durations.buckets() != settings.buckets {
-            counters.durations = DurationHistogram::new(settings.buckets);
-        }
+        let counters = AsyncCounters::empty(settings.buckets);
         Self {
             settings: sanitize(settings),
             records: HashMap::new(),
@@ -218,7 +215,7 @@ impl AsyncTracker {
             settled_digests: HashSet::new(),
             settled_digests_until: i64::MIN,
             horizon: i64::MIN,
-            counters: Arc::new(counters),
+            counters,
             last_failure: None,
             news: PollNews::default(),
             plausible_from: i64::MIN,
@@ -274,7 +271,7 @@ impl AsyncTracker {
             horizon: self.horizon,
             terminal: self.counters.terminal,
             buckets: self.counters.durations.buckets().bounds().to_vec(),
-            bucket_counts: self.counters.durations.counts.to_vec(),
+            bucket_counts: self.counters.durations.counts(),
             duration_sum: self.counters.durations.sum,
             duration_count: self.counters.durations.count,
             last_failure: self.last_failure,
@@ -288,7 +285,7 @@ impl AsyncTracker {
                 .collect(),
             recent_failures: self.recent.iter().cloned().collect(),
             latest: self.counters.latest.to_vec(),
-            bucket_exemplars: self.counters.durations.exemplars.to_vec(),
+            bucket_exemplars: self.counters.durations.exemplars(),
         }
     }
 
@@ -300,19 +297,14 @@ impl AsyncTracker {
         let mut t = Self::new(settings);
         let counters = Arc::make_mut(&mut t.counters);
         counters.terminal = state.terminal;
-        if state.buckets == settings.buckets.bounds()
-            && state.bucket_counts.len() == counters.durations.counts.len()
-        {
-            counters
-                .durations
-                .counts
-                .copy_from_slice(&state.bucket_counts);
-            counters.durations.sum = state.duration_sum;
-            counters.durations.count = state.duration_count;
-            if state.bucket_exemplars.len() == counters.durations.exemplars.len() {
-                counters.durations.exemplars = state.bucket_exemplars;
-            }
-        } else {
+        let restored = state.buckets == settings.buckets.bounds()
+            && counters.durations.restore(
+                state.bucket_counts,
+                state.duration_sum,
+                state.duration_count,
+                state.bucket_exemplars,
+            );
+        if !restored {
             tracing::warn!(
                 "saved duration histogram has other buckets; the histogram starts again from zero"
             );
