@@ -152,7 +152,7 @@ impl DurationHistogram {
             .position(|b| seconds <= *b)
             .unwrap_or(bounds.len());
         if self.counts.is_empty() {
-            self.counts = vec![0; bounds.len() + 1];
+            self.counts = vec![0; self.slots()];
         }
         self.counts[slot] += 1;
         self.sum += seconds;

@@ -295,7 +295,9 @@ impl AsyncTracker {
     /// gauge.
     pub fn restore(settings: TrackerSettings, state: TrackerState) -> Self {
         let mut t = Self::new(settings);
-        let counters = Arc::make_mut(&mut t.counters);
+        // Filled in a copy: a function that had counted nothing keeps
+        // sharing the zero counters after a restart too.
+        let mut counters = AsyncCounters::clone(&t.counters);
         counters.terminal = state.terminal;
         let restored = state.buckets == settings.buckets.bounds()
             && counters.durations.restore(
@@ -313,6 +315,9 @@ impl AsyncTracker {
         counters.failures_by_code = state.failures_by_code.into_iter().collect();
         if let Ok(latest) = state.latest.try_into() {
             counters.latest = latest;
+        }
+        if counters != *t.counters {
+            t.counters = Arc::new(counters);
         }
         t.recent = state.recent_failures.into_iter().collect();
         t.recent.truncate(t.settings.recent_failures);
@@ -627,6 +632,25 @@ mod tests {
             Mode::Counting,
         );
         assert_eq!(r.counters.terminal, [2, 0, 0]);
+    }
+
+    /// A function that had counted nothing shares the zero counters after a
+    /// restart as before it; one that had counted keeps its counts.
+    #[test]
+    fn a_restored_tracker_that_counted_nothing_shares_the_zero_counters() {
+        let quiet = AsyncTracker::new(TrackerSettings::default());
+        let restored = AsyncTracker::restore(TrackerSettings::default(), quiet.save());
+        assert!(Arc::ptr_eq(restored.counters(), quiet.counters()));
+        let now = 1_700_000_000;
+        let mut busy = tracker();
+        busy.apply(
+            rec("a", "FAIL", now - 10, Some(now - 5)),
+            now,
+            Mode::Counting,
+        );
+        let restored = AsyncTracker::restore(TrackerSettings::default(), busy.save());
+        assert!(!Arc::ptr_eq(restored.counters(), quiet.counters()));
+        assert_eq!(restored.counters(), busy.counters());
     }
 
     /// A busy function's first poll: an hour of settled records. Once the
